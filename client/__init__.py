@@ -1,0 +1,1 @@
+"""OpSeal client package (built by a later issue)."""

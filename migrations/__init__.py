@@ -1,0 +1,1 @@
+"""OpSeal migrations package (built by a later issue)."""

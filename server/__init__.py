@@ -1,0 +1,1 @@
+"""OpSeal server package (built by a later issue)."""
