@@ -1,0 +1,279 @@
+"""Keys: Ed25519 signing keys, hybrid post-quantum HPKE keys, fingerprints, key files.
+
+HPKE uses the suite of design §3: ``KEM.MLKEM768_X25519`` / ``KDF.HKDF_SHA256`` /
+``AEAD.AES_256_GCM``. A private HPKE key is stored as the 64-byte ML-KEM seed followed by
+the 32-byte X25519 scalar; a public one as the 1184-byte ML-KEM key followed by the 32-byte
+X25519 key.
+
+Private keys never appear in a ``repr`` or an error message. On disk they are sealed under a
+passphrase: Argon2id derives an AES-256-GCM key; the parameters and salt travel in the file.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+
+from argon2.low_level import Type, hash_secret_raw
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .encoding import Reader, Writer, label, length_prefixed, sha256
+from .errors import DecodeError, DecryptionError, SignatureError, WrongPassphrase
+
+__all__ = [
+    "HPKE_PUBLIC_KEY_SIZE",
+    "HpkePrivateKey",
+    "HpkePublicKey",
+    "KdfParams",
+    "SigningKey",
+    "VerifyKey",
+    "fingerprint_text",
+    "hkdf_sha256",
+    "open_key_file",
+    "seal_key_file",
+]
+
+_MLKEM_PUB = 1184
+_X25519 = 32
+HPKE_PUBLIC_KEY_SIZE = _MLKEM_PUB + _X25519
+_HPKE_PRIVATE_SIZE = 64 + _X25519
+_SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+
+
+def fingerprint_text(digest: bytes) -> str:
+    """Human-comparable form of a key digest: six groups of five digits (about 100 bits).
+
+    As in Signal's safety numbers, each group is five bytes of the SHA-256 digest read as a
+    big-endian integer modulo 100000, so two people can read it aloud to each other.
+    """
+    groups = [int.from_bytes(digest[i : i + 5], "big") % 100_000 for i in range(0, 30, 5)]
+    return " ".join(f"{g:05d}" for g in groups)
+
+
+def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes = b"") -> bytes:
+    """HKDF-SHA256 (RFC 5869) on the standard library's HMAC: cheap enough to run per message."""
+    if length > 255 * 32:
+        raise ValueError("HKDF output too long")
+    prk = hmac.digest(salt or bytes(32), ikm, "sha256")
+    out, block = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
+        out += block
+    return out[:length]
+
+
+class VerifyKey:
+    """An Ed25519 public key; equal when the raw bytes are equal."""
+
+    __slots__ = ("_key", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        if not isinstance(raw, bytes) or len(raw) != 32:
+            raise DecodeError("Ed25519 public key must be 32 bytes")
+        self._key = _load_ed25519_public(raw)
+        self.raw = raw
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VerifyKey) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    @property
+    def key_id(self) -> bytes:
+        """SHA-256 of the raw public key: how certificates name their issuer."""
+        return sha256(self.raw)
+
+    @property
+    def fingerprint(self) -> str:
+        """The key id as groups of digits, for out-of-band comparison."""
+        return fingerprint_text(self.key_id)
+
+    def verify(self, signature: bytes, message: bytes, *, what: str = "signature") -> None:
+        """Raise :class:`SignatureError` unless ``signature`` signs ``message`` under this key."""
+        try:
+            self._key.verify(signature, message)
+        except InvalidSignature as exc:
+            raise SignatureError(f"{what} does not verify") from exc
+
+    def __repr__(self) -> str:
+        return f"VerifyKey({self.fingerprint})"
+
+
+def _load_ed25519_public(raw: bytes) -> ed25519.Ed25519PublicKey:
+    try:
+        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise DecodeError("invalid Ed25519 public key") from exc
+
+
+class SigningKey:
+    """An Ed25519 private key. Its repr never shows the key."""
+
+    __slots__ = ("_key", "verify_key")
+
+    def __init__(self, seed: bytes) -> None:
+        if len(seed) != 32:
+            raise DecodeError("Ed25519 private key must be 32 bytes")
+        self._key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+        self.verify_key = VerifyKey(self._key.public_key().public_bytes_raw())
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(os.urandom(32))
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+    def private_bytes(self) -> bytes:
+        """The 32-byte seed, for sealing into a key file. Handle with care."""
+        return self._key.private_bytes_raw()
+
+    def __repr__(self) -> str:
+        return f"SigningKey(***, public={self.verify_key.fingerprint})"
+
+
+class HpkePublicKey:
+    """A hybrid ML-KEM-768 + X25519 HPKE public key."""
+
+    __slots__ = ("_key", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        if not isinstance(raw, bytes) or len(raw) != HPKE_PUBLIC_KEY_SIZE:
+            raise DecodeError(f"HPKE public key must be {HPKE_PUBLIC_KEY_SIZE} bytes")
+        try:
+            self._key = hpke.MLKEM768X25519PublicKey(
+                mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM_PUB]),
+                x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM_PUB:]),
+            )
+        except ValueError as exc:
+            raise DecodeError("invalid HPKE public key") from exc
+        self.raw = raw
+
+    @property
+    def key_id(self) -> bytes:
+        return sha256(self.raw)
+
+    def seal(self, plaintext: bytes, info: bytes) -> bytes:
+        """HPKE base-mode single-shot encryption; ``info`` binds the context."""
+        return _SUITE.encrypt(plaintext, self._key, info=info)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HpkePublicKey) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        return f"HpkePublicKey({fingerprint_text(self.key_id)})"
+
+
+class HpkePrivateKey:
+    """A hybrid ML-KEM-768 + X25519 HPKE private key. Its repr never shows the key."""
+
+    __slots__ = ("_key", "_raw", "public_key")
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != _HPKE_PRIVATE_SIZE:
+            raise DecodeError(f"HPKE private key must be {_HPKE_PRIVATE_SIZE} bytes")
+        kem = mlkem.MLKEM768PrivateKey.from_seed_bytes(raw[:64])
+        dh = x25519.X25519PrivateKey.from_private_bytes(raw[64:])
+        self._key = hpke.MLKEM768X25519PrivateKey(kem, dh)
+        self._raw = raw
+        self.public_key = HpkePublicKey(
+            kem.public_key().public_bytes_raw() + dh.public_key().public_bytes_raw()
+        )
+
+    @classmethod
+    def generate(cls) -> HpkePrivateKey:
+        return cls(os.urandom(_HPKE_PRIVATE_SIZE))
+
+    def open(self, ciphertext: bytes, info: bytes) -> bytes:
+        """Open an HPKE ciphertext; :class:`DecryptionError` if it was not sealed to us."""
+        try:
+            return _SUITE.decrypt(ciphertext, self._key, info=info)
+        except (InvalidTag, ValueError) as exc:
+            raise DecryptionError("HPKE ciphertext does not open with this key") from exc
+
+    def private_bytes(self) -> bytes:
+        """The seed bytes, for sealing into a key file. Handle with care."""
+        return self._raw
+
+    def __repr__(self) -> str:
+        return f"HpkePrivateKey(***, public={fingerprint_text(self.public_key.key_id)})"
+
+
+@dataclass(frozen=True, slots=True)
+class KdfParams:
+    """Argon2id cost parameters stored in a key file."""
+
+    time_cost: int = 3
+    memory_kib: int = 64 * 1024
+    parallelism: int = 1
+
+    def check(self) -> None:
+        if not (1 <= self.time_cost <= 64 and 8 <= self.memory_kib <= 4 * 1024 * 1024):
+            raise DecodeError("key file: Argon2id parameters out of range")
+        if not 1 <= self.parallelism <= 16:
+            raise DecodeError("key file: Argon2id parallelism out of range")
+
+
+_KEYFILE = label("keyfile")
+
+
+def _derive(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
+    return hash_secret_raw(
+        passphrase.encode("utf-8"),
+        salt,
+        time_cost=params.time_cost,
+        memory_cost=params.memory_kib,
+        parallelism=params.parallelism,
+        hash_len=32,
+        type=Type.ID,
+    )
+
+
+def seal_key_file(
+    secret: bytes, passphrase: str, *, purpose: str, params: KdfParams | None = None
+) -> bytes:
+    """Seal private key bytes under a passphrase. ``purpose`` (e.g. ``org-root``) is bound in."""
+    if not passphrase:
+        raise ValueError("a passphrase is required")
+    params = params or KdfParams()
+    params.check()
+    salt, nonce = os.urandom(16), os.urandom(12)
+    head = (
+        Writer(_KEYFILE)
+        .text(purpose)
+        .u32(params.time_cost)
+        .u32(params.memory_kib)
+        .u32(params.parallelism)
+        .bytes(salt)
+        .bytes(nonce)
+        .finish()
+    )
+    sealed = AESGCM(_derive(passphrase, salt, params)).encrypt(nonce, secret, head)
+    return head + length_prefixed(sealed)
+
+
+def open_key_file(blob: bytes, passphrase: str, *, purpose: str) -> bytes:
+    """Open a key file sealed by :func:`seal_key_file`; :class:`WrongPassphrase` if it fails."""
+    reader = Reader(blob, _KEYFILE, what="key file")
+    found = reader.text(max_len=64, field="purpose")
+    params = KdfParams(reader.u32("time_cost"), reader.u32("memory_kib"), reader.u32("parallelism"))
+    salt = reader.bytes(exact=16, field="salt")
+    nonce = reader.bytes(exact=12, field="nonce")
+    head = reader.consumed()
+    sealed = reader.bytes(max_len=4096, field="sealed")
+    reader.finish()
+    if found != purpose:
+        raise DecodeError(f"key file holds a {found!r} key, expected {purpose!r}")
+    params.check()
+    try:
+        return AESGCM(_derive(passphrase, salt, params)).decrypt(nonce, sealed, head)
+    except InvalidTag as exc:
+        raise WrongPassphrase("the passphrase does not open this key file") from exc
