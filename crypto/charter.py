@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from functools import cached_property
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from .certs import Certificate, verify_user_certificate
 from .encoding import Reader, Writer, label, length_prefixed, sha256

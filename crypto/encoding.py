@@ -29,6 +29,7 @@ __all__ = [
     "Writer",
     "b64d",
     "b64e",
+    "decode_all",
     "label",
     "length_prefixed",
     "sha256",
@@ -245,3 +246,11 @@ class Reader:
     def finish(self) -> None:
         if self._pos != len(self._data):
             raise DecodeError(f"{self._what}: {len(self._data) - self._pos} trailing bytes")
+
+
+def decode_all(data: bytes, purpose: bytes, what: str, read: Callable[[Reader], T]) -> T:
+    """Decode ``data`` with ``read``, refusing a wrong label and any trailing bytes."""
+    reader = Reader(data, purpose, what=what)
+    value = read(reader)
+    reader.finish()
+    return value
