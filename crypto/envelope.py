@@ -1,0 +1,223 @@
+"""Message envelopes (design §5): seal, open, and a replay / gap tracker per sender.
+
+The header travels in clear (the server routes and orders by it) but is authenticated twice:
+as AES-256-GCM associated data under a per-message key, and inside the sender device's
+Ed25519 signature over ``opseal/v1/msg || header || ciphertext``. The message key and nonce
+come from HKDF-SHA256 over the epoch secret and the header's digest, so every message has its
+own key and the header cannot be moved to another area, epoch or operation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .charter import Charter
+from .encoding import Reader, Writer, decode_all, label, length_prefixed, sha256
+from .errors import ContextError, DecodeError, DecryptionError, EnvelopeError, ReplayError
+from .group import GroupState
+from .keys import SigningKey, VerifyKey, hkdf_sha256
+
+__all__ = [
+    "CONTENT_TYPES",
+    "HANDLING_CODES",
+    "MAX_PLAINTEXT",
+    "Envelope",
+    "Header",
+    "ReplayTracker",
+    "open_envelope",
+    "seal",
+]
+
+CONTENT_TYPES = ("text", "seizure", "document", "alert", "alert-response", "release")
+HANDLING_CODES = ("H0", "H1", "H2", "H3")
+MAX_PLAINTEXT = 4 * 1024 * 1024
+_HEADER = label("msg-header")
+_MSG = label("msg")
+_MSG_KEY = label("msg-key")
+
+
+@dataclass(frozen=True)
+class Header:
+    """The authenticated, server-visible part of a message."""
+
+    instance_id: str
+    operation_id: str
+    area: str
+    epoch: int
+    sender: str
+    counter: int
+    message_id: uuid.UUID
+    content_type: str
+    handling: str = "H0"
+    requires_ack: bool = False
+    client_time_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.content_type not in CONTENT_TYPES:
+            raise DecodeError(f"message header: unknown content type {self.content_type!r}")
+        if self.handling not in HANDLING_CODES:
+            raise DecodeError(f"message header: unknown handling code {self.handling!r}")
+        if self.counter < 1:
+            raise DecodeError("message header: counters start at 1")
+
+    @cached_property
+    def encoded(self) -> bytes:
+        w = Writer(_HEADER).text(self.instance_id).text(self.operation_id).text(self.area)
+        w.u64(self.epoch).text(self.sender).u64(self.counter).bytes(self.message_id.bytes)
+        w.text(self.content_type).text(self.handling).bool(self.requires_ack)
+        return w.u64(self.client_time_ms).finish()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Header:
+        return decode_all(data, _HEADER, "message header", cls._read_fields)
+
+    @classmethod
+    def _read_fields(cls, r: Reader) -> Header:
+        return cls(
+            instance_id=r.text(max_len=128, field="instance_id"),
+            operation_id=r.text(max_len=128, field="operation_id"),
+            area=r.text(max_len=64, field="area"),
+            epoch=r.u64("epoch"),
+            sender=r.text(max_len=128, field="sender"),
+            counter=r.u64("counter"),
+            message_id=uuid.UUID(bytes=r.bytes(exact=16, field="message_id")),
+            content_type=r.text(max_len=32, field="content_type"),
+            handling=r.text(max_len=4, field="handling"),
+            requires_ack=r.bool("requires_ack"),
+            client_time_ms=r.u64("client_time_ms"),
+        )
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A sealed message: header, ciphertext and the sender device's signature."""
+
+    header: Header
+    ciphertext: bytes
+    signature: bytes
+
+    def to_be_signed(self) -> bytes:
+        return Writer(_MSG).bytes(self.header.encoded).bytes(self.ciphertext).finish()
+
+    def to_bytes(self) -> bytes:
+        return self.to_be_signed() + length_prefixed(self.signature)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Envelope:
+        def read(r: Reader) -> Envelope:
+            header = Header.from_bytes(r.bytes(max_len=2048, field="header"))
+            ciphertext = r.bytes(max_len=MAX_PLAINTEXT + 16, field="ciphertext")
+            return cls(header, ciphertext, r.bytes(exact=64, field="signature"))
+
+        return decode_all(data, _MSG, "envelope", read)
+
+    def verify_signature(self, key: VerifyKey) -> None:
+        """Check the sender's signature: what the server does before storing an envelope."""
+        key.verify(self.signature, self.to_be_signed(), what="message signature")
+
+
+def _message_key(epoch_secret: bytes, header: Header) -> tuple[bytes, bytes]:
+    okm = hkdf_sha256(epoch_secret, _MSG_KEY + sha256(header.encoded), 44)
+    return okm[:32], okm[32:]
+
+
+def seal(
+    header: Header, plaintext: bytes, epoch_secret: bytes, signing_key: SigningKey
+) -> Envelope:
+    """Encrypt ``plaintext`` under the epoch secret and sign the result as the sender device."""
+    if len(plaintext) > MAX_PLAINTEXT:
+        raise EnvelopeError(f"message larger than {MAX_PLAINTEXT} bytes; use an attachment")
+    key, nonce = _message_key(epoch_secret, header)
+    ciphertext = AESGCM(key).encrypt(nonce, plaintext, header.encoded)
+    draft = Envelope(header, ciphertext, b"")
+    return Envelope(header, ciphertext, signing_key.sign(draft.to_be_signed()))
+
+
+def open_envelope(
+    envelope: Envelope,
+    *,
+    state: GroupState,
+    epoch_secret: bytes,
+    charter: Charter | None = None,
+    tracker: ReplayTracker | None = None,
+) -> bytes:
+    """Verify and decrypt an envelope received for the area and epoch of ``state``.
+
+    Refuses (and the caller reports) an envelope of another instance, operation, area or
+    epoch, from a sender not in that epoch's roster, with a bad signature, from a role the
+    ``charter`` does not let post, that does not decrypt, or that replays a seen counter.
+    """
+    header = envelope.header
+    _check_context(header, state)
+    sender = state.member(header.sender)
+    if sender is None:
+        raise EnvelopeError(f"sender {header.sender!r} is not a member of epoch {state.epoch}")
+    envelope.verify_signature(sender.signing_key)
+    if charter is not None:
+        charter.check_may_post(sender.organisation_id, header.area)
+    key, nonce = _message_key(epoch_secret, header)
+    try:
+        plaintext = AESGCM(key).decrypt(nonce, envelope.ciphertext, header.encoded)
+    except InvalidTag as exc:
+        raise DecryptionError("message does not decrypt under this epoch's secret") from exc
+    if tracker is not None:
+        tracker.record(header.area, header.sender, header.counter)
+    return plaintext
+
+
+def _check_context(header: Header, state: GroupState) -> None:
+    if header.instance_id != state.instance_id:
+        raise ContextError("message belongs to another instance")
+    if header.operation_id != state.operation_id:
+        raise ContextError("message belongs to another operation")
+    if header.area != state.area:
+        raise ContextError(f"message for area {header.area!r} received in area {state.area!r}")
+    if header.epoch != state.epoch:
+        raise ContextError(f"message for epoch {header.epoch} opened in epoch {state.epoch}")
+
+
+@dataclass
+class _SenderLog:
+    highest: int = 0
+    missing: set[int] = field(default_factory=set)
+
+
+class ReplayTracker:
+    """Remembers, per area and sender, which counters were accepted.
+
+    A counter seen before raises :class:`ReplayError`. Counters skipped over are kept as
+    possibly missing messages until they arrive late (then accepted once) — :meth:`gaps`.
+    """
+
+    def __init__(self) -> None:
+        self._logs: dict[tuple[str, str], _SenderLog] = {}
+
+    def record(self, area: str, sender: str, counter: int) -> None:
+        log = self._logs.setdefault((area, sender), _SenderLog())
+        if counter > log.highest:
+            log.missing.update(range(log.highest + 1, counter))
+            log.highest = counter
+        elif counter in log.missing:
+            log.missing.discard(counter)
+        else:
+            raise ReplayError(f"message {counter} from {sender!r} in {area!r} was already seen")
+
+    def gaps(self, area: str, sender: str) -> list[int]:
+        """Counters skipped by ``sender`` in ``area`` that have not arrived."""
+        log = self._logs.get((area, sender))
+        return sorted(log.missing) if log else []
+
+    def __iter__(self) -> Iterator[tuple[str, str, int, list[int]]]:
+        """Every (area, sender, highest counter, missing counters), for persistence."""
+        for (area, sender), log in self._logs.items():
+            yield area, sender, log.highest, sorted(log.missing)
+
+    def restore(self, area: str, sender: str, highest: int, missing: list[int]) -> None:
+        """Reload one sender's record saved from :meth:`__iter__`."""
+        self._logs[(area, sender)] = _SenderLog(highest, set(missing))
