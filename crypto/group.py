@@ -281,7 +281,10 @@ class Commit:
         def package(x: Reader) -> KeyPackage:
             return KeyPackage.from_bytes(x.bytes(max_len=32768, field="add"))
 
-        update = r.optional_bytes(max_len=32768, field="update")
+        def update(x: Reader) -> KeyPackage | None:
+            raw = x.optional_bytes(max_len=32768, field="update")
+            return KeyPackage.from_bytes(raw) if raw is not None else None
+
         return cls(
             instance_id=r.text(max_len=128, field="instance_id"),
             operation_id=r.text(max_len=128, field="operation_id"),
@@ -294,7 +297,7 @@ class Commit:
             removes=tuple(
                 r.list(lambda x: x.text(max_len=128), max_count=_MAX_ROSTER, field="removes")
             ),
-            update=KeyPackage.from_bytes(update) if update is not None else None,
+            update=update(r),
             roster_hash=r.bytes(exact=32, field="roster_hash"),
             confirmation=r.bytes(exact=32, field="confirmation"),
             sealed=tuple(r.list(SealedSecret._read, max_count=_MAX_ROSTER, field="sealed")),
@@ -344,6 +347,8 @@ def _next_roster(
     """Apply the commit's proposals to the roster, enforcing every charter rule."""
     roster = {e.device_id: e for e in state.roster} if state else {}
     committer_org = _committer_org(state, commit)
+    if state is None:
+        charter.check_may_create_area(committer_org)
     charter.check_may_read(committer_org, commit.area)
     if len(set(commit.removes)) != len(commit.removes):
         raise CommitError("commit removes a device twice")
@@ -473,7 +478,6 @@ def apply_commit(
     if state is None:
         if commit.instance_id != instance_id:
             raise CommitError("commit belongs to another instance")
-        charter.check_may_create_area(_committer_org(None, commit))
     _committer_key(state, commit).verify(commit.signature, commit.to_be_signed(), what="commit")
     roster = _next_roster(state, commit, charter, now=now, revoked=revoked)
     _check_recipients(state, commit, charter, roster)
