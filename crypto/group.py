@@ -475,9 +475,8 @@ def apply_commit(
     For a creation, pass the ``instance_id`` the area must belong to.
     """
     _check_frame(state, commit, charter)
-    if state is None:
-        if commit.instance_id != instance_id:
-            raise CommitError("commit belongs to another instance")
+    if state is None and commit.instance_id != instance_id:
+        raise CommitError("commit belongs to another instance")
     _committer_key(state, commit).verify(commit.signature, commit.to_be_signed(), what="commit")
     roster = _next_roster(state, commit, charter, now=now, revoked=revoked)
     _check_recipients(state, commit, charter, roster)

@@ -245,7 +245,7 @@ def test_roster_hash_and_recipients_must_match_the_proposals(world, coordinator,
 def test_a_member_given_a_different_secret_detects_it(world, coordinator, seizures):
     """The confirmation tag exposes a committer that seals different secrets to members."""
     _, state0, _, fr = seizures
-    commit, state1, _ = create_commit(state0, world.charter, coordinator, now=NOW)
+    commit, _state1, _ = create_commit(state0, world.charter, coordinator, now=NOW)
     other, _, _ = create_commit(state0, world.charter, coordinator, now=NOW)
     mixed = tuple(
         o if s.device_id == "fr-marie-1" else s
@@ -263,7 +263,7 @@ def test_shared_area_seals_history_to_newcomers(world, coordinator):
     _, s0, k0 = create_area(world.charter, coordinator, instance_id=INSTANCE, area="plan", now=NOW)
     _, s1, k1 = create_commit(s0, world.charter, coordinator, now=NOW)
     de = world.device("de-customs", "hans", "de-hans-1")
-    commit, s2, k2 = create_commit(
+    commit, _s2, k2 = create_commit(
         s1, world.charter, coordinator, now=NOW, adds=[package(world, de, "plan")],
         history={0: k0, 1: k1},
     )  # fmt: skip
