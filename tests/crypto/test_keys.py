@@ -1,0 +1,95 @@
+"""Keys: signing, HPKE, fingerprints and passphrase-sealed key files."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.hashes import SHA256
+
+from opseal.crypto.errors import DecodeError, DecryptionError, SignatureError, WrongPassphrase
+from opseal.crypto.keys import (
+    HpkePrivateKey,
+    KdfParams,
+    SigningKey,
+    VerifyKey,
+    fingerprint_text,
+    hkdf_sha256,
+    open_key_file,
+    seal_key_file,
+)
+
+FAST = KdfParams(time_cost=1, memory_kib=64, parallelism=1)
+
+
+def test_signature_verifies_only_for_its_message_and_key():
+    """A signature verifies under its key and fails for another message or key."""
+    key = SigningKey.generate()
+    sig = key.sign(b"opseal/v1/test hello")
+    key.verify_key.verify(sig, b"opseal/v1/test hello")
+    with pytest.raises(SignatureError):
+        key.verify_key.verify(sig, b"opseal/v1/test hellO")
+    with pytest.raises(SignatureError):
+        SigningKey.generate().verify_key.verify(sig, b"opseal/v1/test hello")
+
+
+def test_hpke_opens_only_with_the_same_info_and_key():
+    """HPKE ciphertexts are bound to their recipient and their info string."""
+    key = HpkePrivateKey.generate()
+    sealed = key.public_key.seal(b"epoch secret", b"info-a")
+    assert key.open(sealed, b"info-a") == b"epoch secret"
+    with pytest.raises(DecryptionError):
+        key.open(sealed, b"info-b")
+    with pytest.raises(DecryptionError):
+        HpkePrivateKey.generate().open(sealed, b"info-a")
+
+
+def test_keys_reload_from_their_bytes():
+    """Private keys reload from their stored bytes to the same public keys."""
+    key, hpke = SigningKey.generate(), HpkePrivateKey.generate()
+    assert SigningKey(key.private_bytes()).verify_key == key.verify_key
+    assert HpkePrivateKey(hpke.private_bytes()).public_key == hpke.public_key
+
+
+def test_fingerprint_is_stable_and_human_comparable():
+    """The same public key always shows as the same six groups of five digits."""
+    key = VerifyKey(bytes(range(32)))
+    assert key.fingerprint == fingerprint_text(key.key_id)
+    assert key.fingerprint == "11590 49842 13307 78876 30539 70167"
+    assert VerifyKey(bytes(range(32))).fingerprint == key.fingerprint
+
+
+def test_private_keys_never_show_in_repr():
+    """Neither repr nor str of a private key contains its bytes."""
+    key, hpke = SigningKey.generate(), HpkePrivateKey.generate()
+    for obj, secret in ((key, key.private_bytes()), (hpke, hpke.private_bytes())):
+        text = repr(obj) + str(obj)
+        assert "***" in text
+        assert secret.hex() not in text
+        assert secret.hex()[:16] not in text
+
+
+def test_key_file_opens_with_its_passphrase_only():
+    """A sealed key file opens with the right passphrase and purpose, and not otherwise."""
+    secret = SigningKey.generate().private_bytes()
+    blob = seal_key_file(secret, "correct horse", purpose="org-root", params=FAST)
+    assert secret not in blob
+    assert open_key_file(blob, "correct horse", purpose="org-root") == secret
+    with pytest.raises(WrongPassphrase):
+        open_key_file(blob, "wrong horse", purpose="org-root")
+    with pytest.raises(DecodeError, match="holds a 'org-root' key"):
+        open_key_file(blob, "correct horse", purpose="device")
+
+
+def test_key_file_tampering_is_detected():
+    """A key file whose Argon2 parameters or salt were changed does not open."""
+    blob = bytearray(seal_key_file(b"k" * 32, "pw", purpose="device", params=FAST))
+    blob[-40] ^= 1
+    with pytest.raises(WrongPassphrase):
+        open_key_file(bytes(blob), "pw", purpose="device")
+
+
+def test_hkdf_matches_the_cryptography_implementation():
+    """The fast standard-library HKDF gives the same bytes as cryptography's HKDF."""
+    for length in (16, 32, 44, 100):
+        expected = HKDF(SHA256(), length, None, b"info").derive(b"ikm" * 11)
+        assert hkdf_sha256(b"ikm" * 11, b"info", length) == expected
