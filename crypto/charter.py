@@ -30,6 +30,7 @@ __all__ = [
     "Charter",
     "Member",
     "verify_charter_chain",
+    "verify_successor",
 ]
 
 ROLES = ("coordinator", "customs", "partner", "stakeholder", "observer")
