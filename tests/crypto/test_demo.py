@@ -10,5 +10,5 @@ def test_demo_scenario_holds_every_outcome(capsys):
     assert demo.main([]) == 0
     out = capsys.readouterr().out
     assert "FAILED" not in out
-    assert out.count("[ok]") == 7
+    assert out.count("[ok]") == 8
     assert "All outcomes held." in out
