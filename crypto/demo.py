@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from .attachments import FileMeta, decrypt_file, encrypt_file
-from .certs import issue_device_certificate, issue_user_certificate
+from .certs import issue_user_certificate
 from .charter import AreaPolicy, Charter, Member, verify_charter_chain
 from .envelope import Envelope, Header, ReplayTracker, open_envelope, seal
 from .errors import CryptoError, PolicyError, ReplayError, SignatureError
@@ -29,7 +29,7 @@ from .group import (
     create_commit,
     open_epoch_secret,
 )
-from .keys import HpkePrivateKey, SigningKey
+from .keys import SigningKey
 from .merkle import Checkpoint, inclusion_proof, leaf_hash, root_hash, verify_inclusion
 
 INSTANCE = "opseal-demo"
@@ -71,19 +71,16 @@ class Demo:
             issued_at=self.now,
             expires_at=self.now + YEAR,
         )
-        signing, hpke = SigningKey.generate(), HpkePrivateKey.generate()
-        device_cert = issue_device_certificate(
+        identity = DeviceIdentity.generate(
             user_key,
             user_cert,
             device_id=device_id,
             name=device_id,
-            signing_key=signing.verify_key,
-            hpke_key=hpke.public_key,
             issued_at=self.now,
             expires_at=self.now + YEAR,
         )
         self.audit("device-certified", org=org, device=device_id)
-        return DeviceIdentity(user_cert, device_cert, signing, hpke)
+        return identity
 
     def run(self) -> int:
         self.out("1. Organisations create root keys and exchange fingerprints out of band")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 
-from .certs import Certificate, verify_device_chain
+from .certs import Certificate, issue_device_certificate, verify_device_chain
 from .charter import Charter
 from .encoding import Reader, Writer, decode_all, label, length_prefixed, sha256
 from .errors import CommitError, DecryptionError, EpochError, PolicyError
@@ -60,6 +60,26 @@ class DeviceIdentity:
     device_cert: Certificate
     signing_key: SigningKey
     hpke_key: HpkePrivateKey
+
+    @classmethod
+    def generate(
+        cls,
+        user_key: SigningKey,
+        user_cert: Certificate,
+        *,
+        device_id: str,
+        name: str,
+        issued_at: int,
+        expires_at: int,
+    ) -> DeviceIdentity:
+        """Fresh device keys, certified by the user's identity key."""
+        signing, hpke = SigningKey.generate(), HpkePrivateKey.generate()
+        cert = issue_device_certificate(
+            user_key, user_cert, device_id=device_id, name=name,
+            signing_key=signing.verify_key, hpke_key=hpke.public_key,
+            issued_at=issued_at, expires_at=expires_at,
+        )  # fmt: skip
+        return cls(user_cert, cert, signing, hpke)
 
     @property
     def device_id(self) -> str:

@@ -6,7 +6,6 @@ import uuid
 from dataclasses import replace
 
 import pytest
-
 from opseal.crypto.envelope import Envelope, Header, ReplayTracker, open_envelope, seal
 from opseal.crypto.errors import (
     ContextError,
@@ -35,7 +34,7 @@ def area(world):
     coordinator = world.device("wco", "ocu-lead", "wco-laptop")
     fr = world.device("fr-customs", "marie", "fr-marie-1")
     de = world.device("de-customs", "hans", "de-hans-1")
-    commit, state, secret = create_area(
+    _commit, state, secret = create_area(
         world.charter, coordinator, instance_id=INSTANCE, area="seizures", now=NOW,
         adds=[join(world, fr, "seizures"), join(world, de, "seizures")],
     )  # fmt: skip
@@ -133,8 +132,7 @@ def test_any_flipped_bit_in_header_ciphertext_or_signature_is_refused(area):
         flipped = bytearray(data)
         flipped[bit // 8] ^= 1 << (bit % 8)
         with pytest.raises(CryptoError):
-            envelope = Envelope.from_bytes(bytes(flipped))
-            open_envelope(envelope, state=state, epoch_secret=secret)
+            open_envelope(Envelope.from_bytes(bytes(flipped)), state=state, epoch_secret=secret)
 
 
 def test_removed_member_cannot_open_a_message_of_the_next_epoch(world, area):
