@@ -6,9 +6,8 @@ import importlib
 import inspect
 import pkgutil
 
-import pytest
-
 import opseal.crypto
+import pytest
 
 MODULES = sorted(
     m.name
