@@ -13,6 +13,7 @@ Modules, each with its own ``__all__``:
 - :mod:`.merkle` — RFC 9162 Merkle tree proofs and signed checkpoints.
 """
 
+from .attachments import FileMeta, decrypt_file, encrypt_file
 from .certs import Certificate, Revocation
 from .charter import AreaPolicy, Charter, Member, verify_charter_chain
 from .envelope import Envelope, Header, ReplayTracker, open_envelope, seal
@@ -29,15 +30,18 @@ from .group import (
     open_history,
 )
 from .keys import HpkePrivateKey, HpkePublicKey, SigningKey, VerifyKey
+from .merkle import Checkpoint, verify_consistency, verify_inclusion
 
 __all__ = [
     "AreaPolicy",
     "Certificate",
     "Charter",
+    "Checkpoint",
     "Commit",
     "CryptoError",
     "DeviceIdentity",
     "Envelope",
+    "FileMeta",
     "GroupState",
     "Header",
     "HpkePrivateKey",
@@ -51,9 +55,13 @@ __all__ = [
     "apply_commit",
     "create_area",
     "create_commit",
+    "decrypt_file",
+    "encrypt_file",
     "open_envelope",
     "open_epoch_secret",
     "open_history",
     "seal",
     "verify_charter_chain",
+    "verify_consistency",
+    "verify_inclusion",
 ]
