@@ -15,6 +15,7 @@ from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.errors import CryptoError, DecodeError, UnsupportedVersion
 from opseal.crypto.group import Commit, GroupState, KeyPackage, create_area, create_commit
 from opseal.crypto.keys import open_key_file
+from opseal.crypto.statements import Receipt
 
 from .conftest import INSTANCE, NOW, World
 
@@ -28,6 +29,7 @@ DECODERS = {
     "header": Header.from_bytes,
     "envelope": Envelope.from_bytes,
     "key-file": lambda data: open_key_file(data, "pw", purpose="device"),
+    "receipt": Receipt.from_bytes,
 }
 
 
@@ -45,7 +47,12 @@ def _samples() -> dict[str, bytes]:
         world.roots["fr-customs"], organisation_id="fr-customs", subject_id="fr-marie-1",
         revoked_key=fr.signing_key.verify_key, reason="lost", revoked_at=NOW,
     )  # fmt: skip
+    receipt = Receipt.create(
+        fr.signing_key, instance_id=INSTANCE, operation_id="op-stop-v", area="plan",
+        message_id=head.message_id, kind="ack", device_id="fr-marie-1", signed_at=NOW,
+    )  # fmt: skip
     return {
+        "receipt": receipt.to_bytes(),
         "certificate": fr.device_cert.to_bytes(),
         "revocation": revocation.to_bytes(),
         "charter": world.charter.to_bytes(),

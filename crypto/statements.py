@@ -1,0 +1,71 @@
+"""Small signed statements: read / acknowledgement receipts and login proofs (design §7, §9)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+
+from .encoding import Reader, Writer, decode_all, label, length_prefixed
+from .errors import DecodeError
+from .keys import SigningKey, VerifyKey
+
+__all__ = ["RECEIPT_KINDS", "Receipt", "login_message"]
+
+RECEIPT_KINDS = ("read", "ack")
+_RECEIPT = label("receipt")
+_LOGIN = label("login")
+
+
+def login_message(instance_id: str, device_id: str, challenge: bytes) -> bytes:
+    """What a device signs to prove it holds its key when it logs in."""
+    return Writer(_LOGIN).text(instance_id).text(device_id).bytes(challenge).finish()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A device's signed statement that it has read, or acknowledges, a message."""
+
+    instance_id: str
+    operation_id: str
+    area: str
+    message_id: uuid.UUID
+    kind: str
+    device_id: str
+    signed_at: int
+    signature: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.kind not in RECEIPT_KINDS:
+            raise DecodeError(f"receipt: kind must be one of {', '.join(RECEIPT_KINDS)}")
+
+    @classmethod
+    def create(cls, key: SigningKey, **fields: object) -> Receipt:
+        draft = cls(**fields)  # type: ignore[arg-type]
+        return replace(draft, signature=key.sign(draft.to_be_signed()))
+
+    def to_be_signed(self) -> bytes:
+        w = Writer(_RECEIPT).text(self.instance_id).text(self.operation_id).text(self.area)
+        w.bytes(self.message_id.bytes).text(self.kind).text(self.device_id)
+        return w.u64(self.signed_at).finish()
+
+    def to_bytes(self) -> bytes:
+        return self.to_be_signed() + length_prefixed(self.signature)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Receipt:
+        def read(r: Reader) -> Receipt:
+            return cls(
+                r.text(max_len=128, field="instance_id"),
+                r.text(max_len=128, field="operation_id"),
+                r.text(max_len=64, field="area"),
+                uuid.UUID(bytes=r.bytes(exact=16, field="message_id")),
+                r.text(max_len=8, field="kind"),
+                r.text(max_len=128, field="device_id"),
+                r.u64("signed_at"),
+                r.bytes(exact=64, field="signature"),
+            )
+
+        return decode_all(data, _RECEIPT, "receipt", read)
+
+    def verify(self, key: VerifyKey) -> None:
+        key.verify(self.signature, self.to_be_signed(), what="receipt")
