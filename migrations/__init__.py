@@ -1,1 +1,1 @@
-"""OpSeal migrations package (built by a later issue)."""
+"""Alembic migrations for OpSeal: one schema for SQLite and PostgreSQL (async env)."""

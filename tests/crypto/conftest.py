@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+
 from opseal.crypto.certs import issue_device_certificate, issue_user_certificate
 from opseal.crypto.charter import AreaPolicy, Charter, Member
 from opseal.crypto.group import DeviceIdentity

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from opseal.crypto import attachments
 from opseal.crypto.attachments import (
     DEFAULT_CHUNK_SIZE,

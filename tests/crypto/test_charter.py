@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from opseal.crypto.certs import Certificate, Revocation, verify_device_chain
 from opseal.crypto.charter import AreaPolicy, Charter, Member, verify_charter_chain
 from opseal.crypto.errors import CertificateError, CharterError, DecodeError, PolicyError

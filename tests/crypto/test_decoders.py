@@ -8,6 +8,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from opseal.crypto.certs import Certificate, Revocation
 from opseal.crypto.charter import Charter
 from opseal.crypto.encoding import Reader, Writer, b64d, b64e, label

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+
 from opseal.crypto.envelope import Envelope, Header, ReplayTracker, open_envelope, seal
 from opseal.crypto.errors import (
     ContextError,

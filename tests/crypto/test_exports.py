@@ -6,8 +6,9 @@ import importlib
 import inspect
 import pkgutil
 
-import opseal.crypto
 import pytest
+
+import opseal.crypto
 
 MODULES = sorted(
     m.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from opseal.crypto.certs import Revocation, issue_device_certificate
 from opseal.crypto.errors import (
     CertificateError,

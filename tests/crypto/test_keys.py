@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from opseal.crypto.errors import DecodeError, DecryptionError, SignatureError, WrongPassphrase
 from opseal.crypto.keys import (
     HpkePrivateKey,

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from opseal.crypto import merkle
 from opseal.crypto.encoding import Writer, label
 from opseal.crypto.errors import CryptoError, DecodeError, MerkleError, UnsupportedVersion

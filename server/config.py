@@ -1,0 +1,108 @@
+"""Server settings: parsed once at start from a TOML file and ``OPSEAL_*`` variables.
+
+Environment variables override the file; each setting's variable is ``OPSEAL_`` plus its name
+in upper case (``OPSEAL_DATABASE_URL``, ``OPSEAL_PORT`` ...). Every value is validated and a
+bad one stops the server with a message naming the setting and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """A setting that is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated server settings. Sizes are in bytes, durations in seconds."""
+
+    database_url: str = "sqlite+aiosqlite:///var/opseal.db"
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls_cert: str = ""
+    tls_key: str = ""
+    instance_name: str = "OpSeal"
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch: int = 500
+    max_blob_bytes: int = 2 * 1024 * 1024 * 1024
+    max_blob_chunk_bytes: int = 8 * 1024 * 1024
+    rate_limit_per_minute: int = 6000
+    token_ttl: int = 3600
+    challenge_ttl: int = 120
+    log_level: str = "info"
+    log_json: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
+               "database_url", "a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")  # fmt: skip
+        _check(1 <= self.port <= 65535, "port", "a TCP port between 1 and 65535")
+        _check(bool(self.tls_cert) == bool(self.tls_key), "tls_cert",
+               "tls_cert and tls_key both set, or neither")  # fmt: skip
+        for name in ("tls_cert", "tls_key"):
+            value = getattr(self, name)
+            _check(not value or Path(value).is_file(), name, "the path of a readable file")
+        for name in ("max_body_bytes", "max_batch", "max_blob_bytes", "max_blob_chunk_bytes",
+                     "rate_limit_per_minute", "token_ttl", "challenge_ttl"):  # fmt: skip
+            _check(getattr(self, name) > 0, name, "a positive integer")
+        _check(self.max_batch <= 10_000, "max_batch", "at most 10000")
+        _check(self.log_level in ("debug", "info", "warning", "error"), "log_level",
+               "one of debug, info, warning, error")  # fmt: skip
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _check(ok: bool, name: str, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"setting {name!r}: expected {expected}")
+
+
+def _coerce(name: str, kind: type, raw: Any) -> Any:
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        if kind is bool and text.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return text.lower() in ("1", "true", "yes")
+        if kind is int and text.lstrip("-").isdigit():
+            return int(text)
+        if kind is str:
+            return text
+    raise ConfigError(f"setting {name!r}: expected {kind.__name__}, got {raw!r}")
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from an optional TOML file, overridden by ``OPSEAL_*`` environment variables."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if path:
+        try:
+            values.update(tomllib.loads(Path(path).read_text()))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    known = {f.name: f.type for f in fields(Settings)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown settings in {path}: {', '.join(unknown)}")
+    for name in known:
+        if f"OPSEAL_{name.upper()}" in env:
+            values[name] = env[f"OPSEAL_{name.upper()}"]
+    types = {"str": str, "int": int, "bool": bool}
+    coerced = {name: _coerce(name, types[str(known[name])], raw) for name, raw in values.items()}
+    return Settings(**coerced)

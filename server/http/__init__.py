@@ -1,0 +1,1 @@
+"""OpSeal server: http."""

@@ -1,0 +1,98 @@
+"""What every service needs: settings, the engine, the instance's keys, the bus and a clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from opseal.crypto.keys import SigningKey
+
+from ..bus import Bus, Event
+from ..config import Settings
+from ..errors import Unavailable
+from ..storage import audit
+from ..storage.tables import instance
+
+__all__ = ["Context", "Instance", "Principal", "load_instance"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The instance's identity and server-side keys (the log key signs audit checkpoints)."""
+
+    instance_id: str
+    log_key: SigningKey
+    token_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated device."""
+
+    device_id: str
+    org_id: str
+    user_id: str
+    user_kind: str
+
+
+@dataclass
+class Context:
+    """Shared by all services of one server process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    instance: Instance
+    bus: Bus
+    clock: Callable[[], float] = time.time
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """One database transaction; events published through it go out after commit."""
+        tx = Tx(self)
+        async with self.engine.begin() as conn:
+            tx.conn = conn
+            yield tx
+        for event in tx.events:
+            await self.bus.publish(event)
+
+    async def audit(self, **entry: Any) -> None:
+        """Record one entry in its own transaction (used for refusals)."""
+        async with self.transaction() as tx:
+            await tx.audit(**entry)
+
+
+class Tx:
+    """A transaction with its audit entries and post-commit events."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.conn: AsyncConnection = None  # type: ignore[assignment]
+        self.events: list[Event] = []
+        self.now = ctx.now()
+
+    async def audit(self, **entry: Any) -> None:
+        await audit.append(self.conn, [entry], self.now)
+
+    async def audit_many(self, entries: list[dict[str, Any]]) -> None:
+        await audit.append(self.conn, entries, self.now)
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+
+async def load_instance(engine: AsyncEngine) -> Instance:
+    """The instance row written by ``opseal-server init``."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(instance))).first()
+    if row is None:
+        raise Unavailable("the instance is not initialised: run `opseal-server init` first")
+    return Instance(row.instance_id, SigningKey(row.log_private_key), row.token_key)

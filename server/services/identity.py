@@ -1,0 +1,472 @@
+"""Identities: enrolment, certificates, revocations, login and token authentication.
+
+The server verifies every certificate chain to the organisation's registered root key, but
+trust in that root key comes from charters and out-of-band fingerprints, never from here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opseal.crypto.certs import (
+    Certificate,
+    Revocation,
+    verify_device_chain,
+    verify_user_certificate,
+)
+from opseal.crypto.encoding import b64d, b64e
+from opseal.crypto.errors import CryptoError
+from opseal.crypto.keys import VerifyKey
+from opseal.crypto.statements import login_message
+
+from ..errors import BadRequest, Conflict, Forbidden, InvalidSignature, NotFound, Unauthorized
+from ..storage.tables import (
+    challenges,
+    devices,
+    enrolment_codes,
+    organisations,
+    revocations,
+    sessions,
+    users,
+)
+from .base import Context, Principal
+from .instance import hash_code
+
+__all__ = [
+    "DeviceRecord",
+    "authenticate",
+    "challenge",
+    "device_record",
+    "enrol",
+    "login",
+    "logout",
+    "organisation",
+    "register_device",
+    "register_user",
+    "revoke",
+]
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    device_id: str
+    org_id: str
+    user_id: str
+    signing_key: VerifyKey
+    device_cert: bytes
+    user_cert: bytes
+    revoked: bool
+
+
+def _cert(raw: bytes, what: str) -> Certificate:
+    try:
+        return Certificate.from_bytes(raw)
+    except CryptoError as exc:
+        raise BadRequest(f"{what}: {exc}") from exc
+
+
+async def _root_key(conn: AsyncConnection, org_id: str) -> VerifyKey | None:
+    row = (
+        await conn.execute(select(organisations.c.root_key).where(organisations.c.org_id == org_id))
+    ).first()
+    if row is None:
+        raise NotFound(f"organisation {org_id!r} does not exist")
+    return VerifyKey(row[0]) if row[0] is not None else None
+
+
+async def _revoked_ids(conn: AsyncConnection, org_id: str) -> set[bytes]:
+    rows = await conn.execute(
+        select(revocations.c.revoked_key_id).where(revocations.c.org_id == org_id)
+    )
+    return {row[0] for row in rows}
+
+
+async def enrol(
+    ctx: Context, code: str, root_key: bytes | None, user_cert: bytes, device_cert: bytes
+) -> Principal:
+    """Redeem a one-time code: register the organisation's root key (first time), a user and
+    a device. The code is spent whatever happens after it is found valid."""
+    user, device = _cert(user_cert, "user_certificate"), _cert(device_cert, "device_certificate")
+    async with ctx.transaction() as tx:
+        row = (
+            await tx.conn.execute(
+                select(enrolment_codes).where(enrolment_codes.c.code_hash == hash_code(code))
+            )
+        ).first()
+        if row is None or row.used_at is not None or row.expires_at <= tx.now:
+            raise Unauthorized("enrolment code is unknown, used or expired")
+        await tx.conn.execute(
+            update(enrolment_codes)
+            .where(enrolment_codes.c.code_hash == row.code_hash)
+            .values(used_at=tx.now)
+        )
+        root = await _root_key(tx.conn, row.org_id)
+        if root is None:
+            if root_key is None:
+                raise BadRequest("root_key: the organisation's first enrolment must set it")
+            root = VerifyKey(root_key)
+            await tx.conn.execute(
+                update(organisations)
+                .where(organisations.c.org_id == row.org_id)
+                .values(root_key=root.raw)
+            )
+            await tx.audit(
+                event="root-key-registered", org=row.org_id, fingerprint=root.fingerprint
+            )
+        elif root_key is not None and root_key != root.raw:
+            raise Conflict("root_key: the organisation already has another root key")
+        await _store_user(tx, user, root, row.org_id)
+        await _store_device(tx, device, user, root, row.org_id)
+        await tx.audit(event="enrolled", org=row.org_id, user=user.user_id, device=device.device_id)
+    return Principal(device.device_id, row.org_id, user.user_id, user.user_kind)
+
+
+async def _store_user(tx, user: Certificate, root: VerifyKey, org_id: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        verify_user_certificate(
+            user,
+            root,
+            organisation_id=org_id,
+            now=tx.now,
+            revoked=await _revoked_ids(tx.conn, org_id),
+        )
+    except CryptoError as exc:
+        raise InvalidSignature(f"user_certificate: {exc}") from exc
+    existing = (
+        await tx.conn.execute(
+            select(users.c.certificate).where(
+                users.c.org_id == org_id, users.c.user_id == user.user_id
+            )
+        )
+    ).first()
+    if existing is not None:
+        if existing[0] != user.to_bytes():
+            await tx.conn.execute(
+                update(users)
+                .where(users.c.org_id == org_id, users.c.user_id == user.user_id)
+                .values(
+                    certificate=user.to_bytes(),
+                    identity_key_id=user.signing_key.key_id,
+                    expires_at=user.expires_at,
+                )
+            )
+            await tx.audit(event="user-certificate-renewed", org=org_id, user=user.user_id)
+        return
+    await tx.conn.execute(
+        insert(users).values(
+            org_id=org_id,
+            user_id=user.user_id,
+            kind=user.user_kind,
+            name=user.name,
+            identity_key_id=user.signing_key.key_id,
+            certificate=user.to_bytes(),
+            expires_at=user.expires_at,
+            revoked_at=None,
+            created_at=tx.now,
+        )
+    )
+    await tx.audit(event="user-registered", org=org_id, user=user.user_id, kind=user.user_kind)
+
+
+async def _store_device(
+    tx,
+    device: Certificate,
+    user: Certificate,
+    root: VerifyKey,  # type: ignore[no-untyped-def]
+    org_id: str,
+) -> None:
+    try:
+        verify_device_chain(
+            device,
+            user,
+            root,
+            organisation_id=org_id,
+            now=tx.now,
+            revoked=await _revoked_ids(tx.conn, org_id),
+        )
+    except CryptoError as exc:
+        raise InvalidSignature(f"device_certificate: {exc}") from exc
+    existing = (
+        await tx.conn.execute(
+            select(devices.c.org_id).where(devices.c.device_id == device.device_id)
+        )
+    ).first()
+    if existing is not None:
+        raise Conflict(f"device {device.device_id!r} is already registered")
+    await tx.conn.execute(
+        insert(devices).values(
+            device_id=device.device_id,
+            org_id=org_id,
+            user_id=user.user_id,
+            signing_key=device.signing_key.raw,
+            key_id=device.signing_key.key_id,
+            certificate=device.to_bytes(),
+            expires_at=device.expires_at,
+            revoked_at=None,
+            created_at=tx.now,
+        )
+    )
+    await tx.audit(
+        event="device-registered", org=org_id, user=user.user_id, device=device.device_id
+    )
+
+
+def _same_org(principal: Principal, org_id: str) -> None:
+    if principal.org_id != org_id:
+        raise Forbidden(f"only devices of {org_id!r} manage its users and devices")
+
+
+async def register_user(ctx: Context, principal: Principal, org_id: str, user_cert: bytes) -> str:
+    """A device of the organisation uploads a user certificate signed by the root."""
+    _same_org(principal, org_id)
+    user = _cert(user_cert, "certificate")
+    async with ctx.transaction() as tx:
+        root = await _root_key(tx.conn, org_id)
+        assert root is not None  # an enrolled device implies a root key
+        await _store_user(tx, user, root, org_id)
+    return user.user_id
+
+
+async def register_device(
+    ctx: Context, principal: Principal, org_id: str, device_cert: bytes
+) -> str:
+    """A device of the organisation uploads a device certificate for a registered user."""
+    _same_org(principal, org_id)
+    device = _cert(device_cert, "certificate")
+    async with ctx.transaction() as tx:
+        root = await _root_key(tx.conn, org_id)
+        assert root is not None
+        row = (
+            await tx.conn.execute(
+                select(users.c.certificate).where(
+                    users.c.org_id == org_id, users.c.user_id == device.user_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"user {device.user_id!r} is not registered in {org_id!r}")
+        await _store_device(tx, device, Certificate.from_bytes(row[0]), root, org_id)
+    return device.device_id
+
+
+async def revoke(ctx: Context, principal: Principal, org_id: str, statement: bytes) -> str:
+    """Record a signed revocation of a user's identity key or a device key; end its sessions."""
+    _same_org(principal, org_id)
+    try:
+        rev = Revocation.from_bytes(statement)
+    except CryptoError as exc:
+        raise BadRequest(f"statement: {exc}") from exc
+    if rev.organisation_id != org_id:
+        raise BadRequest("statement: revocation names another organisation")
+    async with ctx.transaction() as tx:
+        root = await _root_key(tx.conn, org_id)
+        assert root is not None
+        user_row = (
+            await tx.conn.execute(
+                select(users.c.certificate).where(
+                    users.c.org_id == org_id, users.c.identity_key_id == rev.issuer_key_id
+                )
+            )
+        ).first()
+        user_cert = Certificate.from_bytes(user_row[0]) if user_row else None
+        try:
+            rev.verify(root, user_cert=user_cert)
+        except CryptoError as exc:
+            raise InvalidSignature(f"statement: {exc}") from exc
+        device = (
+            await tx.conn.execute(
+                select(devices.c.device_id, devices.c.user_id).where(
+                    devices.c.org_id == org_id, devices.c.key_id == rev.revoked_key_id
+                )
+            )
+        ).first()
+        by_user = user_cert is not None and rev.issuer_key_id != root.key_id
+        if by_user and (device is None or device.user_id != user_cert.user_id):
+            raise Forbidden("a user may revoke only its own devices")
+        await tx.conn.execute(
+            insert(revocations).values(
+                org_id=org_id,
+                revoked_key_id=rev.revoked_key_id,
+                statement=statement,
+                created_at=tx.now,
+            )
+        )
+        await _apply_revocation(tx, org_id, rev.revoked_key_id, device)
+        await tx.audit(
+            event="revoked",
+            org=org_id,
+            subject=rev.subject_id,
+            key_id=b64e(rev.revoked_key_id),
+            by=principal.device_id,
+        )
+    return rev.subject_id
+
+
+async def _apply_revocation(tx, org_id: str, key_id: bytes, device) -> None:  # type: ignore[no-untyped-def]
+    if device is not None:
+        revoked_devices = [device.device_id]
+    else:
+        user_ids = select(users.c.user_id).where(
+            users.c.org_id == org_id, users.c.identity_key_id == key_id
+        )
+        await tx.conn.execute(
+            update(users)
+            .where(users.c.org_id == org_id, users.c.identity_key_id == key_id)
+            .values(revoked_at=tx.now)
+        )
+        rows = await tx.conn.execute(
+            select(devices.c.device_id).where(
+                devices.c.org_id == org_id, devices.c.user_id.in_(user_ids)
+            )
+        )
+        revoked_devices = [row[0] for row in rows]
+    if revoked_devices:
+        await tx.conn.execute(
+            update(devices)
+            .where(devices.c.device_id.in_(revoked_devices))
+            .values(revoked_at=tx.now)
+        )
+        await tx.conn.execute(delete(sessions).where(sessions.c.device_id.in_(revoked_devices)))
+
+
+async def device_record(conn: AsyncConnection, device_id: str) -> DeviceRecord:
+    row = (
+        await conn.execute(
+            select(devices, users.c.certificate.label("user_certificate"))
+            .join(
+                users, (users.c.org_id == devices.c.org_id) & (users.c.user_id == devices.c.user_id)
+            )
+            .where(devices.c.device_id == device_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"device {device_id!r} is not registered")
+    return DeviceRecord(
+        row.device_id,
+        row.org_id,
+        row.user_id,
+        VerifyKey(row.signing_key),
+        row.certificate,
+        row.user_certificate,
+        row.revoked_at is not None,
+    )
+
+
+async def organisation(ctx: Context, org_id: str) -> dict[str, object]:
+    async with ctx.engine.connect() as conn:
+        row = (
+            await conn.execute(select(organisations).where(organisations.c.org_id == org_id))
+        ).first()
+    if row is None:
+        raise NotFound(f"organisation {org_id!r} does not exist")
+    root = VerifyKey(row.root_key) if row.root_key else None
+    return {
+        "org_id": row.org_id,
+        "name": row.name,
+        "kind": row.kind,
+        "root_key": b64e(root.raw) if root else None,
+        "fingerprint": root.fingerprint if root else None,
+    }
+
+
+# -- login -----------------------------------------------------------------------------
+async def challenge(ctx: Context, device_id: str) -> tuple[bytes, int]:
+    """A one-time challenge for ``device_id`` (issued whether or not the device exists)."""
+    value = secrets.token_bytes(32)
+    async with ctx.transaction() as tx:
+        await tx.conn.execute(delete(challenges).where(challenges.c.expires_at <= tx.now))
+        expires = tx.now + ctx.settings.challenge_ttl
+        await tx.conn.execute(
+            insert(challenges).values(challenge=value, device_id=device_id, expires_at=expires)
+        )
+    return value, expires
+
+
+def _token_hash(ctx: Context, token: str) -> bytes:
+    return hmac.digest(ctx.instance.token_key, token.encode(), "sha256")
+
+
+async def login(
+    ctx: Context, device_id: str, challenge_value: bytes, signature: bytes
+) -> tuple[str, int]:
+    """Exchange a signed challenge for a short-lived bearer token."""
+    async with ctx.transaction() as tx:
+        row = (
+            await tx.conn.execute(
+                delete(challenges)
+                .where(
+                    challenges.c.challenge == challenge_value, challenges.c.device_id == device_id
+                )
+                .returning(challenges.c.expires_at)
+            )
+        ).first()
+        if row is None or row[0] <= tx.now:
+            raise Unauthorized("login challenge is unknown, used or expired")
+        try:
+            record = await device_record(tx.conn, device_id)
+        except NotFound as exc:
+            raise Unauthorized("unknown device or bad signature") from exc
+        if record.revoked:
+            raise Unauthorized("this device has been revoked")
+        message = login_message(ctx.instance.instance_id, device_id, challenge_value)
+        try:
+            record.signing_key.verify(signature, message, what="login")
+        except CryptoError as exc:
+            raise Unauthorized("unknown device or bad signature") from exc
+        token = b64e(secrets.token_bytes(32))
+        expires = tx.now + ctx.settings.token_ttl
+        await tx.conn.execute(
+            insert(sessions).values(
+                token_hash=_token_hash(ctx, token),
+                device_id=device_id,
+                expires_at=expires,
+                created_at=tx.now,
+            )
+        )
+        await tx.audit(event="login", org=record.org_id, device=device_id)
+    return token, expires
+
+
+async def logout(ctx: Context, token: str) -> None:
+    async with ctx.transaction() as tx:
+        await tx.conn.execute(
+            delete(sessions).where(sessions.c.token_hash == _token_hash(ctx, token))
+        )
+
+
+async def authenticate(ctx: Context, token: str) -> Principal:
+    """The device behind a bearer token; :class:`Unauthorized` if none, expired or revoked."""
+    try:
+        b64d(token, field="token", max_len=64)
+    except CryptoError as exc:
+        raise Unauthorized("malformed bearer token") from exc
+    async with ctx.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    sessions.c.expires_at,
+                    devices.c.device_id,
+                    devices.c.org_id,
+                    devices.c.user_id,
+                    devices.c.revoked_at,
+                    users.c.kind,
+                    users.c.revoked_at.label("user_revoked_at"),
+                )
+                .join(devices, devices.c.device_id == sessions.c.device_id)
+                .join(
+                    users,
+                    (users.c.org_id == devices.c.org_id) & (users.c.user_id == devices.c.user_id),
+                )
+                .where(sessions.c.token_hash == _token_hash(ctx, token))
+            )
+        ).first()
+    if row is None or row.expires_at <= ctx.now():
+        raise Unauthorized("unknown or expired token: log in again")
+    if row.revoked_at is not None or row.user_revoked_at is not None:
+        raise Unauthorized("this device has been revoked")
+    return Principal(row.device_id, row.org_id, row.user_id, row.kind)

@@ -1,0 +1,90 @@
+"""Database engines for SQLite (WAL, the embedded default) and PostgreSQL (asyncpg).
+
+SQLite transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue on the write
+lock instead of failing to upgrade a read lock; PostgreSQL serialises per-area sequence
+numbers with row locks (``UPDATE ... RETURNING``).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+__all__ = ["SchemaError", "alembic_config", "check_schema", "make_engine", "migrate"]
+
+
+class SchemaError(Exception):
+    """The database schema is missing or older than this server's code."""
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url``; for SQLite, the folder is created and WAL switched on."""
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str) -> AsyncEngine:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    sync = engine.sync_engine
+
+    @event.listens_for(sync, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(sync, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic configuration whose scripts live in the installed ``opseal.migrations``."""
+    config = Config()
+    config.set_main_option("script_location", str(files("opseal.migrations")))
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+def _head(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Raise :class:`SchemaError` with the fix unless the database is at the latest revision."""
+    url = engine.url.render_as_string(hide_password=False)
+
+    def current(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        revision = await connection.run_sync(current)
+    if revision != _head(url):
+        state = "empty" if revision is None else f"at revision {revision}"
+        raise SchemaError(
+            f"the database is {state}, not at {_head(url)}: run `opseal-server migrate` first"
+        )
+
+
+def migrate(url: str) -> None:
+    """Upgrade the database at ``url`` to the latest revision (creates it when empty)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
