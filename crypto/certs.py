@@ -79,6 +79,8 @@ class Certificate:
             _check_id(self.device_id, "certificate: device id")
         if self.expires_at <= self.issued_at:
             raise DecodeError("certificate: expires_at must be after issued_at")
+        if len(self.name.encode()) > 256 or not self.name.isprintable():
+            raise DecodeError("certificate: name must be at most 256 printable bytes")
 
     @property
     def subject_id(self) -> str:
@@ -302,15 +304,32 @@ class Revocation:
         )  # fmt: skip
         return replace(draft, signature=issuer.sign(draft.to_be_signed()))
 
-    def verify(self, root: VerifyKey, *, user_cert: Certificate | None = None) -> None:
-        """Check the statement was signed by the organisation root, or by the identity key of
-        ``user_cert`` for one of that user's devices (the caller matches the device)."""
-        issuer = root
-        if user_cert is not None and self.issuer_key_id == user_cert.signing_key.key_id:
-            issuer = user_cert.signing_key
-        if self.issuer_key_id != issuer.key_id:
-            raise CertificateError("revocation is not signed by an authority of the organisation")
+    def verify(
+        self, root: VerifyKey, subject: Certificate, *, user_cert: Certificate | None = None
+    ) -> None:
+        """Check this statement revokes ``subject``'s key and was signed by ``root`` — the root
+        of the subject's own organisation — or, for a device, by its user's identity key
+        (``user_cert``, itself certified by ``root``)."""
+        if (subject.organisation_id, subject.signing_key.key_id) != (
+            self.organisation_id,
+            self.revoked_key_id,
+        ):
+            raise CertificateError("revocation does not name this certificate's key")
+        issuer = self._issuer(root, subject, user_cert)
         try:
             issuer.verify(self.signature, self.to_be_signed())
         except SignatureError as exc:
             raise CertificateError("revocation: bad signature") from exc
+
+    def _issuer(
+        self, root: VerifyKey, subject: Certificate, user_cert: Certificate | None
+    ) -> VerifyKey:
+        if self.issuer_key_id == root.key_id:
+            return root
+        if user_cert is None or self.issuer_key_id != user_cert.signing_key.key_id:
+            raise CertificateError("revocation is not signed by an authority of the organisation")
+        user_cert.check_signed_by(root)
+        own_device = subject.kind == "device" and subject.user_id == user_cert.user_id
+        if user_cert.organisation_id != self.organisation_id or not own_device:
+            raise CertificateError("a user may revoke only its own devices")
+        return user_cert.signing_key

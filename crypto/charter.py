@@ -14,7 +14,7 @@ The charter lists each member's root *public key*; its fingerprint is derived fr
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -303,10 +303,15 @@ class Charter:
             raise PolicyError("only a coordinator may create an area")
 
     # -- verification ------------------------------------------------------------------
-    def verify_signer(self, authority: Charter, *, now: int) -> None:
-        """Check this version is signed by a coordinator user listed in ``authority``."""
+    def verify_signer(
+        self, authority: Charter, *, now: int, revoked: Container[bytes] = frozenset()
+    ) -> None:
+        """Check this version is signed by a coordinator user listed in ``authority`` whose
+        identity key is not in ``revoked``."""
         if self.signer is None:
             raise CharterError("charter version is not signed")
+        if self.signer.signing_key.key_id in revoked:
+            raise CharterError(f"charter version {self.version} is signed by a revoked key")
         org = self.signer.organisation_id
         try:
             member = authority.member(org)
@@ -326,7 +331,11 @@ class Charter:
 
 
 def verify_charter_chain(
-    versions: Sequence[Charter], *, pinned_root_key_id: bytes, now: int
+    versions: Sequence[Charter],
+    *,
+    pinned_root_key_id: bytes,
+    now: int,
+    revoked: Container[bytes] = frozenset(),
 ) -> Charter:
     """Verify a charter's versions from version 1 and return the latest.
 
@@ -339,16 +348,18 @@ def verify_charter_chain(
     first = versions[0]
     if first.version != 1:
         raise CharterError("the charter chain must start at version 1")
-    first.verify_signer(first, now=now)
+    first.verify_signer(first, now=now, revoked=revoked)
     assert first.signer is not None
     if first.member(first.signer.organisation_id).root_key.key_id != pinned_root_key_id:
         raise CharterError("version 1 is not signed by the pinned coordinator organisation")
     for prev, new in itertools.pairwise(versions):
-        verify_successor(prev, new, now=now)
+        verify_successor(prev, new, now=now, revoked=revoked)
     return versions[-1]
 
 
-def verify_successor(prev: Charter, new: Charter, *, now: int) -> None:
+def verify_successor(
+    prev: Charter, new: Charter, *, now: int, revoked: Container[bytes] = frozenset()
+) -> None:
     """Check ``new`` directly follows the verified version ``prev``."""
     if new.operation_id != prev.operation_id:
         raise CharterError("charter version belongs to another operation")
@@ -358,4 +369,4 @@ def verify_successor(prev: Charter, new: Charter, *, now: int) -> None:
         raise CharterError(f"charter version {new.version} does not extend the chain")
     if new.issued_at < prev.issued_at:
         raise CharterError(f"charter version {new.version} predates its predecessor")
-    new.verify_signer(prev, now=now)
+    new.verify_signer(prev, now=now, revoked=revoked)

@@ -167,7 +167,7 @@ def open_envelope(
     except InvalidTag as exc:
         raise DecryptionError("message does not decrypt under this epoch's secret") from exc
     if tracker is not None:
-        tracker.record(header.area, header.sender, header.counter)
+        tracker.record(header.operation_id, header.area, header.sender, header.counter)
     return plaintext
 
 
@@ -189,17 +189,23 @@ class _SenderLog:
 
 
 class ReplayTracker:
-    """Remembers, per area and sender, which counters were accepted.
+    """Remembers, per operation, area and sender, which counters were accepted.
 
     A counter seen before raises :class:`ReplayError`. Counters skipped over are kept as
     possibly missing messages until they arrive late (then accepted once) — :meth:`gaps`.
+    A jump of more than :attr:`max_gap` counters is refused: it would only serve to make
+    readers hold millions of "missing" counters.
     """
 
-    def __init__(self) -> None:
-        self._logs: dict[tuple[str, str], _SenderLog] = {}
+    max_gap = 100_000
 
-    def record(self, area: str, sender: str, counter: int) -> None:
-        log = self._logs.setdefault((area, sender), _SenderLog())
+    def __init__(self) -> None:
+        self._logs: dict[tuple[str, str, str], _SenderLog] = {}
+
+    def record(self, operation: str, area: str, sender: str, counter: int) -> None:
+        log = self._logs.setdefault((operation, area, sender), _SenderLog())
+        if counter - log.highest > self.max_gap:
+            raise EnvelopeError(f"counter of {sender!r} jumps by more than {self.max_gap}")
         if counter > log.highest:
             log.missing.update(range(log.highest + 1, counter))
             log.highest = counter
@@ -208,16 +214,18 @@ class ReplayTracker:
         else:
             raise ReplayError(f"message {counter} from {sender!r} in {area!r} was already seen")
 
-    def gaps(self, area: str, sender: str) -> list[int]:
+    def gaps(self, operation: str, area: str, sender: str) -> list[int]:
         """Counters skipped by ``sender`` in ``area`` that have not arrived."""
-        log = self._logs.get((area, sender))
+        log = self._logs.get((operation, area, sender))
         return sorted(log.missing) if log else []
 
-    def __iter__(self) -> Iterator[tuple[str, str, int, list[int]]]:
-        """Every (area, sender, highest counter, missing counters), for persistence."""
-        for (area, sender), log in self._logs.items():
-            yield area, sender, log.highest, sorted(log.missing)
+    def __iter__(self) -> Iterator[tuple[str, str, str, int, list[int]]]:
+        """Every (operation, area, sender, highest counter, missing counters), to persist."""
+        for (operation, area, sender), log in self._logs.items():
+            yield operation, area, sender, log.highest, sorted(log.missing)
 
-    def restore(self, area: str, sender: str, highest: int, missing: list[int]) -> None:
+    def restore(
+        self, operation: str, area: str, sender: str, highest: int, missing: list[int]
+    ) -> None:
         """Reload one sender's record saved from :meth:`__iter__`."""
-        self._logs[(area, sender)] = _SenderLog(highest, set(missing))
+        self._logs[(operation, area, sender)] = _SenderLog(highest, set(missing))

@@ -24,10 +24,11 @@ from functools import cached_property
 from .certs import Certificate, issue_device_certificate, verify_device_chain
 from .charter import Charter
 from .encoding import Reader, Writer, decode_all, label, length_prefixed, sha256
-from .errors import CommitError, DecryptionError, EpochError, PolicyError
+from .errors import CertificateError, CommitError, DecryptionError, EpochError, PolicyError
 from .keys import HpkePrivateKey, HpkePublicKey, SigningKey, VerifyKey, hkdf_sha256
 
 __all__ = [
+    "MAX_CLOCK_SKEW",
     "Commit",
     "DeviceIdentity",
     "GroupState",
@@ -49,6 +50,8 @@ _EPOCH_INFO = label("epoch-secret")
 _HISTORY_INFO = label("history")
 _CONFIRM = label("epoch-confirm")
 _NO_STATE = bytes(32)
+MAX_CLOCK_SKEW = 300
+"""Seconds a commit's date may run ahead of the receiver's clock."""
 _MAX_ROSTER = 10_000
 
 
@@ -162,6 +165,7 @@ class RosterEntry:
     user_kind: str
     signing_key: VerifyKey
     hpke_key: HpkePublicKey
+    user_key_id: bytes
 
     @classmethod
     def from_package(cls, package: KeyPackage) -> RosterEntry:
@@ -169,12 +173,15 @@ class RosterEntry:
         assert cert.hpke_key is not None
         return cls(
             cert.device_id, cert.user_id, cert.organisation_id, cert.user_kind,
-            cert.signing_key, cert.hpke_key,
+            cert.signing_key, cert.hpke_key, package.user_cert.signing_key.key_id,
         )  # fmt: skip
+
+    def is_revoked(self, revoked: Container[bytes]) -> bool:
+        return self.signing_key.key_id in revoked or self.user_key_id in revoked
 
     def _write(self, w: Writer) -> None:
         w.text(self.device_id).text(self.user_id).text(self.organisation_id).text(self.user_kind)
-        w.bytes(self.signing_key.raw).bytes(self.hpke_key.raw)
+        w.bytes(self.signing_key.raw).bytes(self.hpke_key.raw).bytes(self.user_key_id)
 
     @classmethod
     def _read(cls, r: Reader) -> RosterEntry:
@@ -185,6 +192,7 @@ class RosterEntry:
             r.text(max_len=16, field="user_kind"),
             VerifyKey(r.bytes(exact=32, field="signing_key")),
             HpkePublicKey(r.bytes(max_len=2048, field="hpke_key")),
+            r.bytes(exact=32, field="user_key_id"),
         )
 
 
@@ -203,6 +211,7 @@ class GroupState:
     roster: tuple[RosterEntry, ...]
     charter_hash: bytes
     previous_state_hash: bytes
+    created_at: int = 0
 
     @cached_property
     def _by_device(self) -> dict[str, RosterEntry]:
@@ -218,7 +227,8 @@ class GroupState:
     def to_bytes(self) -> bytes:
         w = Writer(_STATE).text(self.instance_id).text(self.operation_id).text(self.area)
         w.u64(self.epoch).list(self.roster, lambda w, e: e._write(w))
-        return w.bytes(self.charter_hash).bytes(self.previous_state_hash).finish()
+        w.bytes(self.charter_hash).bytes(self.previous_state_hash)
+        return w.u64(self.created_at).finish()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GroupState:
@@ -234,6 +244,7 @@ class GroupState:
             tuple(r.list(RosterEntry._read, max_count=_MAX_ROSTER, field="roster")),
             r.bytes(exact=32, field="charter_hash"),
             r.bytes(exact=32, field="previous_state_hash"),
+            r.u64("created_at"),
         )
 
     @cached_property
@@ -336,18 +347,22 @@ def _context(w: Writer, instance_id: str, operation_id: str, area: str, epoch: i
     return w.text(instance_id).text(operation_id).text(area).u64(epoch)
 
 
-def _seal_info(purpose: bytes, commit: Commit, entry: RosterEntry) -> bytes:
+def _commit_context(purpose: bytes, commit: Commit) -> Writer:
     w = _context(
         Writer(purpose), commit.instance_id, commit.operation_id, commit.area, commit.epoch
     )
-    return w.text(entry.device_id).bytes(entry.hpke_key.key_id).finish()
+    return w.bytes(commit.previous_state_hash)
 
 
-def _confirmation(
-    secret: bytes, instance_id: str, operation_id: str, area: str, epoch: int
-) -> bytes:
-    info = _context(Writer(_CONFIRM), instance_id, operation_id, area, epoch).finish()
-    return hkdf_sha256(secret, info, 32)
+def _seal_info(purpose: bytes, commit: Commit, entry: RosterEntry) -> bytes:
+    return (
+        _commit_context(purpose, commit).text(entry.device_id).bytes(entry.hpke_key.key_id).finish()
+    )
+
+
+def _confirmation(secret: bytes, commit: Commit) -> bytes:
+    """A one-way commitment to the epoch secret: members check they all hold the same one."""
+    return hkdf_sha256(secret, _commit_context(_CONFIRM, commit).finish(), 32)
 
 
 def _encode_history(secrets: Mapping[int, bytes]) -> bytes:
@@ -369,9 +384,13 @@ def _next_roster(
     committer_org = _committer_org(state, commit)
     if state is None:
         charter.check_may_create_area(committer_org)
+    elif roster[commit.committer].is_revoked(revoked):
+        raise CertificateError(f"committer {commit.committer!r} has been revoked")
     charter.check_may_read(committer_org, commit.area)
     if len(set(commit.removes)) != len(commit.removes):
         raise CommitError("commit removes a device twice")
+    if set(commit.removes) & {p.device_id for p in commit.adds}:
+        raise CommitError("a commit may not remove and add the same device")
     for device_id in commit.removes:
         entry = roster.pop(device_id, None)
         if entry is None:
@@ -387,6 +406,8 @@ def _next_roster(
         raise CommitError("the committer must stay a member of the area it commits to")
     for entry in roster.values():
         charter.check_may_read(entry.organisation_id, commit.area)
+        if entry.is_revoked(revoked):
+            raise CommitError(f"device {entry.device_id!r} is revoked and must be removed")
     _check_service_accounts(roster.values())
     return tuple(roster[d] for d in sorted(roster))
 
@@ -434,8 +455,12 @@ def _check_update(
     current = roster.get(commit.committer)
     if current is None or update.device_id != commit.committer:
         raise CommitError("a device may update only its own keys")
-    if update.device_cert.user_id != current.user_id or update.area != commit.area:
-        raise CommitError("a key update must keep the device's user and area")
+    cert = update.device_cert
+    same = (cert.organisation_id, cert.user_id, cert.user_kind)
+    if same != (current.organisation_id, current.user_id, current.user_kind):
+        raise CommitError("a key update must keep the device's organisation and user")
+    if update.area != commit.area:
+        raise CommitError("a key update must be for the area it is committed to")
     update.verify(charter, now=now, revoked=revoked)
 
 
@@ -450,7 +475,11 @@ def _check_service_accounts(roster: Iterable[RosterEntry]) -> None:
         seen.add(key)
 
 
-def _check_frame(state: GroupState | None, commit: Commit, charter: Charter) -> None:
+def _check_frame(state: GroupState | None, commit: Commit, charter: Charter, *, now: int) -> None:
+    if commit.created_at > now + MAX_CLOCK_SKEW:
+        raise CommitError("commit is dated in the future")
+    if state is not None and commit.created_at < state.created_at:
+        raise CommitError("commit is dated before the epoch it follows")
     if charter.operation_id != commit.operation_id:
         raise CommitError("commit belongs to another operation")
     if commit.charter_hash != charter.hash:
@@ -476,7 +505,9 @@ def _committer_key(state: GroupState | None, commit: Commit) -> VerifyKey:
         if entry is None:
             raise PolicyError(f"device {commit.committer!r} is not a member and may not commit")
         return entry.signing_key
-    creator = next(p for p in commit.adds if p.device_id == commit.committer)
+    creator = next((p for p in commit.adds if p.device_id == commit.committer), None)
+    if creator is None:
+        raise CommitError("an area's first commit must add its creator")
     return creator.device_cert.signing_key
 
 
@@ -492,17 +523,20 @@ def apply_commit(
     """Validate ``commit`` against ``state`` (``None`` for an area's creation) and the current
     ``charter``; return the next state or raise a :class:`CryptoError`.
 
-    For a creation, pass the ``instance_id`` the area must belong to.
+    For a creation, pass the ``instance_id`` the area must belong to. Certificates are checked
+    at the commit's own date, which may not precede the previous commit's nor lie more than
+    :data:`MAX_CLOCK_SKEW` seconds after ``now``, so members who sync late agree with those
+    who were online. ``revoked`` holds key ids from verified revocations.
     """
-    _check_frame(state, commit, charter)
+    _check_frame(state, commit, charter, now=now)
     if state is None and commit.instance_id != instance_id:
         raise CommitError("commit belongs to another instance")
     _committer_key(state, commit).verify(commit.signature, commit.to_be_signed(), what="commit")
-    roster = _next_roster(state, commit, charter, now=now, revoked=revoked)
+    roster = _next_roster(state, commit, charter, now=commit.created_at, revoked=revoked)
     _check_recipients(state, commit, charter, roster)
     new_state = GroupState(
         commit.instance_id, commit.operation_id, commit.area, commit.epoch, roster,
-        charter.hash, state.hash if state else _NO_STATE,
+        charter.hash, state.hash if state else _NO_STATE, commit.created_at,
     )  # fmt: skip
     if not hmac.compare_digest(new_state.roster_hash, commit.roster_hash):
         raise CommitError("commit's roster hash does not match its proposals")
@@ -531,12 +565,15 @@ def create_area(
     area: str,
     now: int,
     adds: Iterable[KeyPackage] = (),
+    revoked: Container[bytes] = frozenset(),
     random: Callable[[int], bytes] = os.urandom,
 ) -> tuple[Commit, GroupState, bytes]:
     """Create ``area`` at epoch 0 with its coordinator creator (and optional first members)."""
     own = KeyPackage.create(creator, operation_id=charter.operation_id, area=area, now=now)
     draft = _draft(instance_id, charter, area, 0, _NO_STATE, creator, (own, *adds), (), None, now)
-    return _finish(None, draft, charter, creator, now=now, history={}, random=random)
+    return _finish(
+        None, draft, charter, creator, now=now, history={}, random=random, revoked=revoked
+    )
 
 
 def create_commit(
@@ -603,15 +640,13 @@ def _finish(
     random: Callable[[int], bytes],
     revoked: Container[bytes] = frozenset(),
 ) -> tuple[Commit, GroupState, bytes]:
-    _check_frame(state, draft, charter)
+    _check_frame(state, draft, charter, now=now)
     roster = _next_roster(state, draft, charter, now=now, revoked=revoked)
     secret = random(32)
     draft = replace(
         draft,
         roster_hash=_roster_hash(roster),
-        confirmation=_confirmation(
-            secret, draft.instance_id, draft.operation_id, draft.area, draft.epoch
-        ),
+        confirmation=_confirmation(secret, draft),
     )
     sealed = tuple(
         SealedSecret(e.device_id, e.hpke_key.seal(secret, _seal_info(_EPOCH_INFO, draft, e)))
@@ -628,7 +663,7 @@ def _finish(
     commit = replace(draft, signature=committer.signing_key.sign(draft.to_be_signed()))
     new_state = GroupState(
         commit.instance_id, commit.operation_id, commit.area, commit.epoch, roster,
-        charter.hash, state.hash if state else _NO_STATE,
+        charter.hash, state.hash if state else _NO_STATE, commit.created_at,
     )  # fmt: skip
     return commit, new_state, secret
 
@@ -651,9 +686,7 @@ def open_epoch_secret(commit: Commit, new_state: GroupState, identity: DeviceIde
     if sealed is None:
         raise CommitError("no epoch secret is sealed to this device")
     secret = identity.hpke_key.open(sealed.ciphertext, _seal_info(_EPOCH_INFO, commit, entry))
-    expected = _confirmation(
-        secret, commit.instance_id, commit.operation_id, commit.area, commit.epoch
-    )
+    expected = _confirmation(secret, commit)
     if len(secret) != 32 or not hmac.compare_digest(expected, commit.confirmation):
         raise CommitError("the sealed epoch secret does not match the commit's confirmation")
     return secret

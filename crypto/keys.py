@@ -15,6 +15,7 @@ import hmac
 import os
 from dataclasses import dataclass
 
+from argon2.exceptions import HashingError
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -216,16 +217,23 @@ class KdfParams:
     parallelism: int = 1
 
     def check(self) -> None:
-        if not (1 <= self.time_cost <= 64 and 8 <= self.memory_kib <= 4 * 1024 * 1024):
-            raise DecodeError("key file: Argon2id parameters out of range")
         if not 1 <= self.parallelism <= 16:
             raise DecodeError("key file: Argon2id parallelism out of range")
+        if not (1 <= self.time_cost <= 64 and 8 * self.parallelism <= self.memory_kib <= 1 << 20):
+            raise DecodeError("key file: Argon2id parameters out of range")
 
 
 _KEYFILE = label("keyfile")
 
 
 def _derive(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
+    try:
+        return _argon2id(passphrase, salt, params)
+    except HashingError as exc:
+        raise DecodeError(f"key file: Argon2id refused its parameters ({exc})") from exc
+
+
+def _argon2id(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
     return hash_secret_raw(
         passphrase.encode("utf-8"),
         salt,

@@ -266,28 +266,25 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
     async with ctx.transaction() as tx:
         root = await _root_key(tx.conn, org_id)
         assert root is not None
-        user_row = (
-            await tx.conn.execute(
-                select(users.c.certificate).where(
-                    users.c.org_id == org_id, users.c.identity_key_id == rev.issuer_key_id
-                )
-            )
-        ).first()
-        user_cert = Certificate.from_bytes(user_row[0]) if user_row else None
-        try:
-            rev.verify(root, user_cert=user_cert)
-        except CryptoError as exc:
-            raise InvalidSignature(f"statement: {exc}") from exc
+        issuer_cert = await _user_cert_by_key(tx.conn, org_id, rev.issuer_key_id)
         device = (
             await tx.conn.execute(
-                select(devices.c.device_id, devices.c.user_id).where(
+                select(devices.c.device_id, devices.c.certificate).where(
                     devices.c.org_id == org_id, devices.c.key_id == rev.revoked_key_id
                 )
             )
         ).first()
-        by_user = user_cert is not None and rev.issuer_key_id != root.key_id
-        if by_user and (device is None or device.user_id != user_cert.user_id):
-            raise Forbidden("a user may revoke only its own devices")
+        subject = (
+            Certificate.from_bytes(device.certificate)
+            if device is not None
+            else await _user_cert_by_key(tx.conn, org_id, rev.revoked_key_id)
+        )
+        if subject is None:
+            raise NotFound("statement: the revoked key belongs to no registered user or device")
+        try:
+            rev.verify(root, subject, user_cert=issuer_cert)
+        except CryptoError as exc:
+            raise InvalidSignature(f"statement: {exc}") from exc
         await tx.conn.execute(
             insert(revocations).values(
                 org_id=org_id,
@@ -305,6 +302,19 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
             by=principal.device_id,
         )
     return rev.subject_id
+
+
+async def _user_cert_by_key(
+    conn: AsyncConnection, org_id: str, key_id: bytes
+) -> Certificate | None:
+    row = (
+        await conn.execute(
+            select(users.c.certificate).where(
+                users.c.org_id == org_id, users.c.identity_key_id == key_id
+            )
+        )
+    ).first()
+    return Certificate.from_bytes(row[0]) if row else None
 
 
 async def _apply_revocation(tx, org_id: str, key_id: bytes, device) -> None:  # type: ignore[no-untyped-def]

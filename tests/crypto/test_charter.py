@@ -143,11 +143,50 @@ def test_revocation_by_user_key_or_root_verifies_and_forgeries_do_not(world):
         marie.key, organisation_id="fr-customs", subject_id="fr-marie-1",
         revoked_key=device.signing_key.verify_key, reason="lost", revoked_at=NOW,
     )  # fmt: skip
-    own.verify(root, user_cert=marie.cert)
+    own.verify(root, device.device_cert, user_cert=marie.cert)
     assert Revocation.from_bytes(own.to_bytes()) == own
     stranger = Revocation.issue(
         SigningKey.generate(), organisation_id="fr-customs", subject_id="fr-marie-1",
         revoked_key=device.signing_key.verify_key, reason="x", revoked_at=NOW,
     )  # fmt: skip
     with pytest.raises(CertificateError, match="not signed by an authority"):
-        stranger.verify(root, user_cert=marie.cert)
+        stranger.verify(root, device.device_cert, user_cert=marie.cert)
+
+
+def test_another_organisations_root_cannot_revoke(world):
+    """INTERPOL's root key cannot revoke a French device, even naming French Customs."""
+    device = world.device("fr-customs", "marie", "fr-marie-1")
+    forged = Revocation.issue(
+        world.roots["interpol"], organisation_id="fr-customs", subject_id="fr-marie-1",
+        revoked_key=device.signing_key.verify_key, reason="x", revoked_at=NOW,
+    )  # fmt: skip
+    with pytest.raises(CertificateError, match="not signed by an authority"):
+        forged.verify(world.roots["fr-customs"].verify_key, device.device_cert)
+    # Checked against INTERPOL's own root, it names a key INTERPOL does not own.
+    with pytest.raises(CertificateError, match="does not name this certificate"):
+        forged.verify(world.roots["interpol"].verify_key, world.user("interpol", "x").cert)
+
+
+def test_a_user_revokes_only_its_own_devices(world):
+    """Pierre's identity key cannot revoke Marie's device."""
+    device = world.device("fr-customs", "marie", "fr-marie-1")
+    pierre = world.user("fr-customs", "pierre")
+    forged = Revocation.issue(
+        pierre.key, organisation_id="fr-customs", subject_id="fr-marie-1",
+        revoked_key=device.signing_key.verify_key, reason="x", revoked_at=NOW,
+    )  # fmt: skip
+    with pytest.raises(CertificateError, match="only its own devices"):
+        forged.verify(
+            world.roots["fr-customs"].verify_key, device.device_cert, user_cert=pierre.cert
+        )
+
+
+def test_charter_version_signed_by_a_revoked_coordinator_is_refused(world):
+    """A coordinator whose identity key was revoked cannot publish a version."""
+    lead = world.user("wco", "ocu-lead")
+    v2 = world.charter.next_version(issued_at=NOW).signed(lead.key, lead.cert)
+    with pytest.raises(CharterError, match="revoked"):
+        verify_charter_chain(
+            [world.charter, v2], pinned_root_key_id=pinned(world), now=NOW,
+            revoked={lead.key.verify_key.key_id},
+        )  # fmt: skip

@@ -87,15 +87,15 @@ def test_gaps_are_reported_until_late_messages_arrive(area):
     }
     for n in (1, 4):
         open_envelope(sealed[n], state=state, epoch_secret=secret, tracker=tracker)
-    assert tracker.gaps("seizures", fr.device_id) == [2, 3]
+    assert tracker.gaps(state.operation_id, "seizures", fr.device_id) == [2, 3]
     open_envelope(sealed[2], state=state, epoch_secret=secret, tracker=tracker)
-    assert tracker.gaps("seizures", fr.device_id) == [3]
+    assert tracker.gaps(state.operation_id, "seizures", fr.device_id) == [3]
     with pytest.raises(ReplayError):
         open_envelope(sealed[2], state=state, epoch_secret=secret, tracker=tracker)
     restored = ReplayTracker()
     for row in tracker:
         restored.restore(*row)
-    assert restored.gaps("seizures", fr.device_id) == [3]
+    assert restored.gaps(state.operation_id, "seizures", fr.device_id) == [3]
 
 
 @pytest.mark.parametrize(
@@ -188,3 +188,22 @@ def test_header_fields_are_validated(area):
         header(state, fr.device_id, handling="H9")
     with pytest.raises(DecodeError, match="counters start at 1"):
         header(state, fr.device_id, counter=0)
+
+
+def test_counter_jump_beyond_the_gap_limit_is_refused(area):
+    """A sender cannot make readers track millions of missing counters."""
+    state, secret, _, fr, _ = area
+    tracker = ReplayTracker()
+    huge = seal(header(state, fr.device_id, counter=2**40), TEXT, secret, fr.signing_key)
+    with pytest.raises(EnvelopeError, match="jumps by more than"):
+        open_envelope(huge, state=state, epoch_secret=secret, tracker=tracker)
+    assert tracker.gaps(state.operation_id, "seizures", fr.device_id) == []
+
+
+def test_same_area_name_in_two_operations_is_tracked_apart():
+    """Counter 1 in 'plan' of two operations are two messages, not a replay."""
+    tracker = ReplayTracker()
+    tracker.record("op-a", "plan", "dev-1", 1)
+    tracker.record("op-b", "plan", "dev-1", 1)
+    with pytest.raises(ReplayError):
+        tracker.record("op-a", "plan", "dev-1", 1)

@@ -308,7 +308,7 @@ def test_revoked_device_is_refused(world, coordinator, seizures):
         world.roots["de-customs"], organisation_id="de-customs", subject_id="de-hans-1",
         revoked_key=de.signing_key.verify_key, reason="laptop stolen", revoked_at=NOW,
     )  # fmt: skip
-    revocation.verify(world.roots["de-customs"].verify_key)
+    revocation.verify(world.roots["de-customs"].verify_key, de.device_cert)
     with pytest.raises(CertificateError, match="has been revoked"):
         create_commit(
             state0, world.charter, coordinator, now=NOW, adds=[package(world, de, "seizures")],
@@ -354,3 +354,58 @@ def test_group_state_round_trips(seizures):
     _, state, _, _ = seizures
     assert GroupState.from_bytes(state.to_bytes()) == state
     assert GroupState.from_bytes(state.to_bytes()).hash == state.hash
+
+
+def test_revoked_committer_is_refused(world, coordinator, seizures):
+    """A stolen device whose key was revoked can no longer commit."""
+    _, state0, _, fr = seizures
+    commit, _, _ = create_commit(state0, world.charter, fr, now=NOW)
+    revoked = {fr.signing_key.verify_key.key_id}
+    with pytest.raises(CertificateError, match="committer 'fr-marie-1' has been revoked"):
+        apply_commit(state0, commit, world.charter, now=NOW, revoked=revoked)
+    # The coordinator must remove the revoked device before anything else.
+    with pytest.raises(CommitError, match="is revoked and must be removed"):
+        create_commit(state0, world.charter, coordinator, now=NOW, revoked=revoked)
+    removal, state1, _ = create_commit(
+        state0, world.charter, coordinator, now=NOW, removes=["fr-marie-1"], revoked=revoked
+    )
+    assert apply_commit(state0, removal, world.charter, now=NOW, revoked=revoked) == state1
+
+
+def test_key_update_cannot_change_the_organisation(world, coordinator, seizures):
+    """A device cannot move itself into another organisation through a key update."""
+    _, state0, _, fr = seizures
+    impostor = world.device("de-customs", "marie", "fr-marie-1")
+    with pytest.raises(CommitError, match="keep the device's organisation and user"):
+        create_commit(state0, world.charter, fr, now=NOW, update=impostor)
+
+
+def test_commit_cannot_remove_and_readd_a_device(world, coordinator, seizures):
+    """Removing and re-adding one device id in a single commit is refused."""
+    _, state0, _, _ = seizures
+    other = world.device("fr-customs", "pierre", "fr-marie-1")
+    with pytest.raises(CommitError, match="remove and add the same device"):
+        create_commit(
+            state0, world.charter, coordinator, now=NOW, removes=["fr-marie-1"],
+            adds=[package(world, other, "seizures")],
+        )  # fmt: skip
+
+
+def test_first_commit_without_its_creator_is_refused(world, coordinator, seizures):
+    """A creation commit whose committer is not among its adds raises CommitError."""
+    create, _, _, _ = seizures
+    forged = replace(create, committer="someone-else")
+    with pytest.raises(CommitError, match="must add its creator"):
+        apply_commit(None, forged, world.charter, now=NOW, instance_id=INSTANCE)
+
+
+def test_late_member_validates_with_the_commits_date(world, coordinator, seizures):
+    """A member syncing after a certificate expired still accepts a commit made before."""
+    _, state0, _, _ = seizures
+    de = world.device("de-customs", "hans", "de-hans-1")
+    commit, state1, _ = create_commit(
+        state0, world.charter, coordinator, now=NOW, adds=[package(world, de, "seizures")]
+    )
+    assert apply_commit(state0, commit, world.charter, now=NOW + 2 * YEAR) == state1
+    with pytest.raises(CommitError, match="dated in the future"):
+        apply_commit(state0, commit, world.charter, now=NOW - 3600)
