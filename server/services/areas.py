@@ -1,0 +1,536 @@
+"""Areas: key packages, commits, messages and sync — the heart of the server.
+
+Every entry of an area gets the next number of the area's gap-free sequence, assigned in the
+transaction that stores it: the area row is locked (``FOR UPDATE`` on PostgreSQL; SQLite runs
+one writer at a time), the entries are inserted, ``next_seq`` is moved on, and the audit
+leaves are appended, all or nothing. Events go to the bus after commit.
+
+The server checks what it can — signatures against registered keys, epochs, roster
+membership, the charter's read and post rules, the operation's phase — but it never sees
+plaintext and never creates a commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opseal.crypto.encoding import b64d, b64e
+from opseal.crypto.envelope import Envelope
+from opseal.crypto.errors import CryptoError, SignatureError
+from opseal.crypto.group import Commit, GroupState, KeyPackage, apply_commit
+from opseal.crypto.keys import VerifyKey
+
+from ..bus import Event
+from ..errors import BadRequest, Conflict, Forbidden, InvalidSignature, NotFound, WrongEpoch
+from ..storage.tables import (
+    area_members,
+    areas,
+    commit_secrets,
+    commits,
+    devices,
+    events,
+    key_packages,
+    revocations,
+)
+from .base import Context, Principal, Tx
+from .operations import Membership, membership
+
+__all__ = [
+    "AreaRef",
+    "decode_cursor",
+    "encode_cursor",
+    "list_commits",
+    "list_events",
+    "list_key_packages",
+    "post_commit",
+    "post_key_package",
+    "post_messages",
+    "readable_areas",
+    "sync",
+]
+
+
+@dataclass(frozen=True)
+class AreaRef:
+    operation_id: str
+    area: str
+
+
+# -- access ----------------------------------------------------------------------------
+async def _lock_area(conn: AsyncConnection, ref: AreaRef) -> Any:
+    row = (
+        await conn.execute(
+            select(areas)
+            .where(areas.c.operation_id == ref.operation_id, areas.c.area == ref.area)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"area {ref.area!r} does not exist")
+    return row
+
+
+async def _is_member(conn: AsyncConnection, ref: AreaRef, device_id: str) -> bool:
+    row = await conn.execute(
+        select(area_members.c.device_id).where(
+            area_members.c.operation_id == ref.operation_id,
+            area_members.c.area == ref.area,
+            area_members.c.device_id == device_id,
+        )
+    )
+    return row.first() is not None
+
+
+async def _reader(conn: AsyncConnection, principal: Principal, ref: AreaRef) -> Membership:
+    """A device that may read the area: its organisation's role reads it and it is a member."""
+    member = await membership(conn, principal, ref.operation_id)
+    member.check_area(ref.area)
+    if not await _is_member(conn, ref, principal.device_id):
+        raise Forbidden(f"device {principal.device_id!r} is not a member of area {ref.area!r}")
+    return member
+
+
+def _append_event(
+    tx: Tx, ref: AreaRef, seq: int, kind: str, device_id: str, body: bytes, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "operation_id": ref.operation_id,
+        "area": ref.area,
+        "seq": seq,
+        "kind": kind,
+        "device_id": device_id,
+        "body": body,
+        "created_at": tx.now,
+        "epoch": extra.get("epoch"),
+        "message_id": extra.get("message_id"),
+    }
+
+
+async def _advance(tx: Tx, ref: AreaRef, rows: list[dict[str, Any]], last_seq: int) -> None:
+    await tx.conn.execute(insert(events), rows)
+    await tx.conn.execute(
+        update(areas)
+        .where(areas.c.operation_id == ref.operation_id, areas.c.area == ref.area)
+        .values(next_seq=last_seq)
+    )
+    tx.publish(Event(ref.operation_id, ref.area, last_seq))
+
+
+# -- key packages ----------------------------------------------------------------------
+async def post_key_package(ctx: Context, principal: Principal, ref: AreaRef, body: bytes) -> int:
+    """A device asks to join an area; members see the package and may admit it."""
+    try:
+        package = KeyPackage.from_bytes(body)
+    except CryptoError as exc:
+        raise BadRequest(f"key_package: {exc}") from exc
+    if package.device_id != principal.device_id:
+        raise Forbidden("a device posts only its own key package")
+    if (package.operation_id, package.area) != (ref.operation_id, ref.area):
+        raise BadRequest("key_package: names another operation or area")
+    async with ctx.transaction() as tx:
+        member = await membership(tx.conn, principal, ref.operation_id)
+        member.check_writable()
+        member.check_area(ref.area)
+        try:
+            package.verify(member.charter, now=tx.now, revoked=await _revoked(tx.conn))
+        except CryptoError as exc:
+            raise InvalidSignature(f"key_package: {exc}") from exc
+        area = await _lock_area(tx.conn, ref)
+        seq = area.next_seq + 1
+        await tx.conn.execute(
+            delete(key_packages).where(
+                key_packages.c.operation_id == ref.operation_id,
+                key_packages.c.area == ref.area,
+                key_packages.c.device_id == principal.device_id,
+            )
+        )
+        await tx.conn.execute(
+            insert(key_packages).values(
+                operation_id=ref.operation_id,
+                area=ref.area,
+                device_id=principal.device_id,
+                body=body,
+                seq=seq,
+                created_at=tx.now,
+            )
+        )
+        row = _append_event(tx, ref, seq, "key-package", principal.device_id, body)
+        await _advance(tx, ref, [row], seq)
+        await tx.audit(
+            event="key-package",
+            operation=ref.operation_id,
+            area=ref.area,
+            device=principal.device_id,
+            seq=seq,
+        )
+    return seq
+
+
+async def list_key_packages(ctx: Context, principal: Principal, ref: AreaRef) -> list[str]:
+    """Pending key packages of an area, for members who admit devices."""
+    async with ctx.engine.connect() as conn:
+        await _reader(conn, principal, ref)
+        rows = await conn.execute(
+            select(key_packages.c.body)
+            .where(key_packages.c.operation_id == ref.operation_id, key_packages.c.area == ref.area)
+            .order_by(key_packages.c.seq)
+        )
+        return [b64e(row[0]) for row in rows]
+
+
+# -- commits ---------------------------------------------------------------------------
+async def _revoked(conn: AsyncConnection) -> set[bytes]:
+    return {row[0] for row in await conn.execute(select(revocations.c.revoked_key_id))}
+
+
+async def post_commit(
+    ctx: Context, principal: Principal, ref: AreaRef, body: bytes
+) -> dict[str, int]:
+    """Store the commit to the next epoch. Of concurrent commits for one epoch exactly one
+    wins; the others get ``wrong_epoch`` and must rebuild on the new state."""
+    try:
+        commit = Commit.from_bytes(body)
+    except CryptoError as exc:
+        raise BadRequest(f"commit: {exc}") from exc
+    if commit.committer != principal.device_id:
+        raise Forbidden("a device posts only commits it signed itself")
+    if commit.instance_id != ctx.instance.instance_id:
+        raise BadRequest("commit: belongs to another instance")
+    if (commit.operation_id, commit.area) != (ref.operation_id, ref.area):
+        raise BadRequest("commit: names another operation or area")
+    async with ctx.transaction() as tx:
+        member = await membership(tx.conn, principal, ref.operation_id)
+        member.check_writable()
+        member.check_area(ref.area)
+        area = await _lock_area(tx.conn, ref)
+        expected = 0 if area.epoch is None else area.epoch + 1
+        if commit.epoch != expected:
+            raise WrongEpoch(
+                f"commit for epoch {commit.epoch}; the area expects {expected}",
+                expected_epoch=expected,
+            )
+        state = GroupState.from_bytes(area.state) if area.state is not None else None
+        try:
+            new_state = apply_commit(
+                state,
+                commit,
+                member.charter,
+                now=tx.now,
+                revoked=await _revoked(tx.conn),
+                instance_id=ctx.instance.instance_id,
+            )
+        except SignatureError as exc:
+            raise InvalidSignature(f"commit: {exc}") from exc
+        except CryptoError as exc:
+            raise BadRequest(f"commit: {exc}") from exc
+        await _store_commit(tx, ref, area, commit, new_state, body)
+    return {"epoch": commit.epoch, "seq": area.next_seq + 1}
+
+
+async def _store_commit(
+    tx: Tx, ref: AreaRef, area: Any, commit: Commit, state: GroupState, body: bytes
+) -> None:
+    seq = area.next_seq + 1
+    key = {"operation_id": ref.operation_id, "area": ref.area}
+    await tx.conn.execute(
+        insert(commits).values(**key, epoch=commit.epoch, seq=seq, hash=commit.hash)
+    )
+    await tx.conn.execute(
+        insert(commit_secrets),
+        [
+            {**key, "epoch": commit.epoch, "device_id": s.device_id, "ciphertext": s.ciphertext}
+            for s in commit.sealed
+        ],
+    )
+    where = (area_members.c.operation_id == ref.operation_id) & (area_members.c.area == ref.area)
+    await tx.conn.execute(delete(area_members).where(where))
+    await tx.conn.execute(
+        insert(area_members), [{**key, "device_id": e.device_id} for e in state.roster]
+    )
+    added = [p.device_id for p in commit.adds]
+    if added:
+        await tx.conn.execute(
+            delete(key_packages).where(
+                key_packages.c.operation_id == ref.operation_id,
+                key_packages.c.area == ref.area,
+                key_packages.c.device_id.in_(added),
+            )
+        )
+    await tx.conn.execute(
+        update(areas)
+        .where(areas.c.operation_id == ref.operation_id, areas.c.area == ref.area)
+        .values(epoch=commit.epoch, state=state.to_bytes())
+    )
+    row = _append_event(tx, ref, seq, "commit", commit.committer, body, epoch=commit.epoch)
+    await _advance(tx, ref, [row], seq)
+    await tx.audit(
+        event="commit",
+        operation=ref.operation_id,
+        area=ref.area,
+        epoch=commit.epoch,
+        committer=commit.committer,
+        added=added,
+        removed=list(commit.removes),
+        hash=b64e(commit.hash),
+        seq=seq,
+    )
+
+
+async def list_commits(
+    ctx: Context, principal: Principal, ref: AreaRef, after_epoch: int
+) -> list[str]:
+    """Commits after ``after_epoch`` (-1 for all), oldest first, for members to validate."""
+    async with ctx.engine.connect() as conn:
+        await _reader(conn, principal, ref)
+        rows = await conn.execute(
+            select(events.c.body)
+            .where(
+                events.c.operation_id == ref.operation_id,
+                events.c.area == ref.area,
+                events.c.kind == "commit",
+                events.c.epoch > after_epoch,
+            )
+            .order_by(events.c.seq)
+        )
+        return [b64e(row[0]) for row in rows]
+
+
+# -- messages --------------------------------------------------------------------------
+def _parse_envelopes(
+    raw: Sequence[str], ctx: Context, principal: Principal, ref: AreaRef
+) -> list[tuple[Envelope, bytes]]:
+    parsed, seen = [], set()
+    for index, text in enumerate(raw):
+        try:
+            body = b64d(text, field=f"envelopes[{index}]")
+            envelope = Envelope.from_bytes(body)
+        except CryptoError as exc:
+            raise BadRequest(f"envelopes[{index}]: {exc}", index=index) from exc
+        header = envelope.header
+        if header.instance_id != ctx.instance.instance_id:
+            raise BadRequest(f"envelopes[{index}]: belongs to another instance", index=index)
+        if (header.operation_id, header.area) != (ref.operation_id, ref.area):
+            raise BadRequest(
+                f"envelopes[{index}]: header names another operation or area", index=index
+            )
+        if header.sender != principal.device_id:
+            raise Forbidden(
+                f"envelopes[{index}]: sender is not the authenticated device", index=index
+            )
+        if header.message_id in seen:
+            raise BadRequest(f"envelopes[{index}]: message id repeated in the batch", index=index)
+        seen.add(header.message_id)
+        parsed.append((envelope, body))
+    return parsed
+
+
+async def post_messages(
+    ctx: Context, principal: Principal, ref: AreaRef, raw: Sequence[str]
+) -> list[int]:
+    """Store a batch of envelopes all or nothing and return their sequence numbers.
+
+    Message ids are idempotency keys: an envelope already stored with the same bytes gets
+    its original number back and is not stored again; the same id with other bytes is a
+    conflict.
+    """
+    if not raw:
+        raise BadRequest("envelopes: expected at least one envelope")
+    if len(raw) > ctx.settings.max_batch:
+        raise BadRequest(f"envelopes: at most {ctx.settings.max_batch} per batch")
+    parsed = _parse_envelopes(raw, ctx, principal, ref)
+    async with ctx.transaction() as tx:
+        member = await membership(tx.conn, principal, ref.operation_id)
+        member.check_writable()
+        member.check_area(ref.area, post=True)
+        key = await _sender_key(tx.conn, principal.device_id)
+        area = await _lock_area(tx.conn, ref)
+        if not await _is_member(tx.conn, ref, principal.device_id):
+            raise Forbidden(f"device {principal.device_id!r} is not a member of area {ref.area!r}")
+        existing = await _existing(tx.conn, [str(e.header.message_id) for e, _ in parsed])
+        seqs, rows, audit_rows, seq = [], [], [], area.next_seq
+        for index, (envelope, body) in enumerate(parsed):
+            message_id = str(envelope.header.message_id)
+            if message_id in existing:
+                seqs.append(_idempotent(existing[message_id], ref, body, index))
+                continue
+            _check_new(envelope, area.epoch, key, index)
+            seq += 1
+            seqs.append(seq)
+            rows.append(
+                _append_event(
+                    tx,
+                    ref,
+                    seq,
+                    "message",
+                    principal.device_id,
+                    body,
+                    epoch=envelope.header.epoch,
+                    message_id=message_id,
+                )
+            )
+            audit_rows.append(
+                {
+                    "event": "message",
+                    "operation": ref.operation_id,
+                    "area": ref.area,
+                    "seq": seq,
+                    "message_id": message_id,
+                    "sender": principal.device_id,
+                    "sha256": b64e(hashlib.sha256(body).digest()),
+                }
+            )
+        if rows:
+            await _advance(tx, ref, rows, seq)
+            await tx.audit_many(audit_rows)
+    return seqs
+
+
+async def _sender_key(conn: AsyncConnection, device_id: str) -> VerifyKey:
+    row = (
+        await conn.execute(select(devices.c.signing_key).where(devices.c.device_id == device_id))
+    ).one()
+    return VerifyKey(row[0])
+
+
+async def _existing(conn: AsyncConnection, message_ids: list[str]) -> dict[str, Any]:
+    rows = await conn.execute(
+        select(
+            events.c.message_id, events.c.operation_id, events.c.area, events.c.seq, events.c.body
+        ).where(events.c.message_id.in_(message_ids))
+    )
+    return {row.message_id: row for row in rows}
+
+
+def _idempotent(row: Any, ref: AreaRef, body: bytes, index: int) -> int:
+    if (row.operation_id, row.area) != (ref.operation_id, ref.area) or row.body != body:
+        raise Conflict(
+            f"envelopes[{index}]: message id already used for another message", index=index
+        )
+    return row.seq
+
+
+def _check_new(envelope: Envelope, epoch: int | None, key: VerifyKey, index: int) -> None:
+    if epoch is None or envelope.header.epoch != epoch:
+        raise WrongEpoch(
+            f"envelopes[{index}]: epoch {envelope.header.epoch} is not the "
+            f"area's current epoch {epoch}",
+            index=index,
+            current_epoch=epoch,
+        )
+    try:
+        envelope.verify_signature(key)
+    except CryptoError as exc:
+        raise InvalidSignature(f"envelopes[{index}]: {exc}", index=index) from exc
+
+
+# -- reading ---------------------------------------------------------------------------
+def _event_json(row: Any) -> dict[str, Any]:
+    return {
+        "operation_id": row.operation_id,
+        "area": row.area,
+        "seq": row.seq,
+        "kind": row.kind,
+        "device_id": row.device_id,
+        "epoch": row.epoch,
+        "message_id": row.message_id,
+        "body": b64e(row.body),
+        "created_at": row.created_at,
+    }
+
+
+async def list_events(
+    ctx: Context, principal: Principal, ref: AreaRef, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """An area's entries after sequence number ``after``, in order."""
+    async with ctx.engine.connect() as conn:
+        await _reader(conn, principal, ref)
+        rows = await conn.execute(
+            select(events)
+            .where(
+                events.c.operation_id == ref.operation_id,
+                events.c.area == ref.area,
+                events.c.seq > after,
+            )
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        return [_event_json(row) for row in rows]
+
+
+async def readable_areas(conn: AsyncConnection, principal: Principal) -> list[AreaRef]:
+    """Areas whose roster holds the device and whose charter still lets its role read."""
+    rows = await conn.execute(
+        select(area_members.c.operation_id, area_members.c.area).where(
+            area_members.c.device_id == principal.device_id
+        )
+    )
+    refs = []
+    for row in rows:
+        try:
+            member = await membership(conn, principal, row.operation_id)
+            member.check_area(row.area)
+        except (Forbidden, NotFound):
+            continue
+        refs.append(AreaRef(row.operation_id, row.area))
+    return refs
+
+
+def encode_cursor(positions: dict[AreaRef, int]) -> str:
+    parts = [
+        f"{ref.operation_id}\x1f{ref.area}\x1f{seq}"
+        for ref, seq in sorted(positions.items(), key=lambda kv: (kv[0].operation_id, kv[0].area))
+    ]
+    return b64e("\x1e".join(parts).encode())
+
+
+def decode_cursor(cursor: str) -> dict[AreaRef, int]:
+    if not cursor:
+        return {}
+    try:
+        text = b64d(cursor, field="cursor", max_len=1 << 20).decode()
+        positions = {}
+        for part in filter(None, text.split("\x1e")):
+            operation_id, area, seq = part.split("\x1f")
+            positions[AreaRef(operation_id, area)] = int(seq)
+        return positions
+    except (CryptoError, ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("cursor: not a cursor this server issued") from exc
+
+
+async def sync(ctx: Context, principal: Principal, cursor: str, limit: int) -> dict[str, Any]:
+    """Everything new in all of the device's areas since ``cursor``, at most ``limit`` entries.
+
+    The returned cursor covers every area returned; pass it back to continue.
+    """
+    positions = decode_cursor(cursor)
+    async with ctx.engine.connect() as conn:
+        refs = await readable_areas(conn, principal)
+        out: list[dict[str, Any]] = []
+        for ref in refs:
+            if len(out) >= limit:
+                break
+            after = positions.get(ref, 0)
+            rows = await conn.execute(
+                select(events)
+                .where(
+                    events.c.operation_id == ref.operation_id,
+                    events.c.area == ref.area,
+                    events.c.seq > after,
+                )
+                .order_by(events.c.seq)
+                .limit(limit - len(out))
+            )
+            batch = [_event_json(row) for row in rows]
+            out.extend(batch)
+            positions[ref] = batch[-1]["seq"] if batch else after
+    keep = {ref: seq for ref, seq in positions.items() if ref in set(refs)}
+    more = len(out) >= limit
+    return {"events": out, "cursor": encode_cursor(keep), "more": more}
+
+
