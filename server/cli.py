@@ -1,15 +1,156 @@
-"""The ``opseal-server`` command line. Its commands (``init``, ``migrate``, ``serve``, ...)
-arrive with the server issue; until then it answers ``--version`` and ``--help``."""
+"""``opseal-server``: initialise, migrate, serve and administer an OpSeal instance.
+
+Configuration comes from ``--config FILE`` (TOML) and ``OPSEAL_*`` environment variables.
+Exit codes: 0 success, 1 a refused action, 2 bad usage or configuration.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import ssl
+import sys
+import time
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
+from typing import Any
+
+from aiohttp import web
+
+from .config import ConfigError, Settings, load_settings
+from .errors import OpSealError
+from .logging import configure_logging
+from .storage.db import SchemaError, check_schema, make_engine, migrate
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opseal-server", description="Run an OpSeal instance.")
+    parser.add_argument("--version", action="version", version=f"opseal {version('opseal')}")
+    parser.add_argument("--config", help="TOML settings file (OPSEAL_* variables override it)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    sub.add_parser("init", help="create the instance keys (once, after migrate)")
+    serve = sub.add_parser("serve", help="serve the API (HTTPS when tls_cert/tls_key are set)")
+    serve.add_argument("--host", help="override the host setting")
+    serve.add_argument("--port", type=int, help="override the port setting")
+    org = sub.add_parser("create-org", help="register an organisation")
+    org.add_argument("org_id")
+    org.add_argument("--name", required=True)
+    org.add_argument("--kind", required=True, help="e.g. customs-administration, rights-holder")
+    org.add_argument("--coordinator", action="store_true", help="may coordinate operations")
+    code = sub.add_parser("enrol-code", help="issue a one-time enrolment code for an organisation")
+    code.add_argument("org_id")
+    code.add_argument("--ttl-hours", type=int, default=168)
+    sub.add_parser("status", help="instance id, log key fingerprint and counts, as JSON")
+    return parser
+
+
+async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    from .bus import LocalBus
+    from .services.base import Context, load_instance
+
+    engine = make_engine(settings.database_url)
+    try:
+        await check_schema(engine)
+        ctx = Context(settings, engine, await load_instance(engine), LocalBus())
+        return await action(ctx)
+    finally:
+        await engine.dispose()
+
+
+async def _init(settings: Settings) -> str:
+    from .services.instance import initialise
+
+    engine = make_engine(settings.database_url)
+    try:
+        await check_schema(engine)
+        return await initialise(engine, int(time.time()))
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    from .http.app import create_app
+
+    settings = settings.replace(host=host or settings.host, port=port or settings.port)
+    engine = make_engine(settings.database_url)
+    asyncio.run(_check_then_dispose(engine))
+    context = None
+    if settings.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    scheme = "https" if context else "http"
+    print(f"opseal-server: serving on {scheme}://{settings.host}:{settings.port}", flush=True)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_context=context,
+        print=None,
+        access_log=None,
+    )
+
+
+async def _check_then_dispose(engine: Any) -> None:
+    try:
+        await check_schema(engine)
+    finally:
+        await engine.dispose()
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    from .services import instance
+
+    if args.command == "migrate":
+        migrate(settings.database_url)
+        print("database is at the latest schema")
+    elif args.command == "init":
+        instance_id = asyncio.run(_init(settings))
+        print(f"instance {instance_id} initialised; next: opseal-server create-org ...")
+    elif args.command == "serve":
+        _serve(settings, args.host, args.port)
+    elif args.command == "create-org":
+        asyncio.run(
+            _with_context(
+                settings,
+                lambda ctx: instance.create_organisation(
+                    ctx, args.org_id, args.name, args.kind, can_coordinate=args.coordinator
+                ),
+            )
+        )
+        print(f"organisation {args.org_id} created")
+    elif args.command == "enrol-code":
+        code = asyncio.run(
+            _with_context(
+                settings,
+                lambda ctx: instance.create_enrolment_code(
+                    ctx, args.org_id, ttl=args.ttl_hours * 3600
+                ),
+            )
+        )
+        print(code)
+    elif args.command == "status":
+        print(json.dumps(asyncio.run(_with_context(settings, instance.status)), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="opseal-server", description="OpSeal server.")
-    parser.add_argument("--version", action="version", version=f"opseal {version('opseal')}")
-    parser.parse_args(argv)
-    parser.print_help()
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"opseal-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        _run(args, settings)
+    except (SchemaError, OpSealError) as exc:
+        print(f"opseal-server: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:17:39.344453
+Create Date: 2026-11-23
 
 """
 
@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=256), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("root_key", sa.LargeBinary(), nullable=True),
+        sa.Column("can_coordinate", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("org_id", name=op.f("pk_organisations")),
     )

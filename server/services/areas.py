@@ -532,5 +532,3 @@ async def sync(ctx: Context, principal: Principal, cursor: str, limit: int) -> d
     keep = {ref: seq for ref, seq in positions.items() if ref in set(refs)}
     more = len(out) >= limit
     return {"events": out, "cursor": encode_cursor(keep), "more": more}
-
-

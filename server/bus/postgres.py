@@ -1,0 +1,56 @@
+"""PostgreSQL ``LISTEN/NOTIFY`` fan-out, so server nodes deliver each other's events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import structlog
+
+from . import Event, LocalBus
+
+__all__ = ["CHANNEL", "PostgresBus"]
+
+CHANNEL = "opseal_events"
+log = structlog.get_logger("opseal.bus")
+
+
+class PostgresBus(LocalBus):
+    """A :class:`LocalBus` whose events also travel through PostgreSQL to other nodes."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self._listener: asyncpg.Connection | None = None
+        self._sender: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._listener = await asyncpg.connect(self.dsn)
+        await self._listener.add_listener(CHANNEL, self._on_notify)
+        self._sender = await asyncpg.connect(self.dsn)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+            self.deliver(Event(data["o"], data["a"], int(data["s"])))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed notification")
+
+    async def publish(self, event: Event) -> None:
+        self.deliver(event)
+        payload = json.dumps({"o": event.operation_id, "a": event.area, "s": event.seq})
+        try:
+            async with self._lock:
+                assert self._sender is not None
+                await self._sender.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+        except (asyncpg.PostgresError, OSError, AssertionError):
+            # Subscribers also poll; a lost notification only delays delivery.
+            log.warning("could not notify other nodes", exc_info=True)
+
+    async def close(self) -> None:
+        for conn in (self._listener, self._sender):
+            if conn is not None:
+                await conn.close()
+        await super().close()

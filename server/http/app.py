@@ -1,0 +1,86 @@
+"""The application factory, used by ``opseal-server serve`` and by the tests alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from ..bus import LocalBus
+from ..config import Settings
+from ..services.base import Context, load_instance
+from ..storage.db import check_schema, make_engine
+from .keys import CONTEXT
+from .middlewares import RateLimiter, error_middleware, rate_limit_middleware, request_middleware
+from .openapi import routes as openapi_routes
+from .stream import routes as stream_routes
+from .views import routes as api_routes
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> web.Application:
+    """An aiohttp application serving the OpSeal API with ``settings``.
+
+    Start-up opens the database, refuses an unmigrated schema, loads the instance keys and
+    starts the event bus (``LISTEN/NOTIFY`` on PostgreSQL).
+    """
+    app = web.Application(
+        middlewares=[request_middleware, error_middleware, rate_limit_middleware],
+        client_max_size=max(settings.max_body_bytes, settings.max_blob_chunk_bytes) + 65536,
+    )
+    app["rate_limiter"] = RateLimiter(settings.rate_limit_per_minute)
+    app["settings"] = settings
+    app.cleanup_ctx.append(_context)
+    app.add_routes(
+        [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
+    )
+    app.add_routes(api_routes)
+    app.add_routes(stream_routes)
+    app.add_routes(openapi_routes)
+    return app
+
+
+async def _context(app: web.Application) -> AsyncIterator[None]:
+    settings: Settings = app["settings"]
+    engine = make_engine(settings.database_url)
+    try:
+        await check_schema(engine)
+        instance = await load_instance(engine)
+        bus = await _bus(settings, engine)
+        app[CONTEXT] = Context(settings, engine, instance, bus)
+        await bus.start()
+        yield
+        await bus.close()
+    finally:
+        await engine.dispose()
+
+
+async def _bus(settings: Settings, engine) -> LocalBus:  # type: ignore[no-untyped-def]
+    if settings.is_postgres:
+        from ..bus.postgres import PostgresBus
+
+        return PostgresBus(settings.database_url)
+    return LocalBus()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The database answers: ready to serve."""
+    try:
+        async with request.app[CONTEXT].engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return web.json_response({"status": "unavailable"}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
