@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from opseal.crypto.certs import issue_device_certificate, issue_user_certificate
+from opseal.crypto.certs import issue_user_certificate
 from opseal.crypto.charter import AreaPolicy, Charter, Member
 from opseal.crypto.group import DeviceIdentity
-from opseal.crypto.keys import HpkePrivateKey, SigningKey
+from opseal.crypto.keys import SigningKey
 
 NOW = 1_780_000_000
 YEAR = 365 * 24 * 3600
@@ -51,11 +51,12 @@ class User:
 class World:
     """Organisation roots, users and devices, and a signed charter version 1."""
 
+    now: int = NOW
     roots: dict[str, SigningKey] = field(default_factory=dict)
     users: dict[tuple[str, str], User] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.roots = {org: SigningKey.generate() for org in ORGS}
+        self.roots = {org: SigningKey.generate() for org in (*ORGS, "outsider")}
         self.charter = self.make_charter()
 
     def user(self, org: str, user_id: str, kind: str = "person") -> User:
@@ -63,8 +64,8 @@ class World:
             key = SigningKey.generate()
             cert = issue_user_certificate(
                 self.roots[org], organisation_id=org, user_id=user_id, user_kind=kind,
-                name=user_id, identity_key=key.verify_key, issued_at=NOW - 10,
-                expires_at=NOW + YEAR,
+                name=user_id, identity_key=key.verify_key, issued_at=self.now - 10,
+                expires_at=self.now + YEAR,
             )  # fmt: skip
             self.users[(org, user_id)] = User(key, cert)
         return self.users[(org, user_id)]
@@ -73,13 +74,10 @@ class World:
         self, org: str, user_id: str, device_id: str, kind: str = "person"
     ) -> DeviceIdentity:
         user = self.user(org, user_id, kind)
-        signing, hpke = SigningKey.generate(), HpkePrivateKey.generate()
-        cert = issue_device_certificate(
+        return DeviceIdentity.generate(
             user.key, user.cert, device_id=device_id, name=device_id,
-            signing_key=signing.verify_key, hpke_key=hpke.public_key,
-            issued_at=NOW - 10, expires_at=NOW + YEAR,
+            issued_at=self.now - 10, expires_at=self.now + YEAR,
         )  # fmt: skip
-        return DeviceIdentity(user.cert, cert, signing, hpke)
 
     def members(self) -> list[Member]:
         return [
@@ -91,8 +89,8 @@ class World:
         coordinator = self.user("wco", "ocu-lead")
         draft = Charter.create(
             operation_id="op-stop-v", code="STOP V", name="Operation STOP V",
-            starts_at=NOW, ends_at=NOW + 30 * 86400, members=self.members(), areas=AREAS,
-            issued_at=NOW - 5,
+            starts_at=self.now, ends_at=self.now + 30 * 86400, members=self.members(),
+            areas=AREAS, issued_at=self.now - 5,
         )  # fmt: skip
         return draft.signed(coordinator.key, coordinator.cert)
 

@@ -1,0 +1,146 @@
+"""Typed client exceptions, chosen from the server's error codes.
+
+ClientError
+├── TransportError            the server could not be reached or answered garbage
+└── ApiError                  the server refused (code, message, details, status)
+    ├── BadRequestError       bad_request
+    │   └── InvalidSignatureError invalid_signature
+    ├── UnauthorizedError     unauthorized
+    ├── ForbiddenError        forbidden
+    │   ├── NotMemberError    not_member
+    │   └── PhaseClosedError  phase_closed
+    ├── NotFoundError         not_found
+    ├── ConflictError         conflict
+    │   └── WrongEpochError   wrong_epoch
+    ├── PayloadTooLargeError  payload_too_large
+    ├── RateLimitedError      rate_limited
+    ├── UnavailableError      unavailable
+    └── ServerError           internal, or any code this client does not know
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "BadRequestError",
+    "ClientError",
+    "ConflictError",
+    "ForbiddenError",
+    "InvalidSignatureError",
+    "NotFoundError",
+    "NotMemberError",
+    "PayloadTooLargeError",
+    "PhaseClosedError",
+    "RateLimitedError",
+    "ServerError",
+    "TransportError",
+    "UnauthorizedError",
+    "UnavailableError",
+    "WrongEpochError",
+    "error_for",
+]
+
+
+class ClientError(Exception):
+    """Base of every error the client raises."""
+
+
+class TransportError(ClientError):
+    """The server could not be reached, or its answer was not the API's."""
+
+
+class ApiError(ClientError):
+    """The server refused the request."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, status: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.status, self.details = message, status, details or {}
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class BadRequestError(ApiError):
+    code = "bad_request"
+
+
+class InvalidSignatureError(BadRequestError):
+    code = "invalid_signature"
+
+
+class UnauthorizedError(ApiError):
+    code = "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    code = "forbidden"
+
+
+class NotMemberError(ForbiddenError):
+    code = "not_member"
+
+
+class PhaseClosedError(ForbiddenError):
+    code = "phase_closed"
+
+
+class NotFoundError(ApiError):
+    code = "not_found"
+
+
+class ConflictError(ApiError):
+    code = "conflict"
+
+
+class WrongEpochError(ConflictError):
+    code = "wrong_epoch"
+
+
+class PayloadTooLargeError(ApiError):
+    code = "payload_too_large"
+
+
+class RateLimitedError(ApiError):
+    code = "rate_limited"
+
+
+class UnavailableError(ApiError):
+    code = "unavailable"
+
+
+class ServerError(ApiError):
+    code = "internal"
+
+
+_BY_CODE: dict[str, type[ApiError]] = {
+    cls.code: cls
+    for cls in (
+        BadRequestError,
+        InvalidSignatureError,
+        UnauthorizedError,
+        ForbiddenError,
+        NotMemberError,
+        PhaseClosedError,
+        NotFoundError,
+        ConflictError,
+        WrongEpochError,
+        PayloadTooLargeError,
+        RateLimitedError,
+        UnavailableError,
+        ServerError,
+    )
+}
+
+
+def error_for(status: int, body: Any) -> ApiError:
+    """The typed exception for an error response body."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return ServerError(f"HTTP {status} without an error body", status=status)
+    cls = _BY_CODE.get(str(error.get("code")), ServerError)
+    details = error.get("details") if isinstance(error.get("details"), dict) else {}
+    return cls(str(error.get("message", "")), status=status, details=details)
