@@ -12,7 +12,7 @@ from ..bus import LocalBus
 from ..config import Settings
 from ..services.base import Context, load_instance
 from ..storage.db import check_schema, make_engine
-from .keys import CONTEXT
+from .keys import CONTEXT, RATE_LIMITER, SETTINGS
 from .middlewares import RateLimiter, error_middleware, rate_limit_middleware, request_middleware
 from .openapi import routes as openapi_routes
 from .stream import routes as stream_routes
@@ -31,8 +31,8 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_middleware, error_middleware, rate_limit_middleware],
         client_max_size=max(settings.max_body_bytes, settings.max_blob_chunk_bytes) + 65536,
     )
-    app["rate_limiter"] = RateLimiter(settings.rate_limit_per_minute)
-    app["settings"] = settings
+    app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
+    app[SETTINGS] = settings
     app.cleanup_ctx.append(_context)
     app.add_routes(
         [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _context(app: web.Application) -> AsyncIterator[None]:
-    settings: Settings = app["settings"]
+    settings = app[SETTINGS]
     engine = make_engine(settings.database_url)
     try:
         await check_schema(engine)

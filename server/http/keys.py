@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..services.base import Context
+from ..config import Settings
+from ..services.base import Context, Principal
 
-__all__ = ["CONTEXT", "PRINCIPAL"]
+__all__ = ["CONTEXT", "PRINCIPAL", "RATE_LIMITER", "SETTINGS"]
 
 CONTEXT = web.AppKey("context", Context)
-PRINCIPAL = "opseal.principal"
+SETTINGS = web.AppKey("settings", Settings)
+RATE_LIMITER = web.AppKey("rate_limiter", object)
+PRINCIPAL = web.RequestKey("principal", Principal)

@@ -12,7 +12,7 @@ from prometheus_client import Counter, Histogram
 
 from ..errors import NotFound, OpSealError, PayloadTooLarge, RateLimited
 from ..services.base import Context
-from .keys import CONTEXT, PRINCIPAL
+from .keys import CONTEXT, PRINCIPAL, RATE_LIMITER
 
 __all__ = ["RateLimiter", "error_middleware", "rate_limit_middleware", "request_middleware"]
 
@@ -130,7 +130,7 @@ class RateLimiter:
 
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    limiter: RateLimiter = request.app["rate_limiter"]
+    limiter: RateLimiter = request.app[RATE_LIMITER]  # type: ignore[assignment]
     auth = request.headers.get("Authorization", "")
     key = auth[-16:] if auth else f"ip:{request.remote}"
     if not limiter.allow(key):
