@@ -87,9 +87,11 @@ async def _is_member(conn: AsyncConnection, ref: AreaRef, device_id: str) -> boo
     return row.first() is not None
 
 
-async def _reader(conn: AsyncConnection, principal: Principal, ref: AreaRef) -> Membership:
+async def _reader(
+    ctx: Context, conn: AsyncConnection, principal: Principal, ref: AreaRef
+) -> Membership:
     """A device that may read the area: its organisation's role reads it and it is a member."""
-    member = await membership(conn, principal, ref.operation_id)
+    member = await membership(ctx, conn, principal, ref.operation_id)
     member.check_area(ref.area)
     if not await _is_member(conn, ref, principal.device_id):
         raise Forbidden(f"device {principal.device_id!r} is not a member of area {ref.area!r}")
@@ -134,7 +136,7 @@ async def post_key_package(ctx: Context, principal: Principal, ref: AreaRef, bod
     if (package.operation_id, package.area) != (ref.operation_id, ref.area):
         raise BadRequest("key_package: names another operation or area")
     async with ctx.transaction() as tx:
-        member = await membership(tx.conn, principal, ref.operation_id)
+        member = await membership(ctx, tx.conn, principal, ref.operation_id)
         member.check_writable()
         member.check_area(ref.area)
         try:
@@ -175,7 +177,7 @@ async def post_key_package(ctx: Context, principal: Principal, ref: AreaRef, bod
 async def list_key_packages(ctx: Context, principal: Principal, ref: AreaRef) -> list[str]:
     """Pending key packages of an area, for members who admit devices."""
     async with ctx.engine.connect() as conn:
-        await _reader(conn, principal, ref)
+        await _reader(ctx, conn, principal, ref)
         rows = await conn.execute(
             select(key_packages.c.body)
             .where(key_packages.c.operation_id == ref.operation_id, key_packages.c.area == ref.area)
@@ -205,7 +207,7 @@ async def post_commit(
     if (commit.operation_id, commit.area) != (ref.operation_id, ref.area):
         raise BadRequest("commit: names another operation or area")
     async with ctx.transaction() as tx:
-        member = await membership(tx.conn, principal, ref.operation_id)
+        member = await membership(ctx, tx.conn, principal, ref.operation_id)
         member.check_writable()
         member.check_area(ref.area)
         area = await _lock_area(tx.conn, ref)
@@ -287,7 +289,7 @@ async def list_commits(
 ) -> list[str]:
     """Commits after ``after_epoch`` (-1 for all), oldest first, for members to validate."""
     async with ctx.engine.connect() as conn:
-        await _reader(conn, principal, ref)
+        await _reader(ctx, conn, principal, ref)
         rows = await conn.execute(
             select(events.c.body)
             .where(
@@ -345,7 +347,7 @@ async def post_messages(
         raise BadRequest(f"envelopes: at most {ctx.settings.max_batch} per batch")
     parsed = _parse_envelopes(raw, ctx, principal, ref)
     async with ctx.transaction() as tx:
-        member = await membership(tx.conn, principal, ref.operation_id)
+        member = await membership(ctx, tx.conn, principal, ref.operation_id)
         member.check_writable()
         member.check_area(ref.area, post=True)
         key = await _sender_key(tx.conn, principal.device_id)
@@ -449,7 +451,7 @@ async def list_events(
 ) -> list[dict[str, Any]]:
     """An area's entries after sequence number ``after``, in order."""
     async with ctx.engine.connect() as conn:
-        await _reader(conn, principal, ref)
+        await _reader(ctx, conn, principal, ref)
         rows = await conn.execute(
             select(events)
             .where(
@@ -463,7 +465,9 @@ async def list_events(
         return [_event_json(row) for row in rows]
 
 
-async def readable_areas(conn: AsyncConnection, principal: Principal) -> list[AreaRef]:
+async def readable_areas(
+    ctx: Context, conn: AsyncConnection, principal: Principal
+) -> list[AreaRef]:
     """Areas whose roster holds the device and whose charter still lets its role read."""
     rows = await conn.execute(
         select(area_members.c.operation_id, area_members.c.area).where(
@@ -473,7 +477,7 @@ async def readable_areas(conn: AsyncConnection, principal: Principal) -> list[Ar
     refs = []
     for row in rows:
         try:
-            member = await membership(conn, principal, row.operation_id)
+            member = await membership(ctx, conn, principal, row.operation_id)
             member.check_area(row.area)
         except (Forbidden, NotFound):
             continue
@@ -510,7 +514,7 @@ async def sync(ctx: Context, principal: Principal, cursor: str, limit: int) -> d
     """
     positions = decode_cursor(cursor)
     async with ctx.engine.connect() as conn:
-        refs = await readable_areas(conn, principal)
+        refs = await readable_areas(ctx, conn, principal)
         out: list[dict[str, Any]] = []
         for ref in refs:
             if len(out) >= limit:

@@ -50,6 +50,8 @@ class Context:
     instance: Instance
     bus: Bus
     clock: Callable[[], float] = time.time
+    charters: dict[tuple[str, int], Any] = field(default_factory=dict)
+    """Parsed charter versions by (operation, version): immutable once stored."""
 
     def now(self) -> int:
         return int(self.clock())

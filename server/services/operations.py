@@ -32,7 +32,6 @@ __all__ = [
 
 PHASES = ("preparation", "active", "follow-up", "closed", "archived")
 WRITABLE_PHASES = frozenset(PHASES[:3])
-_CHARTERS: dict[tuple[str, int], Charter] = {}
 
 
 @dataclass(frozen=True)
@@ -66,9 +65,11 @@ def _parse(body: bytes) -> Charter:
         raise BadRequest(f"charter: {exc}") from exc
 
 
-async def _charter(conn: AsyncConnection, operation_id: str, version: int) -> Charter:
+async def _charter(
+    conn: AsyncConnection, cache: dict[tuple[str, int], Charter], operation_id: str, version: int
+) -> Charter:
     key = (operation_id, version)
-    if key not in _CHARTERS:
+    if key not in cache:
         body = (
             await conn.execute(
                 select(charter_versions.c.body).where(
@@ -77,11 +78,13 @@ async def _charter(conn: AsyncConnection, operation_id: str, version: int) -> Ch
                 )
             )
         ).scalar_one()
-        _CHARTERS[key] = Charter.from_bytes(body)
-    return _CHARTERS[key]
+        cache[key] = Charter.from_bytes(body)
+    return cache[key]
 
 
-async def membership(conn: AsyncConnection, principal: Principal, operation_id: str) -> Membership:
+async def membership(
+    ctx: Context, conn: AsyncConnection, principal: Principal, operation_id: str
+) -> Membership:
     """The principal's role in the operation; :class:`NotMember` if its organisation has none."""
     row = (
         await conn.execute(
@@ -101,7 +104,7 @@ async def membership(conn: AsyncConnection, principal: Principal, operation_id: 
         raise NotMember(f"organisation {principal.org_id!r} is not a member of this operation")
     if row.phase == "archived":
         raise PhaseClosed("operation is archived")
-    charter = await _charter(conn, operation_id, row.charter_version)
+    charter = await _charter(conn, ctx.charters, operation_id, row.charter_version)
     return Membership(operation_id, row.phase, row.role, charter)
 
 
@@ -227,7 +230,7 @@ async def publish_charter(
     """A coordinator publishes the next charter version (members, roles, areas)."""
     new = _parse(body)
     async with ctx.transaction() as tx:
-        member = await membership(tx.conn, principal, operation_id)
+        member = await membership(ctx, tx.conn, principal, operation_id)
         member.check_writable()
         if member.role != "coordinator":
             raise Forbidden("only a coordinator publishes charter versions")
@@ -270,7 +273,7 @@ async def set_phase(ctx: Context, principal: Principal, operation_id: str, phase
     if phase not in PHASES:
         raise BadRequest(f"phase: expected one of {', '.join(PHASES)}")
     async with ctx.transaction() as tx:
-        member = await membership(tx.conn, principal, operation_id)
+        member = await membership(ctx, tx.conn, principal, operation_id)
         if member.role != "coordinator":
             raise Forbidden("only a coordinator changes the phase")
         if PHASES.index(phase) <= PHASES.index(member.phase):
@@ -317,7 +320,7 @@ def _operation_json(row: Any, role: str) -> dict[str, Any]:
 
 async def get_operation(ctx: Context, principal: Principal, operation_id: str) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
-        member = await membership(conn, principal, operation_id)
+        member = await membership(ctx, conn, principal, operation_id)
         row = (
             await conn.execute(select(operations).where(operations.c.operation_id == operation_id))
         ).one()
@@ -337,7 +340,7 @@ async def get_operation(ctx: Context, principal: Principal, operation_id: str) -
 async def charter_history(ctx: Context, principal: Principal, operation_id: str) -> list[str]:
     """Every charter version, oldest first, as base64url of the signed encoding."""
     async with ctx.engine.connect() as conn:
-        await membership(conn, principal, operation_id)
+        await membership(ctx, conn, principal, operation_id)
         rows = await conn.execute(
             select(charter_versions.c.body)
             .where(charter_versions.c.operation_id == operation_id)

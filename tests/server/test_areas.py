@@ -1,0 +1,261 @@
+"""Areas on the server: commits, key packages, message batches, sync and the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from opseal.client.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    InvalidSignatureError,
+    PhaseClosedError,
+    WrongEpochError,
+)
+from opseal.crypto.encoding import b64d
+from opseal.crypto.envelope import Envelope, Header, open_envelope, seal
+from opseal.crypto.group import (
+    Commit,
+    KeyPackage,
+    apply_commit,
+    create_area,
+    create_commit,
+)
+
+
+def now() -> int:
+    return int(time.time())
+
+
+async def make_area(op, area: str, members: list[str]):
+    """The coordinator creates ``area`` and admits one device of each role in ``members``."""
+    coordinator = op.actors["coordinator"]
+    commit, state, secret = create_area(
+        op.world.charter, coordinator.identity, instance_id=op.instance_id, area=area, now=now()
+    )
+    await coordinator.api.post_commit(op.id, area, commit.to_bytes())
+    if not members:
+        return state, secret
+    for role in members:
+        await op.actors[role].api.post_key_package(op.id, area, op.package(role, area))
+    packages = [KeyPackage.from_bytes(p) for p in await coordinator.api.key_packages(op.id, area)]
+    commit, state, secret = create_commit(
+        state, op.world.charter, coordinator.identity, now=now(), adds=packages
+    )
+    await coordinator.api.post_commit(op.id, area, commit.to_bytes())
+    return state, secret
+
+
+def envelope(
+    op,
+    who: str,
+    state,
+    secret: bytes,
+    counter: int,
+    text: str = "hello",
+    message_id: uuid.UUID | None = None,
+    **header,
+) -> Envelope:
+    head = Header(
+        op.instance_id,
+        op.id,
+        state.area,
+        state.epoch,
+        op.actors[who].device_id,
+        counter,
+        message_id or uuid.uuid4(),
+        header.pop("content_type", "text"),
+        **header,
+    )
+    return seal(head, text.encode(), secret, op.actors[who].identity.signing_key)
+
+
+async def test_members_exchange_messages_through_the_server(operation):
+    """A customs officer posts; another administration syncs it and decrypts it."""
+    state, secret = await make_area(operation, "seizures", ["customs", "customs2"])
+    sent = envelope(operation, "customs", state, secret, 1, "1,200 fake tablets at CDG")
+    seq = await operation.actors["customs"].api.post_message(
+        operation.id, "seizures", sent.to_bytes()
+    )
+    page = await operation.actors["customs2"].api.sync()
+    messages = [e for e in page["events"] if e["kind"] == "message"]
+    assert [m["seq"] for m in messages] == [seq]
+    received = Envelope.from_bytes(b64d(messages[0]["body"]))
+    assert open_envelope(received, state=state, epoch_secret=secret) == b"1,200 fake tablets at CDG"
+    # The joining device validates the whole commit chain it receives.
+    commits = await operation.actors["customs2"].api.commits(operation.id, "seizures")
+    replayed = None
+    for raw in commits:
+        replayed = apply_commit(
+            replayed,
+            Commit.from_bytes(raw),
+            operation.world.charter,
+            now=now(),
+            instance_id=operation.instance_id,
+        )
+    assert replayed == state
+
+
+async def test_batch_is_idempotent_and_numbers_are_gap_free(operation):
+    """A batch posted twice is stored once and gets its original sequence numbers back."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    api = operation.actors["customs"].api
+    batch = [envelope(operation, "customs", state, secret, n).to_bytes() for n in range(1, 51)]
+    first = await api.post_batch(operation.id, "seizures", batch)
+    again = await api.post_batch(operation.id, "seizures", batch)
+    assert first == again
+    assert first == list(range(first[0], first[0] + 50))
+    events = await api.events(operation.id, "seizures", limit=5000)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert sum(e["kind"] == "message" for e in events) == 50
+
+
+async def test_concurrent_identical_batches_are_stored_once(operation):
+    """Two copies of one batch racing each other store it once; both get the same numbers."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    api = operation.actors["customs"].api
+    batch = [envelope(operation, "customs", state, secret, n).to_bytes() for n in range(1, 101)]
+    results = await asyncio.gather(
+        api.post_batch(operation.id, "seizures", batch),
+        api.post_batch(operation.id, "seizures", batch),
+        return_exceptions=True,
+    )
+    ok = [r for r in results if isinstance(r, list)]
+    assert ok, results
+    assert all(r == ok[0] for r in ok)
+    events = await api.events(operation.id, "seizures", limit=5000)
+    assert sum(e["kind"] == "message" for e in events) == 100
+
+
+async def test_batch_with_one_bad_envelope_stores_nothing(operation):
+    """One envelope with a bad signature rejects the whole batch, naming its index."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    api = operation.actors["customs"].api
+    good = [envelope(operation, "customs", state, secret, n) for n in (1, 2, 3)]
+    forged = Envelope(good[1].header, good[1].ciphertext, bytes(64))
+    batch = [good[0].to_bytes(), forged.to_bytes(), good[2].to_bytes()]
+    with pytest.raises(InvalidSignatureError, match=r"envelopes\[1\]") as info:
+        await api.post_batch(operation.id, "seizures", batch)
+    assert info.value.details["index"] == 1
+    events = await api.events(operation.id, "seizures")
+    assert not [e for e in events if e["kind"] == "message"]
+
+
+async def test_message_id_reused_with_other_content_is_a_conflict(operation):
+    """The same message id cannot carry two different messages."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    api = operation.actors["customs"].api
+    message_id = uuid.uuid4()
+    await api.post_message(
+        operation.id,
+        "seizures",
+        envelope(operation, "customs", state, secret, 1, "a", message_id=message_id).to_bytes(),
+    )
+    with pytest.raises(ConflictError, match="already used"):
+        await api.post_message(
+            operation.id,
+            "seizures",
+            envelope(operation, "customs", state, secret, 2, "b", message_id=message_id).to_bytes(),
+        )
+
+
+async def test_message_for_an_old_epoch_is_refused(operation):
+    """After a rotation, envelopes of the previous epoch get wrong_epoch."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    coordinator = operation.actors["coordinator"]
+    commit, _, _ = create_commit(state, operation.world.charter, coordinator.identity, now=now())
+    await coordinator.api.post_commit(operation.id, "seizures", commit.to_bytes())
+    with pytest.raises(WrongEpochError, match="not the area's current epoch"):
+        await operation.actors["customs"].api.post_message(
+            operation.id, "seizures", envelope(operation, "customs", state, secret, 1).to_bytes()
+        )
+
+
+async def test_concurrent_commits_for_one_epoch_exactly_one_wins(operation):
+    """Two commits to the same next epoch: one is stored, the other gets wrong_epoch."""
+    state, _ = await make_area(operation, "seizures", ["customs"])
+    coordinator, officer = operation.actors["coordinator"], operation.actors["customs"]
+    c1, _, _ = create_commit(state, operation.world.charter, coordinator.identity, now=now())
+    c2, _, _ = create_commit(state, operation.world.charter, officer.identity, now=now())
+    results = await asyncio.gather(
+        coordinator.api.post_commit(operation.id, "seizures", c1.to_bytes()),
+        officer.api.post_commit(operation.id, "seizures", c2.to_bytes()),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, dict) for r in results) == 1
+    assert sum(isinstance(r, WrongEpochError) for r in results) == 1
+
+
+async def test_server_refuses_a_commit_admitting_a_stakeholder_to_customs_area(operation):
+    """Defence in depth: the server validates commits with the crypto core too."""
+    state, _ = await make_area(operation, "seizures", ["customs"])
+    coordinator = operation.actors["coordinator"]
+    with pytest.raises(ForbiddenError, match="may not read area 'seizures'"):
+        await operation.actors["stakeholder"].api.post_key_package(
+            operation.id, "seizures", operation.package("stakeholder", "seizures")
+        )
+    package = KeyPackage.from_bytes(operation.package("stakeholder", "seizures"))
+    draft, _, _ = create_commit(state, operation.world.charter, coordinator.identity, now=now())
+    from dataclasses import replace
+
+    forged = replace(draft, adds=(package,))
+    forged = replace(forged, signature=coordinator.identity.signing_key.sign(forged.to_be_signed()))
+    with pytest.raises(BadRequestError, match="may not read area 'seizures'"):
+        await coordinator.api.post_commit(operation.id, "seizures", forged.to_bytes())
+
+
+async def test_closed_operation_accepts_nothing(operation):
+    """After the coordinator closes the operation, posts are refused with phase_closed."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    await operation.actors["coordinator"].api.set_phase(operation.id, "closed")
+    with pytest.raises(PhaseClosedError):
+        await operation.actors["customs"].api.post_message(
+            operation.id, "seizures", envelope(operation, "customs", state, secret, 1).to_bytes()
+        )
+    events = await operation.actors["customs"].api.events(operation.id, "seizures")
+    assert events  # still readable
+
+
+async def test_sender_must_be_the_authenticated_device(operation):
+    """An envelope naming another sender is refused."""
+    state, secret = await make_area(operation, "seizures", ["customs", "customs2"])
+    theirs = envelope(operation, "customs2", state, secret, 1).to_bytes()
+    with pytest.raises(ForbiddenError, match="sender is not the authenticated device"):
+        await operation.actors["customs"].api.post_message(operation.id, "seizures", theirs)
+
+
+async def test_stream_delivers_in_order_and_resumes_from_cursor(operation):
+    """A WebSocket subscriber receives each message once, in order, across a reconnect."""
+    state, secret = await make_area(operation, "seizures", ["customs", "customs2"])
+    poster, reader = operation.actors["customs"].api, operation.actors["customs2"].api
+    start = (await reader.sync())["cursor"]
+    received: list[int] = []
+    cursor = start
+
+    async def follow(stop_after: int) -> str:
+        last = cursor
+        async for message in reader.stream(cursor):
+            if message["type"] == "event" and message["event"]["kind"] == "message":
+                received.append(message["event"]["seq"])
+                last = message["cursor"]
+                if len(received) >= stop_after:
+                    return last
+        return last
+
+    task = asyncio.create_task(follow(3))
+    for n in range(1, 4):
+        await poster.post_message(
+            operation.id, "seizures", envelope(operation, "customs", state, secret, n).to_bytes()
+        )
+    cursor = await asyncio.wait_for(task, 15)
+    for n in range(4, 7):  # posted while nobody listens
+        await poster.post_message(
+            operation.id, "seizures", envelope(operation, "customs", state, secret, n).to_bytes()
+        )
+    await asyncio.wait_for(follow(6), 15)
+    assert len(received) == 6
+    assert received == sorted(set(received))
