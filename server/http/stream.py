@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from asyncio import FIRST_COMPLETED
 
 from aiohttp import WSMsgType, web
 
@@ -63,8 +64,9 @@ async def _pump(
             await ws.send_json({"type": "error", **error.to_json()})
             return
         cursor = await _send_new(ctx, ws, who, cursor)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(queue.get(), timeout=POLL_SECONDS)
+        wake = asyncio.ensure_future(queue.get())
+        await asyncio.wait({wake, reader}, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+        wake.cancel()
         while not queue.empty():
             queue.get_nowait()
 
