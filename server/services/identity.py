@@ -90,7 +90,7 @@ async def enrol(
     ctx: Context, code: str, root_key: bytes | None, user_cert: bytes, device_cert: bytes
 ) -> Principal:
     """Redeem a one-time code: register the organisation's root key (first time), a user and
-    a device. The code is spent whatever happens after it is found valid."""
+    a device. All or nothing: a refused enrolment leaves the code unused."""
     user, device = _cert(user_cert, "user_certificate"), _cert(device_cert, "device_certificate")
     async with ctx.transaction() as tx:
         row = (
