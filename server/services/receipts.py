@@ -1,0 +1,231 @@
+"""Read and acknowledgement receipts (design §7).
+
+A device signs a ``read`` or ``ack`` statement (:class:`opseal.crypto.statements.Receipt`) for
+a message of an area it reads. The server checks it against the device's registered key,
+stores it once per (message, device, kind) — a repeat answers the stored receipt — and appends
+it to the area's gap-free sequence as a ``receipt`` entry, so members receive it through sync
+and the stream. The entry carries the signed statement as its body and no ``message_id`` (that
+column is unique to the message itself); readers take the message id from the statement.
+
+A coordinator asks, per message, which organisations of the area's audience and which of their
+devices have read and acknowledged it. An acknowledgement counts as a read. The sender's own
+organisation is never listed as pending an acknowledgement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opseal.crypto.charter import Charter
+from opseal.crypto.encoding import b64e
+from opseal.crypto.envelope import Envelope
+from opseal.crypto.errors import CryptoError
+from opseal.crypto.group import MAX_CLOCK_SKEW
+from opseal.crypto.keys import VerifyKey
+from opseal.crypto.statements import Receipt
+
+from ..errors import BadRequest, Forbidden, InvalidSignature, NotFound
+from ..storage.tables import area_members, devices, events, receipts
+from .areas import AreaRef, _advance, _append_event, _lock_area, _reader, _sender_key
+from .base import Context, Principal, Tx
+from .operations import membership
+
+__all__ = ["post_receipt", "receipt_status"]
+
+
+# -- posting ---------------------------------------------------------------------------
+def _parse(ctx: Context, principal: Principal, body: bytes) -> Receipt:
+    try:
+        receipt = Receipt.from_bytes(body)
+    except CryptoError as exc:
+        raise BadRequest(f"receipt: {exc}", field="receipt") from exc
+    if receipt.device_id != principal.device_id:
+        raise Forbidden("a device posts only its own receipts")
+    if receipt.instance_id != ctx.instance.instance_id:
+        raise BadRequest("receipt: belongs to another instance", field="receipt")
+    return receipt
+
+
+async def _message(conn: AsyncConnection, ref: AreaRef, message_id: str) -> Any:
+    row = (
+        await conn.execute(
+            select(events.c.device_id, events.c.body).where(
+                events.c.operation_id == ref.operation_id,
+                events.c.area == ref.area,
+                events.c.kind == "message",
+                events.c.message_id == message_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"message {message_id} does not exist in area {ref.area!r}")
+    return row
+
+
+async def _stored(conn: AsyncConnection, message_id: str, device_id: str, kind: str) -> Any:
+    return (
+        await conn.execute(
+            select(receipts).where(
+                receipts.c.message_id == message_id,
+                receipts.c.device_id == device_id,
+                receipts.c.kind == kind,
+            )
+        )
+    ).first()
+
+
+def _receipt_json(row: Any, created: bool) -> dict[str, Any]:
+    receipt = Receipt.from_bytes(row.statement)
+    return {
+        "operation_id": receipt.operation_id,
+        "area": receipt.area,
+        "message_id": row.message_id,
+        "device_id": row.device_id,
+        "org_id": row.org_id,
+        "kind": row.kind,
+        "signed_at": receipt.signed_at,
+        "received_at": row.created_at,
+        "receipt": b64e(row.statement),
+        "created": created,
+    }
+
+
+async def post_receipt(ctx: Context, principal: Principal, body: bytes) -> dict[str, Any]:
+    """Verify and store a receipt; ``created`` is false when it repeats a stored one."""
+    receipt = _parse(ctx, principal, body)
+    ref = AreaRef(receipt.operation_id, receipt.area)
+    message_id = str(receipt.message_id)
+    async with ctx.transaction() as tx:
+        member = await _reader(ctx, tx.conn, principal, ref)
+        member.check_writable()
+        await _message(tx.conn, ref, message_id)
+        _verify(receipt, await _sender_key(tx.conn, principal.device_id), tx.now)
+        area = await _lock_area(tx.conn, ref)  # also serialises concurrent repeats
+        stored = await _stored(tx.conn, message_id, principal.device_id, receipt.kind)
+        if stored is not None:
+            return _receipt_json(stored, created=False)
+        await _store(tx, principal, ref, receipt, body, area.next_seq + 1)
+        stored = await _stored(tx.conn, message_id, principal.device_id, receipt.kind)
+    return _receipt_json(stored, created=True)
+
+
+def _verify(receipt: Receipt, key: VerifyKey, now: int) -> None:
+    try:
+        receipt.verify(key)
+    except CryptoError as exc:
+        raise InvalidSignature(f"receipt: {exc}", field="receipt") from exc
+    if receipt.signed_at > now + MAX_CLOCK_SKEW:
+        raise BadRequest("receipt: signed_at lies in the future", field="receipt")
+
+
+async def _store(
+    tx: Tx, principal: Principal, ref: AreaRef, receipt: Receipt, body: bytes, seq: int
+) -> None:
+    message_id = str(receipt.message_id)
+    await tx.conn.execute(
+        insert(receipts).values(
+            message_id=message_id,
+            device_id=principal.device_id,
+            kind=receipt.kind,
+            org_id=principal.org_id,
+            statement=body,
+            created_at=tx.now,
+        )
+    )
+    row = _append_event(tx, ref, seq, "receipt", principal.device_id, body)
+    await _advance(tx, ref, [row], seq)
+    await tx.audit(
+        event="receipt",
+        operation=ref.operation_id,
+        area=ref.area,
+        message_id=message_id,
+        kind=receipt.kind,
+        device=principal.device_id,
+        seq=seq,
+    )
+
+
+# -- status for coordinators -----------------------------------------------------------
+async def receipt_status(
+    ctx: Context, principal: Principal, ref: AreaRef, message_id: str
+) -> dict[str, Any]:
+    """Per organisation that reads the area: which devices have read and acknowledged."""
+    try:
+        message_id = str(uuid.UUID(message_id))
+    except ValueError as exc:
+        raise BadRequest("message_id: expected a UUID", field="message_id") from exc
+    async with ctx.engine.connect() as conn:
+        member = await membership(ctx, conn, principal, ref.operation_id)
+        if member.role != "coordinator":
+            raise Forbidden("only a coordinator sees who has read and acknowledged a message")
+        member.check_area(ref.area)
+        message = await _message(conn, ref, message_id)
+        rows = (
+            await conn.execute(select(receipts).where(receipts.c.message_id == message_id))
+        ).all()
+        roster = await _roster_orgs(conn, ref)
+        sender_org = await _org_of(conn, message.device_id)
+    header = Envelope.from_bytes(message.body).header
+    orgs = _by_org(member.charter, ref.area, rows, roster)
+    return {
+        "operation_id": ref.operation_id,
+        "area": ref.area,
+        "message_id": message_id,
+        "sender": message.device_id,
+        "requires_ack": header.requires_ack,
+        "organisations": orgs,
+        "pending_ack_orgs": [
+            o["org_id"] for o in orgs if not o["acked"] and o["org_id"] != sender_org
+        ],
+    }
+
+
+async def _roster_orgs(conn: AsyncConnection, ref: AreaRef) -> list[tuple[str, str]]:
+    rows = await conn.execute(
+        select(area_members.c.device_id, devices.c.org_id)
+        .join(devices, devices.c.device_id == area_members.c.device_id)
+        .where(area_members.c.operation_id == ref.operation_id, area_members.c.area == ref.area)
+    )
+    return [(row.device_id, row.org_id) for row in rows]
+
+
+async def _org_of(conn: AsyncConnection, device_id: str) -> str | None:
+    query = select(devices.c.org_id).where(devices.c.device_id == device_id)
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+def _first_times(rows: Iterable[Any], kinds: set[str]) -> dict[str, int]:
+    times: dict[str, int] = {}
+    for row in rows:
+        if row.kind in kinds:
+            times[row.device_id] = min(row.created_at, times.get(row.device_id, row.created_at))
+    return times
+
+
+def _by_org(
+    charter: Charter, area: str, rows: list[Any], roster: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    out = []
+    for org in charter.members:
+        if not charter.may_read(org.role, area):
+            continue
+        mine = [row for row in rows if row.org_id == org.organisation_id]
+        read_at = _first_times(mine, {"read", "ack"})  # an acknowledgement implies a read
+        acked_at = _first_times(mine, {"ack"})
+        out.append(
+            {
+                "org_id": org.organisation_id,
+                "role": org.role,
+                "members": sorted(d for d, o in roster if o == org.organisation_id),
+                "read": sorted(read_at),
+                "acked": sorted(acked_at),
+                "read_at": read_at,
+                "acked_at": acked_at,
+            }
+        )
+    return out

@@ -1,0 +1,70 @@
+"""Helpers for server tests: real areas, messages and receipts built with the crypto core."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from opseal.crypto.envelope import Header, seal
+from opseal.crypto.group import GroupState, KeyPackage, create_area, create_commit
+from opseal.crypto.statements import Receipt
+
+if TYPE_CHECKING:
+    from .conftest import Operation
+
+
+async def make_area(
+    operation: Operation, area: str, members: list[str]
+) -> tuple[GroupState, bytes]:
+    """The coordinator creates ``area``; each other actor posts its key package and the
+    coordinator admits them all in one commit. Returns the last state and epoch secret."""
+    coordinator = operation.actors["coordinator"]
+    api, now = coordinator.api, int(time.time())
+    commit, state, secret = create_area(
+        operation.world.charter, coordinator.identity, instance_id=operation.instance_id,
+        area=area, now=now,
+    )  # fmt: skip
+    await api.post_commit(operation.id, area, commit.to_bytes())
+    joining = [who for who in members if who != "coordinator"]
+    for who in joining:
+        await operation.actors[who].api.post_key_package(
+            operation.id, area, operation.package(who, area)
+        )
+    if joining:
+        packages = [KeyPackage.from_bytes(p) for p in await api.key_packages(operation.id, area)]
+        commit, state, secret = create_commit(
+            state, operation.world.charter, coordinator.identity, now=now, adds=packages
+        )
+        await api.post_commit(operation.id, area, commit.to_bytes())
+    return state, secret
+
+
+async def post_text(
+    operation: Operation,
+    who: str,
+    area: str,
+    state: GroupState,
+    secret: bytes,
+    counter: int,
+    requires_ack: bool = False,
+) -> uuid.UUID:
+    """Seal a short text message as ``who`` and post it; returns its message id."""
+    actor = operation.actors[who]
+    header = Header(
+        operation.instance_id, operation.id, area, state.epoch, actor.device_id, counter,
+        uuid.uuid4(), "text", requires_ack=requires_ack, client_time_ms=int(time.time() * 1000),
+    )  # fmt: skip
+    envelope = seal(header, b"Operational Plan v1 attached", secret, actor.identity.signing_key)
+    await actor.api.post_message(operation.id, area, envelope.to_bytes())
+    return header.message_id
+
+
+def receipt(operation: Operation, who: str, area: str, message_id: uuid.UUID, kind: str) -> bytes:
+    """A ``read`` or ``ack`` receipt signed by ``who``'s device."""
+    actor = operation.actors[who]
+    return Receipt.create(
+        actor.identity.signing_key, instance_id=operation.instance_id,
+        operation_id=operation.id, area=area, message_id=message_id, kind=kind,
+        device_id=actor.device_id, signed_at=int(time.time()),
+    ).to_bytes()  # fmt: skip
