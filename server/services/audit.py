@@ -1,0 +1,174 @@
+"""The audit log's read side: signed checkpoints, entries and Merkle proofs (design §7).
+
+Every service appends leaves inside the transaction of the action they record
+(:mod:`..storage.audit`); this module only reads them. Checkpoints are signed on demand: the
+first request that finds the log larger than its newest stored checkpoint computes the root,
+signs it with the instance's log key and stores it under its size. When two requests or nodes
+race, the insert that loses reads the winner's checkpoint, so each size has exactly one.
+
+Roots and proofs are computed from the leaf hashes of the range, read in one query and hashed
+off the event loop. Reading the log is not itself audited: an auditor's polling would
+otherwise grow the log it is checking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opseal.crypto.encoding import b64e
+from opseal.crypto.merkle import (
+    Checkpoint,
+    SubtreeHasher,
+    consistency_proof_from,
+    inclusion_proof_from,
+    root_hash,
+)
+
+from ..errors import BadRequest, NotFound, Unavailable
+from ..storage import audit as store
+from ..storage.db import write_transaction
+from ..storage.tables import audit_checkpoints, audit_leaves
+from .base import Context
+
+__all__ = [
+    "MAX_PAGE",
+    "checkpoint_at",
+    "consistency_proof",
+    "entries",
+    "inclusion_proof",
+    "latest_checkpoint",
+]
+
+MAX_PAGE = 1000
+"""Most entries served by one request."""
+
+
+async def latest_checkpoint(ctx: Context) -> Checkpoint:
+    """The checkpoint of the whole log, signed now if the newest stored one is older."""
+    async with ctx.engine.connect() as conn:
+        size = await store.size(conn)
+        stored = await _newest_stored(conn)
+        if stored is not None and stored.size == size:
+            return stored
+        if stored is not None and stored.size > size:
+            raise Unavailable(
+                f"the audit log holds {size} entries, fewer than its newest checkpoint "
+                f"({stored.size}): the database was damaged or restored from an older backup"
+            )
+        hashes = await _leaf_hashes(conn, 0, size)
+    root = await asyncio.to_thread(root_hash, hashes)
+    checkpoint = Checkpoint.sign(
+        log_id=ctx.instance.instance_id,
+        size=size,
+        root=root,
+        timestamp=ctx.now(),
+        sign=ctx.instance.log_key.sign,
+    )
+    return await _store(ctx, checkpoint)
+
+
+async def checkpoint_at(ctx: Context, size: int) -> Checkpoint:
+    """The stored checkpoint of exactly ``size`` entries; :class:`NotFound` if none was signed."""
+    async with ctx.engine.connect() as conn:
+        body = (
+            await conn.execute(
+                select(audit_checkpoints.c.body).where(audit_checkpoints.c.size == size)
+            )
+        ).scalar_one_or_none()
+    if body is None:
+        raise NotFound(f"no checkpoint of size {size} was signed", size=size)
+    return Checkpoint.from_bytes(body)
+
+
+async def entries(ctx: Context, start: int, end: int) -> dict[str, Any]:
+    """Entries ``start`` to ``end`` (exclusive, at most :data:`MAX_PAGE`), cut at the log's end."""
+    if end < start:
+        raise BadRequest("query 'end': expected at least 'start'", field="end")
+    if end - start > MAX_PAGE:
+        raise BadRequest(f"query 'end': at most {MAX_PAGE} entries per request", field="end")
+    async with ctx.engine.connect() as conn:
+        size = await store.size(conn)
+        end = min(end, size)
+        rows = (
+            await conn.execute(
+                select(audit_leaves.c.idx, audit_leaves.c.entry, audit_leaves.c.leaf_hash)
+                .where(audit_leaves.c.idx >= start, audit_leaves.c.idx < end)
+                .order_by(audit_leaves.c.idx)
+            )
+        ).all()
+    return {
+        "size": size,
+        "entries": [
+            {"index": idx, "entry": json.loads(entry), "leaf_hash": b64e(leaf)}
+            for idx, entry, leaf in rows
+        ],
+    }
+
+
+async def inclusion_proof(ctx: Context, index: int, size: int) -> list[bytes]:
+    """The proof that leaf ``index`` is in the tree of the first ``size`` leaves."""
+    if index >= size:
+        raise BadRequest("query 'index': expected below 'size'", field="index")
+    async with ctx.engine.connect() as conn:
+        _check_size(size, await store.size(conn), "size")
+        hashes = await _leaf_hashes(conn, 0, size)
+    return await asyncio.to_thread(inclusion_proof_from, _subtrees(hashes), index, size)
+
+
+async def consistency_proof(ctx: Context, old: int, new: int) -> list[bytes]:
+    """The proof that the tree of the first ``old`` leaves is a prefix of the first ``new``."""
+    if old > new:
+        raise BadRequest("query 'old': expected at most 'new'", field="old")
+    async with ctx.engine.connect() as conn:
+        _check_size(new, await store.size(conn), "new")
+        hashes = await _leaf_hashes(conn, 0, new)
+    return await asyncio.to_thread(consistency_proof_from, _subtrees(hashes), old, new)
+
+
+def _check_size(size: int, current: int, field: str) -> None:
+    if size > current:
+        raise BadRequest(f"query {field!r}: the log holds only {current} entries", field=field)
+
+
+def _subtrees(hashes: list[bytes]) -> SubtreeHasher:
+    """Subtree roots over leaf hashes held in memory; each proof touches every leaf once."""
+    return lambda start, end: root_hash(hashes[start:end])
+
+
+async def _leaf_hashes(conn: AsyncConnection, start: int, end: int) -> list[bytes]:
+    hashes = await store.leaf_hashes(conn, start, end)
+    if len(hashes) != end - start:
+        raise Unavailable(f"the audit log is missing leaves between {start} and {end}")
+    return hashes
+
+
+async def _newest_stored(conn: AsyncConnection) -> Checkpoint | None:
+    body = (
+        await conn.execute(
+            select(audit_checkpoints.c.body).order_by(audit_checkpoints.c.size.desc()).limit(1)
+        )
+    ).scalar_one_or_none()
+    return None if body is None else Checkpoint.from_bytes(body)
+
+
+async def _store(ctx: Context, checkpoint: Checkpoint) -> Checkpoint:
+    """Store ``checkpoint``, or return the one another request stored first for its size."""
+    try:
+        async with write_transaction(ctx.engine) as conn:
+            await conn.execute(
+                insert(audit_checkpoints).values(
+                    size=checkpoint.size,
+                    body=checkpoint.to_bytes(),
+                    created_at=checkpoint.timestamp,
+                )
+            )
+    except IntegrityError:
+        # Same size, same leaves, same root: only the timestamp differs, and the first wins.
+        return await checkpoint_at(ctx, checkpoint.size)
+    return checkpoint
