@@ -10,13 +10,18 @@ from sqlalchemy import text
 
 from ..bus import LocalBus
 from ..config import Settings
+from ..services.areas import event_json
 from ..services.base import Context, load_instance
+from ..services.tail import AreaTail
 from ..storage.db import check_schema, make_engine
-from .keys import CONTEXT, RATE_LIMITER, SETTINGS
+from .keys import CONTEXT, HUB, RATE_LIMITER, SETTINGS
 from .middlewares import RateLimiter, error_middleware, rate_limit_middleware, request_middleware
 from .openapi import routes as openapi_routes
+from .stream import StreamHub
 from .stream import routes as stream_routes
 from .views import routes as api_routes
+from .views_audit import routes as audit_routes
+from .views_blobs import routes as blob_routes
 
 __all__ = ["create_app"]
 
@@ -38,6 +43,8 @@ def create_app(settings: Settings) -> web.Application:
         [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
     )
     app.add_routes(api_routes)
+    app.add_routes(blob_routes)
+    app.add_routes(audit_routes)
     app.add_routes(stream_routes)
     app.add_routes(openapi_routes)
     return app
@@ -50,9 +57,12 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         await check_schema(engine)
         instance = await load_instance(engine)
         bus = await _bus(settings, engine)
-        app[CONTEXT] = Context(settings, engine, instance, bus)
+        ctx = app[CONTEXT] = Context(settings, engine, instance, bus)
+        hub = app[HUB] = StreamHub(ctx, AreaTail(engine, event_json))
         await bus.start()
+        hub.start()
         yield
+        await hub.close()
         await bus.close()
     finally:
         await engine.dispose()

@@ -45,6 +45,7 @@ __all__ = [
     "AreaRef",
     "decode_cursor",
     "encode_cursor",
+    "event_json",
     "list_commits",
     "list_events",
     "list_key_packages",
@@ -54,6 +55,10 @@ __all__ = [
     "readable_areas",
     "sync",
 ]
+
+
+MAX_SEQ = 2**62
+"""The largest sequence number a cursor may carry (the views bound ``after`` alike)."""
 
 
 @dataclass(frozen=True)
@@ -432,7 +437,8 @@ def _check_new(envelope: Envelope, epoch: int | None, key: VerifyKey, index: int
 
 
 # -- reading ---------------------------------------------------------------------------
-def _event_json(row: Any) -> dict[str, Any]:
+def event_json(row: Any) -> dict[str, Any]:
+    """The wire form of one stored entry."""
     return {
         "operation_id": row.operation_id,
         "area": row.area,
@@ -462,7 +468,7 @@ async def list_events(
             .order_by(events.c.seq)
             .limit(limit)
         )
-        return [_event_json(row) for row in rows]
+        return [event_json(row) for row in rows]
 
 
 async def readable_areas(
@@ -501,7 +507,10 @@ def decode_cursor(cursor: str) -> dict[AreaRef, int]:
         positions = {}
         for part in filter(None, text.split("\x1e")):
             operation_id, area, seq = part.split("\x1f")
-            positions[AreaRef(operation_id, area)] = int(seq)
+            position = int(seq)
+            if not 0 <= position <= MAX_SEQ:  # out of range for the database's BIGINT
+                raise ValueError(f"position {position} out of range")
+            positions[AreaRef(operation_id, area)] = position
         return positions
     except (CryptoError, ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("cursor: not a cursor this server issued") from exc
@@ -530,7 +539,7 @@ async def sync(ctx: Context, principal: Principal, cursor: str, limit: int) -> d
                 .order_by(events.c.seq)
                 .limit(limit - len(out))
             )
-            batch = [_event_json(row) for row in rows]
+            batch = [event_json(row) for row in rows]
             out.extend(batch)
             positions[ref] = batch[-1]["seq"] if batch else after
     keep = {ref: seq for ref, seq in positions.items() if ref in set(refs)}

@@ -17,6 +17,7 @@ from ..bus import Bus, Event
 from ..config import Settings
 from ..errors import Unavailable
 from ..storage import audit
+from ..storage.db import write_transaction
 from ..storage.tables import instance
 
 __all__ = ["Context", "Instance", "Principal", "load_instance"]
@@ -60,7 +61,7 @@ class Context:
     async def transaction(self) -> AsyncIterator[Tx]:
         """One database transaction; events published through it go out after commit."""
         tx = Tx(self)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             tx.conn = conn
             yield tx
         for event in tx.events:

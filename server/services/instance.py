@@ -19,6 +19,7 @@ from opseal.crypto.keys import SigningKey
 
 from ..errors import BadRequest, Conflict, NotFound
 from ..storage import audit
+from ..storage.db import write_transaction
 from ..storage.tables import audit_head, enrolment_codes, instance, organisations
 from .base import Context
 
@@ -34,7 +35,7 @@ def hash_code(code: str) -> bytes:
 
 async def initialise(engine: AsyncEngine, now: int) -> str:
     """Create the instance's identity, log key and token key; returns the instance id."""
-    async with engine.begin() as conn:
+    async with write_transaction(engine) as conn:
         if (await conn.execute(select(instance.c.id))).first() is not None:
             raise Conflict("the instance is already initialised")
         log_key = SigningKey.generate()

@@ -1,12 +1,15 @@
 """Database engines for SQLite (WAL, the embedded default) and PostgreSQL (asyncpg).
 
-SQLite transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue on the write
-lock instead of failing to upgrade a read lock; PostgreSQL serialises per-area sequence
-numbers with row locks (``UPDATE ... RETURNING``).
+On SQLite, write transactions (:func:`write_transaction`) start with ``BEGIN IMMEDIATE`` so
+concurrent writers queue on the write lock instead of failing to upgrade a read lock; reads
+start a plain deferred ``BEGIN`` and, thanks to WAL, never wait for writers. PostgreSQL
+serialises per-area sequence numbers with row locks (``SELECT ... FOR UPDATE``).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,9 +18,19 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["SchemaError", "alembic_config", "check_schema", "make_engine", "migrate"]
+__all__ = [
+    "WRITE_INTENT",
+    "SchemaError",
+    "alembic_config",
+    "check_schema",
+    "make_engine",
+    "migrate",
+    "write_transaction",
+]
+
+WRITE_INTENT = "opseal_write_intent"
 
 
 class SchemaError(Exception):
@@ -50,9 +63,22 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(sync, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.info.get(WRITE_INTENT, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that will write: on SQLite it takes the write lock when it begins."""
+    async with engine.connect() as conn:
+        conn.info[WRITE_INTENT] = True
+        try:
+            async with conn.begin():
+                yield conn
+        finally:
+            conn.info.pop(WRITE_INTENT, None)
 
 
 def alembic_config(url: str) -> Config:
