@@ -6,6 +6,7 @@ cryptographic validation — that is the job of the higher-level :class:`opseal.
 
 from __future__ import annotations
 
+import io
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -49,17 +50,30 @@ class ApiClient:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        data: bytes | None = None,
     ) -> Any:
-        """The one transport method: send, decode JSON, raise the typed error on refusal."""
+        """The one transport method: send, decode JSON, raise the typed error on refusal.
+
+        ``data`` sends raw bytes as ``application/octet-stream`` instead of a JSON body.
+        """
         assert self._session is not None, "use ApiClient as an async context manager"
+        headers = self._headers()
+        if data is not None:
+            headers["Content-Type"] = "application/octet-stream"
         try:
             async with self._session.request(
                 method,
                 self.base_url + path,
                 json=json,
+                data=None if data is None else io.BytesIO(data),  # large bytes block the loop
                 params=params,
-                headers=self._headers(),
+                headers=headers,
                 ssl=self._ssl if self._ssl is not None else True,
             ) as response:
                 body = await response.json(content_type=None)
@@ -71,6 +85,29 @@ class ApiClient:
         if status >= 400:
             raise error_for(status, body)
         return body
+
+    async def request_bytes(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None
+    ) -> bytes:
+        """Like :meth:`request`, for an answer of raw bytes; refusals raise the typed error."""
+        assert self._session is not None, "use ApiClient as an async context manager"
+        try:
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                headers={**self._headers(), **(headers or {})},
+                ssl=self._ssl if self._ssl is not None else True,
+            ) as response:
+                status = response.status
+                if status >= 400:
+                    body = await response.json(content_type=None)
+                else:
+                    return await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
+        except ValueError as exc:
+            raise TransportError(f"{method} {path}: the server's refusal is not JSON") from exc
+        raise error_for(status, body)
 
     # -- identity ----------------------------------------------------------------------
     async def instance(self) -> dict[str, Any]:
@@ -218,6 +255,31 @@ class ApiClient:
     async def sync(self, cursor: str = "", limit: int = 1000) -> dict[str, Any]:
         return await self.request("GET", "/api/v1/sync", params={"cursor": cursor, "limit": limit})
 
+    # -- audit -------------------------------------------------------------------------
+    async def audit_checkpoint(self, size: int | None = None) -> dict[str, Any]:
+        """The latest signed audit checkpoint, or the stored one of exactly ``size`` entries."""
+        path = "/api/v1/audit/checkpoint" if size is None else f"/api/v1/audit/checkpoints/{size}"
+        return await self.request("GET", path)
+
+    async def audit_entries(self, start: int, end: int) -> list[dict[str, Any]]:
+        """Audit entries ``start`` to ``end`` (exclusive; at most 1000, cut at the log's end)."""
+        body = await self.request(
+            "GET", "/api/v1/audit/entries", params={"start": start, "end": end}
+        )
+        return body["entries"]
+
+    async def audit_inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        body = await self.request(
+            "GET", "/api/v1/audit/proof/inclusion", params={"index": index, "size": size}
+        )
+        return [b64d(h) for h in body["proof"]]
+
+    async def audit_consistency_proof(self, old: int, new: int) -> list[bytes]:
+        body = await self.request(
+            "GET", "/api/v1/audit/proof/consistency", params={"old": old, "new": new}
+        )
+        return [b64d(h) for h in body["proof"]]
+
     async def stream(self, cursor: str = "") -> AsyncIterator[dict[str, Any]]:
         """Follow the WebSocket stream from ``cursor``; yields each message the server sends."""
         assert self._session is not None
@@ -246,3 +308,42 @@ class ApiClient:
             ) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"stream: {exc}") from exc
+
+    # -- blobs and receipts --
+    async def create_blob(
+        self, operation_id: str, area: str, size: int, sha256: bytes
+    ) -> dict[str, Any]:
+        """Declare an attachment blob of ``size`` bytes of ciphertext hashing to ``sha256``."""
+        return await self.request(
+            "POST",
+            self._area(operation_id, area) + "/blobs",
+            json={"size": size, "sha256": b64e(sha256)},
+        )
+
+    async def put_blob_chunk(self, blob_id: str, offset: int, data: bytes) -> dict[str, Any]:
+        """Upload the chunk starting at ``offset`` (the blob's ``received`` so far)."""
+        return await self.request(
+            "PUT", f"/api/v1/blobs/{blob_id}", params={"offset": offset}, data=data
+        )
+
+    async def blob(self, blob_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/api/v1/blobs/{blob_id}")
+
+    async def download_blob(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
+        """The blob's bytes ``start`` to ``end - 1`` (``end`` exclusive, like a slice)."""
+        if end is not None and end <= start:
+            return b""
+        headers = {}
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        return await self.request_bytes("GET", f"/api/v1/blobs/{blob_id}/data", headers=headers)
+
+    async def post_receipt(self, receipt: bytes) -> dict[str, Any]:
+        """Post a signed read or ack receipt; ``created`` is false for a repeat."""
+        return await self.request("POST", "/api/v1/receipts", json={"receipt": b64e(receipt)})
+
+    async def receipts(self, operation_id: str, area: str, message_id: str) -> dict[str, Any]:
+        """Who has read and acknowledged a message, per organisation (coordinators only)."""
+        return await self.request(
+            "GET", self._area(operation_id, area) + f"/messages/{message_id}/receipts"
+        )

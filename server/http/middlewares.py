@@ -10,9 +10,10 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from ..errors import NotFound, OpSealError, PayloadTooLarge, RateLimited
+from ..errors import BadRequest, NotFound, OpSealError, PayloadTooLarge, RateLimited
 from ..services.base import Context
 from .keys import CONTEXT, PRINCIPAL, RATE_LIMITER
+from .parse import check_path
 
 __all__ = ["RateLimiter", "error_middleware", "rate_limit_middleware", "request_middleware"]
 
@@ -69,12 +70,17 @@ def _json_error(error: OpSealError, request_id: str | None = None) -> web.Respon
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every error into ``{"error": {...}}``; audit refusals; hide internal failures."""
     try:
+        check_path(request)
         return await handler(request)
     except OpSealError as error:
         await _audit_refusal(request, error)
         return _json_error(error)
     except web.HTTPRequestEntityTooLarge as exc:
         error = PayloadTooLarge(f"request body too large: {exc.text}")
+        await _audit_refusal(request, error)
+        return _json_error(error)
+    except web.RequestPayloadError:  # e.g. a body that its Content-Encoding does not fit
+        error = BadRequest("body: cannot be read: truncated or not in its Content-Encoding")
         await _audit_refusal(request, error)
         return _json_error(error)
     except web.HTTPNotFound:

@@ -1,8 +1,11 @@
-"""The OpenAPI document at ``/api/v1/openapi.json``."""
+"""The OpenAPI document at ``/api/v1/openapi.json`` (its content: :mod:`.openapi_document`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
+
+from .keys import SETTINGS
+from .openapi_document import build_document
 
 __all__ = ["routes"]
 
@@ -11,6 +14,5 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"openapi": "3.1.0", "info": {"title": "OpSeal", "version": "1"}, "paths": {}}
-    )
+    """The OpenAPI 3.1 document, with the limits this server enforces."""
+    return web.json_response(build_document(request.app[SETTINGS]))

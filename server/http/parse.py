@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -13,20 +14,28 @@ from opseal.crypto.errors import CryptoError
 from ..errors import BadRequest, PayloadTooLarge
 from .keys import CONTEXT
 
-__all__ = ["b64_field", "int_query", "json_body", "list_field", "str_field"]
+__all__ = ["b64_field", "check_path", "int_query", "json_body", "list_field", "str_field"]
+
+# Text no database column can hold: PostgreSQL refuses NUL, and neither backend can encode
+# an unpaired surrogate (JSON's "\ud800" escape).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body."""
+    """The request's JSON object body, at most ``max_body_bytes`` long."""
+    limit = request.app[CONTEXT].settings.max_body_bytes
+    too_large = PayloadTooLarge(f"request body larger than {limit} bytes", limit=limit)
+    if (request.content_length or 0) > limit:
+        raise too_large
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(
-            f"request body larger than {request.app[CONTEXT].settings.max_body_bytes} bytes"
-        ) from exc
+        raise too_large from exc
+    if len(raw) > limit:
+        raise too_large
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"body: malformed JSON ({exc})") from exc
     if not isinstance(body, dict):
         raise BadRequest("body: expected a JSON object")
@@ -41,7 +50,21 @@ def str_field(
         return ""
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise BadRequest(f"field {name!r}: expected a string of 1-{max_len} characters", field=name)
+    if _UNSTORABLE.search(value):
+        raise BadRequest(
+            f"field {name!r}: NUL and unpaired surrogate characters are not allowed", field=name
+        )
     return value
+
+
+def check_path(request: web.Request) -> None:
+    """Refuse path parameters that no identifier can hold (before they reach a query)."""
+    for name, value in request.match_info.items():
+        if _UNSTORABLE.search(value):
+            raise BadRequest(
+                f"path {name!r}: NUL and unpaired surrogate characters are not allowed",
+                field=name,
+            )
 
 
 def b64_field(body: dict[str, Any], name: str, *, optional: bool = False) -> bytes | None:
