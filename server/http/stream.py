@@ -8,9 +8,11 @@ says the stream has caught up.
 Fan-out: one :class:`StreamHub` per process listens to the bus. For each new entry of an area
 it reads the entry once (through :class:`~opseal.server.services.tail.AreaTail`), encodes it
 once, and writes it to every subscriber that reads the area — no task wake-up or query per
-subscriber. Every :data:`POLL_SECONDS` each subscriber re-checks its token (a revoked device
-stops receiving), re-reads which areas it may read, and catches up from the database, so a
-lost wake-up delays but never loses an entry.
+subscriber. The hub also reads every area's latest sequence number every
+:data:`POLL_SECONDS` (one query per node), so a lost wake-up delays but never loses an entry.
+When a commit changes an area's roster, the subscribers it concerns re-read their areas at
+once; besides, every subscriber re-checks its token (a revoked device stops receiving) and
+its areas every :data:`REFRESH_SECONDS` or so.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
+import time
+from asyncio import FIRST_COMPLETED
 from collections import defaultdict
 from typing import Any
 
 import structlog
 from aiohttp import WSMsgType, web
+from prometheus_client import Gauge, Histogram
+from sqlalchemy import select
 
 from ..bus import Event
 from ..errors import BadRequest, OpSealError
@@ -30,14 +37,23 @@ from ..services import areas, identity
 from ..services.areas import AreaRef
 from ..services.base import Context, Principal
 from ..services.tail import AreaTail
+from ..storage.tables import area_members
+from ..storage.tables import areas as areas_table
 from .auth import bearer_token, principal
 from .keys import CONTEXT, HUB
 
-__all__ = ["POLL_SECONDS", "StreamHub", "routes"]
+__all__ = ["POLL_SECONDS", "REFRESH_SECONDS", "StreamHub", "routes"]
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("opseal.stream")
+FANOUT_SECONDS = Histogram(
+    "opseal_stream_fanout_seconds",
+    "Time to write an area's new entries to all of its subscribers on this node",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SUBSCRIBERS = Gauge("opseal_stream_subscribers", "Open WebSocket streams on this node")
 POLL_SECONDS = 5.0
+REFRESH_SECONDS = 15.0
 BATCH = 500
 
 
@@ -51,19 +67,31 @@ class Subscriber:
         self.positions = areas.decode_cursor(cursor)
         self.readable: frozenset[AreaRef] = frozenset()
         self.lock = asyncio.Lock()
+        self.poke = asyncio.Event()
 
     def cursor(self) -> str:
         return areas.encode_cursor({r: self.positions.get(r, 0) for r in self.readable})
 
-    async def refresh(self) -> bool:
-        """Re-check the token and the readable areas, then catch up from the database."""
+    async def refresh(self, latest: dict[AreaRef, int] | None = None) -> bool:
+        """Re-check the token and the readable areas, then catch up from the database when
+        an area is new to this stream or behind ``latest`` (always, without ``latest``)."""
         try:
             await identity.authenticate(self.ctx, self.token)
         except OpSealError as error:
             await self.ws.send_json({"type": "error", **error.to_json()})
             return False
+        before = self.readable
         async with self.ctx.engine.connect() as conn:
             self.readable = frozenset(await areas.readable_areas(self.ctx, conn, self.who))
+        behind = latest is None or any(
+            ref not in before or self.positions.get(ref, 0) < latest.get(ref, 0)
+            for ref in self.readable
+        )
+        if behind:
+            await self.catch_up()
+        return True
+
+    async def catch_up(self) -> None:
         async with self.lock:
             while True:
                 page = await areas.sync(self.ctx, self.who, self.cursor(), BATCH)
@@ -72,7 +100,6 @@ class Subscriber:
                 if not page["more"]:
                     break
             await self.ws.send_json({"type": "idle", "cursor": self.cursor()})
-        return True
 
     async def send(self, entry: dict[str, Any], encoded: str) -> None:
         """Send one entry unless already sent (the caller holds :attr:`lock`)."""
@@ -92,17 +119,18 @@ class StreamHub:
         self.ctx, self.tail = ctx, tail
         self.subscribers: set[Subscriber] = set()
         self._queue: asyncio.Queue[Event] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.latest: dict[AreaRef, int] = {}
 
     def start(self) -> None:
         self._queue = self.ctx.bus.subscribe()
-        self._task = asyncio.create_task(self._run())
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._poll())]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self._queue is not None:
             self.ctx.bus.unsubscribe(self._queue)
 
@@ -115,8 +143,36 @@ class StreamHub:
             except Exception:  # one bad delivery must not stop the hub
                 log.exception("stream delivery failed")
 
+    async def _poll(self) -> None:
+        """Wake for areas that moved without a notification reaching this node."""
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                async with self.ctx.engine.connect() as conn:
+                    rows = (
+                        await conn.execute(
+                            select(
+                                areas_table.c.operation_id,
+                                areas_table.c.area,
+                                areas_table.c.next_seq,
+                            )
+                        )
+                    ).all()
+                for row in rows:
+                    if row.next_seq > self.latest.get(AreaRef(row.operation_id, row.area), 0):
+                        await self.deliver(Event(row.operation_id, row.area, row.next_seq))
+            except Exception:
+                log.exception("stream poll failed")
+
     async def deliver(self, event: Event) -> None:
+        started = time.perf_counter()
+        if await self._deliver(event):
+            FANOUT_SECONDS.observe(time.perf_counter() - started)
+
+    async def _deliver(self, event: Event) -> int:
+        """Write the area's new entries to its subscribers; returns how many were written to."""
         ref = AreaRef(event.operation_id, event.area)
+        self.latest[ref] = max(self.latest.get(ref, 0), event.seq)
         readers = [s for s in self.subscribers if ref in s.readable]
         by_position: dict[int, list[Subscriber]] = defaultdict(list)
         for sub in readers:
@@ -131,6 +187,26 @@ class StreamHub:
                 async with sub.lock:
                     for entry in entries:
                         await sub.send(entry, encoded[entry["seq"]])
+            if any(entry["kind"] == "commit" for entry in entries):
+                await self._roster_changed(ref)
+        return sum(len(group) for group in by_position.values())
+
+    async def _roster_changed(self, ref: AreaRef) -> None:
+        """Subscribers joining or leaving the area's roster re-read their areas now."""
+        async with self.ctx.engine.connect() as conn:
+            members = set(
+                (
+                    await conn.execute(
+                        select(area_members.c.device_id).where(
+                            area_members.c.operation_id == ref.operation_id,
+                            area_members.c.area == ref.area,
+                        )
+                    )
+                ).scalars()
+            )
+        for sub in self.subscribers:
+            if (sub.who.device_id in members) != (ref in sub.readable):
+                sub.poke.set()
 
 
 @routes.get("/api/v1/stream")
@@ -139,7 +215,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app[CONTEXT]
     cursor = request.query.get("cursor", "")
     areas.decode_cursor(cursor)  # refuse a bad cursor before upgrading
-    ws = web.WebSocketResponse(heartbeat=30)
+    # Entries are mostly ciphertext: compressing them costs CPU per subscriber and saves little.
+    ws = web.WebSocketResponse(heartbeat=30, compress=False)
     if not ws.can_prepare(request).ok:  # else aiohttp answers a plain-text 400
         raise BadRequest("stream: expected a WebSocket upgrade (Upgrade: websocket)")
     await ws.prepare(request)
@@ -149,12 +226,19 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         if await sub.refresh():
             hub.subscribers.add(sub)
+            SUBSCRIBERS.set(len(hub.subscribers))
             while not ws.closed and not reader.done():
-                await asyncio.wait({reader}, timeout=POLL_SECONDS)
-                if not reader.done() and not await sub.refresh():
+                poked = asyncio.ensure_future(sub.poke.wait())
+                # Spread the refreshes of many subscribers; no secret depends on it.
+                interval = REFRESH_SECONDS * random.uniform(0.8, 1.2)  # noqa: S311
+                await asyncio.wait({reader, poked}, timeout=interval, return_when=FIRST_COMPLETED)
+                poked.cancel()
+                sub.poke.clear()
+                if not reader.done() and not await sub.refresh(hub.latest):
                     break
     finally:
         hub.subscribers.discard(sub)
+        SUBSCRIBERS.set(len(hub.subscribers))
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
