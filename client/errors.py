@@ -33,6 +33,7 @@ __all__ = [
     "NotMemberError",
     "PayloadTooLargeError",
     "PhaseClosedError",
+    "RangeNotSatisfiableError",
     "RateLimitedError",
     "ServerError",
     "TransportError",
@@ -104,6 +105,10 @@ class PayloadTooLargeError(ApiError):
     code = "payload_too_large"
 
 
+class RangeNotSatisfiableError(ApiError):
+    code = "range_not_satisfiable"
+
+
 class RateLimitedError(ApiError):
     code = "rate_limited"
 
@@ -129,6 +134,7 @@ _BY_CODE: dict[str, type[ApiError]] = {
         ConflictError,
         WrongEpochError,
         PayloadTooLargeError,
+        RangeNotSatisfiableError,
         RateLimitedError,
         UnavailableError,
         ServerError,

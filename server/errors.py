@@ -15,6 +15,7 @@ logged in full. Messages name the field or rule that failed, never a secret or c
     ├── Conflict              409 conflict             e.g. a duplicate id with other content
     │   └── WrongEpoch        409 wrong_epoch          commit or message for a non-current epoch
     ├── PayloadTooLarge       413 payload_too_large
+    ├── RangeNotSatisfiable   416 range_not_satisfiable  a byte range outside the blob
     ├── RateLimited           429 rate_limited
     └── Unavailable           503 unavailable
 """
@@ -33,6 +34,7 @@ __all__ = [
     "OpSealError",
     "PayloadTooLarge",
     "PhaseClosed",
+    "RangeNotSatisfiable",
     "RateLimited",
     "Unauthorized",
     "Unavailable",
@@ -93,6 +95,10 @@ class WrongEpoch(Conflict):
 
 class PayloadTooLarge(OpSealError):
     status, code = 413, "payload_too_large"
+
+
+class RangeNotSatisfiable(OpSealError):
+    status, code = 416, "range_not_satisfiable"
 
 
 class RateLimited(OpSealError):

@@ -2,7 +2,7 @@
 
 Every route the application registers has an operation here (``tests/server/test_openapi.py``
 compares the two), and a schemathesis run checks the live server against it. Limits that an
-operator can configure (batch size, blob size, chunk size, body size) come from the settings
+operator can configure (batch size, blob size, chunk size) come from the settings
 the server runs with, so the document always states the limits it enforces.
 
 Conventions: bytes travel as unpadded base64url text; every error body is the ``Error``
@@ -800,16 +800,7 @@ def audit_paths() -> dict[str, Schema]:
                 "The stored checkpoint of exactly this size.",
                 "audit",
                 ok(200, "The checkpoint", ref("Checkpoint")),
-                params=(
-                    path_param(
-                        "size",
-                        {
-                            "type": "string",
-                            "pattern": "^[0-9]{1,19}$",
-                            "description": f"log size, 0 to {MAX_INDEX}",
-                        },
-                    ),
-                ),
+                params=(path_param("size", integer("log size", minimum=0, maximum=MAX_INDEX)),),
                 errors=(400, 404),
             )
         },

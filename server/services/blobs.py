@@ -40,7 +40,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from opseal.crypto.encoding import b64e
 
 from ..config import Settings
-from ..errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from ..errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RangeNotSatisfiable,
+)
 from ..storage.tables import blob_chunks, blobs
 from .areas import AreaRef, _is_member, _reader
 from .base import Context, Principal, Tx
@@ -49,7 +56,6 @@ from .operations import membership
 __all__ = [
     "MIN_CHUNK_BYTES",
     "Download",
-    "RangeNotSatisfiable",
     "blob_info",
     "create_blob",
     "open_download",
@@ -59,12 +65,6 @@ __all__ = [
 
 MIN_CHUNK_BYTES = 64 * 1024
 _THREAD_HASH_BYTES = 1 << 20  # hash larger chunks off the event loop
-
-
-class RangeNotSatisfiable(BadRequest):
-    """416: the requested byte range lies outside the blob (details give its ``size``)."""
-
-    status, code = 416, "range_not_satisfiable"
 
 
 @dataclass(frozen=True)
