@@ -586,7 +586,7 @@ def area_paths(settings: Settings) -> dict[str, Schema]:
                             envelope,
                             minItems=1,
                             maxItems=settings.max_batch,
-                            description="a larger batch is refused whole with 400 bad_request",
+                            description="a larger batch is refused whole: 413 payload_too_large",
                         )
                     }
                 ),

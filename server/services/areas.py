@@ -27,7 +27,15 @@ from opseal.crypto.group import Commit, GroupState, KeyPackage, apply_commit
 from opseal.crypto.keys import VerifyKey
 
 from ..bus import Event
-from ..errors import BadRequest, Conflict, Forbidden, InvalidSignature, NotFound, WrongEpoch
+from ..errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidSignature,
+    NotFound,
+    PayloadTooLarge,
+    WrongEpoch,
+)
 from ..storage.tables import (
     area_members,
     areas,
@@ -349,7 +357,7 @@ async def post_messages(
     if not raw:
         raise BadRequest("envelopes: expected at least one envelope")
     if len(raw) > ctx.settings.max_batch:
-        raise BadRequest(f"envelopes: at most {ctx.settings.max_batch} per batch")
+        raise PayloadTooLarge(f"envelopes: at most {ctx.settings.max_batch} per batch")
     parsed = _parse_envelopes(raw, ctx, principal, ref)
     async with ctx.transaction() as tx:
         member = await membership(ctx, tx.conn, principal, ref.operation_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from opseal.client.errors import BadRequestError, RateLimitedError
+from opseal.client.errors import PayloadTooLargeError, RateLimitedError
 from opseal.server.storage.tables import audit_leaves
 
 from .conftest import start_server
@@ -41,7 +41,7 @@ async def test_too_many_requests_get_429_and_are_audited(slow_server):
 async def test_batches_over_the_limit_are_refused_whole(operation):
     """A batch larger than max_batch is refused with the limit in the message."""
     limit = operation.server.ctx.settings.max_batch
-    with pytest.raises(BadRequestError, match=f"at most {limit} per batch"):
+    with pytest.raises(PayloadTooLargeError, match=f"at most {limit} per batch"):
         await operation.actors["customs"].api.post_batch(
             operation.id, "seizures", [b"x"] * (limit + 1)
         )

@@ -34,7 +34,7 @@ API = "/api/v1"
 BATCH = f"{API}/operations/{{operation_id}}/areas/{{area}}/messages/batch"
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 EXAMPLES = int(os.environ.get("OPSEAL_SCHEMATHESIS_EXAMPLES", "20"))
-"""Generated cases per operation and generation mode (keeps a backend's run near a minute)."""
+"""Generated cases per operation and generation mode (about 20 s per backend at 20)."""
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -116,7 +116,7 @@ def test_every_operation_documents_its_errors_with_the_error_schema():
             if op.get("security") != []:
                 assert "401" in op["responses"], (method, path)
             for status, response in op["responses"].items():
-                if int(status) >= 400 and path != "/readyz":
+                if int(status) >= 400 and (path, status) != ("/readyz", "503"):  # a probe
                     assert response["$ref"].startswith("#/components/responses/"), (path, status)
 
 
@@ -137,7 +137,7 @@ def test_document_states_the_limits_the_server_runs_with():
 class Fixtures:
     """Real ids and tokens for generated requests, so they reach past the 404s."""
 
-    path_values: dict[str, str]
+    path_values: dict[str, str | int]
     tokens: dict[str, str]
 
 
@@ -159,7 +159,7 @@ async def populate(operation) -> Fixtures:
             "device_id": operation.actors["customs"].device_id,
             "message_id": str(message_id),
             "blob_id": blob["blob_id"],
-            "size": str(checkpoint["size"]),
+            "size": checkpoint["size"],
         },
         tokens={role: actor.api.token for role, actor in operation.actors.items()},
     )
