@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's
 
 from opseal.client.api import ApiClient
 from tests.server.conftest import Operation
+from tests.server.helpers import envelope, make_area
 from tests.server.procs import (
     Node,
     ServerProcess,
@@ -53,7 +54,6 @@ from tests.server.procs import (
     open_operation,
     prepare_database,
 )
-from tests.server.test_areas import envelope, make_area
 
 AREA = "seizures"
 POSTERS = ("customs", "customs2")

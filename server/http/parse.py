@@ -1,4 +1,5 @@
-"""Request parsing for views: JSON bodies and fields, each failure a clear ``BadRequest``."""
+"""Request parsing and responses for views: JSON bodies and fields, each failure a clear
+``BadRequest``."""
 
 from __future__ import annotations
 
@@ -12,13 +13,38 @@ from opseal.crypto.encoding import b64d
 from opseal.crypto.errors import CryptoError
 
 from ..errors import BadRequest, PayloadTooLarge
+from ..services.areas import AreaRef
+from ..services.base import Context
 from .keys import CONTEXT
 
-__all__ = ["b64_field", "check_path", "int_query", "json_body", "list_field", "str_field"]
+__all__ = [
+    "area_ref",
+    "b64_field",
+    "check_path",
+    "context",
+    "int_query",
+    "json_body",
+    "list_field",
+    "ok",
+    "str_field",
+]
 
 # Text no database column can hold: PostgreSQL refuses NUL, and neither backend can encode
 # an unpaired surrogate (JSON's "\ud800" escape).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def context(request: web.Request) -> Context:
+    return request.app[CONTEXT]
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+def area_ref(request: web.Request) -> AreaRef:
+    """The operation and area named by the path."""
+    return AreaRef(request.match_info["operation_id"], request.match_info["area"])
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from opseal.crypto.encoding import b64e
 
 from ..services import areas, identity, operations
-from ..services.areas import AreaRef
-from ..services.base import Context
 from .auth import bearer_token, principal
-from .keys import CONTEXT
-from .parse import b64_field, int_query, json_body, list_field, str_field
+from .parse import area_ref, b64_field, context, int_query, json_body, list_field, ok, str_field
 
 __all__ = ["routes"]
 
@@ -21,24 +16,12 @@ routes = web.RouteTableDef()
 API = "/api/v1"
 
 
-def _ctx(request: web.Request) -> Context:
-    return request.app[CONTEXT]
-
-
-def _ok(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
-def _area(request: web.Request) -> AreaRef:
-    return AreaRef(request.match_info["operation_id"], request.match_info["area"])
-
-
 # -- instance and identity -------------------------------------------------------------
 @routes.get(f"{API}/instance")
 async def get_instance(request: web.Request) -> web.Response:
-    ctx = _ctx(request)
+    ctx = context(request)
     key = ctx.instance.log_key.verify_key
-    return _ok(
+    return ok(
         {
             "instance_id": ctx.instance.instance_id,
             "name": ctx.settings.instance_name,
@@ -52,47 +35,47 @@ async def get_instance(request: web.Request) -> web.Response:
 async def enrol(request: web.Request) -> web.Response:
     body = await json_body(request)
     who = await identity.enrol(
-        _ctx(request),
+        context(request),
         str_field(body, "code", max_len=64),
         b64_field(body, "root_key", optional=True),
         b64_field(body, "user_certificate"),
         b64_field(body, "device_certificate"),
     )
-    return _ok({"device_id": who.device_id, "org_id": who.org_id, "user_id": who.user_id}, 201)
+    return ok({"device_id": who.device_id, "org_id": who.org_id, "user_id": who.user_id}, 201)
 
 
 @routes.post(f"{API}/auth/challenge")
 async def auth_challenge(request: web.Request) -> web.Response:
     body = await json_body(request)
     value, expires = await identity.challenge(
-        _ctx(request), str_field(body, "device_id", max_len=128)
+        context(request), str_field(body, "device_id", max_len=128)
     )
-    return _ok({"challenge": b64e(value), "expires_at": expires})
+    return ok({"challenge": b64e(value), "expires_at": expires})
 
 
 @routes.post(f"{API}/auth/login")
 async def auth_login(request: web.Request) -> web.Response:
     body = await json_body(request)
     token, expires = await identity.login(
-        _ctx(request),
+        context(request),
         str_field(body, "device_id", max_len=128),
         b64_field(body, "challenge"),
         b64_field(body, "signature"),
     )
-    return _ok({"token": token, "expires_at": expires})
+    return ok({"token": token, "expires_at": expires})
 
 
 @routes.post(f"{API}/auth/logout")
 async def auth_logout(request: web.Request) -> web.Response:
     await principal(request)
-    await identity.logout(_ctx(request), bearer_token(request))
-    return _ok({"logged_out": True})
+    await identity.logout(context(request), bearer_token(request))
+    return ok({"logged_out": True})
 
 
 @routes.get(f"{API}/whoami")
 async def whoami(request: web.Request) -> web.Response:
     who = await principal(request)
-    return _ok(
+    return ok(
         {
             "device_id": who.device_id,
             "org_id": who.org_id,
@@ -105,7 +88,7 @@ async def whoami(request: web.Request) -> web.Response:
 @routes.get(f"{API}/orgs/{{org_id}}")
 async def get_org(request: web.Request) -> web.Response:
     await principal(request)
-    return _ok(await identity.organisation(_ctx(request), request.match_info["org_id"]))
+    return ok(await identity.organisation(context(request), request.match_info["org_id"]))
 
 
 @routes.post(f"{API}/orgs/{{org_id}}/users")
@@ -113,9 +96,9 @@ async def post_user(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     user_id = await identity.register_user(
-        _ctx(request), who, request.match_info["org_id"], b64_field(body, "certificate")
+        context(request), who, request.match_info["org_id"], b64_field(body, "certificate")
     )
-    return _ok({"user_id": user_id}, 201)
+    return ok({"user_id": user_id}, 201)
 
 
 @routes.post(f"{API}/orgs/{{org_id}}/devices")
@@ -123,9 +106,9 @@ async def post_device(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     device_id = await identity.register_device(
-        _ctx(request), who, request.match_info["org_id"], b64_field(body, "certificate")
+        context(request), who, request.match_info["org_id"], b64_field(body, "certificate")
     )
-    return _ok({"device_id": device_id}, 201)
+    return ok({"device_id": device_id}, 201)
 
 
 @routes.post(f"{API}/orgs/{{org_id}}/revocations")
@@ -133,17 +116,17 @@ async def post_revocation(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     subject = await identity.revoke(
-        _ctx(request), who, request.match_info["org_id"], b64_field(body, "statement")
+        context(request), who, request.match_info["org_id"], b64_field(body, "statement")
     )
-    return _ok({"revoked": subject}, 201)
+    return ok({"revoked": subject}, 201)
 
 
 @routes.get(f"{API}/devices/{{device_id}}")
 async def get_device(request: web.Request) -> web.Response:
     await principal(request)
-    async with _ctx(request).engine.connect() as conn:
+    async with context(request).engine.connect() as conn:
         record = await identity.device_record(conn, request.match_info["device_id"])
-    return _ok(
+    return ok(
         {
             "device_id": record.device_id,
             "org_id": record.org_id,
@@ -164,22 +147,22 @@ async def post_operation(request: web.Request) -> web.Response:
     if not isinstance(retention, int) or isinstance(retention, bool):
         retention = -1
     result = await operations.create_operation(
-        _ctx(request), who, b64_field(body, "charter"), retention
+        context(request), who, b64_field(body, "charter"), retention
     )
-    return _ok(result, 201)
+    return ok(result, 201)
 
 
 @routes.get(f"{API}/operations")
 async def get_operations(request: web.Request) -> web.Response:
     who = await principal(request)
-    return _ok({"operations": await operations.list_operations(_ctx(request), who)})
+    return ok({"operations": await operations.list_operations(context(request), who)})
 
 
 @routes.get(f"{API}/operations/{{operation_id}}")
 async def get_operation(request: web.Request) -> web.Response:
     who = await principal(request)
-    return _ok(
-        await operations.get_operation(_ctx(request), who, request.match_info["operation_id"])
+    return ok(
+        await operations.get_operation(context(request), who, request.match_info["operation_id"])
     )
 
 
@@ -187,9 +170,9 @@ async def get_operation(request: web.Request) -> web.Response:
 async def get_charter(request: web.Request) -> web.Response:
     who = await principal(request)
     versions = await operations.charter_history(
-        _ctx(request), who, request.match_info["operation_id"]
+        context(request), who, request.match_info["operation_id"]
     )
-    return _ok({"versions": versions})
+    return ok({"versions": versions})
 
 
 @routes.post(f"{API}/operations/{{operation_id}}/charter")
@@ -197,9 +180,9 @@ async def post_charter(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     result = await operations.publish_charter(
-        _ctx(request), who, request.match_info["operation_id"], b64_field(body, "charter")
+        context(request), who, request.match_info["operation_id"], b64_field(body, "charter")
     )
-    return _ok(result, 201)
+    return ok(result, 201)
 
 
 @routes.post(f"{API}/operations/{{operation_id}}/phase")
@@ -207,9 +190,12 @@ async def post_phase(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     phase = await operations.set_phase(
-        _ctx(request), who, request.match_info["operation_id"], str_field(body, "phase", max_len=16)
+        context(request),
+        who,
+        request.match_info["operation_id"],
+        str_field(body, "phase", max_len=16),
     )
-    return _ok({"phase": phase})
+    return ok({"phase": phase})
 
 
 # -- areas -----------------------------------------------------------------------------
@@ -221,30 +207,36 @@ async def post_key_package(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     seq = await areas.post_key_package(
-        _ctx(request), who, _area(request), b64_field(body, "key_package")
+        context(request), who, area_ref(request), b64_field(body, "key_package")
     )
-    return _ok({"seq": seq}, 201)
+    return ok({"seq": seq}, 201)
 
 
 @routes.get(f"{AREA}/key-packages")
 async def get_key_packages(request: web.Request) -> web.Response:
     who = await principal(request)
-    return _ok({"key_packages": await areas.list_key_packages(_ctx(request), who, _area(request))})
+    return ok(
+        {"key_packages": await areas.list_key_packages(context(request), who, area_ref(request))}
+    )
 
 
 @routes.post(f"{AREA}/commits")
 async def post_commit(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
-    result = await areas.post_commit(_ctx(request), who, _area(request), b64_field(body, "commit"))
-    return _ok(result, 201)
+    result = await areas.post_commit(
+        context(request), who, area_ref(request), b64_field(body, "commit")
+    )
+    return ok(result, 201)
 
 
 @routes.get(f"{AREA}/commits")
 async def get_commits(request: web.Request) -> web.Response:
     who = await principal(request)
     after = int_query(request, "after_epoch", -1, low=-1, high=2**62)
-    return _ok({"commits": await areas.list_commits(_ctx(request), who, _area(request), after)})
+    return ok(
+        {"commits": await areas.list_commits(context(request), who, area_ref(request), after)}
+    )
 
 
 @routes.post(f"{AREA}/messages")
@@ -252,8 +244,8 @@ async def post_message(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     envelope = body.get("envelope")
-    seqs = await areas.post_messages(_ctx(request), who, _area(request), [envelope])
-    return _ok({"seq": seqs[0]}, 201)
+    seqs = await areas.post_messages(context(request), who, area_ref(request), [envelope])
+    return ok({"seq": seqs[0]}, 201)
 
 
 @routes.post(f"{AREA}/messages/batch")
@@ -261,9 +253,9 @@ async def post_batch(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     seqs = await areas.post_messages(
-        _ctx(request), who, _area(request), list_field(body, "envelopes")
+        context(request), who, area_ref(request), list_field(body, "envelopes")
     )
-    return _ok({"seqs": seqs}, 201)
+    return ok({"seqs": seqs}, 201)
 
 
 @routes.get(f"{AREA}/events")
@@ -271,8 +263,8 @@ async def get_events(request: web.Request) -> web.Response:
     who = await principal(request)
     after = int_query(request, "after", 0, low=0, high=2**62)
     limit = int_query(request, "limit", 500, low=1, high=5000)
-    return _ok(
-        {"events": await areas.list_events(_ctx(request), who, _area(request), after, limit)}
+    return ok(
+        {"events": await areas.list_events(context(request), who, area_ref(request), after, limit)}
     )
 
 
@@ -280,4 +272,4 @@ async def get_events(request: web.Request) -> web.Response:
 async def get_sync(request: web.Request) -> web.Response:
     who = await principal(request)
     limit = int_query(request, "limit", 1000, low=1, high=5000)
-    return _ok(await areas.sync(_ctx(request), who, request.query.get("cursor", ""), limit))
+    return ok(await areas.sync(context(request), who, request.query.get("cursor", ""), limit))

@@ -11,11 +11,8 @@ from opseal.crypto.encoding import b64e
 
 from ..errors import BadRequest, PayloadTooLarge
 from ..services import blobs, receipts
-from ..services.areas import AreaRef
-from ..services.base import Context
 from .auth import principal
-from .keys import CONTEXT
-from .parse import b64_field, int_query, json_body
+from .parse import area_ref, b64_field, context, int_query, json_body, ok
 
 __all__ = ["routes"]
 
@@ -23,18 +20,6 @@ routes = web.RouteTableDef()
 API = "/api/v1"
 AREA = f"{API}/operations/{{operation_id}}/areas/{{area}}"
 _RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
-
-
-def _ctx(request: web.Request) -> Context:
-    return request.app[CONTEXT]
-
-
-def _ok(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
-def _area(request: web.Request) -> AreaRef:
-    return AreaRef(request.match_info["operation_id"], request.match_info["area"])
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -49,7 +34,7 @@ async def _chunk_body(request: web.Request) -> bytes:
     """The raw chunk, refused before it is read when it announces itself too large."""
     if request.content_type != "application/octet-stream":
         raise BadRequest("body: expected Content-Type application/octet-stream")
-    limit = _ctx(request).settings.max_blob_chunk_bytes
+    limit = context(request).settings.max_blob_chunk_bytes
     if (request.content_length or 0) > limit:
         raise PayloadTooLarge(f"chunk of {request.content_length} bytes exceeds {limit} bytes")
     try:
@@ -78,8 +63,10 @@ async def post_blob(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
     sha256 = b64_field(body, "sha256") or b""
-    result = await blobs.create_blob(_ctx(request), who, _area(request), _size_field(body), sha256)
-    return _ok(result, 201)
+    result = await blobs.create_blob(
+        context(request), who, area_ref(request), _size_field(body), sha256
+    )
+    return ok(result, 201)
 
 
 @routes.put(f"{API}/blobs/{{blob_id}}")
@@ -89,21 +76,21 @@ async def put_blob_chunk(request: web.Request) -> web.Response:
         raise BadRequest("query 'offset': required", field="offset")
     offset = int_query(request, "offset", 0, low=0, high=2**62)
     data = await _chunk_body(request)
-    return _ok(
-        await blobs.put_chunk(_ctx(request), who, request.match_info["blob_id"], offset, data)
+    return ok(
+        await blobs.put_chunk(context(request), who, request.match_info["blob_id"], offset, data)
     )
 
 
 @routes.get(f"{API}/blobs/{{blob_id}}")
 async def get_blob(request: web.Request) -> web.Response:
     who = await principal(request)
-    return _ok(await blobs.blob_info(_ctx(request), who, request.match_info["blob_id"]))
+    return ok(await blobs.blob_info(context(request), who, request.match_info["blob_id"]))
 
 
 @routes.get(f"{API}/blobs/{{blob_id}}/data")
 async def get_blob_data(request: web.Request) -> web.StreamResponse:
     who = await principal(request)
-    ctx = _ctx(request)
+    ctx = context(request)
     download = await blobs.open_download(
         ctx, who, request.match_info["blob_id"], _byte_range(request)
     )
@@ -128,14 +115,14 @@ async def get_blob_data(request: web.Request) -> web.StreamResponse:
 async def post_receipt(request: web.Request) -> web.Response:
     who = await principal(request)
     body = await json_body(request)
-    result = await receipts.post_receipt(_ctx(request), who, b64_field(body, "receipt") or b"")
-    return _ok(result, 201 if result["created"] else 200)
+    result = await receipts.post_receipt(context(request), who, b64_field(body, "receipt") or b"")
+    return ok(result, 201 if result["created"] else 200)
 
 
 @routes.get(f"{AREA}/messages/{{message_id}}/receipts")
 async def get_receipts(request: web.Request) -> web.Response:
     who = await principal(request)
     status = await receipts.receipt_status(
-        _ctx(request), who, _area(request), request.match_info["message_id"]
+        context(request), who, area_ref(request), request.match_info["message_id"]
     )
-    return _ok(status)
+    return ok(status)

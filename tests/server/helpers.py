@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from opseal.crypto.envelope import Header, seal
+from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.group import GroupState, KeyPackage, create_area, create_commit
 from opseal.crypto.statements import Receipt
 
@@ -22,9 +22,12 @@ async def make_area(
     coordinator = operation.actors["coordinator"]
     api, now = coordinator.api, int(time.time())
     commit, state, secret = create_area(
-        operation.world.charter, coordinator.identity, instance_id=operation.instance_id,
-        area=area, now=now,
-    )  # fmt: skip
+        operation.world.charter,
+        coordinator.identity,
+        instance_id=operation.instance_id,
+        area=area,
+        now=now,
+    )
     await api.post_commit(operation.id, area, commit.to_bytes())
     joining = [who for who in members if who != "coordinator"]
     for who in joining:
@@ -40,6 +43,33 @@ async def make_area(
     return state, secret
 
 
+def envelope(
+    operation: Operation,
+    who: str,
+    state: GroupState,
+    secret: bytes,
+    counter: int,
+    text: str = "hello",
+    message_id: uuid.UUID | None = None,
+    **header: object,
+) -> Envelope:
+    """An envelope sealed by ``who``'s device for ``state``'s area and epoch."""
+    actor = operation.actors[who]
+    head = Header(
+        operation.instance_id,
+        operation.id,
+        state.area,
+        state.epoch,
+        actor.device_id,
+        counter,
+        message_id or uuid.uuid4(),
+        str(header.pop("content_type", "text")),
+        client_time_ms=int(time.time() * 1000),
+        **header,  # type: ignore[arg-type]
+    )
+    return seal(head, text.encode(), secret, actor.identity.signing_key)
+
+
 async def post_text(
     operation: Operation,
     who: str,
@@ -50,21 +80,29 @@ async def post_text(
     requires_ack: bool = False,
 ) -> uuid.UUID:
     """Seal a short text message as ``who`` and post it; returns its message id."""
-    actor = operation.actors[who]
-    header = Header(
-        operation.instance_id, operation.id, area, state.epoch, actor.device_id, counter,
-        uuid.uuid4(), "text", requires_ack=requires_ack, client_time_ms=int(time.time() * 1000),
-    )  # fmt: skip
-    envelope = seal(header, b"Operational Plan v1 attached", secret, actor.identity.signing_key)
-    await actor.api.post_message(operation.id, area, envelope.to_bytes())
-    return header.message_id
+    sealed = envelope(
+        operation,
+        who,
+        state,
+        secret,
+        counter,
+        "Operational Plan v1 attached",
+        requires_ack=requires_ack,
+    )
+    await operation.actors[who].api.post_message(operation.id, area, sealed.to_bytes())
+    return sealed.header.message_id
 
 
 def receipt(operation: Operation, who: str, area: str, message_id: uuid.UUID, kind: str) -> bytes:
     """A ``read`` or ``ack`` receipt signed by ``who``'s device."""
     actor = operation.actors[who]
     return Receipt.create(
-        actor.identity.signing_key, instance_id=operation.instance_id,
-        operation_id=operation.id, area=area, message_id=message_id, kind=kind,
-        device_id=actor.device_id, signed_at=int(time.time()),
-    ).to_bytes()  # fmt: skip
+        actor.identity.signing_key,
+        instance_id=operation.instance_id,
+        operation_id=operation.id,
+        area=area,
+        message_id=message_id,
+        kind=kind,
+        device_id=actor.device_id,
+        signed_at=int(time.time()),
+    ).to_bytes()

@@ -24,7 +24,7 @@ from opseal.crypto.certs import Revocation
 from opseal.crypto.encoding import b64d
 
 from .conftest import Actor, enrol
-from .test_areas import envelope, make_area
+from .helpers import envelope, make_area
 
 ROLES = [
     "coordinator",

@@ -17,61 +17,19 @@ from opseal.client.errors import (
     WrongEpochError,
 )
 from opseal.crypto.encoding import b64d
-from opseal.crypto.envelope import Envelope, Header, open_envelope, seal
+from opseal.crypto.envelope import Envelope, open_envelope
 from opseal.crypto.group import (
     Commit,
     KeyPackage,
     apply_commit,
-    create_area,
     create_commit,
 )
+
+from .helpers import envelope, make_area
 
 
 def now() -> int:
     return int(time.time())
-
-
-async def make_area(op, area: str, members: list[str]):
-    """The coordinator creates ``area`` and admits one device of each role in ``members``."""
-    coordinator = op.actors["coordinator"]
-    commit, state, secret = create_area(
-        op.world.charter, coordinator.identity, instance_id=op.instance_id, area=area, now=now()
-    )
-    await coordinator.api.post_commit(op.id, area, commit.to_bytes())
-    if not members:
-        return state, secret
-    for role in members:
-        await op.actors[role].api.post_key_package(op.id, area, op.package(role, area))
-    packages = [KeyPackage.from_bytes(p) for p in await coordinator.api.key_packages(op.id, area)]
-    commit, state, secret = create_commit(
-        state, op.world.charter, coordinator.identity, now=now(), adds=packages
-    )
-    await coordinator.api.post_commit(op.id, area, commit.to_bytes())
-    return state, secret
-
-
-def envelope(
-    op,
-    who: str,
-    state,
-    secret: bytes,
-    counter: int,
-    text: str = "hello",
-    message_id: uuid.UUID | None = None,
-    **header,
-) -> Envelope:
-    head = Header(
-        op.instance_id,
-        op.id,
-        state.area,
-        state.epoch,
-        op.actors[who].device_id,
-        counter,
-        message_id or uuid.uuid4(),
-        header.pop("content_type", "text"),
-        **header,
-    )
-    return seal(head, text.encode(), secret, op.actors[who].identity.signing_key)
 
 
 async def test_members_exchange_messages_through_the_server(operation):

@@ -20,8 +20,8 @@ from opseal.client.errors import TransportError
 from opseal.server.http.stream import POLL_SECONDS
 
 from .conftest import PG_URL, Operation, fresh_database
+from .helpers import envelope, make_area
 from .procs import Node, ServerProcess, admin_context, open_operation, prepare_database
-from .test_areas import envelope, make_area
 
 AREA = "seizures"
 KILL_DELAYS = (0.005, 0.02, 0.04, 0.07, 0.1, 0.15)
