@@ -1,0 +1,686 @@
+"""``Client``: a device's view of OpSeal, verified end to end.
+
+It never takes the server's word for membership or keys: every charter version is verified
+from the coordinator root pinned at join time, every commit is validated with the crypto core
+before its epoch secret is used, and every message is checked (context, sender in that
+epoch's roster, signature, post rights, decryption, replay) before it is stored as genuine.
+Anything refused is recorded as a warning and kept out of what :meth:`read` returns.
+
+Submissions go through the outbox: sealed, written to the local store, then sent and retried
+until the server confirms them; message ids make retries idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import ssl
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from opseal.crypto.certs import Certificate, issue_user_certificate
+from opseal.crypto.charter import Charter, verify_charter_chain, verify_successor
+from opseal.crypto.encoding import b64d
+from opseal.crypto.envelope import Envelope, Header, open_envelope, seal
+from opseal.crypto.errors import CryptoError
+from opseal.crypto.group import (
+    Commit,
+    DeviceIdentity,
+    GroupState,
+    KeyPackage,
+    apply_commit,
+    create_area,
+    create_commit,
+    open_epoch_secret,
+    open_history,
+)
+from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
+from opseal.crypto.merkle import Checkpoint
+from opseal.crypto.statements import Receipt
+
+from . import audit
+from .api import ApiClient
+from .errors import ClientError, ConflictError, TransportError, WrongEpochError
+from .profile import Profile, ProfileInfo
+from .store import OutboxItem, Store, StoredMessage
+
+__all__ = ["Client", "IntegrityWarning", "SyncReport", "check_server_url", "root_key_id"]
+
+BATCH = 500
+YEAR = 365 * 86400
+
+
+class IntegrityWarning(ClientError):
+    """Something the server handed over failed verification (also stored as a warning)."""
+
+
+@dataclass
+class SyncReport:
+    """What one :meth:`Client.sync` saw."""
+
+    entries: int = 0
+    messages: int = 0
+    commits: int = 0
+    key_packages: int = 0
+    refused: int = 0
+
+
+def check_server_url(url: str, *, allow_http: bool = False) -> None:
+    """HTTPS everywhere; plain HTTP only to loopback, or when explicitly allowed."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme == "http" and (loopback or allow_http):
+        return
+    raise ClientError(
+        f"refusing {url}: use https:// (plain http only to loopback or with --allow-http)"
+    )
+
+
+def _ssl_context(info: ProfileInfo) -> ssl.SSLContext | None:
+    return ssl.create_default_context(cafile=info.ca_bundle) if info.ca_bundle else None
+
+
+class Client:
+    """A logged-in device with its verified local store. Use ``async with``."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        info: ProfileInfo,
+        identity: DeviceIdentity,
+        store: Store,
+        api: ApiClient,
+    ) -> None:
+        self.profile, self.info, self.identity, self.store, self.api = (
+            profile,
+            info,
+            identity,
+            store,
+            api,
+        )
+        self._charters: dict[str, Charter] = {}
+        self._tracker = store.load_tracker()
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, profile: Profile, passphrase: str, *, login: bool = True) -> Client:
+        info = profile.info()
+        check_server_url(info.server, allow_http=info.allow_http)
+        identity, store_key = profile.load_device(passphrase)
+        store = Store(profile.path / "state.db", store_key)
+        api = await ApiClient(info.server, ssl_context=_ssl_context(info)).__aenter__()
+        client = cls(profile, info, identity, store, api)
+        if login:
+            await client.login()
+        return client
+
+    async def login(self) -> None:
+        await self.api.login(
+            self.info.instance_id, self.identity.device_id, self.identity.signing_key
+        )
+
+    async def close(self) -> None:
+        self.store.save_tracker(self._tracker)
+        await self.api.close()
+        self.store.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def device_id(self) -> str:
+        return self.identity.device_id
+
+    @property
+    def org_id(self) -> str:
+        return self.identity.organisation_id
+
+    def now(self) -> int:
+        return int(time.time())
+
+    # -- onboarding ----------------------------------------------------------------------
+    @classmethod
+    async def enrol(
+        cls,
+        profile: Profile,
+        *,
+        server: str,
+        code: str,
+        passphrase: str,
+        root: SigningKey,
+        org_id: str,
+        user_id: str,
+        device_id: str,
+        user_kind: str = "person",
+        name: str = "",
+        ca_bundle: str = "",
+        allow_http: bool = False,
+        params: KdfParams | None = None,
+    ) -> Client:
+        """Enrol this device with a one-time code: the organisation root (held by the focal
+        point) certifies a new user identity key, which certifies this device."""
+        check_server_url(server, allow_http=allow_http)
+        now = int(time.time())
+        user_key = SigningKey.generate()
+        user_cert = issue_user_certificate(
+            root,
+            organisation_id=org_id,
+            user_id=user_id,
+            user_kind=user_kind,
+            name=name or user_id,
+            identity_key=user_key.verify_key,
+            issued_at=now - 60,
+            expires_at=now + YEAR,
+        )
+        identity = DeviceIdentity.generate(
+            user_key,
+            user_cert,
+            device_id=device_id,
+            name=device_id,
+            issued_at=now - 60,
+            expires_at=now + YEAR,
+        )
+        info = ProfileInfo(
+            server=server,
+            org_id=org_id,
+            user_id=user_id,
+            user_kind=user_kind,
+            device_id=device_id,
+            ca_bundle=ca_bundle,
+            allow_http=allow_http,
+        )
+        async with ApiClient(server, ssl_context=_ssl_context(info)) as api:
+            described = await api.instance()
+            await api.enrol(
+                code, user_cert.to_bytes(), identity.device_cert.to_bytes(), root.verify_key.raw
+            )
+        info.instance_id, info.log_key = described["instance_id"], described["log_key"]
+        store_key = os.urandom(32)
+        profile.save_info(info)
+        profile.save_user(user_key, user_cert, passphrase, params)
+        profile.save_device(identity, store_key, passphrase, params)
+        return await cls.open(profile, passphrase)
+
+    async def certify_user(
+        self,
+        root: SigningKey,
+        *,
+        user_id: str,
+        identity_key: VerifyKey,
+        user_kind: str = "person",
+        name: str = "",
+    ) -> Certificate:
+        """As a focal point: certify another user's identity key and register it."""
+        now = self.now()
+        cert = issue_user_certificate(
+            root,
+            organisation_id=self.org_id,
+            user_id=user_id,
+            user_kind=user_kind,
+            name=name or user_id,
+            identity_key=identity_key,
+            issued_at=now - 60,
+            expires_at=now + YEAR,
+        )
+        await self.api.register_user(self.org_id, cert.to_bytes())
+        return cert
+
+    # -- charters ------------------------------------------------------------------------
+    async def pin(self, operation_id: str, coordinator_root_key_id: bytes) -> Charter:
+        """Pin the coordinator organisation's root (from the invitation) and verify the
+        charter from it."""
+        self.store.set_pin(operation_id, coordinator_root_key_id)
+        return await self.charter(operation_id, refresh=True)
+
+    async def charter(self, operation_id: str, *, refresh: bool = False) -> Charter:
+        """The latest charter version, verified from the pinned root."""
+        if operation_id in self._charters and not refresh:
+            return self._charters[operation_id]
+        pinned = self.store.pin(operation_id)
+        if pinned is None:
+            raise ClientError(
+                f"operation {operation_id!r} is not pinned: run `opseal op join` "
+                "with the coordinator's fingerprint first"
+            )
+        known = [Charter.from_bytes(b) for b in self.store.charters(operation_id)]
+        served = [Charter.from_bytes(b) for b in await self.api.charter_versions(operation_id)]
+        try:
+            if not known:
+                verify_charter_chain(served, pinned_root_key_id=pinned, now=self.now())
+                chain = served
+            else:
+                chain = known + [c for c in served if c.version > known[-1].version]
+                for prev, new in zip(chain[len(known) - 1 :], chain[len(known) :], strict=False):
+                    verify_successor(prev, new, now=self.now())
+                for mine, theirs in zip(known, served, strict=False):
+                    if mine.hash != theirs.hash:
+                        raise CryptoError(f"charter version {mine.version} was rewritten")
+        except CryptoError as exc:
+            self.store.warn(operation_id, "", None, "charter-refused", str(exc))
+            raise IntegrityWarning(f"charter of {operation_id!r} refused: {exc}") from exc
+        for c in chain:
+            self.store.add_charter(operation_id, c.version, c.to_bytes())
+        self._charters[operation_id] = chain[-1]
+        return chain[-1]
+
+    async def create_operation(
+        self, draft: Charter, user_key: SigningKey, retention_days: int = 365
+    ) -> Charter:
+        """As a coordinator: sign charter version 1, publish it and create every area."""
+        user_cert = self.identity.user_cert
+        charter = draft.signed(user_key, user_cert)
+        await self.api.create_operation(charter.to_bytes(), retention_days)
+        root = next(m.root_key for m in charter.members if m.organisation_id == self.org_id)
+        await self.pin(charter.operation_id, root.key_id)
+        for area in charter.areas:
+            await self.create_area(charter.operation_id, area.name)
+        return charter
+
+    async def create_area(self, operation_id: str, area: str) -> None:
+        charter = await self.charter(operation_id)
+        commit, state, secret = create_area(
+            charter, self.identity, instance_id=self.info.instance_id, area=area, now=self.now()
+        )
+        await self.api.post_commit(operation_id, area, commit.to_bytes())
+        with self.store.transaction():
+            self.store.add_state(operation_id, area, 0, state.to_bytes())
+            self.store.add_secret(operation_id, area, 0, secret)
+
+    async def join(self, operation_id: str, coordinator_root_key_id: bytes) -> list[str]:
+        """Accept an invitation: pin the coordinator root, verify the charter, and ask to join
+        every area this organisation's role may read. Returns those areas."""
+        charter = await self.pin(operation_id, coordinator_root_key_id)
+        role = charter.role_of(self.org_id)
+        areas = [a.name for a in charter.areas if charter.may_read(role, a.name)]
+        for area in areas:
+            if self.store.latest_state(operation_id, area) is None:
+                package = KeyPackage.create(
+                    self.identity, operation_id=operation_id, area=area, now=self.now()
+                )
+                await self.api.post_key_package(operation_id, area, package.to_bytes())
+        return areas
+
+    # -- sync and verification -----------------------------------------------------------
+    async def sync(self) -> SyncReport:
+        """Fetch everything new in this device's areas and verify it."""
+        report = SyncReport()
+        cursor = (self.store.get("sync-cursor") or b"").decode()
+        while True:
+            page = await self.api.sync(cursor, limit=1000)
+            for entry in page["events"]:
+                await self.ingest(entry, report)
+            cursor = page["cursor"]
+            self.store.put("sync-cursor", cursor.encode())
+            self.store.save_tracker(self._tracker)
+            if not page["more"]:
+                return report
+
+    async def ingest(self, entry: dict[str, Any], report: SyncReport | None = None) -> None:
+        """Verify one area entry and record it (or a warning) in the local store."""
+        report = report or SyncReport()
+        op, area, seq = entry["operation_id"], entry["area"], entry["seq"]
+        position = self.store.position(op, area)
+        if seq <= position:
+            return
+        if seq != position + 1:
+            self.store.warn(
+                op,
+                area,
+                seq,
+                "gap",
+                f"the server skipped entries {position + 1}..{seq - 1} of {area}",
+            )
+        report.entries += 1
+        body = b64d(entry["body"])
+        try:
+            if entry["kind"] == "commit":
+                await self._take_commit(op, area, body)
+                report.commits += 1
+            elif entry["kind"] == "message":
+                self._take_message(op, area, seq, body)
+                report.messages += 1
+            elif entry["kind"] == "key-package":
+                report.key_packages += 1
+        except (CryptoError, IntegrityWarning) as exc:
+            report.refused += 1
+            self.store.warn(op, area, seq, f"{entry['kind']}-refused", str(exc))
+        self.store.set_position(op, area, seq)
+
+    async def _take_commit(self, op: str, area: str, body: bytes) -> None:
+        commit = Commit.from_bytes(body)
+        charter = await self.charter(op)
+        if commit.charter_hash != charter.hash:
+            charter = await self.charter(op, refresh=True)
+        latest = self.store.latest_state(op, area)
+        state = GroupState.from_bytes(latest[1]) if latest else None
+        if state is not None and commit.epoch <= state.epoch and self._is_own(op, area, commit):
+            return  # a commit this device made and applied when it posted it
+        new_state = apply_commit(
+            state, commit, charter, now=self.now(), instance_id=self.info.instance_id
+        )
+        with self.store.transaction():
+            self.store.add_state(op, area, commit.epoch, new_state.to_bytes())
+            if new_state.member(self.device_id) is not None:
+                secret = open_epoch_secret(commit, new_state, self.identity)
+                self.store.add_secret(op, area, commit.epoch, secret)
+                for epoch, past in open_history(commit, new_state, self.identity).items():
+                    self.store.add_secret(op, area, epoch, past)
+
+    def _is_own(self, op: str, area: str, commit: Commit) -> bool:
+        raw = self.store.state(op, area, commit.epoch)
+        if raw is None or commit.committer != self.device_id:
+            return False
+        mine = GroupState.from_bytes(raw)
+        same = (mine.previous_state_hash, mine.roster_hash, mine.charter_hash)
+        return same == (commit.previous_state_hash, commit.roster_hash, commit.charter_hash)
+
+    def _take_message(self, op: str, area: str, seq: int, body: bytes) -> None:
+        envelope = Envelope.from_bytes(body)
+        header = envelope.header
+        raw_state = self.store.state(op, area, header.epoch)
+        secret = self.store.secret(op, area, header.epoch)
+        if raw_state is None or secret is None:
+            raise IntegrityWarning(f"no verified key for epoch {header.epoch} of {area}")
+        state = GroupState.from_bytes(raw_state)
+        if (header.operation_id, header.area) != (op, area):
+            raise IntegrityWarning(
+                f"message for {header.operation_id}/{header.area} served in {op}/{area}"
+            )
+        plaintext = open_envelope(
+            envelope,
+            state=state,
+            epoch_secret=secret,
+            charter=self._charters.get(op),
+            tracker=self._tracker,
+        )
+        sender = state.member(header.sender)
+        assert sender is not None
+        self.store.add_message(
+            StoredMessage(
+                op,
+                area,
+                seq,
+                str(header.message_id),
+                header.sender,
+                sender.organisation_id,
+                header.epoch,
+                header.content_type,
+                header.handling,
+                header.requires_ack,
+                header.client_time_ms,
+                plaintext,
+            )
+        )
+
+    def gaps(self, op: str, area: str) -> dict[str, list[int]]:
+        """Per sender, counters skipped and not yet arrived: possibly missing messages."""
+        out = {}
+        for o, a, sender, _highest, missing in self._tracker:
+            if (o, a) == (op, area) and missing:
+                out[sender] = missing
+        return out
+
+    def warnings(self, since_id: int = 0) -> list[tuple[int, str, str, int | None, str, str]]:
+        return self.store.warnings(since_id)
+
+    def read(
+        self, op: str, area: str | None = None, *, after: int = 0, content_type: str | None = None
+    ) -> list[StoredMessage]:
+        """Verified messages (call :meth:`sync` first for the newest)."""
+        return self.store.messages(op, area, after=after, content_type=content_type)
+
+    # -- posting through the outbox --------------------------------------------------------
+    def _current(self, op: str, area: str) -> tuple[GroupState, bytes]:
+        latest = self.store.latest_state(op, area)
+        if latest is None:
+            raise ClientError(f"this device is not a member of {op}/{area} yet")
+        state = GroupState.from_bytes(latest[1])
+        secret = self.store.secret(op, area, state.epoch)
+        if secret is None or state.member(self.device_id) is None:
+            raise ClientError(f"this device is not a member of {op}/{area} (epoch {state.epoch})")
+        return state, secret
+
+    def _seal(
+        self,
+        state: GroupState,
+        secret: bytes,
+        counter: int,
+        message_id: uuid.UUID,
+        content_type: str,
+        plaintext: bytes,
+        handling: str,
+        requires_ack: bool,
+    ) -> Envelope:
+        header = Header(
+            self.info.instance_id,
+            state.operation_id,
+            state.area,
+            state.epoch,
+            self.device_id,
+            counter,
+            message_id,
+            content_type,
+            handling,
+            requires_ack,
+            int(time.time() * 1000),
+        )
+        return seal(header, plaintext, secret, self.identity.signing_key)
+
+    def enqueue(
+        self,
+        op: str,
+        area: str,
+        items: Sequence[tuple[str, Any]],
+        *,
+        handling: str = "H0",
+        requires_ack: bool = False,
+        message_ids: Sequence[uuid.UUID] | None = None,
+    ) -> list[str]:
+        """Seal ``(content_type, payload)`` items and write them to the outbox (not sent yet)."""
+        state, secret = self._current(op, area)
+        ids = list(message_ids) if message_ids is not None else [uuid.uuid4() for _ in items]
+        with self.store.transaction():
+            first = self.store.take_counters(op, area, len(items))
+            queued = []
+            for n, ((content_type, payload), message_id) in enumerate(zip(items, ids, strict=True)):
+                plaintext = json.dumps(payload, sort_keys=True).encode()
+                envelope = self._seal(
+                    state,
+                    secret,
+                    first + n,
+                    message_id,
+                    content_type,
+                    plaintext,
+                    handling,
+                    requires_ack,
+                )
+                queued.append(
+                    OutboxItem(
+                        str(message_id),
+                        op,
+                        area,
+                        envelope.to_bytes(),
+                        plaintext,
+                        content_type,
+                        handling,
+                        requires_ack,
+                        0,
+                    )
+                )
+            self.store.enqueue(queued)
+        return [str(i) for i in ids]
+
+    async def post(
+        self,
+        op: str,
+        area: str,
+        content_type: str,
+        payload: Any,
+        *,
+        handling: str = "H0",
+        requires_ack: bool = False,
+    ) -> str:
+        """Seal, queue and send one message; returns its message id."""
+        [message_id] = self.enqueue(
+            op, area, [(content_type, payload)], handling=handling, requires_ack=requires_ack
+        )
+        await self.flush()
+        return message_id
+
+    async def flush(self, *, deadline: float = 120.0, progress: Any = None) -> int:
+        """Send the outbox until it is empty, retrying with backoff; returns how many were
+        confirmed. A transport failure past ``deadline`` seconds leaves the rest pending."""
+        sent, delay, stop = 0, 0.5, time.monotonic() + deadline
+        while batch := self.store.pending(BATCH):
+            by_area: dict[tuple[str, str], list[OutboxItem]] = {}
+            for item in batch:
+                by_area.setdefault((item.op, item.area), []).append(item)
+            try:
+                for (op, area), items in by_area.items():
+                    sent += await self._send(op, area, items)
+                    if progress is not None:
+                        progress(len(items))
+                delay = 0.5
+            except TransportError:
+                if time.monotonic() > stop:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                await self._relogin()
+        return sent
+
+    async def _relogin(self) -> None:
+        with contextlib.suppress(ClientError):
+            await self.login()
+
+    async def _send(self, op: str, area: str, items: list[OutboxItem]) -> int:
+        try:
+            seqs = await self.api.post_batch(op, area, [i.envelope for i in items])
+        except WrongEpochError:
+            await self.sync()
+            self._reseal(op, area, items)
+            return 0
+        except ConflictError as exc:
+            self.store.mark_attempt([i.message_id for i in items], str(exc))
+            raise
+        with self.store.transaction():
+            self.store.mark_sent([(i.message_id, s) for i, s in zip(items, seqs, strict=True)])
+        return len(seqs)
+
+    def _reseal(self, op: str, area: str, items: list[OutboxItem]) -> None:
+        """The area moved to a new epoch: seal the same messages again (same ids) for it."""
+        state, secret = self._current(op, area)
+        with self.store.transaction():
+            first = self.store.take_counters(op, area, len(items))
+            for n, item in enumerate(items):
+                envelope = self._seal(
+                    state,
+                    secret,
+                    first + n,
+                    uuid.UUID(item.message_id),
+                    item.content_type,
+                    item.plaintext,
+                    item.handling,
+                    item.requires_ack,
+                )
+                self.store.replace_envelope(item.message_id, envelope.to_bytes())
+
+    # -- admission -----------------------------------------------------------------------
+    async def admit(self, op: str | None = None) -> list[str]:
+        """Admit pending devices that the charter allows this device to admit; returns them."""
+        admitted: list[str] = []
+        await self.sync()
+        for o, area in self.store.areas():
+            if op is not None and o != op:
+                continue
+            admitted += await self._admit_area(o, area)
+        return admitted
+
+    async def _admit_area(self, op: str, area: str) -> list[str]:
+        try:
+            state, _ = self._current(op, area)
+        except ClientError:
+            return []
+        charter = await self.charter(op)
+        packages = []
+        for raw in await self.api.key_packages(op, area):
+            try:
+                package = KeyPackage.from_bytes(raw)
+                package.verify(charter, now=self.now(), revoked=frozenset())
+                charter.check_may_admit(self.org_id, package.device_cert.organisation_id, area)
+            except CryptoError:
+                continue  # not ours to admit, or not admissible: others decide
+            if package.area == area and state.member(package.device_id) is None:
+                packages.append(package)
+        if not packages:
+            return []
+        history = self.store.secrets(op, area) if charter.area(area).history == "shared" else None
+        commit, new_state, secret = create_commit(
+            state, charter, self.identity, now=self.now(), adds=packages, history=history
+        )
+        try:
+            await self.api.post_commit(op, area, commit.to_bytes())
+        except WrongEpochError:
+            return []  # someone else committed first; the next round sees their state
+        with self.store.transaction():
+            self.store.add_state(op, area, commit.epoch, new_state.to_bytes())
+            self.store.add_secret(op, area, commit.epoch, secret)
+        return [p.device_id for p in packages]
+
+    async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:
+        done = 0
+        while rounds is None or done < rounds:
+            await self.admit()
+            done += 1
+            await asyncio.sleep(interval)
+
+    # -- receipts ------------------------------------------------------------------------
+    async def ack(self, message_id: str, kind: str = "ack") -> None:
+        stored = self.store.message(message_id)
+        if stored is None:
+            raise ClientError(f"message {message_id} is not among this device's verified messages")
+        receipt = Receipt.create(
+            self.identity.signing_key,
+            instance_id=self.info.instance_id,
+            operation_id=stored.op,
+            area=stored.area,
+            message_id=uuid.UUID(message_id),
+            kind=kind,
+            device_id=self.device_id,
+            signed_at=self.now(),
+        )
+        await self.api.post_receipt(receipt.to_bytes())
+
+    async def acks(self, message_id: str) -> dict[str, Any]:
+        stored = self.store.message(message_id)
+        if stored is None:
+            raise ClientError(f"message {message_id} is not among this device's verified messages")
+        return await self.api.receipts(stored.op, stored.area, message_id)
+
+    # -- audit ---------------------------------------------------------------------------
+    async def verify_audit(self) -> audit.AuditReport:
+        """Verify the audit log against the pinned log key and the last checkpoint seen."""
+        last_raw = self.store.get("audit-checkpoint")
+        last = Checkpoint.from_bytes(last_raw) if last_raw else None
+        report = await audit.verify_audit(self.api, b64d(self.info.log_key), last)
+        self.store.put("audit-checkpoint", report.checkpoint.to_bytes())
+        return report
+
+
+def root_key_id(fingerprint_or_key: str) -> bytes:
+    """Accept a root public key (base64url) and return its key id."""
+    try:
+        return VerifyKey(b64d(fingerprint_or_key)).key_id
+    except (CryptoError, ValueError) as exc:
+        raise ClientError("expected the coordinator organisation's root key (base64url)") from exc
