@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     code.add_argument("org_id")
     code.add_argument("--ttl-hours", type=int, default=168)
     sub.add_parser("status", help="instance id, log key fingerprint and counts, as JSON")
+    purge = sub.add_parser("purge", help="purge archived operations past their retention")
+    purge.add_argument("--dry-run", action="store_true", help="only list what is due")
     return parser
 
 
@@ -101,6 +103,15 @@ async def _check_then_dispose(engine: Any) -> None:
         await engine.dispose()
 
 
+async def _purge(ctx: Any, dry_run: bool) -> dict[str, Any]:
+    from .services import retention
+
+    due = await retention.due_for_purge(ctx)
+    if dry_run:
+        return {"due": due}
+    return {op: await retention.purge(ctx, op) for op in due}
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> None:
     from .services import instance
 
@@ -132,6 +143,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             )
         )
         print(code)
+    elif args.command == "purge":
+        print(
+            json.dumps(
+                asyncio.run(_with_context(settings, lambda ctx: _purge(ctx, args.dry_run))),
+                indent=2,
+            )
+        )
     elif args.command == "status":
         print(json.dumps(asyncio.run(_with_context(settings, instance.status)), indent=2))
 
