@@ -11,8 +11,8 @@ measures:
 - ``stream_latency_ms_p50``/``p99``: single messages posted one at a time, from the start of
   the post until a WebSocket subscriber receives it (200 samples);
 - ``fanout_500_p50_ms``/``p99``: one message at a time to 500 idle WebSocket subscribers, from
-  the start of the post until each subscriber's socket hands over the frame (20 messages, so
-  10,000 samples; this client process reads all 500 sockets, so it is part of what is timed);
+  the start of the post until the frame reaches each subscriber's socket (20 messages, so
+  10,000 samples; the subscribers are bare protocol readers that only note arrival times);
   ``fanout_500_server_mean_ms`` is the server's own time to write to all of them (/metrics);
 - ``ws_idle_kib``: the server's resident memory per idle WebSocket (VmRSS before and after
   opening the 500 subscribers);
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -38,8 +39,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's helpers
@@ -182,26 +183,98 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-async def open_subscribers(op: Operation, count: int) -> tuple[aiohttp.ClientSession, list]:
+class RawSubscriber(asyncio.Protocol):
+    """A bare WebSocket reader that notes when frames arrive, so the 500 subscribers of the
+    fan-out figure cost this process almost nothing and the figure is the server's."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.handshake: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.arrivals: list[tuple[float, bytes]] = []
+        self.changed = asyncio.Event()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        self.buffer += data
+        if not self.handshake.done():
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.handshake.set_result(bytes(self.buffer[:end]))
+            del self.buffer[: end + 4]
+        while (frame := self._frame()) is not None:
+            opcode, payload = frame
+            if opcode == 1:
+                self.arrivals.append((now, payload))
+                self.changed.set()
+            elif opcode == 9 and self.transport is not None:  # ping: answer with a masked pong
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + bytes(4) + payload)
+
+    def _frame(self) -> tuple[int, bytes] | None:
+        if len(self.buffer) < 2:
+            return None
+        opcode, length, offset = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F, 2
+        if length == 126:
+            if len(self.buffer) < 4:
+                return None
+            length, offset = int.from_bytes(self.buffer[2:4], "big"), 4
+        elif length == 127:
+            if len(self.buffer) < 10:
+                return None
+            length, offset = int.from_bytes(self.buffer[2:10], "big"), 10
+        if len(self.buffer) < offset + length:
+            return None
+        payload = bytes(self.buffer[offset : offset + length])
+        del self.buffer[: offset + length]
+        return opcode, payload
+
+    async def arrival_of(self, marker: bytes) -> float:
+        while True:
+            for when, payload in self.arrivals:
+                if marker in payload:
+                    return when
+            self.changed.clear()
+            await self.changed.wait()
+
+
+async def raw_subscriber(url: str, token: str, cursor: str) -> RawSubscriber:
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    _, sub = await loop.create_connection(RawSubscriber, parts.hostname, parts.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /api/v1/stream?cursor={cursor} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    assert sub.transport is not None
+    sub.transport.write(request.encode())
+    status = await asyncio.wait_for(sub.handshake, 10)
+    assert b" 101 " in status.split(b"\r\n")[0], status
+    await asyncio.wait_for(sub.arrival_of(b'"type": "idle"'), 10)
+    return sub
+
+
+async def open_subscribers(op: Operation, count: int) -> list[RawSubscriber]:
     """``count`` WebSocket streams of the reader device, each caught up (``idle``)."""
     api = op.actors[READER].api
     cursor = (await api.sync(limit=5000))["cursor"]
     while (page := await api.sync(cursor, limit=5000))["events"]:
         cursor = page["cursor"]
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    url = api.base_url.replace("http", "ws", 1) + "/api/v1/stream"
-    headers = {"Authorization": f"Bearer {api.token}"}
-
-    async def connect() -> aiohttp.ClientWebSocketResponse:
-        ws = await session.ws_connect(url, params={"cursor": cursor}, headers=headers)
-        while (await ws.receive_json())["type"] != "idle":
-            pass
-        return ws
-
-    sockets = []
+    assert api.token is not None
+    subscribers: list[RawSubscriber] = []
     for start in range(0, count, 50):
-        sockets += await asyncio.gather(*(connect() for _ in range(min(50, count - start))))
-    return session, sockets
+        subscribers += await asyncio.gather(
+            *(
+                raw_subscriber(api.base_url, api.token, cursor)
+                for _ in range(min(50, count - start))
+            )
+        )
+    return subscribers
 
 
 async def measure_fanout(op: Operation, state: Any, secret: bytes, pid: int, sizes: Sizes) -> dict:
@@ -209,32 +282,26 @@ async def measure_fanout(op: Operation, state: Any, secret: bytes, pid: int, siz
     the server memory each idle stream costs."""
     await asyncio.sleep(1)
     before = rss_kib(pid)
-    session, sockets = await open_subscribers(op, sizes.subscribers)
+    subscribers = await open_subscribers(op, sizes.subscribers)
     await asyncio.sleep(1)
-    idle_kib = (rss_kib(pid) - before) / len(sockets)
+    idle_kib = (rss_kib(pid) - before) / len(subscribers)
     poster = op.actors[POSTERS[0]].api
     delays: list[float] = []
     before_metrics = await fanout_metrics(poster)
-
-    async def receive(ws: aiohttp.ClientWebSocketResponse, seq: int, start: float) -> None:
-        while True:
-            frame = await ws.receive()
-            arrived = time.perf_counter()  # before parsing: the client's own work is not timed
-            message = json.loads(frame.data)
-            if message["type"] == "event" and message["event"]["seq"] == seq:
-                delays.append((arrived - start) * 1000)
-                return
-
     try:
         for _ in range(sizes.fanout_messages):
             sealed = envelope(op, POSTERS[0], state, secret, 1, "fan-out", message_id=uuid.uuid4())
             start = time.perf_counter()
-            seq_task = asyncio.create_task(poster.post_message(op.id, AREA, sealed.to_bytes()))
-            seq = await seq_task
-            await asyncio.wait_for(asyncio.gather(*(receive(ws, seq, start) for ws in sockets)), 30)
+            seq = await poster.post_message(op.id, AREA, sealed.to_bytes())
+            marker = b'"seq": %d,' % seq
+            arrivals = await asyncio.wait_for(
+                asyncio.gather(*(sub.arrival_of(marker) for sub in subscribers)), 30
+            )
+            delays += [(when - start) * 1000 for when in arrivals]
     finally:
-        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-        await session.close()
+        for sub in subscribers:
+            if sub.transport is not None:
+                sub.transport.close()
     quantiles = statistics.quantiles(delays, n=100, method="inclusive")
     return {
         f"fanout_{sizes.subscribers}_p50_ms": round(statistics.median(delays), 1),
