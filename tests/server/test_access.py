@@ -9,6 +9,7 @@ sync or the stream.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
 import pytest
@@ -51,6 +52,13 @@ async def matrix(operation):
     await make_area(op, "stakeholders", ["stakeholder", "observer", "customs"])
     sent = envelope(op, "customs", *seizures, 1, "customs-only secret")
     await op.actors["customs"].api.post_message(op.id, "seizures", sent.to_bytes())
+    op.message_id = str(sent.header.message_id)
+    blob = b"customs-only ciphertext" * 10
+    created = await op.actors["customs"].api.create_blob(
+        op.id, "seizures", len(blob), hashlib.sha256(blob).digest()
+    )
+    await op.actors["customs"].api.put_blob_chunk(created["blob_id"], 0, blob)
+    op.blob_id = created["blob_id"]
     revoked = op.actors["revoked"].identity
     statement = Revocation.issue(
         op.world.roots["fr-customs"],
@@ -110,6 +118,31 @@ MATRIX = {
     ),
     "sync": (
         lambda a, op, s: a.sync(),
+        row(coordinator=OK, customs=OK, partner=OK, stakeholder=OK, observer=OK, outsider=OK),
+    ),
+    "blob": (lambda a, op, s: a.blob(op.blob_id), READ_SEIZURES),
+    "blob-data": (lambda a, op, s: a.download_blob(op.blob_id), READ_SEIZURES),
+    "receipts-status": (
+        lambda a, op, s: a.receipts(op.id, "seizures", op.message_id),
+        row(coordinator=OK, customs="403", partner="403", stakeholder="403", observer="403"),
+    ),
+    "post-key-package": (
+        lambda a, op, s: a.post_key_package(op.id, "seizures", b"x"),
+        row(
+            coordinator="bad_request",
+            customs="bad_request",
+            partner="bad_request",
+            stakeholder="bad_request",
+            observer="bad_request",
+            outsider="bad_request",
+        ),
+    ),
+    "audit-checkpoint": (
+        lambda a, op, s: a.audit_checkpoint(),
+        row(coordinator=OK, customs=OK, partner=OK, stakeholder=OK, observer=OK, outsider=OK),
+    ),
+    "device": (
+        lambda a, op, s: a.device("customs-device"),
         row(coordinator=OK, customs=OK, partner=OK, stakeholder=OK, observer=OK, outsider=OK),
     ),
     "org-users": (
