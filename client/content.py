@@ -1,0 +1,264 @@
+"""Content payloads (design §5, §8): the plaintext JSON inside each content type.
+
+Builders (:func:`text`, :func:`document`, :func:`alert`, :func:`alert_response`,
+:func:`seizure`) check what is about to be sealed and return the payload; :func:`validate`
+checks a payload of any content type, before sealing or after decryption. The checks are
+structural (required fields, types, enumerations, dates); a failure raises
+:class:`ContentError` naming the field, e.g. ``goods[1].category``.
+
+Payloads:
+
+- ``text``: ``{"text": markdown}``
+- ``document``: ``{"title": str, "attachments": [attachment, ...]}``
+- ``alert``: ``{"targets": [organisation id, ...], "action": str, "deadline": "YYYY-MM-DD" | null}``
+- ``alert-response``: ``{"alert_id": message id, "outcome": str}``
+- ``seizure``: a seizure record: ``record_id``, ``case_ref``, ``reporting_country`` (ISO 3166
+  alpha-2), ``seizure_date`` (YYYY-MM-DD), ``transport_mode``, ``ecommerce`` (bool) and
+  ``goods`` (one or more lines with ``category`` and optional ``description``,
+  ``quantity_items``, ``weight_kg``) are checked; optional ``attachments``; other fields of
+  design §8 pass through.
+- ``release``: a sanitised record (checked like a seizure record).
+
+An attachment is ``{"blob_id": ..., **FileMeta.to_json()}`` (:class:`.attachments.Attachment`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .attachments import Attachment
+from .errors import ClientError
+
+__all__ = [
+    "CATEGORIES",
+    "SEIZURE_NAMESPACE",
+    "TRANSPORT_MODES",
+    "ContentError",
+    "alert",
+    "alert_response",
+    "attachments_of",
+    "document",
+    "field_of",
+    "parse_date",
+    "record_message_id",
+    "seizure",
+    "text",
+    "validate",
+]
+
+CATEGORIES = (
+    "ipr",
+    "medicines",
+    "medical-devices",
+    "other-counterfeit",
+    "drugs",
+    "precursors",
+    "hazardous",
+    "other",
+)
+TRANSPORT_MODES = ("postal", "express", "air-cargo", "sea-cargo", "road", "rail", "passenger")
+SEIZURE_NAMESPACE = uuid.UUID("5b0d3c6e-6f70-5365-616c-2f7365697a65")
+"""Namespace of the deterministic message ids of seizure records (:func:`record_message_id`)."""
+
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MAX_TEXT = 1_000_000
+_MAX_SHORT = 256
+
+
+class ContentError(ClientError):
+    """A payload without the shape its content type needs; ``field`` names where."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+# -- field checks ------------------------------------------------------------------------
+def _string(value: object, field: str, *, max_len: int = _MAX_SHORT, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ContentError(field, f"expected text, got {type(value).__name__}")
+    if not empty and not value.strip():
+        raise ContentError(field, "required, and must not be blank")
+    if len(value) > max_len:
+        raise ContentError(field, f"at most {max_len} characters")
+    return value
+
+
+def parse_date(value: object, field: str) -> str:
+    """``value`` if it is a real calendar date written YYYY-MM-DD."""
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise ContentError(field, f"expected a date as YYYY-MM-DD, got {value!r}")
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ContentError(field, f"{value!r} is not a calendar date") from exc
+    return value
+
+
+def _choice(value: object, field: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ContentError(field, f"{value!r} is not one of {', '.join(choices)}")
+    return str(value)
+
+
+def _amount(value: object, field: str, kind: type | tuple[type, ...]) -> Any:
+    """A non-negative number of ``kind``, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ContentError(field, f"expected a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ContentError(field, f"must be a finite number, not negative, got {value!r}")
+    return value
+
+
+def _object(value: object, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ContentError(field, "expected an object")
+    return value
+
+
+def _list(value: object, field: str, *, least: int = 0) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ContentError(field, "expected a list")
+    if len(value) < least:
+        raise ContentError(field, f"expected at least {least} item(s)")
+    return list(value)
+
+
+def _attachments(value: object, field: str = "attachments") -> list[dict[str, Any]]:
+    out = []
+    for n, item in enumerate(_list(value, field)):
+        if isinstance(item, Attachment):
+            item = item.to_json()
+        try:
+            out.append(Attachment.from_json(item).to_json())
+        except ClientError as exc:
+            raise ContentError(f"{field}[{n}]", str(exc)) from exc
+    return out
+
+
+# -- builders ----------------------------------------------------------------------------
+def text(markdown: str) -> dict[str, Any]:
+    """A ``text`` payload (Markdown)."""
+    return {"text": _string(markdown, "text", max_len=_MAX_TEXT)}
+
+
+def document(
+    title: str, attachments: Iterable[Attachment | Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """A ``document`` payload: a title and its attachments (e.g. the Operational Plan PDF)."""
+    return {"title": _string(title, "title"), "attachments": _attachments(list(attachments))}
+
+
+def alert(targets: Iterable[str], action: str, deadline: str | None = None) -> dict[str, Any]:
+    """An ``alert`` payload: the organisations asked to act, what to do, and by when."""
+    if isinstance(targets, str):
+        raise ContentError("targets", "expected a list of organisation ids")
+    names = _list(list(targets), "targets", least=1)
+    for n, target in enumerate(names):
+        _string(target, f"targets[{n}]", max_len=128)
+    if len(set(names)) != len(names):
+        raise ContentError("targets", "lists an organisation twice")
+    return {
+        "targets": names,
+        "action": _string(action, "action", max_len=_MAX_TEXT),
+        "deadline": None if deadline is None else parse_date(deadline, "deadline"),
+    }
+
+
+def alert_response(alert_id: str, outcome: str) -> dict[str, Any]:
+    """An ``alert-response`` payload: which alert it answers, and what was found or done."""
+    try:
+        alert_id = str(uuid.UUID(str(alert_id)))
+    except ValueError as exc:
+        raise ContentError("alert_id", f"expected a message id (UUID), got {alert_id!r}") from exc
+    return {"alert_id": alert_id, "outcome": _string(outcome, "outcome", max_len=_MAX_TEXT)}
+
+
+def _goods_line(value: object, field: str) -> dict[str, Any]:
+    line = dict(_object(value, field))
+    line["category"] = _choice(line.get("category"), f"{field}.category", CATEGORIES)
+    if line.get("description") is not None:
+        _string(line["description"], f"{field}.description", max_len=4096, empty=True)
+    _amount(line.get("quantity_items"), f"{field}.quantity_items", int)
+    _amount(line.get("weight_kg"), f"{field}.weight_kg", (int, float))
+    return line
+
+
+def seizure(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``seizure`` payload: the record, checked (see the module docstring)."""
+    out = dict(_object(record, "record"))
+    _string(out.get("record_id"), "record_id", max_len=128)
+    _string(out.get("case_ref"), "case_ref", max_len=128)
+    country = out.get("reporting_country")
+    if not isinstance(country, str) or not _COUNTRY.fullmatch(country):
+        raise ContentError(
+            "reporting_country", f"expected ISO 3166 alpha-2 (e.g. FR), got {country!r}"
+        )
+    parse_date(out.get("seizure_date"), "seizure_date")
+    _choice(out.get("transport_mode"), "transport_mode", TRANSPORT_MODES)
+    if not isinstance(out.get("ecommerce"), bool):
+        raise ContentError("ecommerce", f"expected true or false, got {out.get('ecommerce')!r}")
+    goods = _list(out.get("goods"), "goods", least=1)
+    out["goods"] = [_goods_line(line, f"goods[{n}]") for n, line in enumerate(goods)]
+    if "attachments" in out:
+        out["attachments"] = _attachments(out["attachments"])
+    return out
+
+
+def record_message_id(op: str, record: Mapping[str, Any]) -> uuid.UUID:
+    """The message id of a seizure record: the same record always gets the same id, so a
+    re-submission is recognised and never duplicates it."""
+    key = f"{op}/{record['reporting_country']}/{record['record_id']}"
+    return uuid.uuid5(SEIZURE_NAMESPACE, key)
+
+
+# -- validation of any payload -----------------------------------------------------------
+def _validate_document(p: Mapping[str, Any]) -> dict[str, Any]:
+    return document(p.get("title"), p.get("attachments", []))  # type: ignore[arg-type]
+
+
+def _validate_alert(p: Mapping[str, Any]) -> dict[str, Any]:
+    return alert(_list(p.get("targets"), "targets"), p.get("action"), p.get("deadline"))  # type: ignore[arg-type]
+
+
+_VALIDATORS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "text": lambda p: text(p.get("text")),  # type: ignore[arg-type]
+    "document": _validate_document,
+    "alert": _validate_alert,
+    "alert-response": lambda p: alert_response(p.get("alert_id"), p.get("outcome")),  # type: ignore[arg-type]
+    "seizure": seizure,
+    "release": seizure,
+}
+
+
+def validate(content_type: str, payload: Any) -> dict[str, Any]:
+    """``payload`` checked for ``content_type``; :class:`ContentError` names what is wrong."""
+    check = _VALIDATORS.get(content_type)
+    if check is None:
+        raise ContentError(
+            "content_type", f"{content_type!r} is not one of {', '.join(_VALIDATORS)}"
+        )
+    return check(_object(payload, content_type))
+
+
+def field_of(plaintext: bytes, name: str) -> Any:
+    """One field of a JSON object payload; None if absent or the payload is not an object."""
+    try:
+        payload = json.loads(plaintext)
+    except ValueError:
+        return None
+    return payload.get(name) if isinstance(payload, dict) else None
+
+
+def attachments_of(payload: Mapping[str, Any]) -> list[Attachment]:
+    """The attachments a document or seizure payload references."""
+    return [Attachment.from_json(a) for a in payload.get("attachments") or []]
