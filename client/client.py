@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import ssl
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from opseal.crypto.attachments import FileMeta
 from opseal.crypto.certs import Certificate, issue_user_certificate
 from opseal.crypto.charter import Charter, verify_charter_chain, verify_successor
 from opseal.crypto.encoding import b64d
@@ -44,9 +47,19 @@ from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
 from opseal.crypto.merkle import Checkpoint
 from opseal.crypto.statements import Receipt
 
-from . import audit
+from . import attachments, audit, content
 from .api import ApiClient
-from .errors import ClientError, ConflictError, TransportError, WrongEpochError
+from .errors import (
+    ClientError,
+    ConflictError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnauthorizedError,
+    UnavailableError,
+    WrongEpochError,
+    error_for,
+)
 from .profile import Profile, ProfileInfo
 from .store import OutboxItem, Store, StoredMessage
 
@@ -348,9 +361,10 @@ class Client:
                 await self._take_commit(op, area, body)
                 report.commits += 1
             elif entry["kind"] == "message":
-                self._take_message(op, area, seq, body)
+                self._take_message(op, area, seq, body, await self.charter(op))
                 report.messages += 1
             elif entry["kind"] == "key-package":
+                await self._take_key_package(op, area, body)
                 report.key_packages += 1
         except (CryptoError, IntegrityWarning) as exc:
             report.refused += 1
@@ -364,13 +378,21 @@ class Client:
             charter = await self.charter(op, refresh=True)
         latest = self.store.latest_state(op, area)
         state = GroupState.from_bytes(latest[1]) if latest else None
-        if state is not None and commit.epoch <= state.epoch and self._is_own(op, area, commit):
+        reached = self._sequence_epoch(op, area)
+        if (
+            state is not None
+            and commit.epoch <= state.epoch
+            and reached in (None, commit.epoch - 1)  # served at its place, not replayed later
+            and self._is_own(op, area, commit)
+        ):
+            self.store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
             return  # a commit this device made and applied when it posted it
         new_state = apply_commit(
             state, commit, charter, now=self.now(), instance_id=self.info.instance_id
         )
         with self.store.transaction():
             self.store.add_state(op, area, commit.epoch, new_state.to_bytes())
+            self.store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
             if new_state.member(self.device_id) is not None:
                 secret = open_epoch_secret(commit, new_state, self.identity)
                 self.store.add_secret(op, area, commit.epoch, secret)
@@ -385,7 +407,28 @@ class Client:
         same = (mine.previous_state_hash, mine.roster_hash, mine.charter_hash)
         return same == (commit.previous_state_hash, commit.roster_hash, commit.charter_hash)
 
-    def _take_message(self, op: str, area: str, seq: int, body: bytes) -> None:
+    def _sequence_epoch(self, op: str, area: str) -> int | None:
+        """The epoch of the last commit accepted in the area's sequence: the server stores each
+        message after its epoch's commit and before the next, so it is the only epoch the
+        area's next messages may carry (``None`` before the first commit)."""
+        raw = self.store.get(f"sequence-epoch/{op}/{area}")
+        return None if raw is None else int(raw)
+
+    async def _take_key_package(self, op: str, area: str, body: bytes) -> None:
+        """Check a join request as an admitting client would, so that a forged device or a
+        substituted key is reported rather than silently skipped."""
+        package = KeyPackage.from_bytes(body)
+        if (package.operation_id, package.area) != (op, area):
+            raise IntegrityWarning(
+                f"key package for {package.operation_id}/{package.area} served in {op}/{area}"
+            )
+        try:
+            package.verify(await self.charter(op), now=self.now(), revoked=frozenset())
+        except CryptoError:  # the cached charter may predate the device's organisation
+            charter = await self.charter(op, refresh=True)
+            package.verify(charter, now=self.now(), revoked=frozenset())
+
+    def _take_message(self, op: str, area: str, seq: int, body: bytes, charter: Charter) -> None:
         envelope = Envelope.from_bytes(body)
         header = envelope.header
         raw_state = self.store.state(op, area, header.epoch)
@@ -397,12 +440,13 @@ class Client:
             raise IntegrityWarning(
                 f"message for {header.operation_id}/{header.area} served in {op}/{area}"
             )
+        current = self._sequence_epoch(op, area)
+        if current is not None and header.epoch != current:
+            raise IntegrityWarning(
+                f"message of epoch {header.epoch} served while {area} is at epoch {current}"
+            )
         plaintext = open_envelope(
-            envelope,
-            state=state,
-            epoch_secret=secret,
-            charter=self._charters.get(op),
-            tracker=self._tracker,
+            envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker
         )
         sender = state.member(header.sender)
         assert sender is not None
@@ -676,6 +720,223 @@ class Client:
         report = await audit.verify_audit(self.api, b64d(self.info.log_key), last)
         self.store.put("audit-checkpoint", report.checkpoint.to_bytes())
         return report
+
+    # -- content: attachments, alerts, seizures, tail --
+    async def upload(
+        self,
+        op: str,
+        area: str,
+        path: str | os.PathLike[str],
+        media_type: str | None = None,
+        progress: attachments.Progress | None = None,
+        *,
+        chunk_size: int = attachments.CHUNK_SIZE,
+    ) -> attachments.Attachment:
+        """Encrypt a file and upload it as a blob of ``op``/``area``, resuming an interrupted
+        run; put ``result.to_json()`` in the message that shares it."""
+        return await attachments.upload(
+            self, op, area, path, media_type, progress, chunk_size=chunk_size
+        )
+
+    async def download(
+        self,
+        meta: FileMeta,
+        blob_id: str,
+        dest_path: str | os.PathLike[str],
+        progress: attachments.Progress | None = None,
+        *,
+        chunk_size: int = attachments.CHUNK_SIZE,
+    ) -> Path:
+        """Fetch a blob, check it against the signed ``meta`` and decrypt it to ``dest_path``;
+        a swapped or tampered blob raises :class:`~.attachments.AttachmentRefused`."""
+        return await attachments.download(
+            self, meta, blob_id, dest_path, progress, chunk_size=chunk_size
+        )
+
+    async def alert(
+        self,
+        op: str,
+        area: str,
+        targets: Sequence[str],
+        action: str,
+        deadline: str | None = None,
+        *,
+        handling: str = "H0",
+    ) -> str:
+        """Ask member organisations ``targets`` to act (by ``deadline``, YYYY-MM-DD); returns
+        the alert's message id."""
+        payload = content.alert(targets, action, deadline)
+        members = {m.organisation_id for m in (await self.charter(op)).members}
+        unknown = [t for t in payload["targets"] if t not in members]
+        if unknown:
+            raise content.ContentError("targets", f"not members of {op}: {', '.join(unknown)}")
+        return await self.post(op, area, "alert", payload, handling=handling)
+
+    async def respond(
+        self, op: str, area: str, alert_id: str, outcome: str, *, handling: str = "H0"
+    ) -> str:
+        """Answer a verified alert addressed to this organisation; returns the message id."""
+        payload = content.alert_response(alert_id, outcome)
+        alert = self.store.message(payload["alert_id"])
+        if alert is None or alert.op != op or alert.content_type != "alert":
+            raise ClientError(f"{alert_id} is not a verified alert of {op}: sync first")
+        try:
+            targets = content.validate("alert", alert.json())["targets"]
+        except (content.ContentError, ValueError) as exc:
+            raise ClientError(f"alert {alert_id} is malformed: {exc}") from exc
+        if self.org_id not in targets:
+            raise ClientError(
+                f"alert {alert_id} is addressed to {', '.join(targets)}, not to {self.org_id}"
+            )
+        return await self.post(op, area, "alert-response", payload, handling=handling)
+
+    def responses(self, alert_id: str) -> list[StoredMessage]:
+        """Verified responses to an alert (call :meth:`sync` first for the newest)."""
+        alert = self.store.message(alert_id)
+        if alert is None:
+            return []
+        return [
+            m
+            for m in self.read(alert.op, content_type="alert-response")
+            if content.field_of(m.plaintext, "alert_id") == alert.message_id
+        ]
+
+    async def post_seizures(
+        self,
+        op: str,
+        records: Sequence[dict[str, Any]],
+        area: str = "seizures",
+        progress: attachments.Progress | None = None,
+        *,
+        handling: str = "H0",
+    ) -> list[str]:
+        """Submit seizure records exactly once: each gets a deterministic message id
+        (:func:`~.content.record_message_id`); records this organisation already queued or
+        posted are skipped, the rest go through the outbox. Returns every record's id.
+
+        ``progress(n)`` is called with counts of records done, the skipped ones first.
+        """
+        payloads = self._seizure_payloads(records)
+        ids = [content.record_message_id(op, p) for p in payloads]
+        fresh = self._unsubmitted(payloads, ids)
+        if progress is not None and len(fresh) < len(payloads):
+            progress(len(payloads) - len(fresh))
+        if fresh:
+            self.enqueue(
+                op,
+                area,
+                [("seizure", p) for p, _ in fresh],
+                handling=handling,
+                message_ids=[i for _, i in fresh],
+            )
+        await self.flush(progress=progress)
+        return [str(i) for i in ids]
+
+    def _seizure_payloads(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every record checked before anything is queued; the first bad one is named."""
+        payloads = []
+        for n, record in enumerate(records):
+            try:
+                payloads.append(content.seizure(record))
+            except content.ContentError as exc:
+                raise content.ContentError(f"records[{n}].{exc.field}", exc.reason) from exc
+        return payloads
+
+    def _unsubmitted(
+        self, payloads: list[dict[str, Any]], ids: list[uuid.UUID]
+    ) -> list[tuple[dict[str, Any], uuid.UUID]]:
+        """Records whose id is neither in the outbox nor verified from this organisation."""
+        seen = self._known_ids([str(i) for i in ids])
+        fresh = []
+        for payload, message_id in zip(payloads, ids, strict=True):
+            if str(message_id) not in seen:
+                seen.add(str(message_id))
+                fresh.append((payload, message_id))
+        return fresh
+
+    def _known_ids(self, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.store.db.execute(
+                f"SELECT message_id FROM outbox WHERE message_id IN ({marks}) "  # noqa: S608
+                f"UNION SELECT message_id FROM messages WHERE org = ? AND message_id IN ({marks})",
+                [*chunk, self.org_id, *chunk],
+            )
+            known.update(row[0] for row in rows)
+        return known
+
+    async def tail(
+        self,
+        handler: Callable[[StoredMessage], Any],
+        *,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """Follow this device's areas in real time until ``stop`` is set: every entry is
+        verified through :meth:`ingest`, the sync cursor advances after each, and
+        ``handler(message)`` (plain or async) sees each newly verified message. A cut
+        connection is resumed from the cursor, with backoff."""
+        stopper = asyncio.ensure_future((stop or asyncio.Event()).wait())
+        follower = asyncio.ensure_future(self._follow(handler))
+        try:
+            await asyncio.wait({stopper, follower}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            follower.cancel()
+            await asyncio.gather(stopper, follower, return_exceptions=True)
+            self.store.save_tracker(self._tracker)
+        if not follower.cancelled() and follower.exception() is not None:
+            raise follower.exception()  # type: ignore[misc]
+
+    async def _follow(self, handler: Callable[[StoredMessage], Any]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                cursor = (self.store.get("sync-cursor") or b"").decode()
+                async for item in self.api.stream(cursor):
+                    delay = 0.5
+                    await self._tail_item(item, handler)
+            except (TransportError, ServerError, UnavailableError, RateLimitedError):
+                pass  # a cut, a restarting server or a proxy's 5xx: reconnect after the delay
+            except UnauthorizedError:
+                with contextlib.suppress(TransportError):
+                    await self.login()  # a revoked device stops here with the server's refusal
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _tail_item(
+        self, item: dict[str, Any], handler: Callable[[StoredMessage], Any]
+    ) -> None:
+        kind = item.get("type")
+        if kind == "error":
+            raise error_for(401, item)
+        if kind not in ("event", "idle") or not isinstance(item.get("cursor"), str):
+            self.store.warn("", "", None, "stream-malformed", f"unexpected stream item {kind!r}")
+            return
+        message = await self._ingest_new(item["event"]) if kind == "event" else None
+        self.store.put("sync-cursor", item["cursor"].encode())
+        self.store.save_tracker(self._tracker)
+        if message is not None:
+            result = handler(message)
+            if inspect.isawaitable(result):
+                await result
+
+    async def _ingest_new(self, entry: Any) -> StoredMessage | None:
+        """Ingest one streamed entry; the message it verified, if it was a new one."""
+        try:
+            op, area, seq = entry["operation_id"], entry["area"], int(entry["seq"])
+        except (KeyError, TypeError, ValueError):
+            self.store.warn("", "", None, "stream-malformed", "a streamed entry lacks its place")
+            return None
+        if op not in self._charters:
+            with contextlib.suppress(ClientError):
+                await self.charter(op)  # so post rights are checked from the first message
+        report = SyncReport()
+        await self.ingest(entry, report)
+        if not report.messages:
+            return None
+        return next((m for m in self.store.messages(op, area, after=seq - 1) if m.seq == seq), None)
 
 
 def root_key_id(fingerprint_or_key: str) -> bytes:
