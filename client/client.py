@@ -50,8 +50,8 @@ from opseal.crypto.statements import Receipt
 from . import attachments, audit, content
 from .api import ApiClient
 from .errors import (
+    ApiError,
     ClientError,
-    ConflictError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -132,7 +132,11 @@ class Client:
         api = await ApiClient(info.server, ssl_context=_ssl_context(info)).__aenter__()
         client = cls(profile, info, identity, store, api)
         if login:
-            await client.login()
+            try:
+                await client.login()
+            except BaseException:
+                await client.close()
+                raise
         return client
 
     async def login(self) -> None:
@@ -398,6 +402,19 @@ class Client:
                 self.store.add_secret(op, area, commit.epoch, secret)
                 for epoch, past in open_history(commit, new_state, self.identity).items():
                     self.store.add_secret(op, area, epoch, past)
+        self._release_held(op, area, charter)
+
+    def _release_held(self, op: str, area: str, charter: Charter) -> None:
+        """Open messages held for want of their epoch secret, now that history may have
+        brought it. Each was already checked against its place in the sequence."""
+        for seq, epoch, body in self.store.held(op, area):
+            if self.store.secret(op, area, epoch) is None:
+                continue
+            try:
+                self._open_message(op, area, seq, Envelope.from_bytes(body), charter)
+            except (CryptoError, IntegrityWarning) as exc:
+                self.store.warn(op, area, seq, "message-refused", str(exc))
+            self.store.release(op, area, seq)
 
     def _is_own(self, op: str, area: str, commit: Commit) -> bool:
         raw = self.store.state(op, area, commit.epoch)
@@ -431,11 +448,6 @@ class Client:
     def _take_message(self, op: str, area: str, seq: int, body: bytes, charter: Charter) -> None:
         envelope = Envelope.from_bytes(body)
         header = envelope.header
-        raw_state = self.store.state(op, area, header.epoch)
-        secret = self.store.secret(op, area, header.epoch)
-        if raw_state is None or secret is None:
-            raise IntegrityWarning(f"no verified key for epoch {header.epoch} of {area}")
-        state = GroupState.from_bytes(raw_state)
         if (header.operation_id, header.area) != (op, area):
             raise IntegrityWarning(
                 f"message for {header.operation_id}/{header.area} served in {op}/{area}"
@@ -445,6 +457,24 @@ class Client:
             raise IntegrityWarning(
                 f"message of epoch {header.epoch} served while {area} is at epoch {current}"
             )
+        if self.store.state(op, area, header.epoch) is None:
+            raise IntegrityWarning(f"no verified state for epoch {header.epoch} of {area}")
+        if self.store.secret(op, area, header.epoch) is None:
+            # Posted before this device was admitted: a 'shared' area's history may bring the
+            # key with the admitting commit; until then the message waits, unread.
+            self.store.hold(op, area, seq, header.epoch, body)
+            return
+        self._open_message(op, area, seq, envelope, charter)
+
+    def _open_message(
+        self, op: str, area: str, seq: int, envelope: Envelope, charter: Charter
+    ) -> None:
+        header = envelope.header
+        raw_state = self.store.state(op, area, header.epoch)
+        secret = self.store.secret(op, area, header.epoch)
+        if raw_state is None or secret is None:
+            raise IntegrityWarning(f"no verified key for epoch {header.epoch} of {area}")
+        state = GroupState.from_bytes(raw_state)
         plaintext = open_envelope(
             envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker
         )
@@ -615,12 +645,23 @@ class Client:
             await self.sync()
             self._reseal(op, area, items)
             return 0
-        except ConflictError as exc:
-            self.store.mark_attempt([i.message_id for i in items], str(exc))
-            raise
+        except (RateLimitedError, UnavailableError, UnauthorizedError, ServerError) as exc:
+            raise TransportError(str(exc)) from exc  # transient: retried with backoff
+        except ApiError as exc:
+            return self._refused(items, exc)
         with self.store.transaction():
             self.store.mark_sent([(i.message_id, s) for i, s in zip(items, seqs, strict=True)])
         return len(seqs)
+
+    def _refused(self, items: list[OutboxItem], exc: ApiError) -> int:
+        """The server refused the batch for good: set aside the envelope it names (or the
+        whole batch), so the rest of the outbox is not blocked; `opseal outbox` shows it."""
+        index = exc.details.get("index")
+        culprits = [items[index]] if isinstance(index, int) and 0 <= index < len(items) else items
+        with self.store.transaction():
+            self.store.mark_refused([i.message_id for i in culprits], str(exc))
+        self.store.warn(items[0].op, items[0].area, None, "submission-refused", str(exc))
+        return 0
 
     def _reseal(self, op: str, area: str, items: list[OutboxItem]) -> None:
         """The area moved to a new epoch: seal the same messages again (same ids) for it."""

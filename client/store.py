@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS outbox (message_id TEXT PRIMARY KEY, op TEXT NOT NULL
     status TEXT NOT NULL, seq INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, created_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, created_at);
+CREATE TABLE IF NOT EXISTS held (op TEXT, area TEXT, seq INTEGER, epoch INTEGER NOT NULL,
+    body BLOB NOT NULL, PRIMARY KEY (op, area, seq));
 """
 
 
@@ -339,6 +341,31 @@ class Store:
             "UPDATE outbox SET status = 'sent', seq = ? WHERE message_id = ?",
             [(seq, mid) for mid, seq in pairs],
         )
+
+    def mark_refused(self, message_ids: list[str], error: str) -> None:
+        """Submissions the server refused for good: kept, shown, never sent again."""
+        self.db.executemany(
+            "UPDATE outbox SET status = 'refused', last_error = ? WHERE message_id = ?",
+            [(error, m) for m in message_ids],
+        )
+
+    def delete(self, key: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    # -- messages held until their epoch secret arrives ------------------------------------
+    def hold(self, op: str, area: str, seq: int, epoch: int, body: bytes) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?, ?)", (op, area, seq, epoch, body)
+        )
+
+    def held(self, op: str, area: str) -> list[tuple[int, int, bytes]]:
+        rows = self.db.execute(
+            "SELECT seq, epoch, body FROM held WHERE op = ? AND area = ? ORDER BY seq", (op, area)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    def release(self, op: str, area: str, seq: int) -> None:
+        self.db.execute("DELETE FROM held WHERE op = ? AND area = ? AND seq = ?", (op, area, seq))
 
     def mark_attempt(self, message_ids: list[str], error: str) -> None:
         self.db.executemany(

@@ -224,9 +224,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     sub = Subscriber(ctx, ws, who, bearer_token(request), cursor)
     reader = asyncio.create_task(_drain_client(ws))
     try:
+        # Join the hub before the first catch-up: an entry stored meanwhile reaches the
+        # subscriber through the hub (which waits for the catch-up's lock), never later.
+        hub.subscribers.add(sub)
+        SUBSCRIBERS.set(len(hub.subscribers))
         if await sub.refresh():
-            hub.subscribers.add(sub)
-            SUBSCRIBERS.set(len(hub.subscribers))
             while not ws.closed and not reader.done():
                 poked = asyncio.ensure_future(sub.poke.wait())
                 # Spread the refreshes of many subscribers; no secret depends on it.

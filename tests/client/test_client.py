@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import uuid
 
 import pytest
 
@@ -10,7 +11,7 @@ from opseal.client.client import Client, check_server_url
 from opseal.client.errors import ClientError
 from opseal.client.profile import Profile
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, enrol_client
 
 
 async def test_members_post_and_read_verified_messages(onboarded):
@@ -77,3 +78,49 @@ def test_plain_http_only_to_loopback():
     with pytest.raises(ClientError, match="use https"):
         check_server_url("http://opseal.example.org")
     check_server_url("http://opseal.example.org", allow_http=True)
+
+
+async def test_late_joiner_reads_the_shared_plan_history(onboarded, server):
+    """A device admitted after the plan was posted reads it: 'shared' history reaches it."""
+    coordinator = onboarded.clients["wco"]
+    plan_id = await coordinator.post(
+        onboarded.operation_id, "plan", "document", {"title": "Operational Plan", "attachments": []}
+    )
+    late = await enrol_client(
+        server,
+        onboarded.home,
+        "fr-customs",
+        "fr-late",
+        "fr-late-device",
+        onboarded.roots["fr-customs"],
+    )
+    onboarded.clients["fr-late"] = late
+    await late.join(onboarded.operation_id, onboarded.roots["wco"].verify_key.key_id)
+    await coordinator.admit()
+    await late.sync()
+    assert [m.message_id for m in late.read(onboarded.operation_id, "plan")] == [plan_id]
+    assert not [w for w in late.warnings() if w[4] != "gap"]
+
+
+async def test_a_refused_submission_does_not_block_the_outbox(onboarded):
+    """A message the server refuses for good is set aside; the others are still sent."""
+    fr, de = onboarded.clients["fr-customs"], onboarded.clients["de-customs"]
+    await fr.sync()
+    await de.sync()
+    taken = uuid.uuid4()
+    de.enqueue(
+        onboarded.operation_id, "seizures", [("text", {"text": "German"})], message_ids=[taken]
+    )
+    await de.flush()
+    # French Customs reuses that id for other content: 409 conflict, for good.
+    fr.enqueue(
+        onboarded.operation_id, "seizures", [("text", {"text": "clash"})], message_ids=[taken]
+    )
+    fr.enqueue(onboarded.operation_id, "seizures", [("text", {"text": "later"})])
+    assert await fr.flush() == 1
+    statuses = {row[2]: row[3] for row in fr.store.outbox_summary()}
+    assert statuses == {"refused": 1, "sent": 1}
+    assert any(w[4] == "submission-refused" for w in fr.warnings())
+    await fr.sync()
+    texts = [m.json()["text"] for m in fr.read(onboarded.operation_id, "seizures")]
+    assert texts == ["German", "later"]
