@@ -656,7 +656,7 @@ def _cli_help(result: DemoResult, server: DemoServer, out: Out) -> None:
         f"--profile fr-officer read {OPERATION} seizures",
         f"--profile wco-ocu acks {result.plan_id}",
         "--profile es-officer tail",
-        f"--profile de-ncen submit seizures {csv}",
+        f"--profile de-ncen submit seizures {csv} --op {OPERATION}",
         f"--profile brandx-analyst read {OPERATION} stakeholders",
         "--profile wco-ocu audit verify",
     ):
