@@ -26,6 +26,8 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/server.py
+	$(BIN)/python bench/submit.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
