@@ -36,6 +36,7 @@ from ..errors import (
     PayloadTooLarge,
     WrongEpoch,
 )
+from ..storage.entries import entries_after
 from ..storage.tables import (
     area_members,
     areas,
@@ -466,16 +467,7 @@ async def list_events(
     """An area's entries after sequence number ``after``, in order."""
     async with ctx.engine.connect() as conn:
         await _reader(ctx, conn, principal, ref)
-        rows = await conn.execute(
-            select(events)
-            .where(
-                events.c.operation_id == ref.operation_id,
-                events.c.area == ref.area,
-                events.c.seq > after,
-            )
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
+        rows = await entries_after(conn, ref.operation_id, ref.area, after, limit)
         return [event_json(row) for row in rows]
 
 
@@ -537,16 +529,7 @@ async def sync(ctx: Context, principal: Principal, cursor: str, limit: int) -> d
             if len(out) >= limit:
                 break
             after = positions.get(ref, 0)
-            rows = await conn.execute(
-                select(events)
-                .where(
-                    events.c.operation_id == ref.operation_id,
-                    events.c.area == ref.area,
-                    events.c.seq > after,
-                )
-                .order_by(events.c.seq)
-                .limit(limit - len(out))
-            )
+            rows = await entries_after(conn, ref.operation_id, ref.area, after, limit - len(out))
             batch = [event_json(row) for row in rows]
             out.extend(batch)
             positions[ref] = batch[-1]["seq"] if batch else after

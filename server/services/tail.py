@@ -13,10 +13,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..storage.tables import events
+from ..storage.entries import entries_after
 
 __all__ = ["AreaTail"]
 
@@ -61,17 +60,8 @@ class AreaTail:
 
     async def _read(self, key: Key, position: int, limit: int) -> list[dict[str, Any]]:
         async with self._engine.connect() as conn:
-            result = await conn.execute(
-                select(events)
-                .where(
-                    events.c.operation_id == key[0],
-                    events.c.area == key[1],
-                    events.c.seq > position,
-                )
-                .order_by(events.c.seq)
-                .limit(limit)
-            )
-            return [self._to_json(row) for row in result]
+            rows = await entries_after(conn, key[0], key[1], position, limit)
+        return [self._to_json(row) for row in rows]
 
     def _remember(self, key: Key, rows: list[dict[str, Any]]) -> None:
         if not rows:
