@@ -476,6 +476,9 @@ def _check_service_accounts(roster: Iterable[RosterEntry]) -> None:
 
 
 def _check_frame(state: GroupState | None, commit: Commit, charter: Charter, *, now: int) -> None:
+    expected_epoch = 0 if state is None else state.epoch + 1
+    if commit.epoch != expected_epoch:
+        raise EpochError(f"commit for epoch {commit.epoch}; expected epoch {expected_epoch}")
     if commit.created_at > now + MAX_CLOCK_SKEW:
         raise CommitError("commit is dated in the future")
     if state is not None and commit.created_at < state.created_at:
@@ -484,9 +487,6 @@ def _check_frame(state: GroupState | None, commit: Commit, charter: Charter, *, 
         raise CommitError("commit belongs to another operation")
     if commit.charter_hash != charter.hash:
         raise CommitError("commit was made under another charter version")
-    expected_epoch = 0 if state is None else state.epoch + 1
-    if commit.epoch != expected_epoch:
-        raise EpochError(f"commit for epoch {commit.epoch}; expected epoch {expected_epoch}")
     if state is None:
         charter.area(commit.area)
         if commit.previous_state_hash != _NO_STATE or commit.removes or commit.update:
