@@ -12,12 +12,15 @@ Payloads:
 - ``document``: ``{"title": str, "attachments": [attachment, ...]}``
 - ``alert``: ``{"targets": [organisation id, ...], "action": str, "deadline": "YYYY-MM-DD" | null}``
 - ``alert-response``: ``{"alert_id": message id, "outcome": str}``
-- ``seizure``: a seizure record: ``record_id``, ``case_ref``, ``reporting_country`` (ISO 3166
-  alpha-2), ``seizure_date`` (YYYY-MM-DD), ``transport_mode``, ``ecommerce`` (bool) and
-  ``goods`` (one or more lines with ``category`` and optional ``description``,
-  ``quantity_items``, ``weight_kg``) are checked; optional ``attachments``; other fields of
-  design §8 pass through.
-- ``release``: a sanitised record (checked like a seizure record).
+- ``seizure``: a seizure record, valid against the versioned JSON Schema shipped in the
+  package (``schemas/seizure-record.v1.json``, :mod:`.schema`): ``record_id``, ``case_ref``,
+  ``reporting_country`` (ISO 3166 alpha-2), ``seizure_date`` (YYYY-MM-DD), ``transport_mode``,
+  ``ecommerce`` (bool) and ``goods`` (one or more lines with ``category`` and optional
+  ``description``, ``hs_code``, ``brand``, ``rights_holder``, ``quantity_items``,
+  ``weight_kg``) are required; the other fields of design §8 are optional; unknown fields are
+  refused.
+- ``release``: ``{"source_message_id": message id, "released_by_org": str, "record": a
+  sanitised seizure record (checked like a seizure record)}`` (see :mod:`.release`).
 
 An attachment is ``{"blob_id": ..., **FileMeta.to_json()}`` (:class:`.attachments.Attachment`).
 """
@@ -26,12 +29,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from . import schema
 from .attachments import Attachment
 from .errors import ClientError
 
@@ -47,6 +50,7 @@ __all__ = [
     "field_of",
     "parse_date",
     "record_message_id",
+    "release",
     "seizure",
     "text",
     "validate",
@@ -66,7 +70,6 @@ TRANSPORT_MODES = ("postal", "express", "air-cargo", "sea-cargo", "road", "rail"
 SEIZURE_NAMESPACE = uuid.UUID("5b0d3c6e-6f70-5365-616c-2f7365697a65")
 """Namespace of the deterministic message ids of seizure records (:func:`record_message_id`)."""
 
-_COUNTRY = re.compile(r"[A-Z]{2}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_TEXT = 1_000_000
 _MAX_SHORT = 256
@@ -99,23 +102,6 @@ def parse_date(value: object, field: str) -> str:
         datetime.date.fromisoformat(value)
     except ValueError as exc:
         raise ContentError(field, f"{value!r} is not a calendar date") from exc
-    return value
-
-
-def _choice(value: object, field: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ContentError(field, f"{value!r} is not one of {', '.join(choices)}")
-    return str(value)
-
-
-def _amount(value: object, field: str, kind: type | tuple[type, ...]) -> Any:
-    """A non-negative number of ``kind``, or None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ContentError(field, f"expected a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ContentError(field, f"must be a finite number, not negative, got {value!r}")
     return value
 
 
@@ -183,35 +169,33 @@ def alert_response(alert_id: str, outcome: str) -> dict[str, Any]:
     return {"alert_id": alert_id, "outcome": _string(outcome, "outcome", max_len=_MAX_TEXT)}
 
 
-def _goods_line(value: object, field: str) -> dict[str, Any]:
-    line = dict(_object(value, field))
-    line["category"] = _choice(line.get("category"), f"{field}.category", CATEGORIES)
-    if line.get("description") is not None:
-        _string(line["description"], f"{field}.description", max_len=4096, empty=True)
-    _amount(line.get("quantity_items"), f"{field}.quantity_items", int)
-    _amount(line.get("weight_kg"), f"{field}.weight_kg", (int, float))
-    return line
-
-
 def seizure(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``seizure`` payload: the record, checked (see the module docstring)."""
+    """A ``seizure`` payload: the record, checked against the shipped JSON Schema
+    (:mod:`.schema`, design §8); the first field at fault is named."""
     out = dict(_object(record, "record"))
-    _string(out.get("record_id"), "record_id", max_len=128)
-    _string(out.get("case_ref"), "case_ref", max_len=128)
-    country = out.get("reporting_country")
-    if not isinstance(country, str) or not _COUNTRY.fullmatch(country):
-        raise ContentError(
-            "reporting_country", f"expected ISO 3166 alpha-2 (e.g. FR), got {country!r}"
-        )
-    parse_date(out.get("seizure_date"), "seizure_date")
-    _choice(out.get("transport_mode"), "transport_mode", TRANSPORT_MODES)
-    if not isinstance(out.get("ecommerce"), bool):
-        raise ContentError("ecommerce", f"expected true or false, got {out.get('ecommerce')!r}")
-    goods = _list(out.get("goods"), "goods", least=1)
-    out["goods"] = [_goods_line(line, f"goods[{n}]") for n, line in enumerate(goods)]
+    found = schema.problems(out)
+    if found:
+        raise ContentError(*found[0])
+    parse_date(out["seizure_date"], "seizure_date")  # a calendar date, whatever the schema draft
     if "attachments" in out:
         out["attachments"] = _attachments(out["attachments"])
     return out
+
+
+def release(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``release`` payload: the source record's message id, the releasing organisation and
+    the sanitised record (checked like a seizure record)."""
+    p = _object(value, "release")
+    try:
+        source = str(uuid.UUID(str(p.get("source_message_id"))))
+    except ValueError as exc:
+        raise ContentError("source_message_id", "expected a message id (UUID)") from exc
+    record = seizure(_object(p.get("record"), "record"))
+    return {
+        "source_message_id": source,
+        "released_by_org": _string(p.get("released_by_org"), "released_by_org", max_len=128),
+        "record": record,
+    }
 
 
 def record_message_id(op: str, record: Mapping[str, Any]) -> uuid.UUID:
@@ -236,7 +220,7 @@ _VALIDATORS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "alert": _validate_alert,
     "alert-response": lambda p: alert_response(p.get("alert_id"), p.get("outcome")),  # type: ignore[arg-type]
     "seizure": seizure,
-    "release": seizure,
+    "release": release,
 }
 
 

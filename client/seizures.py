@@ -1,8 +1,9 @@
-"""Seizure records from CSV (design §8), for ``opseal submit seizures FILE``.
+"""Seizure records from CSV or XLSX (design §8), for ``opseal submit seizures FILE``.
 
 One row is one goods line; rows sharing a ``record_id`` form one record with several goods
-lines. The columns (names fixed, any order, case-insensitive; ``,``, ``;`` or tab separated;
-UTF-8 with or without a byte-order mark):
+lines. The columns (names fixed, any order, case-insensitive; a CSV is ``,``, ``;`` or tab
+separated, UTF-8 with or without a byte-order mark; an XLSX file is read from its first
+sheet, row 1 being the header):
 
 ===================  ========  ==========================================================
 column               required  value
@@ -18,10 +19,34 @@ category             yes       ipr, medicines, medical-devices, other-counterfei
 description          no        free text
 quantity_items       no        a whole number, 0 or more
 weight_kg            no        a decimal number (``.`` separator), 0 or more; kept to the gram
+hs_code              no        HS code of the goods line, 4 to 10 digits (dots and spaces
+                               are dropped: ``3004.90`` is ``300490``)
+brand                no        brand of the goods line
+rights_holder        no        rights holder of the goods line
+reporting_office     no        the reporting office
+location_type        no        airport, seaport, land-border, postal-facility, express-hub,
+                               inland
+detection_method     no        risk-profile, intelligence, random, x-ray, detector-dog, other
+platform             no        the e-commerce platform
+route_departure      no        ISO 3166 alpha-2 code of the country of departure
+route_transit        no        transit countries, alpha-2 codes separated by ``;`` (or ``,``
+                               or spaces), in order
+route_destination    no        ISO 3166 alpha-2 code of the country of destination
+concealment          no        concealment method (free text)
+offence              no        offence type
+consignor            no        consignor (personal data)
+consignee            no        consignee (personal data)
+remarks              no        free text
 ===================  ========  ==========================================================
 
+The record-level optional columns (``reporting_office`` to ``remarks``) may be given on any
+row of a record; where two rows both give one, they must agree. The payload nests
+``route_*`` as ``route: {departure, transit, destination}`` and the persons as
+``persons: {consignor, consignee}`` (the JSON Schema, :mod:`.schema`).
+
 Columns that are record-level (``case_ref`` to ``ecommerce``) must agree on every row of a
-record. :func:`read_seizures_csv` returns the valid records and one :class:`RowError` per
+record. :func:`read_seizures` (by the file's suffix), :func:`read_seizures_csv` and
+:func:`read_seizures_xlsx` return the valid records and one :class:`RowError` per
 rejected cell (row number as a spreadsheet shows it: the header is row 1). A record with any
 rejected row is withheld entirely, so that once the file is fixed a re-run submits it whole
 (its message id is deterministic: a record submitted in part could never be completed). A
@@ -32,24 +57,32 @@ file whose header lacks a required column, or has an unknown one, raises
 from __future__ import annotations
 
 import csv
+import datetime
 import os
+import re
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from . import content
+from . import content, schema
 from .errors import ClientError
 
 __all__ = [
     "COLUMNS",
     "RECORD_COLUMNS",
     "REQUIRED_COLUMNS",
+    "XLSX_SUFFIXES",
     "RecordError",
     "RowError",
+    "read_seizures",
     "read_seizures_csv",
+    "read_seizures_xlsx",
+    "write_seizures",
     "write_seizures_csv",
+    "write_seizures_xlsx",
 ]
 
 COLUMNS = (
@@ -63,10 +96,42 @@ COLUMNS = (
     "description",
     "quantity_items",
     "weight_kg",
+    "hs_code",
+    "brand",
+    "rights_holder",
+    "reporting_office",
+    "location_type",
+    "detection_method",
+    "platform",
+    "route_departure",
+    "route_transit",
+    "route_destination",
+    "concealment",
+    "offence",
+    "consignor",
+    "consignee",
+    "remarks",
 )
 REQUIRED_COLUMNS = COLUMNS[:7]
 RECORD_COLUMNS = ("case_ref", "reporting_country", "seizure_date", "transport_mode", "ecommerce")
-_LINE_COLUMNS = ("category", "description", "quantity_items", "weight_kg")
+_LINE_COLUMNS = (
+    "category",
+    "description",
+    "quantity_items",
+    "weight_kg",
+    "hs_code",
+    "brand",
+    "rights_holder",
+)
+_OPTIONAL_RECORD_COLUMNS = COLUMNS[COLUMNS.index("reporting_office") :]
+_NESTED = {
+    "route_departure": ("route", "departure"),
+    "route_transit": ("route", "transit"),
+    "route_destination": ("route", "destination"),
+    "consignor": ("persons", "consignor"),
+    "consignee": ("persons", "consignee"),
+}
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
 _GRAM = Decimal("0.001")
 
 
@@ -107,6 +172,31 @@ def _country(raw: str) -> str:
     if len(code) != 2 or not code.isascii() or not code.isalpha():
         raise ValueError(f"expected an ISO 3166 alpha-2 code such as FR, got {raw!r}")
     return code
+
+
+def _optional_country(raw: str) -> str | None:
+    return _country(raw) if raw else None
+
+
+def _countries(raw: str) -> list[str] | None:
+    codes = [c for c in re.split(r"[;,\s]+", raw) if c]
+    return [_country(c) for c in codes] or None
+
+
+def _text(limit: int) -> Callable[[str], str | None]:
+    def convert(raw: str) -> str | None:
+        if len(raw) > limit:
+            raise ValueError(f"at most {limit} characters")
+        return raw or None
+
+    return convert
+
+
+def _hs_code(raw: str) -> str | None:
+    code = raw.replace(".", "").replace(" ", "")
+    if code and not (code.isascii() and code.isdigit() and 4 <= len(code) <= 10):
+        raise ValueError(f"expected an HS code of 4 to 10 digits such as 3004.90, got {raw!r}")
+    return code or None
 
 
 def _date(raw: str) -> str:
@@ -164,9 +254,24 @@ _CONVERT: dict[str, Callable[[str], Any]] = {
     "transport_mode": _choice(content.TRANSPORT_MODES),
     "ecommerce": _yes_no,
     "category": _choice(content.CATEGORIES),
-    "description": lambda raw: raw or None,
+    "description": _text(4096),
     "quantity_items": _quantity,
     "weight_kg": _weight,
+    "hs_code": _hs_code,
+    "brand": _text(256),
+    "rights_holder": _text(256),
+    "reporting_office": _text(256),
+    "location_type": lambda raw: _choice(schema.enum("location_type"))(raw) if raw else None,
+    "detection_method": lambda raw: _choice(schema.enum("detection_method"))(raw) if raw else None,
+    "platform": _text(256),
+    "route_departure": _optional_country,
+    "route_transit": _countries,
+    "route_destination": _optional_country,
+    "concealment": _text(4096),
+    "offence": _text(256),
+    "consignor": _text(1024),
+    "consignee": _text(1024),
+    "remarks": _text(4096),
 }
 
 
@@ -179,7 +284,16 @@ class _Record:
     rejected: bool = False
 
     def payload(self, record_id: str) -> dict[str, Any]:
-        return content.seizure({"record_id": record_id, **self.fields, "goods": self.goods})
+        record: dict[str, Any] = {"record_id": record_id}
+        for column, value in self.fields.items():
+            if value is None:
+                continue
+            if column in _NESTED:
+                group, key = _NESTED[column]
+                record.setdefault(group, {})[key] = value
+            else:
+                record[column] = value
+        return content.seizure({**record, "goods": self.goods})
 
 
 class _Collector:
@@ -197,6 +311,9 @@ class _Collector:
             return
         record = self.records.setdefault(record_id, _Record(row, _record_fields(values)))
         errors += _disagreements(row, record, values, record_id)
+        for column in _OPTIONAL_RECORD_COLUMNS:  # given on a later row only
+            if record.fields.get(column) is None:
+                record.fields[column] = values.get(column)
         self.errors += errors
         record.rejected |= bool(errors)
         if not errors:
@@ -222,7 +339,8 @@ def _convert(row: int, cells: dict[str, str]) -> tuple[dict[str, Any], list[RowE
 
 
 def _record_fields(values: dict[str, Any]) -> dict[str, Any]:
-    return {c: values[c] for c in RECORD_COLUMNS if c in values}
+    columns = (*RECORD_COLUMNS, *_OPTIONAL_RECORD_COLUMNS)
+    return {c: values[c] for c in columns if c in values}
 
 
 def _disagreements(
@@ -239,8 +357,10 @@ def _disagreements(
             f"{record.first_row} of the same record_id",
             record_id,
         )
-        for column in RECORD_COLUMNS
-        if column in values and column in record.fields and values[column] != record.fields[column]
+        for column in (*RECORD_COLUMNS, *_OPTIONAL_RECORD_COLUMNS)
+        if values.get(column) is not None
+        and record.fields.get(column) is not None
+        and values[column] != record.fields[column]
     ]
 
 
@@ -306,6 +426,81 @@ def read_seizures_csv(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]
     return collector.result()
 
 
+def read_seizures_xlsx(
+    path: str | os.PathLike[str],
+) -> tuple[list[dict[str, Any]], list[RowError]]:
+    """The valid seizure records of the first sheet of an XLSX workbook, and every rejected
+    cell (row numbers as the spreadsheet shows them).
+
+    Raises :class:`RecordError` when the header is unusable and :class:`ClientError` when the
+    file cannot be read as a workbook.
+    """
+    from openpyxl import load_workbook  # only XLSX imports it
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    collector = _Collector()
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (OSError, zipfile.BadZipFile, InvalidFileException, KeyError, ValueError) as exc:
+        raise ClientError(f"cannot read {path} as an XLSX workbook: {exc}") from exc
+    sheet_rows = workbook.worksheets[0].iter_rows(values_only=True)
+    try:
+        rows = ([_xlsx_text(v) for v in values] for values in sheet_rows)
+        header = _header(next(rows, None))
+        for row, cells in _rows(rows, header):
+            collector.add(row, cells)
+    finally:
+        sheet_rows.close()  # a sheet left half-read would keep the file open
+        workbook.close()
+    return collector.result()
+
+
+def _xlsx_text(value: object) -> str:
+    """A cell as the text a CSV would hold: dates as YYYY-MM-DD, 1000.0 as 1000."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return value.date().isoformat()
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value).strip()
+
+
+def read_seizures(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[RowError]]:
+    """:func:`read_seizures_xlsx` for ``.xlsx``/``.xlsm`` files, else :func:`read_seizures_csv`."""
+    if Path(path).suffix.lower() in XLSX_SUFFIXES:
+        return read_seizures_xlsx(path)
+    return read_seizures_csv(path)
+
+
+def write_seizures(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> int:
+    """:func:`write_seizures_xlsx` for ``.xlsx`` paths, else :func:`write_seizures_csv`."""
+    if Path(path).suffix.lower() in XLSX_SUFFIXES:
+        return write_seizures_xlsx(path, records)
+    return write_seizures_csv(path, records)
+
+
+def write_seizures_xlsx(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> int:
+    """Write ``records`` as an XLSX sheet with :data:`COLUMNS`; returns the rows written.
+    With no records, this is the empty template."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("seizures")
+    sheet.append(list(COLUMNS))
+    rows = 0
+    for record in records:
+        for line in record["goods"]:
+            sheet.append([_value(record, line, c) for c in COLUMNS])
+            rows += 1
+    workbook.save(path)
+    return rows
+
+
 def write_seizures_csv(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> int:
     """Write ``records`` as CSV with :data:`COLUMNS` (one row per goods line); returns rows."""
     rows = 0
@@ -319,8 +514,22 @@ def write_seizures_csv(path: str | os.PathLike[str], records: Iterable[dict[str,
     return rows
 
 
-def _cell(record: dict[str, Any], line: dict[str, Any], column: str) -> str:
-    value = line.get(column) if column in _LINE_COLUMNS else record.get(column)
+def _value(record: dict[str, Any], line: dict[str, Any], column: str) -> Any:
+    """A cell's value: numbers stay numbers; yes/no, ``;``-joined lists and text otherwise."""
+    if column in _LINE_COLUMNS:
+        value = line.get(column)
+    elif column in _NESTED:
+        group, key = _NESTED[column]
+        value = (record.get(group) or {}).get(key)
+    else:
+        value = record.get(column)
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return value
+
+
+def _cell(record: dict[str, Any], line: dict[str, Any], column: str) -> str:
+    value = _value(record, line, column)
     return "" if value is None else str(value)
