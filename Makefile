@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/crypto.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/submit.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -268,6 +268,23 @@ class ApiClient:
         )
         return body["entries"]
 
+    async def declare(
+        self, action: str, operation_id: str, records: int, *, include_personal: bool
+    ) -> int:
+        """Declare an action on decrypted content (e.g. an export with personal data); the
+        server appends a ``client-declaration`` audit entry and returns its index."""
+        body = await self.request(
+            "POST",
+            "/api/v1/audit/declarations",
+            json={
+                "action": action,
+                "operation_id": operation_id,
+                "records": records,
+                "include_personal": include_personal,
+            },
+        )
+        return body["index"]
+
     async def audit_inclusion_proof(self, index: int, size: int) -> list[bytes]:
         body = await self.request(
             "GET", "/api/v1/audit/proof/inclusion", params={"index": index, "size": size}

@@ -47,7 +47,7 @@ from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
 from opseal.crypto.merkle import Checkpoint
 from opseal.crypto.statements import Receipt
 
-from . import attachments, audit, content
+from . import attachments, audit, content, release
 from .api import ApiClient
 from .errors import (
     ApiError,
@@ -978,6 +978,21 @@ class Client:
         if not report.messages:
             return None
         return next((m for m in self.store.messages(op, area, after=seq - 1) if m.seq == seq), None)
+
+    # -- release --
+    async def release(self, message_id: str, to_area: str, clear: Sequence[str] = ()) -> str:
+        """As a coordinator: post a sanitised copy of a verified seizure record into a
+        stakeholder area (rules and sanitising in :mod:`.release`); returns the release's
+        message id. Call :meth:`sync` first so that the record and any permission are known."""
+        source = self.store.message(message_id)
+        if source is None:
+            raise ClientError(f"message {message_id} is not among this device's verified messages")
+        charter = await self.charter(source.op)
+        release.check_release(
+            charter, self.org_id, source, to_area, self.read(source.op, source.area)
+        )
+        payload = release.payload(source, self.org_id, clear)
+        return await self.post(source.op, to_area, "release", payload, handling=source.handling)
 
 
 def root_key_id(fingerprint_or_key: str) -> bytes:

@@ -831,6 +831,24 @@ def audit_paths() -> dict[str, Schema]:
                 errors=(503,),
             )
         },
+        f"{API}/audit/declarations": {
+            "post": operation(
+                "post_declaration",
+                "Record a client's declaration of an action on decrypted content (e.g. an "
+                "export with personal data) as a client-declaration audit entry.",
+                "audit",
+                ok(201, "Recorded", obj({"index": index})),
+                body=body_obj(
+                    {
+                        "action": {"enum": ["export"], "description": "what the client did"},
+                        "operation_id": ID,
+                        "records": integer("how many records", minimum=0, maximum=10**9),
+                        "include_personal": {"type": "boolean"},
+                    }
+                ),
+                errors=(403, 404),
+            )
+        },
         f"{API}/audit/proof/consistency": {
             "get": operation(
                 "get_consistency_proof",

@@ -16,7 +16,7 @@ from ..services import audit
 from ..services.base import Context
 from .auth import principal
 from .keys import CONTEXT
-from .parse import int_query
+from .parse import int_query, json_body, str_field
 
 __all__ = ["routes"]
 
@@ -86,3 +86,28 @@ async def get_consistency_proof(request: web.Request) -> web.Response:
     old, new = _required(request, "old"), _required(request, "new")
     proof = await audit.consistency_proof(request.app[CONTEXT], old, new)
     return web.json_response({"old": old, "new": new, "proof": [b64e(h) for h in proof]})
+
+
+@routes.post(f"{AUDIT}/declarations")
+async def post_declaration(request: web.Request) -> web.Response:
+    """A client declares an action on decrypted content (e.g. an export with personal data)."""
+    who = await principal(request)
+    body = await json_body(request)
+    action = str_field(body, "action", max_len=32)
+    operation_id = str_field(body, "operation_id", max_len=128)
+    records, include_personal = body.get("records"), body.get("include_personal")
+    if isinstance(records, bool) or not isinstance(records, int):
+        raise BadRequest("field 'records': expected an integer", field="records")
+    if not isinstance(include_personal, bool):
+        raise BadRequest(
+            "field 'include_personal': expected true or false", field="include_personal"
+        )
+    index = await audit.declare(
+        request.app[CONTEXT],
+        who,
+        action=action,
+        operation_id=operation_id,
+        records=records,
+        include_personal=include_personal,
+    )
+    return web.json_response({"index": index}, status=201)

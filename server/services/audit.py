@@ -9,6 +9,11 @@ race, the insert that loses reads the winner's checkpoint, so each size has exac
 Roots and proofs are computed from the leaf hashes of the range, read in one query and hashed
 off the event loop. Reading the log is not itself audited: an auditor's polling would
 otherwise grow the log it is checking.
+
+The one write here is :func:`declare`: what a client does with decrypted content (e.g. an
+export with personal data) happens where the server cannot see it, so the client declares it
+first and the declaration becomes a ``client-declaration`` leaf (metadata only: the action,
+the operation, a count, the device and its organisation).
 """
 
 from __future__ import annotations
@@ -34,12 +39,15 @@ from ..errors import BadRequest, NotFound, Unavailable
 from ..storage import audit as store
 from ..storage.db import write_transaction
 from ..storage.tables import audit_checkpoints, audit_leaves
-from .base import Context
+from .base import Context, Principal
+from .operations import membership
 
 __all__ = [
+    "DECLARED_ACTIONS",
     "MAX_PAGE",
     "checkpoint_at",
     "consistency_proof",
+    "declare",
     "entries",
     "inclusion_proof",
     "latest_checkpoint",
@@ -47,6 +55,9 @@ __all__ = [
 
 MAX_PAGE = 1000
 """Most entries served by one request."""
+DECLARED_ACTIONS = ("export",)
+"""What a client may declare (:func:`declare`)."""
+MAX_DECLARED_RECORDS = 10**9
 
 
 async def latest_checkpoint(ctx: Context) -> Checkpoint:
@@ -172,3 +183,36 @@ async def _store(ctx: Context, checkpoint: Checkpoint) -> Checkpoint:
         # Same size, same leaves, same root: only the timestamp differs, and the first wins.
         return await checkpoint_at(ctx, checkpoint.size)
     return checkpoint
+
+
+async def declare(
+    ctx: Context,
+    principal: Principal,
+    *,
+    action: str,
+    operation_id: str,
+    records: int,
+    include_personal: bool,
+) -> int:
+    """Append a ``client-declaration`` entry for a member's device; returns its index.
+
+    The device's organisation must be a member of the (not archived) operation.
+    """
+    if action not in DECLARED_ACTIONS:
+        raise BadRequest(
+            f"field 'action': expected one of {', '.join(DECLARED_ACTIONS)}", field="action"
+        )
+    if not 0 <= records <= MAX_DECLARED_RECORDS:
+        raise BadRequest(f"field 'records': expected 0 to {MAX_DECLARED_RECORDS}", field="records")
+    async with ctx.transaction() as tx:
+        await membership(ctx, tx.conn, principal, operation_id)
+        entry = {
+            "event": "client-declaration",
+            "action": action,
+            "operation": operation_id,
+            "device": principal.device_id,
+            "org": principal.org_id,
+            "records": records,
+            "include_personal": include_personal,
+        }
+        return await store.append(tx.conn, [entry], tx.now)

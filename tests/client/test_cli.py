@@ -250,8 +250,6 @@ def test_help_lists_one_line_per_command_and_the_exit_codes(capsys):
         assert [line for line in text.splitlines() if line.strip().startswith(name + " ")]
     for code in range(5):
         assert f"\n  {code}  " in text
-    for later in ("release", "report", "export"):
-        assert f"  {later} " not in text
 
 
 def test_bad_usage_exits_2_with_one_helpful_line(opseal):

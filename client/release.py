@@ -1,0 +1,189 @@
+"""Sanitised release of a seizure record into a stakeholder area (design §5, §8).
+
+A coordinator puts a copy of a verified seizure record into an area that stakeholders read.
+The copy is a ``release`` message: ``{"source_message_id", "released_by_org", "record"}``, the
+record sanitised by :func:`sanitise`:
+
+- **Kept**: the structured fields of :data:`KEPT_FIELDS` (and :data:`KEPT_LINE_FIELDS` of each
+  goods line). An allow-list: a field this module does not know is free text until cleared.
+- **Removed**: personal data (:data:`.export.PERSONAL_FIELDS`: ``persons`` and whatever the
+  schema marks ``x-personal-data``) always; attachments (photos may show people or labels, and
+  blobs are served per area) always; every other field, including the free text
+  ``description`` of goods lines, ``remarks``, ``concealment`` and ``offence``, unless named
+  with ``clear`` (``--clear``). Personal data and attachments cannot be cleared.
+
+**Rules** (:func:`check_release`): only an organisation whose verified charter role is
+``coordinator`` releases; the target area's readers must include ``stakeholder`` and the
+coordinator must be allowed to post there. By handling code: ``H0`` and ``H1`` may be
+released; ``H2`` only with the originating administration's permission; ``H3`` never (its
+restrictions are in free text the client cannot check: post what they allow by hand).
+The release carries the source's handling code.
+
+**Permission** for an ``H2`` record is a verified message of the same operation and area as
+the record, of content type ``text``, posted by a device of the record's originating
+organisation, whose payload is ``{"text": ..., "permission": "release", "message_id": <the
+record's message id>}`` (:func:`permission`). Any stakeholder area is covered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opseal.crypto.charter import Charter
+from opseal.crypto.errors import CryptoError
+
+from . import content
+from .errors import ClientError
+from .export import is_personal
+from .store import StoredMessage
+
+__all__ = [
+    "KEPT_FIELDS",
+    "KEPT_LINE_FIELDS",
+    "ReleaseRefused",
+    "check_release",
+    "has_permission",
+    "payload",
+    "permission",
+    "sanitise",
+]
+
+KEPT_FIELDS = (
+    "record_id",
+    "case_ref",
+    "reporting_country",
+    "reporting_office",
+    "seizure_date",
+    "location_type",
+    "transport_mode",
+    "detection_method",
+    "ecommerce",
+    "platform",
+    "goods",
+    "route",
+)
+KEPT_LINE_FIELDS = (
+    "category",
+    "hs_code",
+    "brand",
+    "rights_holder",
+    "quantity_items",
+    "weight_kg",
+)
+NEVER_RELEASED = ("attachments",)
+
+
+class ReleaseRefused(ClientError):
+    """The release is not allowed (role, area, handling code or permission)."""
+
+
+def sanitise(record: Mapping[str, Any], clear: Iterable[str] = ()) -> dict[str, Any]:
+    """``record`` without personal data, attachments and uncleared free text. ``clear`` names
+    fields to keep besides :data:`KEPT_FIELDS` (a goods line field such as ``description``
+    is kept in every line)."""
+    cleared = set(clear)
+    refused = sorted(c for c in cleared if is_personal(c) or c in NEVER_RELEASED)
+    if refused:
+        raise ReleaseRefused(
+            f"{', '.join(refused)} may not be cleared for release: personal data and "
+            "attachments are never released"
+        )
+    out: dict[str, Any] = {}
+    for name, value in record.items():
+        if is_personal(name) or name in NEVER_RELEASED:
+            continue
+        if name in KEPT_FIELDS or name in cleared:
+            out[name] = value
+    lines = [g for g in record.get("goods") or [] if isinstance(g, Mapping)]
+    keep = set(KEPT_LINE_FIELDS) | cleared
+    out["goods"] = [{k: v for k, v in line.items() if k in keep} for line in lines]
+    return out
+
+
+def permission(message_id: str, note: str = "") -> dict[str, Any]:
+    """The ``text`` payload by which an originating administration permits the release of
+    its record ``message_id`` to stakeholders."""
+    message_id = str(uuid.UUID(str(message_id)))
+    text = note or f"Release of record message {message_id} to stakeholders is permitted."
+    return {**content.text(text), "permission": "release", "message_id": message_id}
+
+
+def has_permission(source: StoredMessage, messages: Iterable[StoredMessage]) -> bool:
+    """Whether ``messages`` hold a verified permission for ``source`` from its originator."""
+    for m in messages:
+        if (m.op, m.area, m.content_type, m.org) != (source.op, source.area, "text", source.org):
+            continue
+        try:
+            p = m.json()
+        except ValueError:
+            continue
+        if (
+            isinstance(p, dict)
+            and p.get("permission") == "release"
+            and p.get("message_id") == source.message_id
+        ):
+            return True
+    return False
+
+
+def check_release(
+    charter: Charter,
+    org_id: str,
+    source: StoredMessage,
+    to_area: str,
+    messages: Iterable[StoredMessage],
+) -> None:
+    """Raise :class:`ReleaseRefused` unless ``org_id`` may release ``source`` into ``to_area``.
+    ``messages`` are the verified messages of the source's area (searched for a permission)."""
+    try:
+        role = charter.role_of(org_id)
+        policy = charter.area(to_area)
+    except CryptoError as exc:
+        raise ReleaseRefused(str(exc)) from exc
+    if role != "coordinator":
+        raise ReleaseRefused(f"only a coordinator releases records; {org_id} is {role!r}")
+    if "stakeholder" not in policy.read_roles:
+        raise ReleaseRefused(f"stakeholders do not read area {to_area!r}: release into one they do")
+    if not charter.may_post(role, to_area):
+        raise ReleaseRefused(f"role {role!r} may not post in area {to_area!r}")
+    if source.content_type != "seizure":
+        raise ReleaseRefused(
+            f"{source.message_id} is a {source.content_type}, not a seizure record"
+        )
+    if to_area == source.area:
+        raise ReleaseRefused(f"the record is already in area {to_area!r}")
+    if source.handling == "H3":
+        raise ReleaseRefused(
+            f"{source.message_id} is H3 (other restrictions in the text): the client cannot "
+            "check them; read them and post what they allow by hand"
+        )
+    if source.handling == "H2" and not has_permission(source, messages):
+        raise ReleaseRefused(
+            f"{source.message_id} is H2 (no further dissemination without permission) and "
+            f"{source.org} has not permitted its release: ask {source.org} to run "
+            f"`opseal permit-release {source.message_id}`"
+        )
+    if source.handling not in ("H0", "H1", "H2"):
+        raise ReleaseRefused(f"unknown handling code {source.handling!r}")
+
+
+def payload(
+    source: StoredMessage, released_by_org: str, clear: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The ``release`` payload for ``source``: its sanitised record, checked as a seizure
+    record."""
+    try:
+        record = source.json()
+    except ValueError as exc:
+        raise ReleaseRefused(f"{source.message_id} is not a JSON record") from exc
+    if not isinstance(record, dict):
+        raise ReleaseRefused(f"{source.message_id} is not a seizure record")
+    return content.release(
+        {
+            "source_message_id": source.message_id,
+            "released_by_org": released_by_org,
+            "record": sanitise(record, clear),
+        }
+    )
