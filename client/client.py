@@ -335,11 +335,18 @@ class Client:
         cursor = (self.store.get("sync-cursor") or b"").decode()
         while True:
             page = await self.api.sync(cursor, limit=1000)
-            for entry in page["events"]:
-                await self.ingest(entry, report)
-            cursor = page["cursor"]
-            self.store.put("sync-cursor", cursor.encode())
-            self.store.save_tracker(self._tracker)
+            try:
+                # One local transaction per page: verified entries, positions, the cursor and
+                # the replay tracker are stored together, or not at all.
+                with self.store.transaction():
+                    for entry in page["events"]:
+                        await self.ingest(entry, report)
+                    cursor = page["cursor"]
+                    self.store.put("sync-cursor", cursor.encode())
+                    self.store.save_tracker(self._tracker)
+            except BaseException:
+                self._tracker = self.store.load_tracker()  # forget what was rolled back
+                raise
             if not page["more"]:
                 return report
 
