@@ -97,6 +97,28 @@ def check_server_url(url: str, *, allow_http: bool = False) -> None:
     )
 
 
+def _certify_user(
+    root: SigningKey,
+    org_id: str,
+    user_id: str,
+    user_kind: str,
+    name: str,
+    identity_key: VerifyKey,
+    now: int,
+) -> Certificate:
+    """The organisation root certifies a user's identity key for a year (a minute of skew)."""
+    return issue_user_certificate(
+        root,
+        organisation_id=org_id,
+        user_id=user_id,
+        user_kind=user_kind,
+        name=name or user_id,
+        identity_key=identity_key,
+        issued_at=now - 60,
+        expires_at=now + YEAR,
+    )
+
+
 def _ssl_context(info: ProfileInfo) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=info.ca_bundle) if info.ca_bundle else None
 
@@ -190,16 +212,7 @@ class Client:
         check_server_url(server, allow_http=allow_http)
         now = int(time.time())
         user_key = SigningKey.generate()
-        user_cert = issue_user_certificate(
-            root,
-            organisation_id=org_id,
-            user_id=user_id,
-            user_kind=user_kind,
-            name=name or user_id,
-            identity_key=user_key.verify_key,
-            issued_at=now - 60,
-            expires_at=now + YEAR,
-        )
+        user_cert = _certify_user(root, org_id, user_id, user_kind, name, user_key.verify_key, now)
         identity = DeviceIdentity.generate(
             user_key,
             user_cert,
@@ -240,16 +253,7 @@ class Client:
     ) -> Certificate:
         """As a focal point: certify another user's identity key and register it."""
         now = self.now()
-        cert = issue_user_certificate(
-            root,
-            organisation_id=self.org_id,
-            user_id=user_id,
-            user_kind=user_kind,
-            name=name or user_id,
-            identity_key=identity_key,
-            issued_at=now - 60,
-            expires_at=now + YEAR,
-        )
+        cert = _certify_user(root, self.org_id, user_id, user_kind, name, identity_key, now)
         await self.api.register_user(self.org_id, cert.to_bytes())
         return cert
 
