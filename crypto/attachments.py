@@ -9,7 +9,7 @@ plaintext is cut into fixed-size chunks; chunk ``i`` is sealed with the nonce
 and the stream header as associated data, so a dropped, reordered, duplicated or appended chunk
 fails authentication. An empty file is one empty final chunk. The ciphertext stream is::
 
-    header = Writer(label("attachment")).u32(chunk_size).bytes(nonce_prefix)
+    header = Writer(label("attachment")).u32(chunk_size).blob(nonce_prefix)
     stream = header || chunk_0 || ... || chunk_n      (each chunk: ciphertext || 16-byte tag)
 
 :class:`FileMeta` (file key, both SHA-256s, sizes, media type, file name) travels inside the
@@ -94,12 +94,12 @@ def _check_chunk_size(chunk_size: int) -> None:
 
 
 def _encode_header(chunk_size: int, nonce_prefix: bytes) -> bytes:
-    return Writer(_HEADER_LABEL).u32(chunk_size).bytes(nonce_prefix).finish()
+    return Writer(_HEADER_LABEL).u32(chunk_size).blob(nonce_prefix).finish()
 
 
 def _header_length(start: _Bytes) -> int:
     """Total header length, from its first four bytes (the label's length prefix)."""
-    (label_len,) = _U32.unpack(start[:4])
+    label_len: int = _U32.unpack(start[:4])[0]
     if label_len > _MAX_LABEL:
         raise DecodeError("attachment header: label too long")
     return 4 + label_len + 4 + 4 + _NONCE_PREFIX_SIZE
@@ -109,7 +109,7 @@ def _decode_header(header: bytes) -> tuple[int, bytes]:
     """The chunk size and nonce prefix of an encoded header; refuses other labels or versions."""
     reader = Reader(header, _HEADER_LABEL, what="attachment header")
     chunk_size = reader.u32("chunk_size")
-    nonce_prefix = reader.bytes(exact=_NONCE_PREFIX_SIZE, field="nonce_prefix")
+    nonce_prefix = reader.blob(exact=_NONCE_PREFIX_SIZE, field="nonce_prefix")
     reader.finish()
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise DecodeError("attachment header: chunk size out of range")
@@ -505,9 +505,9 @@ class FileMeta:
         """The strict binary encoding, labelled ``opseal/v1/attachment-meta``."""
         return (
             Writer(_META_LABEL)
-            .bytes(self.file_key)
-            .bytes(self.ciphertext_sha256)
-            .bytes(self.plaintext_sha256)
+            .blob(self.file_key)
+            .blob(self.ciphertext_sha256)
+            .blob(self.plaintext_sha256)
             .u64(self.size)
             .u64(self.ciphertext_size)
             .text(self.media_type)
@@ -518,11 +518,11 @@ class FileMeta:
     @classmethod
     def from_bytes(cls, data: _Bytes) -> FileMeta:
         """Decodes :meth:`to_bytes`; any malformed input raises a :class:`CryptoError`."""
-        reader = Reader(data, _META_LABEL, what="attachment metadata")
+        reader = Reader(bytes(data), _META_LABEL, what="attachment metadata")
         meta = cls(
-            file_key=reader.bytes(exact=FILE_KEY_SIZE, field="file_key"),
-            ciphertext_sha256=reader.bytes(exact=_HASH_SIZE, field="ciphertext_sha256"),
-            plaintext_sha256=reader.bytes(exact=_HASH_SIZE, field="plaintext_sha256"),
+            file_key=reader.blob(exact=FILE_KEY_SIZE, field="file_key"),
+            ciphertext_sha256=reader.blob(exact=_HASH_SIZE, field="ciphertext_sha256"),
+            plaintext_sha256=reader.blob(exact=_HASH_SIZE, field="plaintext_sha256"),
             size=reader.u64("size"),
             ciphertext_size=reader.u64("ciphertext_size"),
             media_type=reader.text(max_len=_MAX_MEDIA_TYPE, field="media_type"),

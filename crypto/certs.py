@@ -95,9 +95,9 @@ class Certificate:
             .text(self.device_id)
             .text(self.user_kind)
             .text(self.name)
-            .bytes(self.signing_key.raw)
+            .blob(self.signing_key.raw)
             .optional_bytes(self.hpke_key.raw if self.hpke_key else None)
-            .bytes(self.issuer_key_id)
+            .blob(self.issuer_key_id)
             .u64(self.issued_at)
             .u64(self.expires_at)
             .text_map(self.attributes)
@@ -119,18 +119,18 @@ class Certificate:
             device_id=r.text(max_len=_MAX_ID, field="device_id"),
             user_kind=r.text(max_len=16, field="user_kind"),
             name=r.text(max_len=256, field="name"),
-            signing_key=VerifyKey(r.bytes(exact=32, field="signing_key")),
+            signing_key=VerifyKey(r.blob(exact=32, field="signing_key")),
         )
         hpke_raw = r.optional_bytes(max_len=2048, field="hpke_key")
         cert = cls(
             kind=kind,  # type: ignore[arg-type]
             **fields,  # type: ignore[arg-type]
             hpke_key=HpkePublicKey(hpke_raw) if hpke_raw is not None else None,
-            issuer_key_id=r.bytes(exact=32, field="issuer_key_id"),
+            issuer_key_id=r.blob(exact=32, field="issuer_key_id"),
             issued_at=r.u64("issued_at"),
             expires_at=r.u64("expires_at"),
             attributes=r.text_map(field="attributes"),
-            signature=r.bytes(exact=64, field="signature"),
+            signature=r.blob(exact=64, field="signature"),
         )
         r.finish()
         return cert
@@ -262,10 +262,10 @@ class Revocation:
             Writer(_REVOCATION)
             .text(self.organisation_id)
             .text(self.subject_id)
-            .bytes(self.revoked_key_id)
+            .blob(self.revoked_key_id)
             .text(self.reason)
             .u64(self.revoked_at)
-            .bytes(self.issuer_key_id)
+            .blob(self.issuer_key_id)
             .finish()
         )
 
@@ -278,11 +278,11 @@ class Revocation:
         rev = cls(
             organisation_id=_check_id(r.text(max_len=_MAX_ID, field="organisation_id"), "org"),
             subject_id=_check_id(r.text(max_len=_MAX_ID, field="subject_id"), "subject"),
-            revoked_key_id=r.bytes(exact=32, field="revoked_key_id"),
+            revoked_key_id=r.blob(exact=32, field="revoked_key_id"),
             reason=r.text(max_len=1024, field="reason"),
             revoked_at=r.u64("revoked_at"),
-            issuer_key_id=r.bytes(exact=32, field="issuer_key_id"),
-            signature=r.bytes(exact=64, field="signature"),
+            issuer_key_id=r.blob(exact=32, field="issuer_key_id"),
+            signature=r.blob(exact=64, field="signature"),
         )
         r.finish()
         return rev

@@ -68,7 +68,7 @@ class Member:
 
     def _write(self, w: Writer) -> None:
         w.text(self.organisation_id).text(self.name).text(self.kind).text(self.role)
-        w.bytes(self.root_key.raw)
+        w.blob(self.root_key.raw)
 
     @classmethod
     def _read(cls, r: Reader) -> Member:
@@ -77,7 +77,7 @@ class Member:
             r.text(max_len=256, field="name"),
             r.text(max_len=64, field="kind"),
             r.text(max_len=16, field="role"),
-            VerifyKey(r.bytes(exact=32, field="root_key")),
+            VerifyKey(r.blob(exact=32, field="root_key")),
         )
 
 
@@ -215,10 +215,10 @@ class Charter:
         if self.signer is None:
             raise CharterError("charter version is not signed")
         w = Writer(_CHARTER).text(self.operation_id).text(self.code).text(self.name)
-        w.u64(self.starts_at).u64(self.ends_at).u32(self.version).bytes(self.previous_hash)
+        w.u64(self.starts_at).u64(self.ends_at).u32(self.version).blob(self.previous_hash)
         w.list(self.members, lambda w, m: m._write(w))
         w.list(self.areas, lambda w, a: a._write(w))
-        return w.u64(self.issued_at).bytes(self.signer.to_bytes()).finish()
+        return w.u64(self.issued_at).blob(self.signer.to_bytes()).finish()
 
     def to_bytes(self) -> bytes:
         return self.to_be_signed() + length_prefixed(self.signature)
@@ -233,12 +233,12 @@ class Charter:
             starts_at=r.u64("starts_at"),
             ends_at=r.u64("ends_at"),
             version=r.u32("version"),
-            previous_hash=r.bytes(exact=32, field="previous_hash"),
+            previous_hash=r.blob(exact=32, field="previous_hash"),
             members=tuple(r.list(Member._read, max_count=4096, field="members")),
             areas=tuple(r.list(AreaPolicy._read, max_count=256, field="areas")),
             issued_at=r.u64("issued_at"),
-            signer=Certificate.from_bytes(r.bytes(max_len=8192, field="signer")),
-            signature=r.bytes(exact=64, field="signature"),
+            signer=Certificate.from_bytes(r.blob(max_len=8192, field="signer")),
+            signature=r.blob(exact=64, field="signature"),
         )
         r.finish()
         return charter

@@ -23,6 +23,7 @@ from .envelope import Envelope, Header, ReplayTracker, open_envelope, seal
 from .errors import CryptoError, PolicyError, ReplayError, SignatureError
 from .group import (
     DeviceIdentity,
+    GroupState,
     KeyPackage,
     apply_commit,
     create_area,
@@ -165,7 +166,7 @@ class Demo:
 
     def build_area(
         self, charter: Charter, ocu: DeviceIdentity, marie: DeviceIdentity, brand: DeviceIdentity
-    ):
+    ) -> tuple[GroupState, bytes]:
         self.out("3. The coordinator creates the customs-only area 'seizures' (epoch 0)")
         create, state0, _ = create_area(
             charter, ocu, instance_id=INSTANCE, area="seizures", now=self.now
@@ -196,7 +197,9 @@ class Demo:
         )
         return state1, secret
 
-    def post_seizure(self, state, secret: bytes, marie: DeviceIdentity):
+    def post_seizure(
+        self, state: GroupState, secret: bytes, marie: DeviceIdentity
+    ) -> tuple[Envelope, FileMeta]:
         self.out("5. Marie posts a seizure report with an encrypted photo")
         photo = b"\xff\xd8\xff\xe0 demo JPEG bytes " * 4096
         blob = io.BytesIO()
@@ -235,7 +238,14 @@ class Demo:
         )
         return envelope, meta
 
-    def read_seizure(self, charter, state, secret: bytes, envelope: Envelope, meta: FileMeta):
+    def read_seizure(
+        self,
+        charter: Charter,
+        state: GroupState,
+        secret: bytes,
+        envelope: Envelope,
+        meta: FileMeta,
+    ) -> None:
         self.out("6. The coordinator reads it and opens the photo")
         tracker = ReplayTracker()
         plain = open_envelope(

@@ -101,9 +101,9 @@ class Writer:
 
     def __init__(self, purpose: bytes) -> None:
         self._parts: list[bytes] = []
-        self.bytes(purpose)
+        self.blob(purpose)
 
-    def bytes(self, value: bytes) -> Writer:
+    def blob(self, value: bytes) -> Writer:
         if len(value) > MAX_BYTES:
             raise ValueError("field too long to encode")
         self._parts.append(_U32.pack(len(value)))
@@ -111,7 +111,7 @@ class Writer:
         return self
 
     def text(self, value: str) -> Writer:
-        return self.bytes(value.encode("utf-8"))
+        return self.blob(value.encode("utf-8"))
 
     def u8(self, value: int) -> Writer:
         self._parts.append(_U8.pack(value))
@@ -135,7 +135,7 @@ class Writer:
     def optional_bytes(self, value: bytes | None) -> Writer:
         self.bool(value is not None)
         if value is not None:
-            self.bytes(value)
+            self.blob(value)
         return self
 
     def list(self, items: Iterable[T], write: Callable[[Writer, T], object]) -> Writer:
@@ -164,7 +164,7 @@ class Reader:
         self._data = bytes(data)
         self._pos = 0
         self._what = what or purpose.decode("ascii", "replace")
-        found = self.bytes(max_len=80, field="label")
+        found = self.blob(max_len=80, field="label")
         if found != purpose:
             match = _LABEL_RE.match(found)
             wanted = _LABEL_RE.match(purpose)
@@ -182,7 +182,7 @@ class Reader:
         self._pos = end
         return chunk
 
-    def bytes(
+    def blob(
         self, *, max_len: int = MAX_BYTES, exact: int | None = None, field: str = "bytes"
     ) -> bytes:
         (n,) = _U32.unpack(self._take(4, field))
@@ -193,23 +193,27 @@ class Reader:
         return self._take(n, field)
 
     def text(self, *, max_len: int = 4096, field: str = "text") -> str:
-        raw = self.bytes(max_len=max_len, field=field)
+        raw = self.blob(max_len=max_len, field=field)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DecodeError(f"{self._what}: field {field!r} is not UTF-8") from exc
 
     def u8(self, field: str = "u8") -> int:
-        return _U8.unpack(self._take(1, field))[0]
+        value: int = _U8.unpack(self._take(1, field))[0]
+        return value
 
     def u16(self, field: str = "u16") -> int:
-        return _U16.unpack(self._take(2, field))[0]
+        value: int = _U16.unpack(self._take(2, field))[0]
+        return value
 
     def u32(self, field: str = "u32") -> int:
-        return _U32.unpack(self._take(4, field))[0]
+        value: int = _U32.unpack(self._take(4, field))[0]
+        return value
 
     def u64(self, field: str = "u64") -> int:
-        return _U64.unpack(self._take(8, field))[0]
+        value: int = _U64.unpack(self._take(8, field))[0]
+        return value
 
     def bool(self, field: str = "bool") -> bool:
         value = self.u8(field)
@@ -218,7 +222,7 @@ class Reader:
         return value == 1
 
     def optional_bytes(self, *, max_len: int = MAX_BYTES, field: str = "bytes") -> bytes | None:
-        return self.bytes(max_len=max_len, field=field) if self.bool(field) else None
+        return self.blob(max_len=max_len, field=field) if self.bool(field) else None
 
     def list(
         self, read: Callable[[Reader], T], *, max_count: int = _MAX_LIST, field: str = "list"

@@ -69,7 +69,7 @@ class Header:
     @cached_property
     def encoded(self) -> bytes:
         w = Writer(_HEADER).text(self.instance_id).text(self.operation_id).text(self.area)
-        w.u64(self.epoch).text(self.sender).u64(self.counter).bytes(self.message_id.bytes)
+        w.u64(self.epoch).text(self.sender).u64(self.counter).blob(self.message_id.bytes)
         w.text(self.content_type).text(self.handling).bool(self.requires_ack)
         return w.u64(self.client_time_ms).finish()
 
@@ -86,7 +86,7 @@ class Header:
             epoch=r.u64("epoch"),
             sender=r.text(max_len=128, field="sender"),
             counter=r.u64("counter"),
-            message_id=uuid.UUID(bytes=r.bytes(exact=16, field="message_id")),
+            message_id=uuid.UUID(bytes=r.blob(exact=16, field="message_id")),
             content_type=r.text(max_len=32, field="content_type"),
             handling=r.text(max_len=4, field="handling"),
             requires_ack=r.bool("requires_ack"),
@@ -103,7 +103,7 @@ class Envelope:
     signature: bytes
 
     def to_be_signed(self) -> bytes:
-        return Writer(_MSG).bytes(self.header.encoded).bytes(self.ciphertext).finish()
+        return Writer(_MSG).blob(self.header.encoded).blob(self.ciphertext).finish()
 
     def to_bytes(self) -> bytes:
         return self.to_be_signed() + length_prefixed(self.signature)
@@ -111,9 +111,9 @@ class Envelope:
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:
         def read(r: Reader) -> Envelope:
-            header = Header.from_bytes(r.bytes(max_len=2048, field="header"))
-            ciphertext = r.bytes(max_len=MAX_PLAINTEXT + 16, field="ciphertext")
-            return cls(header, ciphertext, r.bytes(exact=64, field="signature"))
+            header = Header.from_bytes(r.blob(max_len=2048, field="header"))
+            ciphertext = r.blob(max_len=MAX_PLAINTEXT + 16, field="ciphertext")
+            return cls(header, ciphertext, r.blob(exact=64, field="signature"))
 
         return decode_all(data, _MSG, "envelope", read)
 

@@ -120,7 +120,7 @@ class KeyPackage:
 
     def to_be_signed(self) -> bytes:
         w = Writer(_KEY_PACKAGE).text(self.operation_id).text(self.area)
-        w.bytes(self.user_cert.to_bytes()).bytes(self.device_cert.to_bytes())
+        w.blob(self.user_cert.to_bytes()).blob(self.device_cert.to_bytes())
         return w.u64(self.created_at).finish()
 
     def to_bytes(self) -> bytes:
@@ -135,10 +135,10 @@ class KeyPackage:
         return cls(
             r.text(max_len=128, field="operation_id"),
             r.text(max_len=64, field="area"),
-            Certificate.from_bytes(r.bytes(max_len=8192, field="user_cert")),
-            Certificate.from_bytes(r.bytes(max_len=8192, field="device_cert")),
+            Certificate.from_bytes(r.blob(max_len=8192, field="user_cert")),
+            Certificate.from_bytes(r.blob(max_len=8192, field="device_cert")),
             r.u64("created_at"),
-            r.bytes(exact=64, field="signature"),
+            r.blob(exact=64, field="signature"),
         )
 
     def verify(self, charter: Charter, *, now: int, revoked: Container[bytes]) -> None:
@@ -181,7 +181,7 @@ class RosterEntry:
 
     def _write(self, w: Writer) -> None:
         w.text(self.device_id).text(self.user_id).text(self.organisation_id).text(self.user_kind)
-        w.bytes(self.signing_key.raw).bytes(self.hpke_key.raw).bytes(self.user_key_id)
+        w.blob(self.signing_key.raw).blob(self.hpke_key.raw).blob(self.user_key_id)
 
     @classmethod
     def _read(cls, r: Reader) -> RosterEntry:
@@ -190,9 +190,9 @@ class RosterEntry:
             r.text(max_len=128, field="user_id"),
             r.text(max_len=128, field="organisation_id"),
             r.text(max_len=16, field="user_kind"),
-            VerifyKey(r.bytes(exact=32, field="signing_key")),
-            HpkePublicKey(r.bytes(max_len=2048, field="hpke_key")),
-            r.bytes(exact=32, field="user_key_id"),
+            VerifyKey(r.blob(exact=32, field="signing_key")),
+            HpkePublicKey(r.blob(max_len=2048, field="hpke_key")),
+            r.blob(exact=32, field="user_key_id"),
         )
 
 
@@ -227,7 +227,7 @@ class GroupState:
     def to_bytes(self) -> bytes:
         w = Writer(_STATE).text(self.instance_id).text(self.operation_id).text(self.area)
         w.u64(self.epoch).list(self.roster, lambda w, e: e._write(w))
-        w.bytes(self.charter_hash).bytes(self.previous_state_hash)
+        w.blob(self.charter_hash).blob(self.previous_state_hash)
         return w.u64(self.created_at).finish()
 
     @classmethod
@@ -242,8 +242,8 @@ class GroupState:
             r.text(max_len=64, field="area"),
             r.u64("epoch"),
             tuple(r.list(RosterEntry._read, max_count=_MAX_ROSTER, field="roster")),
-            r.bytes(exact=32, field="charter_hash"),
-            r.bytes(exact=32, field="previous_state_hash"),
+            r.blob(exact=32, field="charter_hash"),
+            r.blob(exact=32, field="previous_state_hash"),
             r.u64("created_at"),
         )
 
@@ -260,11 +260,11 @@ class SealedSecret:
     ciphertext: bytes
 
     def _write(self, w: Writer) -> None:
-        w.text(self.device_id).bytes(self.ciphertext)
+        w.text(self.device_id).blob(self.ciphertext)
 
     @classmethod
     def _read(cls, r: Reader) -> SealedSecret:
-        return cls(r.text(max_len=128, field="device_id"), r.bytes(max_len=1 << 20))
+        return cls(r.text(max_len=128, field="device_id"), r.blob(max_len=1 << 20))
 
 
 @dataclass(frozen=True)
@@ -290,12 +290,12 @@ class Commit:
 
     def to_be_signed(self) -> bytes:
         w = Writer(_COMMIT).text(self.instance_id).text(self.operation_id).text(self.area)
-        w.u64(self.epoch).bytes(self.previous_state_hash).bytes(self.charter_hash)
+        w.u64(self.epoch).blob(self.previous_state_hash).blob(self.charter_hash)
         w.text(self.committer)
-        w.list(self.adds, lambda w, p: w.bytes(p.to_bytes()))
+        w.list(self.adds, lambda w, p: w.blob(p.to_bytes()))
         w.list(self.removes, Writer.text)
         w.optional_bytes(self.update.to_bytes() if self.update else None)
-        w.bytes(self.roster_hash).bytes(self.confirmation)
+        w.blob(self.roster_hash).blob(self.confirmation)
         w.list(self.sealed, lambda w, s: s._write(w))
         w.list(self.history, lambda w, s: s._write(w))
         return w.u64(self.created_at).finish()
@@ -310,7 +310,7 @@ class Commit:
     @classmethod
     def _read_fields(cls, r: Reader) -> Commit:
         def package(x: Reader) -> KeyPackage:
-            return KeyPackage.from_bytes(x.bytes(max_len=32768, field="add"))
+            return KeyPackage.from_bytes(x.blob(max_len=32768, field="add"))
 
         def update(x: Reader) -> KeyPackage | None:
             raw = x.optional_bytes(max_len=32768, field="update")
@@ -321,20 +321,20 @@ class Commit:
             operation_id=r.text(max_len=128, field="operation_id"),
             area=r.text(max_len=64, field="area"),
             epoch=r.u64("epoch"),
-            previous_state_hash=r.bytes(exact=32, field="previous_state_hash"),
-            charter_hash=r.bytes(exact=32, field="charter_hash"),
+            previous_state_hash=r.blob(exact=32, field="previous_state_hash"),
+            charter_hash=r.blob(exact=32, field="charter_hash"),
             committer=r.text(max_len=128, field="committer"),
             adds=tuple(r.list(package, max_count=_MAX_ROSTER, field="adds")),
             removes=tuple(
                 r.list(lambda x: x.text(max_len=128), max_count=_MAX_ROSTER, field="removes")
             ),
             update=update(r),
-            roster_hash=r.bytes(exact=32, field="roster_hash"),
-            confirmation=r.bytes(exact=32, field="confirmation"),
+            roster_hash=r.blob(exact=32, field="roster_hash"),
+            confirmation=r.blob(exact=32, field="confirmation"),
             sealed=tuple(r.list(SealedSecret._read, max_count=_MAX_ROSTER, field="sealed")),
             history=tuple(r.list(SealedSecret._read, max_count=_MAX_ROSTER, field="history")),
             created_at=r.u64("created_at"),
-            signature=r.bytes(exact=64, field="signature"),
+            signature=r.blob(exact=64, field="signature"),
         )
 
     @cached_property
@@ -351,12 +351,12 @@ def _commit_context(purpose: bytes, commit: Commit) -> Writer:
     w = _context(
         Writer(purpose), commit.instance_id, commit.operation_id, commit.area, commit.epoch
     )
-    return w.bytes(commit.previous_state_hash)
+    return w.blob(commit.previous_state_hash)
 
 
 def _seal_info(purpose: bytes, commit: Commit, entry: RosterEntry) -> bytes:
     return (
-        _commit_context(purpose, commit).text(entry.device_id).bytes(entry.hpke_key.key_id).finish()
+        _commit_context(purpose, commit).text(entry.device_id).blob(entry.hpke_key.key_id).finish()
     )
 
 
@@ -367,7 +367,7 @@ def _confirmation(secret: bytes, commit: Commit) -> bytes:
 
 def _encode_history(secrets: Mapping[int, bytes]) -> bytes:
     w = Writer(_HISTORY_INFO)
-    return w.list(sorted(secrets.items()), lambda w, kv: w.u64(kv[0]).bytes(kv[1])).finish()
+    return w.list(sorted(secrets.items()), lambda w, kv: w.u64(kv[0]).blob(kv[1])).finish()
 
 
 # -- validation ------------------------------------------------------------------------
@@ -703,7 +703,7 @@ def open_history(
     data = identity.hpke_key.open(sealed.ciphertext, _seal_info(_HISTORY_INFO, commit, entry))
 
     def pair(r: Reader) -> tuple[int, bytes]:
-        return r.u64("epoch"), r.bytes(exact=32, field="secret")
+        return r.u64("epoch"), r.blob(exact=32, field="secret")
 
     pairs = decode_all(data, _HISTORY_INFO, "history", lambda r: r.list(pair, field="history"))
     if any(epoch >= commit.epoch for epoch, _ in pairs):

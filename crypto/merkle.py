@@ -339,7 +339,7 @@ class Checkpoint:
         """The bytes the signature covers: the encoding without the signature field."""
         return _statement(self.log_id, self.size, self.root, self.timestamp).finish()
 
-    def verify(self, verify_fn: Callable[[bytes, bytes], None]) -> None:
+    def verify(self, verify_fn: Callable[[bytes, bytes], object]) -> None:
         """Check the signature with ``verify_fn(signature, message)``, which raises if invalid.
 
         Any exception from ``verify_fn``, or a ``False`` result, becomes a :class:`MerkleError`.
@@ -354,7 +354,7 @@ class Checkpoint:
     def to_bytes(self) -> bytes:
         """The encoding: label, log id, size, root, timestamp, then the signature."""
         writer = _statement(self.log_id, self.size, self.root, self.timestamp)
-        return writer.bytes(self.signature).finish()
+        return writer.blob(self.signature).finish()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Checkpoint:
@@ -365,10 +365,10 @@ class Checkpoint:
         reader = Reader(data, _CHECKPOINT_LABEL, what="checkpoint")
         log_id = reader.text(max_len=MAX_LOG_ID, field="log_id")
         size = reader.u64("size")
-        root = reader.bytes(exact=HASH_SIZE, field="root")
+        root = reader.blob(exact=HASH_SIZE, field="root")
         timestamp = reader.u64("timestamp")
         signed = reader.consumed()
-        signature = reader.bytes(exact=SIGNATURE_SIZE, field="signature")
+        signature = reader.blob(exact=SIGNATURE_SIZE, field="signature")
         reader.finish()
         try:
             checkpoint = cls(log_id, size, root, timestamp, signature)
@@ -381,7 +381,7 @@ class Checkpoint:
 
 def _statement(log_id: str, size: int, root: bytes, timestamp: int) -> Writer:
     """A writer holding the signed part of a checkpoint."""
-    return Writer(_CHECKPOINT_LABEL).text(log_id).u64(size).bytes(root).u64(timestamp)
+    return Writer(_CHECKPOINT_LABEL).text(log_id).u64(size).blob(root).u64(timestamp)
 
 
 def _check_statement(log_id: str, size: int, root: bytes, timestamp: int) -> None:

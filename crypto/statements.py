@@ -18,7 +18,7 @@ _LOGIN = label("login")
 
 def login_message(instance_id: str, device_id: str, challenge: bytes) -> bytes:
     """What a device signs to prove it holds its key when it logs in."""
-    return Writer(_LOGIN).text(instance_id).text(device_id).bytes(challenge).finish()
+    return Writer(_LOGIN).text(instance_id).text(device_id).blob(challenge).finish()
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Receipt:
 
     def to_be_signed(self) -> bytes:
         w = Writer(_RECEIPT).text(self.instance_id).text(self.operation_id).text(self.area)
-        w.bytes(self.message_id.bytes).text(self.kind).text(self.device_id)
+        w.blob(self.message_id.bytes).text(self.kind).text(self.device_id)
         return w.u64(self.signed_at).finish()
 
     def to_bytes(self) -> bytes:
@@ -58,11 +58,11 @@ class Receipt:
                 r.text(max_len=128, field="instance_id"),
                 r.text(max_len=128, field="operation_id"),
                 r.text(max_len=64, field="area"),
-                uuid.UUID(bytes=r.bytes(exact=16, field="message_id")),
+                uuid.UUID(bytes=r.blob(exact=16, field="message_id")),
                 r.text(max_len=8, field="kind"),
                 r.text(max_len=128, field="device_id"),
                 r.u64("signed_at"),
-                r.bytes(exact=64, field="signature"),
+                r.blob(exact=64, field="signature"),
             )
 
         return decode_all(data, _RECEIPT, "receipt", read)

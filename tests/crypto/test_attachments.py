@@ -43,7 +43,7 @@ TAG = 16
 
 def header(chunk_size: int = CHUNK, prefix: bytes = PREFIX, purpose: bytes | None = None) -> bytes:
     """The stream header as design §6 specifies it."""
-    return Writer(purpose or label("attachment")).u32(chunk_size).bytes(prefix).finish()
+    return Writer(purpose or label("attachment")).u32(chunk_size).blob(prefix).finish()
 
 
 HEADER_LEN = len(header())

@@ -134,7 +134,7 @@ def test_base64url_refuses_bad_text(text):
 
 def test_reader_bounds_every_length():
     """A length prefix larger than its field's limit is refused before reading."""
-    data = Writer(label("test")).bytes(b"x" * 100).finish()
+    data = Writer(label("test")).blob(b"x" * 100).finish()
     reader = Reader(data, label("test"))
     with pytest.raises(DecodeError, match="longer than 10 bytes"):
-        reader.bytes(max_len=10, field="name")
+        reader.blob(max_len=10, field="name")

@@ -698,7 +698,7 @@ def test_checkpoint_signs_the_documented_encoding() -> None:
         Writer(label("checkpoint"))
         .text("opseal-test")
         .u64(42)
-        .bytes(tree_root(42))
+        .blob(tree_root(42))
         .u64(1_750_000_000)
         .finish()
     )
@@ -806,9 +806,9 @@ def test_checkpoint_rejects_a_short_signature_field() -> None:
 
 def test_checkpoint_rejects_an_empty_log_id_on_decode() -> None:
     """An encoded empty log id raises DecodeError rather than MerkleError."""
-    body = Writer(label("checkpoint")).text("").u64(1).bytes(tree_root(1)).u64(0)
+    body = Writer(label("checkpoint")).text("").u64(1).blob(tree_root(1)).u64(0)
     with pytest.raises(DecodeError, match="log id"):
-        Checkpoint.from_bytes(body.bytes(bytes(64)).finish())
+        Checkpoint.from_bytes(body.blob(bytes(64)).finish())
 
 
 def mutations(data: bytes) -> st.SearchStrategy[bytes]:
