@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint typecheck bench clean
 
 # Reinstalls only when the project's metadata changed; the install is editable,
 # so source edits need nothing.
@@ -20,6 +20,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy needs the packages under their import names; the folders on disk are crypto/, server/...
+TYPECHECK := build/typecheck
+PACKAGES := crypto client server migrations
+typecheck: $(STAMP)
+	mkdir -p $(TYPECHECK)/opseal
+	for d in $(PACKAGES); do ln -sfn "$(CURDIR)/$$d" $(TYPECHECK)/opseal/$$d; done
+	cd $(TYPECHECK) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" \
+		$(foreach d,$(PACKAGES),-p opseal.$(d))
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
