@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from opseal.crypto.attachments import FileMeta, decrypt_file, encrypt_file
 from opseal.crypto.errors import CryptoError
@@ -50,15 +50,15 @@ from .errors import (
     UnauthorizedError,
     UnavailableError,
 )
-
-if TYPE_CHECKING:
-    from .client import Client
+from .ports import Transfer
+from .store import Store
 
 __all__ = [
     "CHUNK_SIZE",
     "RETRY_DEADLINE",
     "Attachment",
     "AttachmentRefused",
+    "Attachments",
     "Progress",
     "download",
     "upload",
@@ -107,6 +107,40 @@ class Attachment:
             raise ClientError(f"attachment {blob_id}: {exc}") from exc
 
 
+class Attachments:
+    """The attachments part of a device: uploads and downloads through a narrow
+    :class:`~opseal.client.ports.Transfer`, with resumable state in ``store`` and work files
+    under ``home`` (the profile folder)."""
+
+    def __init__(self, transfer: Transfer, store: Store, home: Path) -> None:
+        self.transfer, self.store, self.home = transfer, store, home
+
+    async def upload(
+        self,
+        op: str,
+        area: str,
+        path: str | os.PathLike[str],
+        media_type: str | None = None,
+        progress: Progress | None = None,
+        *,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> Attachment:
+        """See :func:`upload`."""
+        return await upload(self, op, area, path, media_type, progress, chunk_size=chunk_size)
+
+    async def download(
+        self,
+        meta: FileMeta,
+        blob_id: str,
+        dest_path: str | os.PathLike[str],
+        progress: Progress | None = None,
+        *,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> Path:
+        """See :func:`download`."""
+        return await download(self, meta, blob_id, dest_path, progress, chunk_size=chunk_size)
+
+
 def _blob_id(value: object) -> str:
     try:
         return str(uuid.UUID(str(value)))
@@ -114,7 +148,7 @@ def _blob_id(value: object) -> str:
         raise ClientError(f"attachment: blob_id must be a UUID, got {value!r}") from exc
 
 
-async def retrying(client: Client, call: Callable[[], Awaitable[T]]) -> T:
+async def retrying(transfer: Transfer, call: Callable[[], Awaitable[T]]) -> T:
     """``call()``, retried with exponential backoff on failures that may pass."""
     delay, stop = _FIRST_DELAY, time.monotonic() + RETRY_DEADLINE
     while True:
@@ -127,11 +161,11 @@ async def retrying(client: Client, call: Callable[[], Awaitable[T]]) -> T:
             delay = min(delay * 2, _MAX_DELAY)
             if isinstance(exc, UnauthorizedError):
                 with contextlib.suppress(TransportError):
-                    await client.login()  # a revoked device fails here, at once
+                    await transfer.login()  # a revoked device fails here, at once
 
 
-def _work_dir(client: Client, name: str) -> Path:
-    folder = client.profile.path / name
+def _work_dir(att: Attachments, name: str) -> Path:
+    folder = att.home / name
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
@@ -167,22 +201,22 @@ def _upload_key(op: str, area: str, source: Path) -> str:
     return hashlib.sha256(f"{op}\0{area}\0{source}".encode()).hexdigest()[:32]
 
 
-def _load(client: Client, key: str) -> _Upload | None:
-    raw = client.store.get(f"upload/{key}")
+def _load(att: Attachments, key: str) -> _Upload | None:
+    raw = att.store.get(f"upload/{key}")
     if raw is None:
         return None
     try:
-        return _Upload.from_bytes(client.store.open(raw, f"upload/{key}"))
+        return _Upload.from_bytes(att.store.open(raw, f"upload/{key}"))
     except (ClientError, CryptoError, ValueError, KeyError, TypeError):
         return None  # unreadable state: start afresh
 
 
-def _save(client: Client, key: str, upload: _Upload) -> None:
-    client.store.put(f"upload/{key}", client.store.seal(upload.to_bytes(), f"upload/{key}"))
+def _save(att: Attachments, key: str, upload: _Upload) -> None:
+    att.store.put(f"upload/{key}", att.store.seal(upload.to_bytes(), f"upload/{key}"))
 
 
-def _forget(client: Client, key: str, upload: _Upload | None) -> None:
-    client.store.db.execute("DELETE FROM meta WHERE key = ?", (f"upload/{key}",))
+def _forget(att: Attachments, key: str, upload: _Upload | None) -> None:
+    att.store.db.execute("DELETE FROM meta WHERE key = ?", (f"upload/{key}",))
     if upload is not None:
         Path(upload.cipher).unlink(missing_ok=True)
 
@@ -207,24 +241,24 @@ def _encrypt(source: Path, cipher: Path, media_type: str) -> FileMeta:
 
 
 async def _prepare(
-    client: Client, key: str, op: str, area: str, source: Path, media_type: str | None
+    att: Attachments, key: str, op: str, area: str, source: Path, media_type: str | None
 ) -> _Upload:
     """Encrypt the file, declare its blob and remember both."""
     stat = _stat(source)
     media_type = media_type or mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-    cipher = _work_dir(client, "uploads") / f"{key}.enc"
+    cipher = _work_dir(att, "uploads") / f"{key}.enc"
     try:
         meta = await asyncio.to_thread(_encrypt, source, cipher, media_type)
     except (CryptoError, OSError) as exc:
         raise ClientError(f"cannot attach {source}: {exc}") from exc
     created = await retrying(
-        client,
-        partial(client.api.create_blob, op, area, meta.ciphertext_size, meta.ciphertext_sha256),
+        att.transfer,
+        partial(att.transfer.create_blob, op, area, meta.ciphertext_size, meta.ciphertext_sha256),
     )
     upload = _Upload(
         op, area, str(source), stat.st_size, stat.st_mtime_ns, str(cipher), created["blob_id"], meta
     )
-    _save(client, key, upload)
+    _save(att, key, upload)
     return upload
 
 
@@ -234,10 +268,12 @@ def _read_at(path: str, offset: int, size: int) -> bytes:
         return f.read(size)
 
 
-async def _put(client: Client, blob_id: str, offset: int, data: bytes) -> int:
+async def _put(att: Attachments, blob_id: str, offset: int, data: bytes) -> int:
     """Send one chunk; returns the server's ``received`` count (a conflict says where)."""
     try:
-        answer = await retrying(client, partial(client.api.put_blob_chunk, blob_id, offset, data))
+        answer = await retrying(
+            att.transfer, partial(att.transfer.put_blob_chunk, blob_id, offset, data)
+        )
     except ConflictError as exc:  # stored by an attempt whose answer was lost
         if not isinstance(exc.details.get("received"), int):
             raise
@@ -246,18 +282,18 @@ async def _put(client: Client, blob_id: str, offset: int, data: bytes) -> int:
 
 
 async def _send(
-    client: Client, upload: _Upload, chunk_size: int, progress: Progress | None
+    att: Attachments, upload: _Upload, chunk_size: int, progress: Progress | None
 ) -> None:
     """Send the ciphertext from where the server stands until the blob is complete."""
     total = upload.meta.ciphertext_size
-    offset = (await retrying(client, partial(client.api.blob, upload.blob_id)))["received"]
+    offset = (await retrying(att.transfer, partial(att.transfer.blob, upload.blob_id)))["received"]
     if progress is not None and offset:
         progress(offset)
     while offset < total:
         data = await asyncio.to_thread(_read_at, upload.cipher, offset, chunk_size)
         if not data:
             raise ClientError(f"the encrypted copy {upload.cipher} was truncated")
-        received = await _put(client, upload.blob_id, offset, data)
+        received = await _put(att, upload.blob_id, offset, data)
         if received == offset:
             raise ClientError(f"the server accepts no bytes of blob {upload.blob_id} at {offset}")
         if progress is not None and received > offset:
@@ -266,7 +302,7 @@ async def _send(
 
 
 async def upload(
-    client: Client,
+    att: Attachments,
     op: str,
     area: str,
     path: str | os.PathLike[str],
@@ -283,16 +319,16 @@ async def upload(
     """
     source = Path(path).resolve()
     key = _upload_key(op, area, source)
-    state = _load(client, key)
+    state = _load(att, key)
     if state is None or not state.matches(_stat(source)) or not Path(state.cipher).is_file():
-        _forget(client, key, state)
-        state = await _prepare(client, key, op, area, source, media_type)
+        _forget(att, key, state)
+        state = await _prepare(att, key, op, area, source, media_type)
     try:
-        await _send(client, state, chunk_size, progress)
+        await _send(att, state, chunk_size, progress)
     except (NotFoundError, BadRequestError):
-        _forget(client, key, state)  # blob gone or reset by the server: the next run starts over
+        _forget(att, key, state)  # blob gone or reset by the server: the next run starts over
         raise
-    _forget(client, key, state)
+    _forget(att, key, state)
     return Attachment(state.blob_id, state.meta)
 
 
@@ -313,7 +349,12 @@ def _held(part: Path, size: int) -> int:
 
 
 async def _fetch(
-    client: Client, blob_id: str, part: Path, size: int, chunk_size: int, progress: Progress | None
+    att: Attachments,
+    blob_id: str,
+    part: Path,
+    size: int,
+    chunk_size: int,
+    progress: Progress | None,
 ) -> None:
     """Download ciphertext bytes into ``part`` until it holds ``size`` of them."""
     have = _held(part, size)
@@ -322,7 +363,9 @@ async def _fetch(
     while have < size:
         end = min(have + chunk_size, size)
         try:
-            data = await retrying(client, partial(client.api.download_blob, blob_id, have, end))
+            data = await retrying(
+                att.transfer, partial(att.transfer.download_blob, blob_id, have, end)
+            )
         except RangeNotSatisfiableError as exc:
             raise AttachmentRefused(f"blob {blob_id} is shorter than its signed metadata") from exc
         if not data:
@@ -347,7 +390,7 @@ def _decrypt(part: Path, dest: Path, meta: FileMeta) -> None:
 
 
 async def download(
-    client: Client,
+    att: Attachments,
     meta: FileMeta,
     blob_id: str,
     dest_path: str | os.PathLike[str],
@@ -362,19 +405,19 @@ async def download(
     """
     blob_id = _blob_id(blob_id)
     dest = Path(dest_path)
-    part = _work_dir(client, "downloads") / f"{blob_id}-{meta.ciphertext_sha256.hex()[:16]}.part"
+    part = _work_dir(att, "downloads") / f"{blob_id}-{meta.ciphertext_sha256.hex()[:16]}.part"
     try:
-        await _fetch(client, blob_id, part, meta.ciphertext_size, chunk_size, progress)
+        await _fetch(att, blob_id, part, meta.ciphertext_size, chunk_size, progress)
         await asyncio.to_thread(_decrypt, part, dest, meta)
     except OSError as exc:
         raise ClientError(f"cannot write {dest}: {exc.strerror or exc}") from exc
     except CryptoError as exc:
         part.unlink(missing_ok=True)
-        client.store.warn("", "", None, "attachment-refused", f"blob {blob_id}: {exc}")
+        att.store.warn("", "", None, "attachment-refused", f"blob {blob_id}: {exc}")
         raise AttachmentRefused(f"attachment {blob_id} refused: {exc}") from exc
     except AttachmentRefused as exc:
         part.unlink(missing_ok=True)
-        client.store.warn("", "", None, "attachment-refused", str(exc))
+        att.store.warn("", "", None, "attachment-refused", str(exc))
         raise
     part.unlink(missing_ok=True)
     return dest

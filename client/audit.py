@@ -29,10 +29,13 @@ from opseal.crypto.merkle import (
 
 from .api import ApiClient
 from .errors import ClientError
+from .session import Session
+from .store import Store
 
 __all__ = [
     "AuditError",
     "AuditReport",
+    "Auditor",
     "encode_entry",
     "latest_checkpoint",
     "verify_audit",
@@ -57,6 +60,23 @@ class AuditReport:
     root: bytes
     entries_checked: int
     checkpoint: Checkpoint
+
+
+class Auditor:
+    """The audit part of a device: verifies the log against the log key pinned at enrolment
+    and the last checkpoint it saw, which it keeps in ``store``."""
+
+    def __init__(self, session: Session, store: Store) -> None:
+        self._session, self._store = session, store
+
+    async def verify(self, log_key: bytes) -> AuditReport:
+        """Verify the whole log against ``log_key`` (:func:`verify_audit`) and remember its
+        checkpoint for the next run."""
+        last_raw = self._store.get("audit-checkpoint")
+        last = Checkpoint.from_bytes(last_raw) if last_raw else None
+        report = await verify_audit(self._session.api, log_key, last)
+        self._store.put("audit-checkpoint", report.checkpoint.to_bytes())
+        return report
 
 
 def encode_entry(entry: Mapping[str, Any]) -> bytes:

@@ -18,6 +18,9 @@ join and are admitted. Then:
 It prints what each participant sees, then keeps the server running and prints how to use
 the ``opseal`` CLI against it; ``--no-serve`` stops instead. Exit codes: 0 every outcome held,
 1 one did not, 2 the demo could not run (folder, port or server trouble).
+
+Long because: it is one scripted scenario read top to bottom (setup, each act, the summary);
+split into modules it would have to be read in several places at once.
 """
 
 from __future__ import annotations

@@ -37,12 +37,14 @@ from opseal.crypto.errors import CryptoError
 from . import content
 from .errors import ClientError
 from .export import is_personal
-from .store import StoredMessage
+from .ports import Charters, Poster
+from .store import Store, StoredMessage
 
 __all__ = [
     "KEPT_FIELDS",
     "KEPT_LINE_FIELDS",
     "ReleaseRefused",
+    "Releaser",
     "check_release",
     "has_permission",
     "payload",
@@ -187,3 +189,26 @@ def payload(
             "record": sanitise(record, clear),
         }
     )
+
+
+class Releaser:
+    """Posts sanitised copies of verified seizure records, as a coordinator."""
+
+    def __init__(self, store: Store, org_id: str, charters: Charters, poster: Poster) -> None:
+        self._store, self._org_id = store, org_id
+        self._charters, self._poster = charters, poster
+
+    async def release(self, message_id: str, to_area: str, clear: Iterable[str] = ()) -> str:
+        """Post a sanitised copy of verified seizure record ``message_id`` into ``to_area``
+        (checked by :func:`check_release`); returns the release's message id."""
+        source = self._store.message(message_id)
+        if source is None:
+            raise ClientError(f"message {message_id} is not among this device's verified messages")
+        charter = await self._charters.charter(source.op)
+        check_release(
+            charter, self._org_id, source, to_area, self._store.messages(source.op, source.area)
+        )
+        body = payload(source, self._org_id, clear)
+        return await self._poster.post(
+            source.op, to_area, "release", body, handling=source.handling
+        )

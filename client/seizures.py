@@ -52,6 +52,9 @@ rejected row is withheld entirely, so that once the file is fixed a re-run submi
 (its message id is deterministic: a record submitted in part could never be completed). A
 file whose header lacks a required column, or has an unknown one, raises
 :class:`RecordError` before any row is read.
+
+Long because: the column table above, the CSV and XLSX readers and writers share one list
+of columns and one row-error type, and the per-field checks that name a rejected cell.
 """
 
 from __future__ import annotations

@@ -33,8 +33,9 @@ __all__ = ["SyncClient"]
 
 T = TypeVar("T")
 
-# Constructors and lifetime are written by hand below; everything else is generated.
-_NOT_WRAPPED = frozenset({"open", "enrol", "close"})
+# Constructors and lifetime are written by hand below; the async API client is not mirrored;
+# everything else is generated.
+_NOT_WRAPPED = frozenset({"open", "enrol", "close", "api"})
 
 
 class _LoopThread:

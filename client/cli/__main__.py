@@ -1,0 +1,7 @@
+"""``python -m opseal.client.cli``: the ``opseal`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

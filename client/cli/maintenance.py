@@ -1,0 +1,63 @@
+"""Commands: audit, outbox and sync (``audit verify``, ``outbox``, ``sync``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .context import Ctx, last_warning, send
+from .registry import RETRY, command
+from .render import table, warning_json, when
+
+
+# -- audit, outbox, sync ----------------------------------------------------------------------
+@command("audit verify", "verify the audit log against its key and your last check")
+async def audit_verify(ctx: Ctx) -> None:
+    async with ctx.client() as client:
+        report = await client.verify_audit()
+    cp = report.checkpoint
+    ctx.out.result(
+        {"size": report.size, "root": report.root.hex(), "entries_checked": report.entries_checked,
+         "checkpoint_time": cp.timestamp, "log_id": cp.log_id},
+        [
+            f"Audit log verified: {report.size} entries, root {report.root.hex()}",
+            f"  checkpoint of {when(cp.timestamp)} signed by the pinned log key; it extends "
+            "the last checkpoint this profile saw",
+        ],
+    )  # fmt: skip
+
+
+@command("outbox", "show submissions waiting to be sent")
+async def outbox(ctx: Ctx) -> None:
+    async with ctx.client(login=False) as client:
+        rows = client.store.outbox_summary()
+    keys = ("operation_id", "area", "status", "count", "max_attempts", "last_error")
+    data: list[dict[str, Any]] = [dict(zip(keys, r, strict=True)) for r in rows]
+    pending = sum(r["count"] for r in data if r["status"] == "pending")
+    text = table([[c if c is not None else "-" for c in r] for r in rows],
+                 ("OPERATION", "AREA", "STATUS", "COUNT", "ATTEMPTS", "LAST ERROR"))  # fmt: skip
+    ctx.out.result(
+        {"pending": pending, "areas": data},
+        [*text, f"{pending} pending" + ("; `opseal sync` sends them" if pending else "")]
+        if rows
+        else "The outbox is empty.",
+    )
+
+
+@command("sync", "send the outbox, fetch and verify everything new", RETRY)
+async def sync(ctx: Ctx) -> None:
+    async with ctx.client() as client:
+        sent = await send(client, ctx)
+        before = last_warning(client)
+        report = await ctx.sync(client)
+        fresh = client.warnings(before)
+    data = {
+        "sent": sent,
+        **dataclasses.asdict(report),
+        "warnings": [warning_json(w) for w in fresh],
+    }
+    ctx.out.result(
+        data,
+        f"Sent {sent}; received {report.entries} entries ({report.messages} messages, "
+        f"{report.commits} commits); {report.refused} refused.",
+    )

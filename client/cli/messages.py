@@ -1,0 +1,145 @@
+"""Commands: messages (``post``, ``read``, ``tail``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from opseal.crypto.errors import CryptoError
+
+from .. import content as payloads
+from ..client import Client
+from ..store import StoredMessage
+from .codes import OK, WARNINGS, CliError, usage
+from .context import Ctx, check_may_post, last_warning, send
+from .registry import AREA, HANDLING, OP, RETRY, arg, command
+from .render import WarningRow, message_json, message_text, warning_json
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+@command(
+    "post",
+    "post a text message to an area",
+    OP,
+    AREA,
+    arg("--text", required=True, help="the message (Markdown); - reads it from stdin"),
+    arg("--requires-ack", action="store_true", help="ask every organisation to acknowledge"),
+    arg("--handling", choices=HANDLING, default="H0", help="handling code (default H0)"),
+    RETRY,
+)
+async def post(ctx: Ctx) -> None:
+    text = sys.stdin.read() if ctx.args.text == "-" else ctx.args.text
+    if not text.strip():
+        raise usage("--text is empty", "write the message, or pipe it with --text -")
+    async with ctx.client(sync=True) as client:
+        await check_may_post(client, ctx.args.op, ctx.args.area)
+        [message_id] = client.enqueue(
+            ctx.args.op,
+            ctx.args.area,
+            [("text", payloads.text(text))],
+            handling=ctx.args.handling,
+            requires_ack=ctx.args.requires_ack,
+        )
+        await send(client, ctx)
+    ctx.out.result({"message_id": message_id}, f"Posted {message_id}")
+
+
+@command(
+    "read",
+    "show the verified messages of an operation or area",
+    OP,
+    arg("area", nargs="?", metavar="AREA", help="one area (default: all)"),
+    arg("--after", type=int, default=0, metavar="SEQ", help="only entries after this sequence"),
+)
+async def read(ctx: Ctx) -> int:
+    op, area, after = ctx.args.op, ctx.args.area, ctx.args.after
+    async with ctx.client(sync=True) as client:
+        if client.store.pin(op) is None:
+            raise CliError(
+                f"this device has not joined operation {op!r}",
+                "see `opseal op list`, then `opseal op join OP --root-key KEY`",
+            )
+        if area is not None:
+            await _check_may_read(client, op, area)
+        messages = client.read(op, area, after=after)
+        warnings = [w for w in client.warnings() if _concerns(w, op, area, after)]
+        gaps = _gaps(client, op, area)
+    data = {
+        "messages": [message_json(m) for m in messages],
+        "warnings": [warning_json(w) for w in warnings],
+        "gaps": gaps,
+    }
+    ctx.out.result(data, [message_text(m) for m in messages] or "No messages.")
+    ctx.out.warnings([w for w in warnings if w[0] not in ctx.shown_warnings])
+    for gap_area, senders in gaps.items():
+        for sender, counters in senders.items():
+            ctx.out.warn(f"{gap_area}: possibly missing messages {counters} from {sender}")
+    return WARNINGS if warnings or gaps else OK
+
+
+async def _check_may_read(client: Client, op: str, area: str) -> None:
+    charter = await client.charter(op)
+    try:
+        charter.area(area)
+        charter.check_may_read(client.org_id, area)
+    except CryptoError as exc:
+        raise CliError(str(exc), f"see who reads which area with `opseal op charter {op}`") from exc
+
+
+def _gaps(client: Client, op: str, area: str | None) -> dict[str, dict[str, list[int]]]:
+    areas = [a for o, a in client.store.areas() if o == op and area in (None, a)]
+    return {a: gaps for a in areas if (gaps := client.gaps(op, a))}
+
+
+def _concerns(w: WarningRow, op: str, area: str | None, after: int) -> bool:
+    _id, w_op, w_area, seq, _kind, _msg = w
+    return w_op == op and area in (None, w_area or area) and (seq is None or seq > after)
+
+
+@command(
+    "tail",
+    "show new messages in all your areas as they arrive",
+    arg("--count", type=int, metavar="N", help="stop after N messages"),
+    follows=True,
+)
+async def tail(ctx: Ctx) -> None:
+    # No sync first: the stream resumes from the sync cursor, so what arrived since the last
+    # command is shown too, verified the same way, and then what arrives next.
+    async with ctx.client() as client:
+        ctx.out.note("Following; Ctrl-C to stop.")
+        stop, shown = asyncio.Event(), 0
+
+        def show(message: StoredMessage) -> None:
+            nonlocal shown
+            if stop.is_set():
+                return  # past --count (still stored: `opseal read` shows it)
+            ctx.out.line(message_json(message), message_text(message))
+            shown += 1
+            if ctx.args.count is not None and shown >= ctx.args.count:
+                stop.set()
+
+        watcher = asyncio.ensure_future(_watch_warnings(ctx, client))
+        try:
+            await client.tail(show, stop=stop)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            _report_warnings(ctx, client)
+
+
+async def _watch_warnings(ctx: Ctx, client: Client) -> None:
+    """Show integrity warnings as they are recorded, while a command follows the stream."""
+    while True:
+        await asyncio.sleep(1.0)
+        _report_warnings(ctx, client)
+
+
+def _report_warnings(ctx: Ctx, client: Client) -> None:
+    since = ctx.seen_warning if ctx.seen_warning is not None else last_warning(client)
+    fresh = client.warnings(since)
+    ctx.out.warnings(fresh)
+    ctx.fresh_warnings += len(fresh)
+    ctx.seen_warning = fresh[-1][0] if fresh else since

@@ -1,0 +1,308 @@
+"""Commands: seizure records (``submit seizures``, ``template seizures``, ``report``,
+``export``, ``release``, ``permit-release``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import export, release
+from ..errors import (
+    ApiError,
+    ClientError,
+    TransportError,
+)
+from ..report import aggregate, checked_records
+from ..report_render import FORMATS as REPORT_FORMATS
+from ..report_render import render as render_report
+from ..seizures import (
+    COLUMNS,
+    REQUIRED_COLUMNS,
+    RecordError,
+    RowError,
+    read_seizures,
+    write_seizures_csv,
+    write_seizures_xlsx,
+)
+from ..store import StoredMessage
+from .codes import OK, REFUSED, WARNINGS, CliError, usage
+from .context import Ctx, check_may_post, verified
+from .registry import MESSAGE_ID, OP, arg, command
+
+
+@command(
+    "submit seizures",
+    "submit seizure records from a CSV or XLSX file",
+    arg(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help=f"CSV or XLSX (.xlsx), one goods line per row; columns {', '.join(COLUMNS)} "
+        f"(required: {', '.join(REQUIRED_COLUMNS)}); `opseal template seizures` writes one",
+    ),
+    arg("--op", required=True, help="the operation"),
+    arg("--area", default="seizures", help="the area (default seizures)"),
+    arg(
+        "--all-or-nothing",
+        action="store_true",
+        help="submit nothing when any row is rejected (default: submit every valid record)",
+    ),
+)
+async def submit_seizures(ctx: Ctx) -> int:
+    a = ctx.args
+    records, rejected = _read_csv(a.file)
+    for row in rejected:
+        ctx.out.warn(f"{a.file}: {row}")
+    if rejected and a.all_or_nothing:
+        ctx.out.result(
+            {
+                "submitted": 0,
+                "message_ids": [],
+                "rejected": [dataclasses.asdict(r) for r in rejected],
+            },
+            "Submitted nothing (--all-or-nothing).",
+        )
+        raise CliError(
+            f"{len(rejected)} cells of {a.file} were rejected; nothing was submitted "
+            "(--all-or-nothing)",
+            "correct the rows listed above and submit the file again",
+        )
+    async with ctx.client(sync=True) as client:
+        await check_may_post(client, a.op, a.area)
+        with ctx.out.progress(len(records), "submitting", "record") as bar:
+            ids = await client.post_seizures(a.op, records, area=a.area, progress=bar.update)
+    ctx.out.result(
+        {
+            "submitted": len(ids),
+            "message_ids": ids,
+            "rejected": [dataclasses.asdict(r) for r in rejected],
+        },
+        f"Submitted {len(ids)} records to {a.op}/{a.area}"
+        + (f"; {len(rejected)} rejected cells withheld their records." if rejected else "."),
+    )
+    if not rejected:
+        return OK
+    withheld = len({r.record_id or r.row for r in rejected})
+    ctx.out.fail(
+        f"{len(rejected)} cells of {a.file} were rejected; records withheld: {withheld} "
+        "(every other record was submitted)",
+        "correct the rows listed above and submit the file again (nothing is sent twice)",
+    )
+    return REFUSED
+
+
+def _read_csv(path: Path) -> tuple[list[dict[str, Any]], list[RowError]]:
+    if not path.is_file():
+        raise usage(f"{path}: no such file", "give the path of a CSV or XLSX file")
+    try:
+        return read_seizures(path)
+    except RecordError as exc:
+        raise usage(f"{path}: {exc}", "see `opseal template seizures` for the columns") from exc
+    except ClientError as exc:
+        raise usage(str(exc), "check that the file is a UTF-8 CSV or an .xlsx workbook") from exc
+
+
+@command(
+    "template seizures",
+    "write an empty seizure file with every column (CSV or XLSX)",
+    arg("--format", choices=("csv", "xlsx"), default="csv", help="csv (default) or xlsx"),
+    arg("--output", type=Path, metavar="FILE", help="where to write (CSV default: stdout)"),
+)
+async def template_seizures(ctx: Ctx) -> None:
+    a = ctx.args
+    if a.output is None:
+        if a.format == "xlsx":
+            raise usage("an XLSX template needs --output FILE", "e.g. --output seizures.xlsx")
+        print(",".join(COLUMNS), flush=True)
+        return
+    try:
+        (write_seizures_xlsx if a.format == "xlsx" else write_seizures_csv)(a.output, [])
+    except OSError as exc:
+        raise usage(f"cannot write {a.output}: {exc.strerror}", "check the path") from exc
+    ctx.out.result(
+        {"output": str(a.output), "format": a.format, "columns": list(COLUMNS)},
+        f"Wrote an empty {a.format.upper()} template to {a.output} "
+        f"(required columns: {', '.join(REQUIRED_COLUMNS)}).",
+    )
+
+
+@command(
+    "report",
+    "aggregate the seizure records you may read (computed here, after a sync)",
+    OP,
+    arg("--format", choices=tuple(REPORT_FORMATS), help="table (default), json, csv or html"),
+    arg("--output", type=Path, metavar="FILE", help="write the report to FILE"),
+)
+async def report(ctx: Ctx) -> int:
+    a = ctx.args
+    fmt = a.format or ("json" if ctx.args.json else "table")
+    if ctx.args.json and a.output is None and fmt != "json":
+        raise usage(f"--json prints the report as JSON; {fmt} needs --output FILE", "add it")
+    async with ctx.client(sync=True) as client:
+        if client.store.pin(a.op) is None:
+            raise CliError(
+                f"this device has not joined operation {a.op!r}",
+                "see `opseal op list`, then `opseal op join OP --root-key KEY`",
+            )
+        messages = client.read(a.op, content_type="seizure")
+    records, excluded = checked_records((m.message_id, m.org, _payload(m)) for m in messages)
+    for item in excluded:
+        ctx.out.warn(str(item))
+    result = {
+        "operation_id": a.op,
+        **aggregate(records),
+        "excluded": [dataclasses.asdict(e) for e in excluded],
+    }
+    text = render_report(result, fmt)
+    if a.output is None:
+        if ctx.args.json:
+            ctx.out.result(result)
+        else:
+            sys.stdout.write(text)
+            ctx.out.answered = True
+        return WARNINGS if excluded else OK
+    try:
+        a.output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise usage(f"cannot write {a.output}: {exc.strerror}", "check the path") from exc
+    ctx.out.result(
+        {"output": str(a.output), "format": fmt, **result},
+        f"Wrote the {fmt} report of {a.op} to {a.output}: {result['totals']['seizures']} "
+        f"seizures from {result['totals']['administrations']} administrations.",
+    )
+    return WARNINGS if excluded else OK
+
+
+def _payload(m: StoredMessage) -> Any:
+    try:
+        return m.json()
+    except ValueError:
+        return None
+
+
+@command(
+    "export",
+    "write the decrypted seizure records you may read as CSV or JSON",
+    OP,
+    arg("--format", choices=export.FORMATS, default="csv", help="csv (default) or json"),
+    arg("--output", type=Path, metavar="FILE", help="write to FILE, mode 0600 (default: stdout)"),
+    arg(
+        "--include-personal",
+        action="store_true",
+        help="keep personal data (consignor, consignee) where the handling code allows; "
+        "declared to the server's audit log",
+    ),
+)
+async def export_records(ctx: Ctx) -> None:
+    a = ctx.args
+    async with ctx.client(sync=True) as client:
+        if client.store.pin(a.op) is None:
+            raise CliError(
+                f"this device has not joined operation {a.op!r}",
+                "see `opseal op list`, then `opseal op join OP --root-key KEY`",
+            )
+        try:
+            rows = export.collect(
+                client.read(a.op), client.org_id, include_personal=a.include_personal
+            )
+        except export.ExportRefused as exc:
+            raise CliError(
+                str(exc), "export without --include-personal, or ask the originating organisation"
+            ) from exc
+        if a.include_personal:
+            try:
+                await client.api.declare("export", a.op, len(rows), include_personal=True)
+            except (ApiError, TransportError) as exc:
+                raise CliError(
+                    f"the export with personal data could not be declared ({exc}); "
+                    "nothing was written",
+                    "retry when the server answers, or export without --include-personal",
+                ) from exc
+    h1 = sum(1 for r in rows if r.warnings)
+    if h1:
+        ctx.out.warn(f"{h1} exported record(s) are {export.H1_WARNING}")
+    if a.format == "json":
+        body = export.to_json(rows, a.op, include_personal=a.include_personal)
+    else:
+        body = export.to_csv(rows)
+    if a.output is None:
+        ctx.out.answered = True
+        sys.stdout.write(body)
+        sys.stdout.flush()
+        return
+    _write_private(a.output, body)
+    personal = "with" if a.include_personal else "without"
+    ctx.out.result(
+        {
+            "output": str(a.output),
+            "records": len(rows),
+            "format": a.format,
+            "include_personal": a.include_personal,
+        },
+        f"Exported {len(rows)} records of {a.op} to {a.output} ({personal} personal data).",
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only; it appears whole or not at all."""
+    part = path.with_name(path.name + ".part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    os.replace(part, path)
+
+
+@command(
+    "release",
+    "put a sanitised copy of a seizure record into a stakeholder area (coordinator)",
+    MESSAGE_ID,
+    arg("--to", required=True, dest="to_area", metavar="AREA", help="a stakeholder area"),
+    arg(
+        "--clear",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="FIELD",
+        help="free-text field cleared for release, e.g. description remarks (personal data "
+        "never is)",
+    ),
+)
+async def release_record(ctx: Ctx) -> None:
+    a = ctx.args
+    async with ctx.client(sync=True) as client:
+        verified(client, a.message_id)
+        try:
+            release_id = await client.release(a.message_id, a.to_area, a.clear)
+        except release.ReleaseRefused as exc:
+            raise CliError(str(exc), "see `opseal release --help` and `opseal op charter`") from exc
+    ctx.out.result(
+        {"message_id": release_id, "source_message_id": a.message_id, "area": a.to_area},
+        f"Released {a.message_id} into {a.to_area} as {release_id}",
+    )
+
+
+@command(
+    "permit-release",
+    "permit the coordinator to release your H2 seizure record to stakeholders",
+    MESSAGE_ID,
+    arg("--note", default="", help="the permission's text (default: a standard sentence)"),
+)
+async def permit_release(ctx: Ctx) -> None:
+    a = ctx.args
+    async with ctx.client(sync=True) as client:
+        source = verified(client, a.message_id)
+        if source.org != client.org_id or source.content_type != "seizure":
+            raise CliError(
+                f"{a.message_id} is not a seizure record of {client.org_id}",
+                "only the originating organisation permits the release of its records",
+            )
+        await check_may_post(client, source.op, source.area)
+        payload = release.permission(source.message_id, a.note)
+        permission_id = await client.post(source.op, source.area, "text", payload)
+    ctx.out.result(
+        {"message_id": permission_id, "permits": a.message_id},
+        f"Permitted the release of {a.message_id} ({permission_id})",
+    )

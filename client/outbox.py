@@ -1,0 +1,278 @@
+"""``Outbox``: every submission is sealed, stored, then sent until the server confirms it.
+
+Items are sealed for the area's current epoch and written to the local store's outbox in one
+transaction; :meth:`Outbox.flush` sends them in batches, retrying transport failures with
+backoff. Message ids make retries idempotent: a batch the server refused for a new epoch is
+sealed again under the same ids after a sync, and one it refused for good is set aside (shown
+by ``opseal outbox``) so the rest is not blocked. Seizure records are submitted exactly once
+(:meth:`Outbox.post_seizures`): each has a deterministic id, and ids already queued or
+verified from this organisation are skipped.
+
+It depends on the session (to send and log in again), the store, the device identity, the
+verified group state (:class:`~opseal.client.ports.MemberStates`) and a resync callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from opseal.crypto.envelope import Envelope, Header, seal
+from opseal.crypto.group import DeviceIdentity, GroupState
+
+from . import attachments, content
+from .errors import (
+    ApiError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnauthorizedError,
+    UnavailableError,
+    WrongEpochError,
+)
+from .ports import MemberStates, Resync
+from .session import Session
+from .store import OutboxItem, Store
+
+__all__ = ["BATCH", "Outbox"]
+
+BATCH = 500
+"""Outbox items sent per round."""
+
+
+class Outbox:
+    """Seals, queues and sends this device's messages."""
+
+    def __init__(
+        self,
+        session: Session,
+        store: Store,
+        identity: DeviceIdentity,
+        instance_id: str,
+        states: MemberStates,
+        resync: Resync,
+    ) -> None:
+        self._session, self._store, self._identity = session, store, identity
+        self._instance_id, self._states, self._resync = instance_id, states, resync
+
+    def _seal(
+        self,
+        state: GroupState,
+        secret: bytes,
+        counter: int,
+        message_id: uuid.UUID,
+        content_type: str,
+        plaintext: bytes,
+        handling: str,
+        requires_ack: bool,
+    ) -> Envelope:
+        header = Header(
+            self._instance_id,
+            state.operation_id,
+            state.area,
+            state.epoch,
+            self._identity.device_id,
+            counter,
+            message_id,
+            content_type,
+            handling,
+            requires_ack,
+            int(time.time() * 1000),
+        )
+        return seal(header, plaintext, secret, self._identity.signing_key)
+
+    def enqueue(
+        self,
+        op: str,
+        area: str,
+        items: Sequence[tuple[str, Any]],
+        *,
+        handling: str = "H0",
+        requires_ack: bool = False,
+        message_ids: Sequence[uuid.UUID] | None = None,
+    ) -> list[str]:
+        """Seal ``(content_type, payload)`` items and write them to the outbox (not sent yet)."""
+        state, secret = self._states.current(op, area)
+        ids = list(message_ids) if message_ids is not None else [uuid.uuid4() for _ in items]
+        with self._store.transaction():
+            first = self._store.take_counters(op, area, len(items))
+            queued = []
+            for n, ((content_type, payload), message_id) in enumerate(zip(items, ids, strict=True)):
+                plaintext = json.dumps(payload, sort_keys=True).encode()
+                envelope = self._seal(
+                    state,
+                    secret,
+                    first + n,
+                    message_id,
+                    content_type,
+                    plaintext,
+                    handling,
+                    requires_ack,
+                )
+                queued.append(
+                    OutboxItem(
+                        str(message_id),
+                        op,
+                        area,
+                        envelope.to_bytes(),
+                        plaintext,
+                        content_type,
+                        handling,
+                        requires_ack,
+                        0,
+                    )
+                )
+            self._store.enqueue(queued)
+        return [str(i) for i in ids]
+
+    async def post(
+        self,
+        op: str,
+        area: str,
+        content_type: str,
+        payload: Any,
+        *,
+        handling: str = "H0",
+        requires_ack: bool = False,
+    ) -> str:
+        """Seal, queue and send one message; returns its message id."""
+        [message_id] = self.enqueue(
+            op, area, [(content_type, payload)], handling=handling, requires_ack=requires_ack
+        )
+        await self.flush()
+        return message_id
+
+    async def flush(self, *, deadline: float = 120.0, progress: Any = None) -> int:
+        """Send the outbox until it is empty, retrying with backoff; returns how many were
+        confirmed. A transport failure past ``deadline`` seconds leaves the rest pending."""
+        sent, delay, stop = 0, 0.5, time.monotonic() + deadline
+        while batch := self._store.pending(BATCH):
+            by_area: dict[tuple[str, str], list[OutboxItem]] = {}
+            for item in batch:
+                by_area.setdefault((item.op, item.area), []).append(item)
+            try:
+                for (op, area), items in by_area.items():
+                    sent += await self._send(op, area, items)
+                    if progress is not None:
+                        progress(len(items))
+                delay = 0.5
+            except TransportError:
+                if time.monotonic() > stop:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                await self._session.relogin()
+        return sent
+
+    async def _send(self, op: str, area: str, items: list[OutboxItem]) -> int:
+        try:
+            seqs = await self._session.api.post_batch(op, area, [i.envelope for i in items])
+        except WrongEpochError:
+            await self._resync()
+            self._reseal(op, area, items)
+            return 0
+        except (RateLimitedError, UnavailableError, UnauthorizedError, ServerError) as exc:
+            raise TransportError(str(exc)) from exc  # transient: retried with backoff
+        except ApiError as exc:
+            return self._refused(items, exc)
+        with self._store.transaction():
+            self._store.mark_sent([(i.message_id, s) for i, s in zip(items, seqs, strict=True)])
+        return len(seqs)
+
+    def _refused(self, items: list[OutboxItem], exc: ApiError) -> int:
+        """The server refused the batch for good: set aside the envelope it names (or the
+        whole batch), so the rest of the outbox is not blocked; `opseal outbox` shows it."""
+        index = exc.details.get("index")
+        culprits = [items[index]] if isinstance(index, int) and 0 <= index < len(items) else items
+        with self._store.transaction():
+            self._store.mark_refused([i.message_id for i in culprits], str(exc))
+        self._store.warn(items[0].op, items[0].area, None, "submission-refused", str(exc))
+        return 0
+
+    def _reseal(self, op: str, area: str, items: list[OutboxItem]) -> None:
+        """The area moved to a new epoch: seal the same messages again (same ids) for it."""
+        state, secret = self._states.current(op, area)
+        with self._store.transaction():
+            first = self._store.take_counters(op, area, len(items))
+            for n, item in enumerate(items):
+                envelope = self._seal(
+                    state,
+                    secret,
+                    first + n,
+                    uuid.UUID(item.message_id),
+                    item.content_type,
+                    item.plaintext,
+                    item.handling,
+                    item.requires_ack,
+                )
+                self._store.replace_envelope(item.message_id, envelope.to_bytes())
+
+    async def post_seizures(
+        self,
+        op: str,
+        records: Sequence[dict[str, Any]],
+        area: str = "seizures",
+        progress: attachments.Progress | None = None,
+        *,
+        handling: str = "H0",
+    ) -> list[str]:
+        """Submit seizure records exactly once: each gets a deterministic message id
+        (:func:`~.content.record_message_id`); records this organisation already queued or
+        posted are skipped, the rest go through the outbox. Returns every record's id.
+
+        ``progress(n)`` is called with counts of records done, the skipped ones first.
+        """
+        payloads = self._seizure_payloads(records)
+        ids = [content.record_message_id(op, p) for p in payloads]
+        fresh = self._unsubmitted(payloads, ids)
+        if progress is not None and len(fresh) < len(payloads):
+            progress(len(payloads) - len(fresh))
+        if fresh:
+            self.enqueue(
+                op,
+                area,
+                [("seizure", p) for p, _ in fresh],
+                handling=handling,
+                message_ids=[i for _, i in fresh],
+            )
+        await self.flush(progress=progress)
+        return [str(i) for i in ids]
+
+    def _seizure_payloads(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every record checked before anything is queued; the first bad one is named."""
+        payloads = []
+        for n, record in enumerate(records):
+            try:
+                payloads.append(content.seizure(record))
+            except content.ContentError as exc:
+                raise content.ContentError(f"records[{n}].{exc.field}", exc.reason) from exc
+        return payloads
+
+    def _unsubmitted(
+        self, payloads: list[dict[str, Any]], ids: list[uuid.UUID]
+    ) -> list[tuple[dict[str, Any], uuid.UUID]]:
+        """Records whose id is neither in the outbox nor verified from this organisation."""
+        seen = self._known_ids([str(i) for i in ids])
+        fresh = []
+        for payload, message_id in zip(payloads, ids, strict=True):
+            if str(message_id) not in seen:
+                seen.add(str(message_id))
+                fresh.append((payload, message_id))
+        return fresh
+
+    def _known_ids(self, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._store.db.execute(
+                f"SELECT message_id FROM outbox WHERE message_id IN ({marks}) "  # noqa: S608
+                f"UNION SELECT message_id FROM messages WHERE org = ? AND message_id IN ({marks})",
+                [*chunk, self._identity.organisation_id, *chunk],
+            )
+            known.update(row[0] for row in rows)
+        return known

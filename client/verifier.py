@@ -1,0 +1,314 @@
+"""``Verifier``: the trust core of a device — charters, commits and messages (design §3 to §5).
+
+It never takes the server's word for membership or keys: every charter version is verified
+from the coordinator root pinned at join time, every commit is validated with the crypto core
+before its epoch secret is used, and every message is checked (context, sender in that
+epoch's roster, signature, post rights, decryption, replay) before it is stored as genuine.
+Anything refused is recorded as a warning and kept out of what the store's messages hold.
+
+It depends on the :class:`~opseal.client.session.Session` (for charter versions and sync
+pages), the local :class:`~opseal.client.store.Store`, the device identity and a clock; it
+serves the other parts as :class:`~opseal.client.ports.Charters` and
+:class:`~opseal.client.ports.MemberStates`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opseal.crypto.charter import Charter, verify_charter_chain, verify_successor
+from opseal.crypto.encoding import b64d
+from opseal.crypto.envelope import Envelope, open_envelope
+from opseal.crypto.errors import CryptoError
+from opseal.crypto.group import (
+    Commit,
+    DeviceIdentity,
+    GroupState,
+    KeyPackage,
+    apply_commit,
+    open_epoch_secret,
+    open_history,
+)
+
+from .errors import ClientError
+from .ports import Clock
+from .session import Session
+from .store import Store, StoredMessage
+
+__all__ = ["IntegrityWarning", "SyncReport", "Verifier"]
+
+
+class IntegrityWarning(ClientError):
+    """Something the server handed over failed verification (also stored as a warning)."""
+
+
+@dataclass
+class SyncReport:
+    """What one :meth:`Client.sync` saw."""
+
+    entries: int = 0
+    messages: int = 0
+    commits: int = 0
+    key_packages: int = 0
+    refused: int = 0
+
+
+class Verifier:
+    """Verifies what the server serves and records it (or a warning) in the local store."""
+
+    def __init__(
+        self,
+        session: Session,
+        store: Store,
+        identity: DeviceIdentity,
+        instance_id: str,
+        clock: Clock,
+    ) -> None:
+        self._session, self._store, self._identity = session, store, identity
+        self._instance_id, self._clock = instance_id, clock
+        self._charters: dict[str, Charter] = {}
+        self._tracker = store.load_tracker()
+
+    def save_tracker(self) -> None:
+        """Persist the replay tracker (counters seen per sender)."""
+        self._store.save_tracker(self._tracker)
+
+    def knows(self, operation_id: str) -> bool:
+        """Whether a verified charter of ``operation_id`` is already in memory."""
+        return operation_id in self._charters
+
+    # -- charters --
+    async def pin(self, operation_id: str, coordinator_root_key_id: bytes) -> Charter:
+        """Pin the coordinator organisation's root (from the invitation) and verify the
+        charter from it."""
+        self._store.set_pin(operation_id, coordinator_root_key_id)
+        return await self.charter(operation_id, refresh=True)
+
+    async def charter(self, operation_id: str, *, refresh: bool = False) -> Charter:
+        """The latest charter version, verified from the pinned root."""
+        if operation_id in self._charters and not refresh:
+            return self._charters[operation_id]
+        pinned = self._store.pin(operation_id)
+        if pinned is None:
+            raise ClientError(
+                f"operation {operation_id!r} is not pinned: run `opseal op join` "
+                "with the coordinator's fingerprint first"
+            )
+        known = [Charter.from_bytes(b) for b in self._store.charters(operation_id)]
+        served = [
+            Charter.from_bytes(b) for b in await self._session.api.charter_versions(operation_id)
+        ]
+        try:
+            if not known:
+                verify_charter_chain(served, pinned_root_key_id=pinned, now=self._clock())
+                chain = served
+            else:
+                chain = known + [c for c in served if c.version > known[-1].version]
+                for prev, new in zip(chain[len(known) - 1 :], chain[len(known) :], strict=False):
+                    verify_successor(prev, new, now=self._clock())
+                for mine, theirs in zip(known, served, strict=False):
+                    if mine.hash != theirs.hash:
+                        raise CryptoError(f"charter version {mine.version} was rewritten")
+        except CryptoError as exc:
+            self._store.warn(operation_id, "", None, "charter-refused", str(exc))
+            raise IntegrityWarning(f"charter of {operation_id!r} refused: {exc}") from exc
+        for c in chain:
+            self._store.add_charter(operation_id, c.version, c.to_bytes())
+        self._charters[operation_id] = chain[-1]
+        return chain[-1]
+
+    # -- sync and verification --
+    async def sync(self) -> SyncReport:
+        """Fetch everything new in this device's areas and verify it."""
+        report = SyncReport()
+        cursor = (self._store.get("sync-cursor") or b"").decode()
+        while True:
+            page = await self._session.api.sync(cursor, limit=1000)
+            try:
+                # One local transaction per page: verified entries, positions, the cursor and
+                # the replay tracker are stored together, or not at all.
+                with self._store.transaction():
+                    for entry in page["events"]:
+                        await self.ingest(entry, report)
+                    cursor = page["cursor"]
+                    self._store.put("sync-cursor", cursor.encode())
+                    self.save_tracker()
+            except BaseException:
+                self._tracker = self._store.load_tracker()  # forget what was rolled back
+                raise
+            if not page["more"]:
+                return report
+
+    async def ingest(self, entry: dict[str, Any], report: SyncReport | None = None) -> None:
+        """Verify one area entry and record it (or a warning) in the local store."""
+        report = report or SyncReport()
+        op, area, seq = entry["operation_id"], entry["area"], entry["seq"]
+        position = self._store.position(op, area)
+        if seq <= position:
+            return
+        if seq != position + 1:
+            self._store.warn(
+                op,
+                area,
+                seq,
+                "gap",
+                f"the server skipped entries {position + 1}..{seq - 1} of {area}",
+            )
+        report.entries += 1
+        body = b64d(entry["body"])
+        try:
+            if entry["kind"] == "commit":
+                await self._take_commit(op, area, body)
+                report.commits += 1
+            elif entry["kind"] == "message":
+                self._take_message(op, area, seq, body, await self.charter(op))
+                report.messages += 1
+            elif entry["kind"] == "key-package":
+                await self._take_key_package(op, area, body)
+                report.key_packages += 1
+        except (CryptoError, IntegrityWarning) as exc:
+            report.refused += 1
+            self._store.warn(op, area, seq, f"{entry['kind']}-refused", str(exc))
+        self._store.set_position(op, area, seq)
+
+    async def _take_commit(self, op: str, area: str, body: bytes) -> None:
+        commit = Commit.from_bytes(body)
+        charter = await self.charter(op)
+        if commit.charter_hash != charter.hash:
+            charter = await self.charter(op, refresh=True)
+        latest = self._store.latest_state(op, area)
+        state = GroupState.from_bytes(latest[1]) if latest else None
+        reached = self._sequence_epoch(op, area)
+        if (
+            state is not None
+            and commit.epoch <= state.epoch
+            and reached in (None, commit.epoch - 1)  # served at its place, not replayed later
+            and self._is_own(op, area, commit)
+        ):
+            self._store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
+            return  # a commit this device made and applied when it posted it
+        new_state = apply_commit(
+            state, commit, charter, now=self._clock(), instance_id=self._instance_id
+        )
+        with self._store.transaction():
+            self._store.add_state(op, area, commit.epoch, new_state.to_bytes())
+            self._store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
+            if new_state.member(self._identity.device_id) is not None:
+                secret = open_epoch_secret(commit, new_state, self._identity)
+                self._store.add_secret(op, area, commit.epoch, secret)
+                for epoch, past in open_history(commit, new_state, self._identity).items():
+                    self._store.add_secret(op, area, epoch, past)
+        self._release_held(op, area, charter)
+
+    def _release_held(self, op: str, area: str, charter: Charter) -> None:
+        """Open messages held for want of their epoch secret, now that history may have
+        brought it. Each was already checked against its place in the sequence."""
+        for seq, epoch, body in self._store.held(op, area):
+            if self._store.secret(op, area, epoch) is None:
+                continue
+            try:
+                self._open_message(op, area, seq, Envelope.from_bytes(body), charter)
+            except (CryptoError, IntegrityWarning) as exc:
+                self._store.warn(op, area, seq, "message-refused", str(exc))
+            self._store.release(op, area, seq)
+
+    def _is_own(self, op: str, area: str, commit: Commit) -> bool:
+        raw = self._store.state(op, area, commit.epoch)
+        if raw is None or commit.committer != self._identity.device_id:
+            return False
+        mine = GroupState.from_bytes(raw)
+        same = (mine.previous_state_hash, mine.roster_hash, mine.charter_hash)
+        return same == (commit.previous_state_hash, commit.roster_hash, commit.charter_hash)
+
+    def _sequence_epoch(self, op: str, area: str) -> int | None:
+        """The epoch of the last commit accepted in the area's sequence: the server stores each
+        message after its epoch's commit and before the next, so it is the only epoch the
+        area's next messages may carry (``None`` before the first commit)."""
+        raw = self._store.get(f"sequence-epoch/{op}/{area}")
+        return None if raw is None else int(raw)
+
+    async def _take_key_package(self, op: str, area: str, body: bytes) -> None:
+        """Check a join request as an admitting client would, so that a forged device or a
+        substituted key is reported rather than silently skipped."""
+        package = KeyPackage.from_bytes(body)
+        if (package.operation_id, package.area) != (op, area):
+            raise IntegrityWarning(
+                f"key package for {package.operation_id}/{package.area} served in {op}/{area}"
+            )
+        try:
+            package.verify(await self.charter(op), now=self._clock(), revoked=frozenset())
+        except CryptoError:  # the cached charter may predate the device's organisation
+            charter = await self.charter(op, refresh=True)
+            package.verify(charter, now=self._clock(), revoked=frozenset())
+
+    def _take_message(self, op: str, area: str, seq: int, body: bytes, charter: Charter) -> None:
+        envelope = Envelope.from_bytes(body)
+        header = envelope.header
+        if (header.operation_id, header.area) != (op, area):
+            raise IntegrityWarning(
+                f"message for {header.operation_id}/{header.area} served in {op}/{area}"
+            )
+        current = self._sequence_epoch(op, area)
+        if current is not None and header.epoch != current:
+            raise IntegrityWarning(
+                f"message of epoch {header.epoch} served while {area} is at epoch {current}"
+            )
+        if self._store.state(op, area, header.epoch) is None:
+            raise IntegrityWarning(f"no verified state for epoch {header.epoch} of {area}")
+        if self._store.secret(op, area, header.epoch) is None:
+            # Posted before this device was admitted: a 'shared' area's history may bring the
+            # key with the admitting commit; until then the message waits, unread.
+            self._store.hold(op, area, seq, header.epoch, body)
+            return
+        self._open_message(op, area, seq, envelope, charter)
+
+    def _open_message(
+        self, op: str, area: str, seq: int, envelope: Envelope, charter: Charter
+    ) -> None:
+        header = envelope.header
+        raw_state = self._store.state(op, area, header.epoch)
+        secret = self._store.secret(op, area, header.epoch)
+        if raw_state is None or secret is None:
+            raise IntegrityWarning(f"no verified key for epoch {header.epoch} of {area}")
+        state = GroupState.from_bytes(raw_state)
+        plaintext = open_envelope(
+            envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker
+        )
+        sender = state.member(header.sender)
+        assert sender is not None
+        self._store.add_message(
+            StoredMessage(
+                op,
+                area,
+                seq,
+                str(header.message_id),
+                header.sender,
+                sender.organisation_id,
+                header.epoch,
+                header.content_type,
+                header.handling,
+                header.requires_ack,
+                header.client_time_ms,
+                plaintext,
+            )
+        )
+
+    def gaps(self, op: str, area: str) -> dict[str, list[int]]:
+        """Per sender, counters skipped and not yet arrived: possibly missing messages."""
+        out = {}
+        for o, a, sender, _highest, missing in self._tracker:
+            if (o, a) == (op, area) and missing:
+                out[sender] = missing
+        return out
+
+    def current(self, op: str, area: str) -> tuple[GroupState, bytes]:
+        """This device's latest verified state in ``op``/``area`` and its epoch secret."""
+        latest = self._store.latest_state(op, area)
+        if latest is None:
+            raise ClientError(f"this device is not a member of {op}/{area} yet")
+        state = GroupState.from_bytes(latest[1])
+        secret = self._store.secret(op, area, state.epoch)
+        if secret is None or state.member(self._identity.device_id) is None:
+            raise ClientError(f"this device is not a member of {op}/{area} (epoch {state.epoch})")
+        return state, secret
