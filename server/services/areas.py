@@ -36,7 +36,8 @@ from ..errors import (
     WrongEpoch,
 )
 from ..storage import areas as store
-from ..storage import entries, identity
+from ..storage import entries
+from ..storage import identity as identity_store
 from ..storage.entries import entries_after
 from .base import Context, Principal, Tx
 from .operations import Membership, membership
@@ -158,7 +159,7 @@ async def list_key_packages(ctx: Context, principal: Principal, ref: AreaRef) ->
 
 # -- commits ---------------------------------------------------------------------------
 async def _revoked(conn: AsyncConnection) -> set[bytes]:
-    return await identity.revoked_key_ids(conn)
+    return await identity_store.revoked_key_ids(conn)
 
 
 async def post_commit(
@@ -339,7 +340,7 @@ async def post_messages(
 
 
 async def _sender_key(conn: AsyncConnection, device_id: str) -> VerifyKey:
-    return VerifyKey(await identity.device_signing_key(conn, device_id))
+    return VerifyKey(await identity_store.device_signing_key(conn, device_id))
 
 
 async def _existing(conn: AsyncConnection, message_ids: list[str]) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from opseal.crypto.statements import Receipt
 
 from ..errors import BadRequest, Forbidden, InvalidSignature, NotFound
 from ..storage import areas as area_store
-from ..storage import entries, identity
+from ..storage import entries
+from ..storage import identity as identity_store
 from ..storage import receipts as store
 from .areas import AreaRef, _advance, _append_event, _lock_area, _reader, _sender_key
 from .base import Context, Principal, Tx
@@ -150,7 +151,7 @@ async def receipt_status(
         message = await _message(conn, ref, message_id)
         rows = await store.for_message(conn, message_id)
         roster = await area_store.roster_orgs(conn, ref.operation_id, ref.area)
-        sender_org = await identity.device_org(conn, message.device_id)
+        sender_org = await identity_store.device_org(conn, message.device_id)
     header = Envelope.from_bytes(message.body).header
     orgs = _by_org(member.charter, ref.area, rows, roster)
     return {
