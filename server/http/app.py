@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from ..bus import LocalBus
 from ..config import Settings
 from ..services.areas import event_json
 from ..services.base import Context, load_instance
 from ..services.tail import AreaTail
-from ..storage.db import check_schema, make_engine
+from ..storage.db import check_schema, make_engine, ping
 from .keys import CONTEXT, HUB, RATE_LIMITER, SETTINGS
 from .middlewares import RateLimiter, error_middleware, rate_limit_middleware, request_middleware
 from .openapi import routes as openapi_routes
@@ -85,7 +84,7 @@ async def readyz(request: web.Request) -> web.Response:
     """The database answers: ready to serve."""
     try:
         async with request.app[CONTEXT].engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            await ping(conn)
     except Exception:
         return web.json_response({"status": "unavailable"}, status=503)
     return web.json_response({"status": "ready"})

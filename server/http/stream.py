@@ -29,7 +29,6 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import Gauge, Histogram
-from sqlalchemy import select
 
 from ..bus import Event
 from ..errors import BadRequest, OpSealError
@@ -37,8 +36,7 @@ from ..services import areas, identity
 from ..services.areas import AreaRef
 from ..services.base import Context, Principal
 from ..services.tail import AreaTail
-from ..storage.tables import area_members
-from ..storage.tables import areas as areas_table
+from ..storage import areas as area_store
 from .auth import bearer_token, principal
 from .keys import CONTEXT, HUB
 
@@ -149,15 +147,7 @@ class StreamHub:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 async with self.ctx.engine.connect() as conn:
-                    rows = (
-                        await conn.execute(
-                            select(
-                                areas_table.c.operation_id,
-                                areas_table.c.area,
-                                areas_table.c.next_seq,
-                            )
-                        )
-                    ).all()
+                    rows = await area_store.heads(conn)
                 for row in rows:
                     if row.next_seq > self.latest.get(AreaRef(row.operation_id, row.area), 0):
                         await self.deliver(Event(row.operation_id, row.area, row.next_seq))
@@ -194,16 +184,7 @@ class StreamHub:
     async def _roster_changed(self, ref: AreaRef) -> None:
         """Subscribers joining or leaving the area's roster re-read their areas now."""
         async with self.ctx.engine.connect() as conn:
-            members = set(
-                (
-                    await conn.execute(
-                        select(area_members.c.device_id).where(
-                            area_members.c.operation_id == ref.operation_id,
-                            area_members.c.area == ref.area,
-                        )
-                    )
-                ).scalars()
-            )
+            members = await area_store.roster(conn, ref.operation_id, ref.area)
         for sub in self.subscribers:
             if (sub.who.device_id in members) != (ref in sub.readable):
                 sub.poke.set()

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.encoding import b64d, b64e
@@ -36,17 +35,10 @@ from ..errors import (
     PayloadTooLarge,
     WrongEpoch,
 )
+from ..storage import areas as store
+from ..storage import entries
+from ..storage import identity as identity_store
 from ..storage.entries import entries_after
-from ..storage.tables import (
-    area_members,
-    areas,
-    commit_secrets,
-    commits,
-    devices,
-    events,
-    key_packages,
-    revocations,
-)
 from .base import Context, Principal, Tx
 from .operations import Membership, membership
 
@@ -78,27 +70,14 @@ class AreaRef:
 
 # -- access ----------------------------------------------------------------------------
 async def _lock_area(conn: AsyncConnection, ref: AreaRef) -> Any:
-    row = (
-        await conn.execute(
-            select(areas)
-            .where(areas.c.operation_id == ref.operation_id, areas.c.area == ref.area)
-            .with_for_update()
-        )
-    ).first()
+    row = await store.lock(conn, ref.operation_id, ref.area)
     if row is None:
         raise NotFound(f"area {ref.area!r} does not exist")
     return row
 
 
 async def _is_member(conn: AsyncConnection, ref: AreaRef, device_id: str) -> bool:
-    row = await conn.execute(
-        select(area_members.c.device_id).where(
-            area_members.c.operation_id == ref.operation_id,
-            area_members.c.area == ref.area,
-            area_members.c.device_id == device_id,
-        )
-    )
-    return row.first() is not None
+    return await store.is_member(conn, ref.operation_id, ref.area, device_id)
 
 
 async def _reader(
@@ -129,12 +108,8 @@ def _append_event(
 
 
 async def _advance(tx: Tx, ref: AreaRef, rows: list[dict[str, Any]], last_seq: int) -> None:
-    await tx.conn.execute(insert(events), rows)
-    await tx.conn.execute(
-        update(areas)
-        .where(areas.c.operation_id == ref.operation_id, areas.c.area == ref.area)
-        .values(next_seq=last_seq)
-    )
+    await entries.append(tx.conn, rows)
+    await store.set_next_seq(tx.conn, ref.operation_id, ref.area, last_seq)
     tx.publish(Event(ref.operation_id, ref.area, last_seq))
 
 
@@ -159,22 +134,8 @@ async def post_key_package(ctx: Context, principal: Principal, ref: AreaRef, bod
             raise InvalidSignature(f"key_package: {exc}") from exc
         area = await _lock_area(tx.conn, ref)
         seq = area.next_seq + 1
-        await tx.conn.execute(
-            delete(key_packages).where(
-                key_packages.c.operation_id == ref.operation_id,
-                key_packages.c.area == ref.area,
-                key_packages.c.device_id == principal.device_id,
-            )
-        )
-        await tx.conn.execute(
-            insert(key_packages).values(
-                operation_id=ref.operation_id,
-                area=ref.area,
-                device_id=principal.device_id,
-                body=body,
-                seq=seq,
-                created_at=tx.now,
-            )
+        await store.replace_key_package(
+            tx.conn, ref.operation_id, ref.area, principal.device_id, body, seq, tx.now
         )
         row = _append_event(tx, ref, seq, "key-package", principal.device_id, body)
         await _advance(tx, ref, [row], seq)
@@ -192,17 +153,13 @@ async def list_key_packages(ctx: Context, principal: Principal, ref: AreaRef) ->
     """Pending key packages of an area, for members who admit devices."""
     async with ctx.engine.connect() as conn:
         await _reader(ctx, conn, principal, ref)
-        rows = await conn.execute(
-            select(key_packages.c.body)
-            .where(key_packages.c.operation_id == ref.operation_id, key_packages.c.area == ref.area)
-            .order_by(key_packages.c.seq)
-        )
-        return [b64e(row[0]) for row in rows]
+        bodies = await store.key_package_bodies(conn, ref.operation_id, ref.area)
+        return [b64e(body) for body in bodies]
 
 
 # -- commits ---------------------------------------------------------------------------
 async def _revoked(conn: AsyncConnection) -> set[bytes]:
-    return {row[0] for row in await conn.execute(select(revocations.c.revoked_key_id))}
+    return await identity_store.revoked_key_ids(conn)
 
 
 async def post_commit(
@@ -253,36 +210,20 @@ async def _store_commit(
     tx: Tx, ref: AreaRef, area: Any, commit: Commit, state: GroupState, body: bytes
 ) -> None:
     seq = area.next_seq + 1
-    key = {"operation_id": ref.operation_id, "area": ref.area}
-    await tx.conn.execute(
-        insert(commits).values(**key, epoch=commit.epoch, seq=seq, hash=commit.hash)
+    await store.insert_commit(
+        tx.conn,
+        ref.operation_id,
+        ref.area,
+        epoch=commit.epoch,
+        seq=seq,
+        hash=commit.hash,
+        sealed=[(s.device_id, s.ciphertext) for s in commit.sealed],
     )
-    await tx.conn.execute(
-        insert(commit_secrets),
-        [
-            {**key, "epoch": commit.epoch, "device_id": s.device_id, "ciphertext": s.ciphertext}
-            for s in commit.sealed
-        ],
-    )
-    where = (area_members.c.operation_id == ref.operation_id) & (area_members.c.area == ref.area)
-    await tx.conn.execute(delete(area_members).where(where))
-    await tx.conn.execute(
-        insert(area_members), [{**key, "device_id": e.device_id} for e in state.roster]
-    )
+    await store.set_roster(tx.conn, ref.operation_id, ref.area, [e.device_id for e in state.roster])
     added = [p.device_id for p in commit.adds]
     if added:
-        await tx.conn.execute(
-            delete(key_packages).where(
-                key_packages.c.operation_id == ref.operation_id,
-                key_packages.c.area == ref.area,
-                key_packages.c.device_id.in_(added),
-            )
-        )
-    await tx.conn.execute(
-        update(areas)
-        .where(areas.c.operation_id == ref.operation_id, areas.c.area == ref.area)
-        .values(epoch=commit.epoch, state=state.to_bytes())
-    )
+        await store.delete_key_packages(tx.conn, ref.operation_id, ref.area, added)
+    await store.set_group_state(tx.conn, ref.operation_id, ref.area, commit.epoch, state.to_bytes())
     row = _append_event(tx, ref, seq, "commit", commit.committer, body, epoch=commit.epoch)
     await _advance(tx, ref, [row], seq)
     await tx.audit(
@@ -304,17 +245,8 @@ async def list_commits(
     """Commits after ``after_epoch`` (-1 for all), oldest first, for members to validate."""
     async with ctx.engine.connect() as conn:
         await _reader(ctx, conn, principal, ref)
-        rows = await conn.execute(
-            select(events.c.body)
-            .where(
-                events.c.operation_id == ref.operation_id,
-                events.c.area == ref.area,
-                events.c.kind == "commit",
-                events.c.epoch > after_epoch,
-            )
-            .order_by(events.c.seq)
-        )
-        return [b64e(row[0]) for row in rows]
+        bodies = await entries.commit_bodies(conn, ref.operation_id, ref.area, after_epoch)
+        return [b64e(body) for body in bodies]
 
 
 # -- messages --------------------------------------------------------------------------
@@ -408,19 +340,11 @@ async def post_messages(
 
 
 async def _sender_key(conn: AsyncConnection, device_id: str) -> VerifyKey:
-    row = (
-        await conn.execute(select(devices.c.signing_key).where(devices.c.device_id == device_id))
-    ).one()
-    return VerifyKey(row[0])
+    return VerifyKey(await identity_store.device_signing_key(conn, device_id))
 
 
 async def _existing(conn: AsyncConnection, message_ids: list[str]) -> dict[str, Any]:
-    rows = await conn.execute(
-        select(
-            events.c.message_id, events.c.operation_id, events.c.area, events.c.seq, events.c.body
-        ).where(events.c.message_id.in_(message_ids))
-    )
-    return {row.message_id: row for row in rows}
+    return await entries.by_message_ids(conn, message_ids)
 
 
 def _idempotent(row: Any, ref: AreaRef, body: bytes, index: int) -> int:
@@ -475,19 +399,14 @@ async def readable_areas(
     ctx: Context, conn: AsyncConnection, principal: Principal
 ) -> list[AreaRef]:
     """Areas whose roster holds the device and whose charter still lets its role read."""
-    rows = await conn.execute(
-        select(area_members.c.operation_id, area_members.c.area).where(
-            area_members.c.device_id == principal.device_id
-        )
-    )
     refs = []
-    for row in rows:
+    for operation_id, area in await store.areas_of_device(conn, principal.device_id):
         try:
-            member = await membership(ctx, conn, principal, row.operation_id)
-            member.check_area(row.area)
+            member = await membership(ctx, conn, principal, operation_id)
+            member.check_area(area)
         except (Forbidden, NotFound):
             continue
-        refs.append(AreaRef(row.operation_id, row.area))
+        refs.append(AreaRef(operation_id, area))
     return refs
 
 

@@ -22,7 +22,6 @@ import asyncio
 import json
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,7 +37,6 @@ from opseal.crypto.merkle import (
 from ..errors import BadRequest, NotFound, Unavailable
 from ..storage import audit as store
 from ..storage.db import write_transaction
-from ..storage.tables import audit_checkpoints, audit_leaves
 from .base import Context, Principal
 from .operations import membership
 
@@ -87,11 +85,7 @@ async def latest_checkpoint(ctx: Context) -> Checkpoint:
 async def checkpoint_at(ctx: Context, size: int) -> Checkpoint:
     """The stored checkpoint of exactly ``size`` entries; :class:`NotFound` if none was signed."""
     async with ctx.engine.connect() as conn:
-        body = (
-            await conn.execute(
-                select(audit_checkpoints.c.body).where(audit_checkpoints.c.size == size)
-            )
-        ).scalar_one_or_none()
+        body = await store.checkpoint_body(conn, size)
     if body is None:
         raise NotFound(f"no checkpoint of size {size} was signed", size=size)
     return Checkpoint.from_bytes(body)
@@ -106,13 +100,7 @@ async def entries(ctx: Context, start: int, end: int) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
         size = await store.size(conn)
         end = min(end, size)
-        rows = (
-            await conn.execute(
-                select(audit_leaves.c.idx, audit_leaves.c.entry, audit_leaves.c.leaf_hash)
-                .where(audit_leaves.c.idx >= start, audit_leaves.c.idx < end)
-                .order_by(audit_leaves.c.idx)
-            )
-        ).all()
+        rows = await store.leaves(conn, start, end)
     return {
         "size": size,
         "entries": [
@@ -160,11 +148,7 @@ async def _leaf_hashes(conn: AsyncConnection, start: int, end: int) -> list[byte
 
 
 async def _newest_stored(conn: AsyncConnection) -> Checkpoint | None:
-    body = (
-        await conn.execute(
-            select(audit_checkpoints.c.body).order_by(audit_checkpoints.c.size.desc()).limit(1)
-        )
-    ).scalar_one_or_none()
+    body = await store.newest_checkpoint_body(conn)
     return None if body is None else Checkpoint.from_bytes(body)
 
 
@@ -172,12 +156,8 @@ async def _store(ctx: Context, checkpoint: Checkpoint) -> Checkpoint:
     """Store ``checkpoint``, or return the one another request stored first for its size."""
     try:
         async with write_transaction(ctx.engine) as conn:
-            await conn.execute(
-                insert(audit_checkpoints).values(
-                    size=checkpoint.size,
-                    body=checkpoint.to_bytes(),
-                    created_at=checkpoint.timestamp,
-                )
+            await store.insert_checkpoint(
+                conn, checkpoint.size, checkpoint.to_bytes(), checkpoint.timestamp
             )
     except IntegrityError:
         # Same size, same leaves, same root: only the timestamp differs, and the first wins.

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opseal.crypto.keys import SigningKey
@@ -17,8 +16,8 @@ from ..bus import Bus, Event
 from ..config import Settings
 from ..errors import Unavailable
 from ..storage import audit
+from ..storage import instance as instance_store
 from ..storage.db import write_transaction
-from ..storage.tables import instance
 
 __all__ = ["Context", "Instance", "Principal", "load_instance"]
 
@@ -95,7 +94,7 @@ class Tx:
 async def load_instance(engine: AsyncEngine) -> Instance:
     """The instance row written by ``opseal-server init``."""
     async with engine.connect() as conn:
-        row = (await conn.execute(select(instance))).first()
+        row = await instance_store.get(conn)
     if row is None:
         raise Unavailable("the instance is not initialised: run `opseal-server init` first")
     return Instance(row.instance_id, SigningKey(row.log_private_key), row.token_key)

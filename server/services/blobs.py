@@ -34,7 +34,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.encoding import b64e
@@ -48,7 +47,7 @@ from ..errors import (
     PayloadTooLarge,
     RangeNotSatisfiable,
 )
-from ..storage.tables import blob_chunks, blobs
+from ..storage import blobs as store
 from .areas import AreaRef, _is_member, _reader
 from .base import Context, Principal, Tx
 from .operations import membership
@@ -105,8 +104,7 @@ async def _blob(conn: AsyncConnection, blob_id: str, *, lock: bool = False) -> A
         key = str(uuid.UUID(blob_id))
     except ValueError as exc:
         raise NotFound(f"blob {blob_id!r} does not exist") from exc
-    query = select(blobs).where(blobs.c.blob_id == key)
-    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    row = await store.get(conn, key, lock=lock)
     if row is None:
         raise NotFound(f"blob {blob_id!r} does not exist")
     return row
@@ -145,18 +143,15 @@ async def create_blob(
     blob_id = str(uuid.uuid4())
     async with ctx.transaction() as tx:
         await _poster(ctx, tx.conn, principal, ref)
-        await tx.conn.execute(
-            insert(blobs).values(
-                blob_id=blob_id,
-                operation_id=ref.operation_id,
-                area=ref.area,
-                device_id=principal.device_id,
-                size=size,
-                sha256=sha256,
-                received=0,
-                complete=False,
-                created_at=tx.now,
-            )
+        await store.insert_blob(
+            tx.conn,
+            blob_id,
+            operation_id=ref.operation_id,
+            area=ref.area,
+            device_id=principal.device_id,
+            size=size,
+            sha256=sha256,
+            now=tx.now,
         )
         await tx.audit(
             event="blob-created",
@@ -269,9 +264,7 @@ async def _store_chunk(tx: Tx, blob: Any, offset: int, data: bytes, digest: byte
     """Store the chunk and return the new ``received``; 0 when the finished blob failed its
     hash and was reset."""
     received = offset + len(data)
-    await tx.conn.execute(
-        insert(blob_chunks).values(blob_id=blob.blob_id, offset=offset, data=data)
-    )
+    await store.insert_chunk(tx.conn, blob.blob_id, offset, data)
     if received < blob.size:
         await _set_progress(tx, blob, received, complete=False)
     elif digest == blob.sha256:
@@ -283,11 +276,7 @@ async def _store_chunk(tx: Tx, blob: Any, offset: int, data: bytes, digest: byte
 
 
 async def _set_progress(tx: Tx, blob: Any, received: int, *, complete: bool) -> None:
-    await tx.conn.execute(
-        update(blobs)
-        .where(blobs.c.blob_id == blob.blob_id)
-        .values(received=received, complete=complete)
-    )
+    await store.set_progress(tx.conn, blob.blob_id, received, complete)
     if complete:
         await tx.audit(
             event="blob-uploaded",
@@ -301,10 +290,8 @@ async def _set_progress(tx: Tx, blob: Any, received: int, *, complete: bool) -> 
 
 
 async def _reset(tx: Tx, blob: Any) -> None:
-    await tx.conn.execute(delete(blob_chunks).where(blob_chunks.c.blob_id == blob.blob_id))
-    await tx.conn.execute(
-        update(blobs).where(blobs.c.blob_id == blob.blob_id).values(received=0, complete=False)
-    )
+    await store.delete_chunks(tx.conn, blob.blob_id)
+    await store.set_progress(tx.conn, blob.blob_id, 0, False)
     await tx.audit(
         event="blob-reset",
         blob=blob.blob_id,
@@ -322,14 +309,7 @@ class _MissingChunk(RuntimeError):
 
 async def _chunk_at(conn: AsyncConnection, blob_id: str, position: int) -> tuple[int, bytes]:
     """The stored chunk holding byte ``position`` (chunks are contiguous from offset 0)."""
-    row = (
-        await conn.execute(
-            select(blob_chunks.c.offset, blob_chunks.c.data)
-            .where(blob_chunks.c.blob_id == blob_id, blob_chunks.c.offset <= position)
-            .order_by(blob_chunks.c.offset.desc())
-            .limit(1)
-        )
-    ).first()
+    row = await store.chunk_at(conn, blob_id, position)
     if row is None or position >= row.offset + len(row.data):
         raise _MissingChunk(f"blob {blob_id}: no stored chunk holds byte {position}")
     return row.offset, row.data

@@ -10,7 +10,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.certs import (
@@ -25,15 +24,7 @@ from opseal.crypto.keys import VerifyKey
 from opseal.crypto.statements import login_message
 
 from ..errors import BadRequest, Conflict, Forbidden, InvalidSignature, NotFound, Unauthorized
-from ..storage.tables import (
-    challenges,
-    devices,
-    enrolment_codes,
-    organisations,
-    revocations,
-    sessions,
-    users,
-)
+from ..storage import identity as store
 from .base import Context, Principal
 from .instance import hash_code
 
@@ -71,19 +62,10 @@ def _cert(raw: bytes, what: str) -> Certificate:
 
 
 async def _root_key(conn: AsyncConnection, org_id: str) -> VerifyKey | None:
-    row = (
-        await conn.execute(select(organisations.c.root_key).where(organisations.c.org_id == org_id))
-    ).first()
+    row = await store.organisation(conn, org_id)
     if row is None:
         raise NotFound(f"organisation {org_id!r} does not exist")
-    return VerifyKey(row[0]) if row[0] is not None else None
-
-
-async def _revoked_ids(conn: AsyncConnection, org_id: str) -> set[bytes]:
-    rows = await conn.execute(
-        select(revocations.c.revoked_key_id).where(revocations.c.org_id == org_id)
-    )
-    return {row[0] for row in rows}
+    return VerifyKey(row.root_key) if row.root_key is not None else None
 
 
 async def enrol(
@@ -93,28 +75,16 @@ async def enrol(
     a device. All or nothing: a refused enrolment leaves the code unused."""
     user, device = _cert(user_cert, "user_certificate"), _cert(device_cert, "device_certificate")
     async with ctx.transaction() as tx:
-        row = (
-            await tx.conn.execute(
-                select(enrolment_codes).where(enrolment_codes.c.code_hash == hash_code(code))
-            )
-        ).first()
+        row = await store.enrolment_code(tx.conn, hash_code(code))
         if row is None or row.used_at is not None or row.expires_at <= tx.now:
             raise Unauthorized("enrolment code is unknown, used or expired")
-        await tx.conn.execute(
-            update(enrolment_codes)
-            .where(enrolment_codes.c.code_hash == row.code_hash)
-            .values(used_at=tx.now)
-        )
+        await store.use_enrolment_code(tx.conn, row.code_hash, tx.now)
         root = await _root_key(tx.conn, row.org_id)
         if root is None:
             if root_key is None:
                 raise BadRequest("root_key: the organisation's first enrolment must set it")
             root = VerifyKey(root_key)
-            await tx.conn.execute(
-                update(organisations)
-                .where(organisations.c.org_id == row.org_id)
-                .values(root_key=root.raw)
-            )
+            await store.set_root_key(tx.conn, row.org_id, root.raw)
             await tx.audit(
                 event="root-key-registered", org=row.org_id, fingerprint=root.fingerprint
             )
@@ -133,42 +103,33 @@ async def _store_user(tx, user: Certificate, root: VerifyKey, org_id: str) -> No
             root,
             organisation_id=org_id,
             now=tx.now,
-            revoked=await _revoked_ids(tx.conn, org_id),
+            revoked=await store.revoked_key_ids(tx.conn, org_id),
         )
     except CryptoError as exc:
         raise InvalidSignature(f"user_certificate: {exc}") from exc
-    existing = (
-        await tx.conn.execute(
-            select(users.c.certificate).where(
-                users.c.org_id == org_id, users.c.user_id == user.user_id
-            )
-        )
-    ).first()
+    existing = await store.user_certificate(tx.conn, org_id, user.user_id)
     if existing is not None:
-        if existing[0] != user.to_bytes():
-            await tx.conn.execute(
-                update(users)
-                .where(users.c.org_id == org_id, users.c.user_id == user.user_id)
-                .values(
-                    certificate=user.to_bytes(),
-                    identity_key_id=user.signing_key.key_id,
-                    expires_at=user.expires_at,
-                )
+        if existing != user.to_bytes():
+            await store.update_user_certificate(
+                tx.conn,
+                org_id,
+                user.user_id,
+                certificate=user.to_bytes(),
+                identity_key_id=user.signing_key.key_id,
+                expires_at=user.expires_at,
             )
             await tx.audit(event="user-certificate-renewed", org=org_id, user=user.user_id)
         return
-    await tx.conn.execute(
-        insert(users).values(
-            org_id=org_id,
-            user_id=user.user_id,
-            kind=user.user_kind,
-            name=user.name,
-            identity_key_id=user.signing_key.key_id,
-            certificate=user.to_bytes(),
-            expires_at=user.expires_at,
-            revoked_at=None,
-            created_at=tx.now,
-        )
+    await store.insert_user(
+        tx.conn,
+        org_id,
+        user.user_id,
+        kind=user.user_kind,
+        name=user.name,
+        identity_key_id=user.signing_key.key_id,
+        certificate=user.to_bytes(),
+        expires_at=user.expires_at,
+        now=tx.now,
     )
     await tx.audit(event="user-registered", org=org_id, user=user.user_id, kind=user.user_kind)
 
@@ -187,29 +148,22 @@ async def _store_device(
             root,
             organisation_id=org_id,
             now=tx.now,
-            revoked=await _revoked_ids(tx.conn, org_id),
+            revoked=await store.revoked_key_ids(tx.conn, org_id),
         )
     except CryptoError as exc:
         raise InvalidSignature(f"device_certificate: {exc}") from exc
-    existing = (
-        await tx.conn.execute(
-            select(devices.c.org_id).where(devices.c.device_id == device.device_id)
-        )
-    ).first()
-    if existing is not None:
+    if await store.device_exists(tx.conn, device.device_id):
         raise Conflict(f"device {device.device_id!r} is already registered")
-    await tx.conn.execute(
-        insert(devices).values(
-            device_id=device.device_id,
-            org_id=org_id,
-            user_id=user.user_id,
-            signing_key=device.signing_key.raw,
-            key_id=device.signing_key.key_id,
-            certificate=device.to_bytes(),
-            expires_at=device.expires_at,
-            revoked_at=None,
-            created_at=tx.now,
-        )
+    await store.insert_device(
+        tx.conn,
+        device.device_id,
+        org_id=org_id,
+        user_id=user.user_id,
+        signing_key=device.signing_key.raw,
+        key_id=device.signing_key.key_id,
+        certificate=device.to_bytes(),
+        expires_at=device.expires_at,
+        now=tx.now,
     )
     await tx.audit(
         event="device-registered", org=org_id, user=user.user_id, device=device.device_id
@@ -241,16 +195,10 @@ async def register_device(
     async with ctx.transaction() as tx:
         root = await _root_key(tx.conn, org_id)
         assert root is not None
-        row = (
-            await tx.conn.execute(
-                select(users.c.certificate).where(
-                    users.c.org_id == org_id, users.c.user_id == device.user_id
-                )
-            )
-        ).first()
-        if row is None:
+        user_cert = await store.user_certificate(tx.conn, org_id, device.user_id)
+        if user_cert is None:
             raise NotFound(f"user {device.user_id!r} is not registered in {org_id!r}")
-        await _store_device(tx, device, Certificate.from_bytes(row[0]), root, org_id)
+        await _store_device(tx, device, Certificate.from_bytes(user_cert), root, org_id)
     return device.device_id
 
 
@@ -267,13 +215,7 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
         root = await _root_key(tx.conn, org_id)
         assert root is not None
         issuer_cert = await _user_cert_by_key(tx.conn, org_id, rev.issuer_key_id)
-        device = (
-            await tx.conn.execute(
-                select(devices.c.device_id, devices.c.certificate).where(
-                    devices.c.org_id == org_id, devices.c.key_id == rev.revoked_key_id
-                )
-            )
-        ).first()
+        device = await store.device_by_key(tx.conn, org_id, rev.revoked_key_id)
         subject = (
             Certificate.from_bytes(device.certificate)
             if device is not None
@@ -285,14 +227,7 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
             rev.verify(root, subject, user_cert=issuer_cert)
         except CryptoError as exc:
             raise InvalidSignature(f"statement: {exc}") from exc
-        await tx.conn.execute(
-            insert(revocations).values(
-                org_id=org_id,
-                revoked_key_id=rev.revoked_key_id,
-                statement=statement,
-                created_at=tx.now,
-            )
-        )
+        await store.insert_revocation(tx.conn, org_id, rev.revoked_key_id, statement, tx.now)
         await _apply_revocation(tx, org_id, rev.revoked_key_id, device)
         await tx.audit(
             event="revoked",
@@ -307,53 +242,22 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
 async def _user_cert_by_key(
     conn: AsyncConnection, org_id: str, key_id: bytes
 ) -> Certificate | None:
-    row = (
-        await conn.execute(
-            select(users.c.certificate).where(
-                users.c.org_id == org_id, users.c.identity_key_id == key_id
-            )
-        )
-    ).first()
-    return Certificate.from_bytes(row[0]) if row else None
+    raw = await store.user_certificate_by_key(conn, org_id, key_id)
+    return Certificate.from_bytes(raw) if raw is not None else None
 
 
 async def _apply_revocation(tx, org_id: str, key_id: bytes, device) -> None:  # type: ignore[no-untyped-def]
     if device is not None:
         revoked_devices = [device.device_id]
     else:
-        user_ids = select(users.c.user_id).where(
-            users.c.org_id == org_id, users.c.identity_key_id == key_id
-        )
-        await tx.conn.execute(
-            update(users)
-            .where(users.c.org_id == org_id, users.c.identity_key_id == key_id)
-            .values(revoked_at=tx.now)
-        )
-        rows = await tx.conn.execute(
-            select(devices.c.device_id).where(
-                devices.c.org_id == org_id, devices.c.user_id.in_(user_ids)
-            )
-        )
-        revoked_devices = [row[0] for row in rows]
+        await store.revoke_users_with_key(tx.conn, org_id, key_id, tx.now)
+        revoked_devices = await store.devices_of_users_with_key(tx.conn, org_id, key_id)
     if revoked_devices:
-        await tx.conn.execute(
-            update(devices)
-            .where(devices.c.device_id.in_(revoked_devices))
-            .values(revoked_at=tx.now)
-        )
-        await tx.conn.execute(delete(sessions).where(sessions.c.device_id.in_(revoked_devices)))
+        await store.revoke_devices(tx.conn, revoked_devices, tx.now)
 
 
 async def device_record(conn: AsyncConnection, device_id: str) -> DeviceRecord:
-    row = (
-        await conn.execute(
-            select(devices, users.c.certificate.label("user_certificate"))
-            .join(
-                users, (users.c.org_id == devices.c.org_id) & (users.c.user_id == devices.c.user_id)
-            )
-            .where(devices.c.device_id == device_id)
-        )
-    ).first()
+    row = await store.device_with_user(conn, device_id)
     if row is None:
         raise NotFound(f"device {device_id!r} is not registered")
     return DeviceRecord(
@@ -369,9 +273,7 @@ async def device_record(conn: AsyncConnection, device_id: str) -> DeviceRecord:
 
 async def organisation(ctx: Context, org_id: str) -> dict[str, object]:
     async with ctx.engine.connect() as conn:
-        row = (
-            await conn.execute(select(organisations).where(organisations.c.org_id == org_id))
-        ).first()
+        row = await store.organisation(conn, org_id)
     if row is None:
         raise NotFound(f"organisation {org_id!r} does not exist")
     root = VerifyKey(row.root_key) if row.root_key else None
@@ -389,11 +291,9 @@ async def challenge(ctx: Context, device_id: str) -> tuple[bytes, int]:
     """A one-time challenge for ``device_id`` (issued whether or not the device exists)."""
     value = secrets.token_bytes(32)
     async with ctx.transaction() as tx:
-        await tx.conn.execute(delete(challenges).where(challenges.c.expires_at <= tx.now))
+        await store.delete_expired_challenges(tx.conn, tx.now)
         expires = tx.now + ctx.settings.challenge_ttl
-        await tx.conn.execute(
-            insert(challenges).values(challenge=value, device_id=device_id, expires_at=expires)
-        )
+        await store.insert_challenge(tx.conn, value, device_id, expires)
     return value, expires
 
 
@@ -406,16 +306,8 @@ async def login(
 ) -> tuple[str, int]:
     """Exchange a signed challenge for a short-lived bearer token."""
     async with ctx.transaction() as tx:
-        row = (
-            await tx.conn.execute(
-                delete(challenges)
-                .where(
-                    challenges.c.challenge == challenge_value, challenges.c.device_id == device_id
-                )
-                .returning(challenges.c.expires_at)
-            )
-        ).first()
-        if row is None or row[0] <= tx.now:
+        challenge_expires = await store.take_challenge(tx.conn, challenge_value, device_id)
+        if challenge_expires is None or challenge_expires <= tx.now:
             raise Unauthorized("login challenge is unknown, used or expired")
         try:
             record = await device_record(tx.conn, device_id)
@@ -430,23 +322,14 @@ async def login(
             raise Unauthorized("unknown device or bad signature") from exc
         token = b64e(secrets.token_bytes(32))
         expires = tx.now + ctx.settings.token_ttl
-        await tx.conn.execute(
-            insert(sessions).values(
-                token_hash=_token_hash(ctx, token),
-                device_id=device_id,
-                expires_at=expires,
-                created_at=tx.now,
-            )
-        )
+        await store.insert_session(tx.conn, _token_hash(ctx, token), device_id, expires, tx.now)
         await tx.audit(event="login", org=record.org_id, device=device_id)
     return token, expires
 
 
 async def logout(ctx: Context, token: str) -> None:
     async with ctx.transaction() as tx:
-        await tx.conn.execute(
-            delete(sessions).where(sessions.c.token_hash == _token_hash(ctx, token))
-        )
+        await store.delete_session(tx.conn, _token_hash(ctx, token))
 
 
 async def authenticate(ctx: Context, token: str) -> Principal:
@@ -456,25 +339,7 @@ async def authenticate(ctx: Context, token: str) -> Principal:
     except CryptoError as exc:
         raise Unauthorized("malformed bearer token") from exc
     async with ctx.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    sessions.c.expires_at,
-                    devices.c.device_id,
-                    devices.c.org_id,
-                    devices.c.user_id,
-                    devices.c.revoked_at,
-                    users.c.kind,
-                    users.c.revoked_at.label("user_revoked_at"),
-                )
-                .join(devices, devices.c.device_id == sessions.c.device_id)
-                .join(
-                    users,
-                    (users.c.org_id == devices.c.org_id) & (users.c.user_id == devices.c.user_id),
-                )
-                .where(sessions.c.token_hash == _token_hash(ctx, token))
-            )
-        ).first()
+        row = await store.session_principal(conn, _token_hash(ctx, token))
     if row is None or row.expires_at <= ctx.now():
         raise Unauthorized("unknown or expired token: log in again")
     if row.revoked_at is not None or row.user_revoked_at is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.charter import Charter, verify_charter_chain, verify_successor
@@ -14,7 +13,9 @@ from opseal.crypto.errors import CryptoError
 from opseal.crypto.keys import VerifyKey
 
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, NotMember, PhaseClosed
-from ..storage.tables import areas, charter_versions, operation_members, operations, organisations
+from ..storage import areas as area_store
+from ..storage import identity as identity_store
+from ..storage import operations as store
 from .base import Context, Principal
 
 __all__ = [
@@ -70,14 +71,7 @@ async def _charter(
 ) -> Charter:
     key = (operation_id, version)
     if key not in cache:
-        body = (
-            await conn.execute(
-                select(charter_versions.c.body).where(
-                    charter_versions.c.operation_id == operation_id,
-                    charter_versions.c.version == version,
-                )
-            )
-        ).scalar_one()
+        body = await store.charter_body(conn, operation_id, version)
         cache[key] = Charter.from_bytes(body)
     return cache[key]
 
@@ -86,18 +80,7 @@ async def membership(
     ctx: Context, conn: AsyncConnection, principal: Principal, operation_id: str
 ) -> Membership:
     """The principal's role in the operation; :class:`NotMember` if its organisation has none."""
-    row = (
-        await conn.execute(
-            select(operations.c.phase, operations.c.charter_version, operation_members.c.role)
-            .select_from(operations)
-            .outerjoin(
-                operation_members,
-                (operation_members.c.operation_id == operations.c.operation_id)
-                & (operation_members.c.org_id == principal.org_id),
-            )
-            .where(operations.c.operation_id == operation_id)
-        )
-    ).first()
+    row = await store.membership(conn, operation_id, principal.org_id)
     if row is None:
         raise NotFound(f"operation {operation_id!r} does not exist")
     if row.role is None:
@@ -109,12 +92,7 @@ async def membership(
 
 
 async def _check_members_registered(conn: AsyncConnection, charter: Charter) -> None:
-    rows = await conn.execute(
-        select(organisations.c.org_id, organisations.c.root_key).where(
-            organisations.c.org_id.in_([m.organisation_id for m in charter.members])
-        )
-    )
-    registered = {row.org_id: row.root_key for row in rows}
+    registered = await identity_store.root_keys(conn, [m.organisation_id for m in charter.members])
     for member in charter.members:
         if member.organisation_id not in registered:
             raise BadRequest(f"charter: organisation {member.organisation_id!r} is not registered")
@@ -125,47 +103,15 @@ async def _check_members_registered(conn: AsyncConnection, charter: Charter) -> 
 
 
 async def _store_version(conn: AsyncConnection, charter: Charter, now: int) -> None:
-    await conn.execute(
-        insert(charter_versions).values(
-            operation_id=charter.operation_id,
-            version=charter.version,
-            hash=charter.hash,
-            body=charter.to_bytes(),
-            created_at=now,
-        )
+    await store.insert_charter_version(
+        conn, charter.operation_id, charter.version, charter.hash, charter.to_bytes(), now
     )
-    await conn.execute(
-        delete(operation_members).where(operation_members.c.operation_id == charter.operation_id)
+    await store.replace_members(
+        conn, charter.operation_id, [(m.organisation_id, m.role) for m in charter.members]
     )
-    await conn.execute(
-        insert(operation_members),
-        [
-            {"operation_id": charter.operation_id, "org_id": m.organisation_id, "role": m.role}
-            for m in charter.members
-        ],
-    )
-    existing = {
-        row[0]
-        for row in await conn.execute(
-            select(areas.c.area).where(areas.c.operation_id == charter.operation_id)
-        )
-    }
+    existing = await area_store.names(conn, charter.operation_id)
     new = [a.name for a in charter.areas if a.name not in existing]
-    if new:
-        await conn.execute(
-            insert(areas),
-            [
-                {
-                    "operation_id": charter.operation_id,
-                    "area": name,
-                    "epoch": None,
-                    "state": None,
-                    "next_seq": 0,
-                    "created_at": now,
-                }
-                for name in new
-            ],
-        )
+    await area_store.create(conn, charter.operation_id, new, now)
 
 
 async def create_operation(
@@ -178,11 +124,8 @@ async def create_operation(
     if not 1 <= retention_days <= 3650:
         raise BadRequest("retention_days: expected 1 to 3650")
     async with ctx.transaction() as tx:
-        org = (
-            await tx.conn.execute(
-                select(organisations).where(organisations.c.org_id == principal.org_id)
-            )
-        ).one()
+        org = await identity_store.organisation(tx.conn, principal.org_id)
+        assert org is not None  # an authenticated device's organisation exists
         if not org.can_coordinate:
             raise Forbidden(f"organisation {principal.org_id!r} may not coordinate operations")
         if charter.signer is None or charter.signer.organisation_id != principal.org_id:
@@ -192,27 +135,23 @@ async def create_operation(
             verify_charter_chain([charter], pinned_root_key_id=pinned, now=tx.now)
         except CryptoError as exc:
             raise BadRequest(f"charter: {exc}") from exc
-        exists = await tx.conn.execute(
-            select(operations.c.operation_id).where(
-                operations.c.operation_id == charter.operation_id
-            )
-        )
-        if exists.first() is not None:
+        if await store.exists(tx.conn, charter.operation_id):
             raise Conflict(f"operation {charter.operation_id!r} already exists")
         await _check_members_registered(tx.conn, charter)
-        await tx.conn.execute(
-            insert(operations).values(
-                operation_id=charter.operation_id,
-                code=charter.code,
-                name=charter.name,
-                phase="preparation",
-                starts_at=charter.starts_at,
-                ends_at=charter.ends_at,
-                retention_days=retention_days,
-                charter_version=1,
-                created_by=principal.org_id,
-                created_at=tx.now,
-            )
+        await store.insert_operation(
+            tx.conn,
+            {
+                "operation_id": charter.operation_id,
+                "code": charter.code,
+                "name": charter.name,
+                "phase": "preparation",
+                "starts_at": charter.starts_at,
+                "ends_at": charter.ends_at,
+                "retention_days": retention_days,
+                "charter_version": 1,
+                "created_by": principal.org_id,
+                "created_at": tx.now,
+            },
         )
         await _store_version(tx.conn, charter, tx.now)
         await tx.audit(
@@ -241,21 +180,17 @@ async def publish_charter(
                 raise Conflict(f"charter: version {new.version} already exists") from exc
             raise BadRequest(f"charter: {exc}") from exc
         await _check_members_registered(tx.conn, new)
-        updated = await tx.conn.execute(
-            update(operations)
-            .where(
-                operations.c.operation_id == operation_id,
-                operations.c.charter_version == member.charter.version,
-            )
-            .values(
-                charter_version=new.version,
-                name=new.name,
-                code=new.code,
-                starts_at=new.starts_at,
-                ends_at=new.ends_at,
-            )
+        advanced = await store.advance_charter(
+            tx.conn,
+            operation_id,
+            member.charter.version,
+            version=new.version,
+            name=new.name,
+            code=new.code,
+            starts_at=new.starts_at,
+            ends_at=new.ends_at,
         )
-        if updated.rowcount != 1:
+        if not advanced:
             raise Conflict("charter: another version was published concurrently")
         await _store_version(tx.conn, new, tx.now)
         await tx.audit(
@@ -278,9 +213,7 @@ async def set_phase(ctx: Context, principal: Principal, operation_id: str, phase
             raise Forbidden("only a coordinator changes the phase")
         if PHASES.index(phase) <= PHASES.index(member.phase):
             raise Conflict(f"phase: cannot go from {member.phase} to {phase}")
-        await tx.conn.execute(
-            update(operations).where(operations.c.operation_id == operation_id).values(phase=phase)
-        )
+        await store.set_phase(tx.conn, operation_id, phase)
         await tx.audit(
             event="phase-changed",
             operation=operation_id,
@@ -294,12 +227,7 @@ async def set_phase(ctx: Context, principal: Principal, operation_id: str, phase
 async def list_operations(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
     """Operations whose current charter lists the principal's organisation (its invitations)."""
     async with ctx.engine.connect() as conn:
-        rows = await conn.execute(
-            select(operations, operation_members.c.role)
-            .join(operation_members, operation_members.c.operation_id == operations.c.operation_id)
-            .where(operation_members.c.org_id == principal.org_id)
-            .order_by(operations.c.created_at)
-        )
+        rows = await store.of_organisation(conn, principal.org_id)
         return [_operation_json(row, row.role) for row in rows]
 
 
@@ -321,14 +249,9 @@ def _operation_json(row: Any, role: str) -> dict[str, Any]:
 async def get_operation(ctx: Context, principal: Principal, operation_id: str) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
         member = await membership(ctx, conn, principal, operation_id)
-        row = (
-            await conn.execute(select(operations).where(operations.c.operation_id == operation_id))
-        ).one()
-        area_rows = await conn.execute(
-            select(areas.c.area, areas.c.epoch, areas.c.next_seq).where(
-                areas.c.operation_id == operation_id
-            )
-        )
+        row = await store.get(conn, operation_id)
+        assert row is not None  # membership() found it
+        area_rows = await area_store.of_operation(conn, operation_id)
         readable = [
             {"area": a.area, "epoch": a.epoch, "last_seq": a.next_seq}
             for a in area_rows
@@ -341,9 +264,4 @@ async def charter_history(ctx: Context, principal: Principal, operation_id: str)
     """Every charter version, oldest first, as base64url of the signed encoding."""
     async with ctx.engine.connect() as conn:
         await membership(ctx, conn, principal, operation_id)
-        rows = await conn.execute(
-            select(charter_versions.c.body)
-            .where(charter_versions.c.operation_id == operation_id)
-            .order_by(charter_versions.c.version)
-        )
-        return [b64e(row[0]) for row in rows]
+        return [b64e(body) for body in await store.charter_bodies(conn, operation_id)]

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.charter import Charter
@@ -30,7 +29,10 @@ from opseal.crypto.keys import VerifyKey
 from opseal.crypto.statements import Receipt
 
 from ..errors import BadRequest, Forbidden, InvalidSignature, NotFound
-from ..storage.tables import area_members, devices, events, receipts
+from ..storage import areas as area_store
+from ..storage import entries
+from ..storage import identity as identity_store
+from ..storage import receipts as store
 from .areas import AreaRef, _advance, _append_event, _lock_area, _reader, _sender_key
 from .base import Context, Principal, Tx
 from .operations import membership
@@ -52,31 +54,14 @@ def _parse(ctx: Context, principal: Principal, body: bytes) -> Receipt:
 
 
 async def _message(conn: AsyncConnection, ref: AreaRef, message_id: str) -> Any:
-    row = (
-        await conn.execute(
-            select(events.c.device_id, events.c.body).where(
-                events.c.operation_id == ref.operation_id,
-                events.c.area == ref.area,
-                events.c.kind == "message",
-                events.c.message_id == message_id,
-            )
-        )
-    ).first()
+    row = await entries.message(conn, ref.operation_id, ref.area, message_id)
     if row is None:
         raise NotFound(f"message {message_id} does not exist in area {ref.area!r}")
     return row
 
 
 async def _stored(conn: AsyncConnection, message_id: str, device_id: str, kind: str) -> Any:
-    return (
-        await conn.execute(
-            select(receipts).where(
-                receipts.c.message_id == message_id,
-                receipts.c.device_id == device_id,
-                receipts.c.kind == kind,
-            )
-        )
-    ).first()
+    return await store.get(conn, message_id, device_id, kind)
 
 
 def _receipt_json(row: Any, created: bool) -> dict[str, Any]:
@@ -127,15 +112,14 @@ async def _store(
     tx: Tx, principal: Principal, ref: AreaRef, receipt: Receipt, body: bytes, seq: int
 ) -> None:
     message_id = str(receipt.message_id)
-    await tx.conn.execute(
-        insert(receipts).values(
-            message_id=message_id,
-            device_id=principal.device_id,
-            kind=receipt.kind,
-            org_id=principal.org_id,
-            statement=body,
-            created_at=tx.now,
-        )
+    await store.insert_receipt(
+        tx.conn,
+        message_id,
+        principal.device_id,
+        receipt.kind,
+        org_id=principal.org_id,
+        statement=body,
+        now=tx.now,
     )
     row = _append_event(tx, ref, seq, "receipt", principal.device_id, body)
     await _advance(tx, ref, [row], seq)
@@ -165,11 +149,9 @@ async def receipt_status(
             raise Forbidden("only a coordinator sees who has read and acknowledged a message")
         member.check_area(ref.area)
         message = await _message(conn, ref, message_id)
-        rows = (
-            await conn.execute(select(receipts).where(receipts.c.message_id == message_id))
-        ).all()
-        roster = await _roster_orgs(conn, ref)
-        sender_org = await _org_of(conn, message.device_id)
+        rows = await store.for_message(conn, message_id)
+        roster = await area_store.roster_orgs(conn, ref.operation_id, ref.area)
+        sender_org = await identity_store.device_org(conn, message.device_id)
     header = Envelope.from_bytes(message.body).header
     orgs = _by_org(member.charter, ref.area, rows, roster)
     return {
@@ -183,20 +165,6 @@ async def receipt_status(
             o["org_id"] for o in orgs if not o["acked"] and o["org_id"] != sender_org
         ],
     }
-
-
-async def _roster_orgs(conn: AsyncConnection, ref: AreaRef) -> list[tuple[str, str]]:
-    rows = await conn.execute(
-        select(area_members.c.device_id, devices.c.org_id)
-        .join(devices, devices.c.device_id == area_members.c.device_id)
-        .where(area_members.c.operation_id == ref.operation_id, area_members.c.area == ref.area)
-    )
-    return [(row.device_id, row.org_id) for row in rows]
-
-
-async def _org_of(conn: AsyncConnection, device_id: str) -> str | None:
-    query = select(devices.c.org_id).where(devices.c.device_id == device_id)
-    return (await conn.execute(query)).scalar_one_or_none()
 
 
 def _first_times(rows: Iterable[Any], kinds: set[str]) -> dict[str, int]:

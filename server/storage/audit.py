@@ -1,8 +1,9 @@
-"""Audit-log storage: leaves appended inside the transaction of the action they record.
+"""Audit-log storage: leaves appended inside the transaction of the action they record, and
+the signed checkpoints.
 
 Leaf indexes come from the single ``audit_head`` row (``UPDATE ... RETURNING``), so they are
 gap-free and in commit order on both backends. An entry is canonical JSON of metadata only:
-ids, hashes, codes — never content.
+ids, hashes, codes — never content. Statements are built once at import.
 """
 
 from __future__ import annotations
@@ -11,14 +12,49 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.merkle import leaf_hash
 
-from .tables import audit_head, audit_leaves
+from .tables import audit_checkpoints, audit_head, audit_leaves
 
-__all__ = ["append", "encode_entry", "leaf_hashes", "read_entries", "size"]
+__all__ = [
+    "append",
+    "checkpoint_body",
+    "create_head",
+    "encode_entry",
+    "insert_checkpoint",
+    "leaf_hashes",
+    "leaves",
+    "newest_checkpoint_body",
+    "read_entries",
+    "size",
+]
+
+_GROW = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(size=audit_head.c.size + bindparam("b_count"))
+    .returning(audit_head.c.size)
+)
+_INSERT_LEAVES = insert(audit_leaves)
+_SIZE = select(audit_head.c.size).where(audit_head.c.id == 1)
+_RANGE = (audit_leaves.c.idx >= bindparam("start")) & (audit_leaves.c.idx < bindparam("end"))
+_LEAF_HASHES = select(audit_leaves.c.leaf_hash).where(_RANGE).order_by(audit_leaves.c.idx)
+_ENTRIES = (
+    select(audit_leaves.c.idx, audit_leaves.c.entry).where(_RANGE).order_by(audit_leaves.c.idx)
+)
+_LEAVES = (
+    select(audit_leaves.c.idx, audit_leaves.c.entry, audit_leaves.c.leaf_hash)
+    .where(_RANGE)
+    .order_by(audit_leaves.c.idx)
+)
+_CHECKPOINT = select(audit_checkpoints.c.body).where(audit_checkpoints.c.size == bindparam("size"))
+_NEWEST_CHECKPOINT = (
+    select(audit_checkpoints.c.body).order_by(audit_checkpoints.c.size.desc()).limit(1)
+)
+_INSERT_CHECKPOINT = insert(audit_checkpoints)
 
 
 def encode_entry(entry: dict[str, Any]) -> bytes:
@@ -26,18 +62,16 @@ def encode_entry(entry: dict[str, Any]) -> bytes:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+async def create_head(conn: AsyncConnection) -> None:
+    """Start an empty log (once, at ``init``)."""
+    await conn.execute(insert(audit_head), {"id": 1, "size": 0})
+
+
 async def append(conn: AsyncConnection, entries: Sequence[dict[str, Any]], now: int) -> int:
     """Append ``entries`` and return the index of the first one."""
     if not entries:
         return -1
-    new_size = (
-        await conn.execute(
-            update(audit_head)
-            .where(audit_head.c.id == 1)
-            .values(size=audit_head.c.size + len(entries))
-            .returning(audit_head.c.size)
-        )
-    ).scalar_one()
+    new_size = (await conn.execute(_GROW, {"b_count": len(entries)})).scalar_one()
     first = new_size - len(entries)
     rows = []
     for offset, entry in enumerate(entries):
@@ -45,27 +79,42 @@ async def append(conn: AsyncConnection, entries: Sequence[dict[str, Any]], now: 
         rows.append(
             {"idx": first + offset, "entry": data, "leaf_hash": leaf_hash(data), "created_at": now}
         )
-    await conn.execute(audit_leaves.insert(), rows)
+    await conn.execute(_INSERT_LEAVES, rows)
     return first
 
 
 async def size(conn: AsyncConnection) -> int:
-    return (await conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1))).scalar_one()
+    """The number of leaves in the log."""
+    return (await conn.execute(_SIZE)).scalar_one()
 
 
 async def leaf_hashes(conn: AsyncConnection, start: int, end: int) -> list[bytes]:
-    result = await conn.execute(
-        select(audit_leaves.c.leaf_hash)
-        .where(audit_leaves.c.idx >= start, audit_leaves.c.idx < end)
-        .order_by(audit_leaves.c.idx)
-    )
-    return [row[0] for row in result]
+    """Leaf hashes of leaves ``start`` to ``end - 1``, in order."""
+    return [row[0] for row in await conn.execute(_LEAF_HASHES, {"start": start, "end": end})]
 
 
 async def read_entries(conn: AsyncConnection, start: int, end: int) -> list[tuple[int, bytes]]:
-    result = await conn.execute(
-        select(audit_leaves.c.idx, audit_leaves.c.entry)
-        .where(audit_leaves.c.idx >= start, audit_leaves.c.idx < end)
-        .order_by(audit_leaves.c.idx)
-    )
-    return [(row[0], row[1]) for row in result]
+    """``(index, entry)`` of leaves ``start`` to ``end - 1``, in order."""
+    rows = await conn.execute(_ENTRIES, {"start": start, "end": end})
+    return [(row[0], row[1]) for row in rows]
+
+
+async def leaves(conn: AsyncConnection, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+    """``(index, entry, leaf_hash)`` of leaves ``start`` to ``end - 1``, in order."""
+    rows = await conn.execute(_LEAVES, {"start": start, "end": end})
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def checkpoint_body(conn: AsyncConnection, size: int) -> bytes | None:
+    """The stored checkpoint of exactly ``size`` leaves, or None."""
+    return (await conn.execute(_CHECKPOINT, {"size": size})).scalar_one_or_none()
+
+
+async def newest_checkpoint_body(conn: AsyncConnection) -> bytes | None:
+    """The stored checkpoint of the largest size, or None."""
+    return (await conn.execute(_NEWEST_CHECKPOINT)).scalar_one_or_none()
+
+
+async def insert_checkpoint(conn: AsyncConnection, size: int, body: bytes, now: int) -> None:
+    """Store the checkpoint of ``size`` leaves; one already stored raises ``IntegrityError``."""
+    await conn.execute(_INSERT_CHECKPOINT, {"size": size, "body": body, "created_at": now})

@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -27,6 +27,7 @@ __all__ = [
     "check_schema",
     "make_engine",
     "migrate",
+    "ping",
     "write_transaction",
 ]
 
@@ -79,6 +80,14 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
                 yield conn
         finally:
             conn.info.pop(WRITE_INTENT, None)
+
+
+_PING = text("SELECT 1")
+
+
+async def ping(conn: AsyncConnection) -> None:
+    """Raise unless the database answers a trivial query."""
+    await conn.execute(_PING)
 
 
 def alembic_config(url: str) -> Config:

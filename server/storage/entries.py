@@ -1,25 +1,78 @@
-"""Queries over an area's entries (the ``events`` table)."""
+"""Queries over an area's entries (the ``events`` table): messages, commits, key packages and
+receipts, numbered by the area's gap-free sequence.
+
+Statements are built once at import; :func:`entries_after` is the hot read of sync, the event
+list and the stream's tail.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import events
 
-__all__ = ["entries_after"]
+__all__ = ["append", "by_message_ids", "commit_bodies", "entries_after", "message"]
+
+_IN_AREA = (events.c.operation_id == bindparam("operation_id")) & (
+    events.c.area == bindparam("area")
+)
+_AFTER = (
+    select(events)
+    .where(_IN_AREA, events.c.seq > bindparam("after"))
+    .order_by(events.c.seq)
+    .limit(bindparam("limit"))
+)
+_APPEND = insert(events)
+_BY_MESSAGE_IDS = select(
+    events.c.message_id, events.c.operation_id, events.c.area, events.c.seq, events.c.body
+).where(events.c.message_id.in_(bindparam("message_ids", expanding=True)))
+_MESSAGE = select(events.c.device_id, events.c.body).where(
+    _IN_AREA, events.c.kind == "message", events.c.message_id == bindparam("message_id")
+)
+_COMMIT_BODIES = (
+    select(events.c.body)
+    .where(_IN_AREA, events.c.kind == "commit", events.c.epoch > bindparam("after_epoch"))
+    .order_by(events.c.seq)
+)
 
 
 async def entries_after(
     conn: AsyncConnection, operation_id: str, area: str, after: int, limit: int
 ) -> list[Any]:
     """Up to ``limit`` entries of an area with sequence numbers above ``after``, in order."""
-    result = await conn.execute(
-        select(events)
-        .where(events.c.operation_id == operation_id, events.c.area == area, events.c.seq > after)
-        .order_by(events.c.seq)
-        .limit(limit)
-    )
-    return list(result)
+    params = {"operation_id": operation_id, "area": area, "after": after, "limit": limit}
+    return list(await conn.execute(_AFTER, params))
+
+
+async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert entries (each a dict naming every column); a used ``(operation, area, seq)`` or
+    ``message_id`` raises ``IntegrityError``."""
+    await conn.execute(_APPEND, rows)
+
+
+async def by_message_ids(conn: AsyncConnection, message_ids: list[str]) -> dict[str, Row[Any]]:
+    """Stored messages among ``message_ids`` on the whole instance, by message id, each with
+    ``operation_id``, ``area``, ``seq`` and ``body``."""
+    rows = await conn.execute(_BY_MESSAGE_IDS, {"message_ids": message_ids})
+    return {row.message_id: row for row in rows}
+
+
+async def message(
+    conn: AsyncConnection, operation_id: str, area: str, message_id: str
+) -> Row[Any] | None:
+    """``(device_id, body)`` of the message ``message_id`` in the area, or None."""
+    params = {"operation_id": operation_id, "area": area, "message_id": message_id}
+    return (await conn.execute(_MESSAGE, params)).first()
+
+
+async def commit_bodies(
+    conn: AsyncConnection, operation_id: str, area: str, after_epoch: int
+) -> list[bytes]:
+    """The area's commits to epochs after ``after_epoch``, oldest first."""
+    params = {"operation_id": operation_id, "area": area, "after_epoch": after_epoch}
+    return [row[0] for row in await conn.execute(_COMMIT_BODIES, params)]

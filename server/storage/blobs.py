@@ -1,0 +1,90 @@
+"""Blob queries: a blob's row (declared size and hash, upload progress) and its chunks, each
+keyed by the byte offset it starts at.
+
+Statements are built once at import; the upload and download rules live in
+:mod:`opseal.server.services.blobs`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .tables import blob_chunks, blobs
+
+__all__ = ["chunk_at", "delete_chunks", "get", "insert_blob", "insert_chunk", "set_progress"]
+
+_BLOB = bindparam("blob_id")
+_GET = select(blobs).where(blobs.c.blob_id == _BLOB)
+_GET_LOCKED = _GET.with_for_update()
+_INSERT = insert(blobs)
+_SET_PROGRESS = (
+    update(blobs)
+    .where(blobs.c.blob_id == bindparam("b_blob_id"))
+    .values(received=bindparam("b_received"), complete=bindparam("b_complete"))
+)
+_INSERT_CHUNK = insert(blob_chunks)
+_DELETE_CHUNKS = delete(blob_chunks).where(blob_chunks.c.blob_id == _BLOB)
+_CHUNK_AT = (
+    select(blob_chunks.c.offset, blob_chunks.c.data)
+    .where(blob_chunks.c.blob_id == _BLOB, blob_chunks.c.offset <= bindparam("position"))
+    .order_by(blob_chunks.c.offset.desc())
+    .limit(1)
+)
+
+
+async def get(conn: AsyncConnection, blob_id: str, *, lock: bool = False) -> Row[Any] | None:
+    """The blob's row, or None; ``lock`` holds it (``FOR UPDATE``) for the transaction."""
+    return (await conn.execute(_GET_LOCKED if lock else _GET, {"blob_id": blob_id})).first()
+
+
+async def insert_blob(
+    conn: AsyncConnection,
+    blob_id: str,
+    *,
+    operation_id: str,
+    area: str,
+    device_id: str,
+    size: int,
+    sha256: bytes,
+    now: int,
+) -> None:
+    """Declare an empty, incomplete blob; a used id raises ``IntegrityError``."""
+    await conn.execute(
+        _INSERT,
+        {
+            "blob_id": blob_id,
+            "operation_id": operation_id,
+            "area": area,
+            "device_id": device_id,
+            "size": size,
+            "sha256": sha256,
+            "received": 0,
+            "complete": False,
+            "created_at": now,
+        },
+    )
+
+
+async def set_progress(conn: AsyncConnection, blob_id: str, received: int, complete: bool) -> None:
+    await conn.execute(
+        _SET_PROGRESS, {"b_blob_id": blob_id, "b_received": received, "b_complete": complete}
+    )
+
+
+async def insert_chunk(conn: AsyncConnection, blob_id: str, offset: int, data: bytes) -> None:
+    """Store a chunk; one already stored at ``offset`` raises ``IntegrityError``."""
+    await conn.execute(_INSERT_CHUNK, {"blob_id": blob_id, "offset": offset, "data": data})
+
+
+async def delete_chunks(conn: AsyncConnection, blob_id: str) -> None:
+    await conn.execute(_DELETE_CHUNKS, {"blob_id": blob_id})
+
+
+async def chunk_at(conn: AsyncConnection, blob_id: str, position: int) -> Row[Any] | None:
+    """``(offset, data)`` of the stored chunk with the greatest offset at or below
+    ``position`` (the one holding it when chunks are contiguous), or None."""
+    return (await conn.execute(_CHUNK_AT, {"blob_id": blob_id, "position": position})).first()

@@ -1,0 +1,48 @@
+"""The purge of an operation's content: every area row's content, kept rows named below."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .tables import (
+    area_members,
+    areas,
+    blob_chunks,
+    blobs,
+    commit_secrets,
+    commits,
+    events,
+    key_packages,
+    receipts,
+)
+
+__all__ = ["purge_content"]
+
+_OP = bindparam("operation_id")
+_MESSAGE_IDS = select(events.c.message_id).where(
+    events.c.operation_id == _OP, events.c.message_id.is_not(None)
+)
+_BLOB_IDS = select(blobs.c.blob_id).where(blobs.c.operation_id == _OP)
+_DELETES = [
+    ("receipts", delete(receipts).where(receipts.c.message_id.in_(_MESSAGE_IDS))),
+    ("blob_chunks", delete(blob_chunks).where(blob_chunks.c.blob_id.in_(_BLOB_IDS))),
+    *(
+        (table.name, delete(table).where(table.c.operation_id == _OP))
+        for table in (blobs, commit_secrets, commits, key_packages, events, area_members)
+    ),
+]
+_FORGET_STATE = (
+    update(areas).where(areas.c.operation_id == bindparam("b_operation_id")).values(state=None)
+)
+
+
+async def purge_content(conn: AsyncConnection, operation_id: str) -> dict[str, int]:
+    """Delete the operation's receipts, blobs, commits, key packages, entries and rosters and
+    its areas' group states; returns the rows deleted per table. The operation, its charter
+    versions and its area rows (with their sequence heads) stay."""
+    counts = {}
+    for name, statement in _DELETES:
+        counts[name] = (await conn.execute(statement, {"operation_id": operation_id})).rowcount
+    await conn.execute(_FORGET_STATE, {"b_operation_id": operation_id})
+    return counts
