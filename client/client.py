@@ -675,9 +675,11 @@ class Client:
         return 0
 
     def _reseal(self, op: str, area: str, items: list[OutboxItem]) -> None:
-        """The area moved to a new epoch: seal the same messages again (same ids) for it."""
+        """The area moved to a new epoch: seal the same messages again (same ids) for it, and
+        every later pending one of the area, so counters still rise in sending order."""
         state, secret = self._current(op, area)
         with self.store.transaction():
+            items = self.store.pending(1 << 30, op, area)
             first = self.store.take_counters(op, area, len(items))
             for n, item in enumerate(items):
                 envelope = self._seal(
