@@ -60,7 +60,7 @@ from .errors import (
     WrongEpochError,
     error_for,
 )
-from .profile import Profile, ProfileInfo
+from .profile import Profile, ProfileInfo, check_passphrase
 from .store import OutboxItem, Store, StoredMessage
 
 __all__ = ["Client", "IntegrityWarning", "SyncReport", "check_server_url", "root_key_id"]
@@ -210,6 +210,7 @@ class Client:
         """Enrol this device with a one-time code: the organisation root (held by the focal
         point) certifies a new user identity key, which certifies this device."""
         check_server_url(server, allow_http=allow_http)
+        check_passphrase(passphrase, "device")  # before the one-time code is spent
         now = int(time.time())
         user_key = SigningKey.generate()
         user_cert = _certify_user(root, org_id, user_id, user_kind, name, user_key.verify_key, now)
