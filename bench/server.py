@@ -90,9 +90,18 @@ async def run_backend(url: str, sizes: Sizes) -> dict[str, float]:
     return figures
 
 
+def take_counters(op: Operation, who: str, count: int) -> range:
+    """The next ``count`` counters of ``who``: the server refuses a counter that does not rise."""
+    counters: dict[str, int] = op.__dict__.setdefault("counters", {})
+    first = counters.get(who, 0) + 1
+    counters[who] = first + count - 1
+    return range(first, first + count)
+
+
 def seal_batches(op: Operation, who: str, state: Any, secret: bytes, sizes: Sizes) -> list:
     count = sizes.messages // len(POSTERS)
-    sealed = [envelope(op, who, state, secret, n, BODY).to_bytes() for n in range(1, count + 1)]
+    numbers = take_counters(op, who, count)
+    sealed = [envelope(op, who, state, secret, n, BODY).to_bytes() for n in numbers]
     return [sealed[i : i + sizes.batch] for i in range(0, count, sizes.batch)]
 
 
@@ -158,7 +167,8 @@ async def measure_latency(op: Operation, state: Any, secret: bytes, samples: int
     latencies = []
     try:
         for n in range(samples + 10):  # the first 10 warm up
-            sealed = envelope(op, POSTERS[0], state, secret, 1, BODY, message_id=uuid.uuid4())
+            [n] = take_counters(op, POSTERS[0], 1)
+            sealed = envelope(op, POSTERS[0], state, secret, n, BODY, message_id=uuid.uuid4())
             start = time.perf_counter()
             seq = await poster.post_message(op.id, AREA, sealed.to_bytes())
             if n >= 10:
@@ -290,7 +300,8 @@ async def measure_fanout(op: Operation, state: Any, secret: bytes, pid: int, siz
     before_metrics = await fanout_metrics(poster)
     try:
         for _ in range(sizes.fanout_messages):
-            sealed = envelope(op, POSTERS[0], state, secret, 1, "fan-out", message_id=uuid.uuid4())
+            [n] = take_counters(op, POSTERS[0], 1)
+            sealed = envelope(op, POSTERS[0], state, secret, n, "fan-out", message_id=uuid.uuid4())
             start = time.perf_counter()
             seq = await poster.post_message(op.id, AREA, sealed.to_bytes())
             marker = b'"seq": %d,' % seq

@@ -42,7 +42,7 @@ from .alerts import Alerts
 from .api import ApiClient
 from .errors import ClientError
 from .outbox import Outbox
-from .profile import Profile, ProfileInfo
+from .profile import Profile, ProfileInfo, check_passphrase
 from .receipts import Receipts
 from .release import Releaser
 from .session import Session
@@ -169,6 +169,7 @@ class Client:
         """Enrol this device with a one-time code: the organisation root (held by the focal
         point) certifies a new user identity key, which certifies this device."""
         check_server_url(server, allow_http=allow_http)
+        check_passphrase(passphrase, "device")  # before the one-time code is spent
         now = int(time.time())
         user_key = SigningKey.generate()
         user_cert = certify_user_key(

@@ -57,7 +57,7 @@ from .seizures import read_seizures_csv, write_seizures_csv
 __all__ = ["OUTCOMES", "DemoError", "DemoResult", "main", "run"]
 
 OPERATION = "op-stop-v"
-PASSPHRASE = "opseal-demo"  # noqa: S105 - printed for the reader; demo keys only
+PASSPHRASE = "opseal-demo-passphrase"  # noqa: S105 - printed for the reader; demo keys only
 DEMO_KDF = KdfParams(time_cost=2, memory_kib=19 * 1024)
 """Argon2id at OWASP's minimum, so the demo starts quickly; real profiles use the default."""
 MARKER = ".opseal-demo"

@@ -11,7 +11,8 @@ ClientError
     │   └── PhaseClosedError  phase_closed
     ├── NotFoundError         not_found
     ├── ConflictError         conflict
-    │   └── WrongEpochError   wrong_epoch
+    │   ├── WrongEpochError   wrong_epoch
+    │   └── CounterRefusedError counter_refused
     ├── PayloadTooLargeError  payload_too_large
     ├── RateLimitedError      rate_limited
     ├── UnavailableError      unavailable
@@ -27,6 +28,7 @@ __all__ = [
     "BadRequestError",
     "ClientError",
     "ConflictError",
+    "CounterRefusedError",
     "ForbiddenError",
     "InvalidSignatureError",
     "NotFoundError",
@@ -101,6 +103,10 @@ class WrongEpochError(ConflictError):
     code = "wrong_epoch"
 
 
+class CounterRefusedError(ConflictError):
+    code = "counter_refused"
+
+
 class PayloadTooLargeError(ApiError):
     code = "payload_too_large"
 
@@ -133,6 +139,7 @@ _BY_CODE: dict[str, type[ApiError]] = {
         NotFoundError,
         ConflictError,
         WrongEpochError,
+        CounterRefusedError,
         PayloadTooLargeError,
         RangeNotSatisfiableError,
         RateLimitedError,

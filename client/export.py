@@ -32,7 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,10 +47,13 @@ __all__ = [
     "ExportRow",
     "check_personal",
     "collect",
+    "csv_text",
     "is_personal",
+    "neutralise",
     "strip_personal",
     "to_csv",
     "to_json",
+    "to_xlsx",
 ]
 
 FORMATS = ("csv", "json")
@@ -171,20 +174,74 @@ def to_json(rows: Sequence[ExportRow], operation_id: str, *, include_personal: b
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _cell(value: Any) -> str:
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection)."""
+
+
+def neutralise(text: str) -> str:
+    """``text`` made inert in a spreadsheet: a cell starting with one of
+    :data:`FORMULA_STARTS` gets a leading single quote, so it opens as text, not a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _value(value: Any) -> str | int | float:
+    """A cell of the CSV or XLSX export: numbers stay numbers, every text is neutralised."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return value
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return str(value)
+        return neutralise(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    return neutralise(str(value))
+
+
+def _cell(value: Any) -> str:
+    return str(_value(value))
 
 
 def to_csv(rows: Sequence[ExportRow]) -> str:
     """The export as CSV, one row per goods line (like the import format): the message's
     metadata, the record's fields (objects and lists as JSON), then the goods line's fields
-    (named as in the import; a line field that clashes with a record field gets ``line_``)."""
+    (named as in the import; a line field that clashes with a record field gets ``line_``).
+    Text cells are :func:`neutralised <neutralise>`."""
+    return csv_text([_cell(v) for v in row] for row in _table(rows))
+
+
+def csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    """``rows`` as CSV text with ``\\n`` line ends. A row with a carriage return in a cell is
+    written fully quoted: Python 3.11's writer leaves a lone CR unquoted, which a reader (or a
+    spreadsheet) takes for the end of the row."""
+    out = io.StringIO()
+    plain = csv.writer(out, lineterminator="\n")
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        has_cr = any(isinstance(c, str) and "\r" in c for c in row)
+        (quoted if has_cr else plain).writerow(row)
+    return out.getvalue()
+
+
+def to_xlsx(rows: Sequence[ExportRow]) -> bytes:
+    """The export as an XLSX workbook, the same table as :func:`to_csv`: numbers as numbers,
+    text as (neutralised) text cells, never formulas."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("records")
+    for row in _table(rows):
+        values = (_value(v) for v in row)
+        sheet.append(
+            [ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v for v in values]
+        )
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _table(rows: Sequence[ExportRow]) -> Iterator[list[Any]]:
+    """The header, then one list of raw values per goods line."""
     record_cols: dict[str, None] = {}
     line_cols: dict[str, None] = dict.fromkeys(LINE_COLUMNS_FIRST)
     for r in rows:
@@ -195,14 +252,10 @@ def to_csv(rows: Sequence[ExportRow]) -> str:
     clash = {c for c in line_cols if c in record_cols or c in META_COLUMNS}
     line_names = {c: f"line_{c}" if c in clash else c for c in line_cols}
     record_names = [c for c in record_cols if c not in META_COLUMNS]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*META_COLUMNS, *record_names, *line_names.values()])
+    yield [*META_COLUMNS, *record_names, *line_names.values()]
     for r in rows:
         meta = r.json()
-        head = [_cell(meta[c]) for c in META_COLUMNS]
-        head += [_cell(r.record.get(c)) for c in record_names]
+        head = [meta[c] for c in META_COLUMNS] + [r.record.get(c) for c in record_names]
         lines = [g for g in r.record.get("goods") or [] if isinstance(g, dict)] or [{}]
         for line in lines:
-            writer.writerow(head + [_cell(line.get(c)) for c in line_cols])
-    return out.getvalue()
+            yield head + [line.get(c) for c in line_cols]

@@ -194,9 +194,11 @@ class Outbox:
         return 0
 
     def _reseal(self, op: str, area: str, items: list[OutboxItem]) -> None:
-        """The area moved to a new epoch: seal the same messages again (same ids) for it."""
+        """The area moved to a new epoch: seal the same messages again (same ids) for it, and
+        every later pending one of the area, so counters still rise in sending order."""
         state, secret = self._states.current(op, area)
         with self._store.transaction():
+            items = self._store.pending(1 << 30, op, area)
             first = self._store.take_counters(op, area, len(items))
             for n, item in enumerate(items):
                 envelope = self._seal(

@@ -29,13 +29,38 @@ from opseal.crypto.keys import HpkePrivateKey, KdfParams, SigningKey, open_key_f
 
 from .errors import ClientError
 
-__all__ = ["DEFAULT_HOME", "Profile", "ProfileError", "ProfileInfo"]
+__all__ = [
+    "DEFAULT_HOME",
+    "MIN_PASSPHRASE",
+    "Profile",
+    "ProfileError",
+    "ProfileInfo",
+    "check_passphrase",
+]
 
 DEFAULT_HOME = Path(os.environ.get("OPSEAL_HOME", Path.home() / ".opseal"))
+MIN_PASSPHRASE = {"org-root": 16, "user": 12, "device": 12}
+"""The shortest passphrase, in characters, that may seal each key file (design §12)."""
+_KEY_NAMES = {
+    "org-root": "an organisation root key",
+    "user": "a user key",
+    "device": "a device key",
+}
 
 
 class ProfileError(ClientError):
     """A profile that is missing, incomplete or cannot be opened."""
+
+
+def check_passphrase(passphrase: str, purpose: str) -> None:
+    """Refuse a passphrase too short to seal the ``purpose`` key file, naming the rule."""
+    least = MIN_PASSPHRASE.get(purpose, 12)
+    if len(passphrase) < least:
+        what = _KEY_NAMES.get(purpose, f"a {purpose} key")
+        raise ProfileError(
+            f"passphrase too weak: {what} needs a passphrase of at least {least} characters "
+            f"(this one has {len(passphrase)}); a few unrelated words are easy to type"
+        )
 
 
 @dataclass
@@ -100,6 +125,7 @@ class Profile:
         passphrase: str,
         params: KdfParams | None = None,
     ) -> None:
+        check_passphrase(passphrase, purpose)
         self.create()
         blob = seal_key_file(
             json.dumps(payload).encode(), passphrase, purpose=purpose, params=params

@@ -7,12 +7,12 @@ URL at all, so it opens in a browser without network access.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from .export import csv_text, neutralise
 
 __all__ = ["CHART_COLOURS", "FORMATS", "render", "render_csv", "render_html", "render_table"]
 
@@ -62,17 +62,21 @@ def render_table(report: Mapping[str, Any]) -> str:
 
 
 def render_csv(report: Mapping[str, Any]) -> str:
-    """The report as CSV rows ``section,key,metric,value`` (``totals`` has an empty key)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["section", "key", "metric", "value"])
+    """The report as CSV rows ``section,key,metric,value`` (``totals`` has an empty key);
+    keys come from other organisations' records, so text cells are neutralised for
+    spreadsheets (:func:`.export.neutralise`) and numbers stay numbers."""
+    rows: list[list[Any]] = [["section", "key", "metric", "value"]]
     for metric, value in report["totals"].items():
-        writer.writerow(["totals", "", metric, value])
+        rows.append(["totals", "", neutralise(metric), _csv_value(value)])
     for section in _SECTIONS:
         for key, metrics in report[section].items():
             for metric, value in metrics.items():
-                writer.writerow([section, key, metric, value])
-    return out.getvalue()
+                rows.append([section, neutralise(key), neutralise(metric), _csv_value(value)])
+    return csv_text(rows)
+
+
+def _csv_value(value: Any) -> Any:
+    return neutralise(value) if isinstance(value, str) else value
 
 
 def render_json(report: Mapping[str, Any]) -> str:

@@ -9,8 +9,10 @@ own key and the header cannot be moved to another area, epoch or operation.
 
 from __future__ import annotations
 
+import bisect
+import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -26,6 +28,8 @@ from .keys import SigningKey, VerifyKey, hkdf_sha256
 __all__ = [
     "CONTENT_TYPES",
     "HANDLING_CODES",
+    "MAX_COUNTER_JUMP",
+    "MAX_GAP_RANGES",
     "MAX_PLAINTEXT",
     "Envelope",
     "Header",
@@ -182,10 +186,20 @@ def _check_context(header: Header, state: GroupState) -> None:
         raise ContextError(f"message for epoch {header.epoch} opened in epoch {state.epoch}")
 
 
+MAX_COUNTER_JUMP = 100_000
+"""The largest step between a sender's consecutive counters in an area: readers refuse a larger
+jump, and the server refuses to store it (``counter_refused``)."""
+MAX_GAP_RANGES = 1024
+"""Runs of missing counters a reader keeps per sender; past it, the oldest run is forgotten."""
+_LISTED_RUN = 3
+
+Runs = list[tuple[int, int]]
+
+
 @dataclass
 class _SenderLog:
     highest: int = 0
-    missing: set[int] = field(default_factory=set)
+    missing: Runs = field(default_factory=list)  # sorted, disjoint (first, last) runs
 
 
 class ReplayTracker:
@@ -193,39 +207,91 @@ class ReplayTracker:
 
     A counter seen before raises :class:`ReplayError`. Counters skipped over are kept as
     possibly missing messages until they arrive late (then accepted once) — :meth:`gaps`.
-    A jump of more than :attr:`max_gap` counters is refused: it would only serve to make
-    readers hold millions of "missing" counters.
+    Memory is bounded per sender: missing counters are kept as runs (first, last), at most
+    :attr:`max_ranges` of them (past that, the oldest run is forgotten and a message from it
+    arriving later is refused as a replay), and a jump of more than :attr:`max_gap` counters is
+    refused. Missing counters are written compactly (:meth:`gaps`): a run of up to three
+    counters as the counters, a longer run as ``[first, last]``.
     """
 
-    max_gap = 100_000
+    max_gap = MAX_COUNTER_JUMP
+    max_ranges = MAX_GAP_RANGES
 
     def __init__(self) -> None:
         self._logs: dict[tuple[str, str, str], _SenderLog] = {}
+        self._changed: set[tuple[str, str, str]] = set()
 
     def record(self, operation: str, area: str, sender: str, counter: int) -> None:
-        log = self._logs.setdefault((operation, area, sender), _SenderLog())
+        key = (operation, area, sender)
+        log = self._logs.setdefault(key, _SenderLog())
         if counter - log.highest > self.max_gap:
             raise EnvelopeError(f"counter of {sender!r} jumps by more than {self.max_gap}")
         if counter > log.highest:
-            log.missing.update(range(log.highest + 1, counter))
+            if counter > log.highest + 1:
+                log.missing.append((log.highest + 1, counter - 1))
             log.highest = counter
-        elif counter in log.missing:
-            log.missing.discard(counter)
-        else:
+        elif not _take(log.missing, counter):
             raise ReplayError(f"message {counter} from {sender!r} in {area!r} was already seen")
+        del log.missing[: max(0, len(log.missing) - self.max_ranges)]
+        self._changed.add(key)
 
-    def gaps(self, operation: str, area: str, sender: str) -> list[int]:
-        """Counters skipped by ``sender`` in ``area`` that have not arrived."""
+    def gaps(self, operation: str, area: str, sender: str) -> list[int | list[int]]:
+        """Counters skipped by ``sender`` in ``area`` that have not arrived (compact form)."""
         log = self._logs.get((operation, area, sender))
-        return sorted(log.missing) if log else []
+        return _compact(log.missing) if log else []
 
-    def __iter__(self) -> Iterator[tuple[str, str, str, int, list[int]]]:
+    def __iter__(self) -> Iterator[tuple[str, str, str, int, list[int | list[int]]]]:
         """Every (operation, area, sender, highest counter, missing counters), to persist."""
-        for (operation, area, sender), log in self._logs.items():
-            yield operation, area, sender, log.highest, sorted(log.missing)
+        for key, log in self._logs.items():
+            yield *key, log.highest, _compact(log.missing)
+
+    def take_changes(self) -> list[tuple[str, str, str, int, list[int | list[int]]]]:
+        """The rows of :meth:`__iter__` changed since the last call: what to persist now."""
+        keys, self._changed = self._changed, set()
+        return [(*k, self._logs[k].highest, _compact(self._logs[k].missing)) for k in keys]
 
     def restore(
-        self, operation: str, area: str, sender: str, highest: int, missing: list[int]
+        self,
+        operation: str,
+        area: str,
+        sender: str,
+        highest: int,
+        missing: Iterable[int | Sequence[int]],
     ) -> None:
-        """Reload one sender's record saved from :meth:`__iter__`."""
-        self._logs[(operation, area, sender)] = _SenderLog(highest, set(missing))
+        """Reload one sender's record saved from :meth:`__iter__` (plain counter lists of
+        earlier versions are read too)."""
+        runs: Runs = []
+        for item in sorted(_run(m) for m in missing):
+            if runs and item[0] <= runs[-1][1] + 1:
+                runs[-1] = (runs[-1][0], max(runs[-1][1], item[1]))
+            else:
+                runs.append(item)
+        self._logs[(operation, area, sender)] = _SenderLog(highest, runs[-self.max_ranges :])
+
+
+def _take(runs: Runs, counter: int) -> bool:
+    """Remove ``counter`` from the run holding it; False if no run does."""
+    i = bisect.bisect_right(runs, (counter, math.inf)) - 1
+    if i < 0 or runs[i][1] < counter:
+        return False
+    first, last = runs[i]
+    pieces = [(a, b) for a, b in ((first, counter - 1), (counter + 1, last)) if a <= b]
+    runs[i : i + 1] = pieces
+    return True
+
+
+def _run(item: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(item, int):
+        return item, item
+    first, last = item
+    return int(first), int(last)
+
+
+def _compact(runs: Runs) -> list[int | list[int]]:
+    out: list[int | list[int]] = []
+    for first, last in runs:
+        if last - first < _LISTED_RUN:
+            out.extend(range(first, last + 1))
+        else:
+            out.append([first, last])
+    return out

@@ -8,6 +8,7 @@ bad one stops the server with a message naming the setting and what was expected
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -37,6 +38,9 @@ class Settings:
     max_blob_bytes: int = 2 * 1024 * 1024 * 1024
     max_blob_chunk_bytes: int = 8 * 1024 * 1024
     rate_limit_per_minute: int = 6000
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (CIDR) of reverse proxies whose
+    ``X-Forwarded-For`` names the client; from any other peer the header is ignored."""
     token_ttl: int = 3600
     challenge_ttl: int = 120
     log_level: str = "info"
@@ -55,8 +59,18 @@ class Settings:
                      "rate_limit_per_minute", "token_ttl", "challenge_ttl"):  # fmt: skip
             _check(getattr(self, name) > 0, name, "a positive integer")
         _check(self.max_batch <= 10_000, "max_batch", "at most 10000")
+        try:
+            self.trusted_networks  # noqa: B018 -- parsed here so a bad value stops the start
+        except ValueError:
+            _check(False, "trusted_proxies", "comma-separated IP addresses or CIDR networks")
         _check(self.log_level in ("debug", "info", "warning", "error"), "log_level",
                "one of debug, info, warning, error")  # fmt: skip
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`trusted_proxies` parsed."""
+        parts = (p.strip() for p in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
 
     @property
     def is_postgres(self) -> bool:

@@ -13,7 +13,9 @@ logged in full. Messages name the field or rule that failed, never a secret or c
     │   └── PhaseClosed       403 phase_closed         the operation's phase forbids it
     ├── NotFound              404 not_found
     ├── Conflict              409 conflict             e.g. a duplicate id with other content
-    │   └── WrongEpoch        409 wrong_epoch          commit or message for a non-current epoch
+    │   ├── WrongEpoch        409 wrong_epoch          commit or message for a non-current epoch
+    │   └── CounterRefused    409 counter_refused      a sender's counter not above its last, or
+    │                                                  jumping more than MAX_COUNTER_JUMP
     ├── PayloadTooLarge       413 payload_too_large
     ├── RangeNotSatisfiable   416 range_not_satisfiable  a byte range outside the blob
     ├── RateLimited           429 rate_limited
@@ -27,6 +29,7 @@ from typing import Any, ClassVar
 __all__ = [
     "BadRequest",
     "Conflict",
+    "CounterRefused",
     "Forbidden",
     "InvalidSignature",
     "NotFound",
@@ -91,6 +94,10 @@ class Conflict(OpSealError):
 
 class WrongEpoch(Conflict):
     status, code = 409, "wrong_epoch"
+
+
+class CounterRefused(Conflict):
+    status, code = 409, "counter_refused"
 
 
 class PayloadTooLarge(OpSealError):

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from ..errors import BadRequest, NotFound, OpSealError, PayloadTooLarge, RateLimited
-from ..services.base import Context
-from .keys import CONTEXT, PRINCIPAL, RATE_LIMITER
+from ..errors import BadRequest, NotFound, OpSealError, PayloadTooLarge, RateLimited, Unauthorized
+from ..services.base import Context, Principal
+from .auth import principal as authenticate
+from .keys import CONTEXT, PRINCIPAL, RATE_LIMITER, SETTINGS
 from .parse import check_path
 
-__all__ = ["RateLimiter", "error_middleware", "rate_limit_middleware", "request_middleware"]
+__all__ = [
+    "RateLimiter",
+    "client_address",
+    "error_middleware",
+    "rate_limit_middleware",
+    "request_middleware",
+]
 
 log = structlog.get_logger("opseal.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -23,6 +32,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUESTS = Counter("opseal_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("opseal_http_request_seconds", "HTTP request latency", ["route"])
 REFUSALS = Counter("opseal_refusals_total", "Requests refused", ["code"])
+RATE_LIMITED = Counter(
+    "opseal_rate_limited_total", "Requests refused by the rate limit (not audited)", ["scope"]
+)
+UNAUDITED = Counter(
+    "opseal_refusals_unaudited_total",
+    "Unauthenticated refusals beyond the first per address and minute (not audited)",
+)
+Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 
 def _route(request: web.Request) -> str:
@@ -98,8 +115,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def _audit_refusal(request: web.Request, error: OpSealError) -> None:
+    """Audit a refusal, except 429s (counted in metrics only) and the unauthenticated
+    refusals of an address after its first in the current minute (counted likewise)."""
     REFUSALS.labels(error.code).inc()
+    if isinstance(error, RateLimited):
+        return
     principal = request.get(PRINCIPAL)
+    remote = client_address(request, request.app[SETTINGS].trusted_networks)
+    limiter: RateLimiter = request.app[RATE_LIMITER]  # type: ignore[assignment]
+    if principal is None and not limiter.first_refusal_this_minute(remote):
+        UNAUDITED.inc()
+        return
     ctx: Context = request.app[CONTEXT]
     try:
         await ctx.audit(
@@ -108,37 +134,106 @@ async def _audit_refusal(request: web.Request, error: OpSealError) -> None:
             method=request.method,
             route=_route(request),
             device=principal.device_id if principal else None,
-            remote=request.remote,
+            remote=remote,
         )
     except Exception:  # the refusal itself still goes back to the client
         log.exception("could not audit a refusal")
 
 
-class RateLimiter:
-    """A token bucket per key (device, or remote address before login)."""
+class _Lru(OrderedDict[str, tuple[float, float]]):
+    """A bounded map that forgets its least recently used keys."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_keys: int) -> None:
+        super().__init__()
+        self.max_keys = max_keys
+
+    def touch(self, key: str, value: tuple[float, float]) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.max_keys:
+            self.popitem(last=False)
+
+
+class RateLimiter:
+    """A token bucket per key: the authenticated device, or the client address otherwise.
+
+    At most ``max_keys`` buckets are kept; the least recently used is forgotten first, so a
+    flood of new keys cannot reset an active client's bucket. The limiter also remembers, per
+    address, the minute of its last audited unauthenticated refusal.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
         self.rate, self.burst, self.clock = per_minute / 60.0, max(per_minute // 6, 10), clock
-        self.buckets: dict[str, tuple[float, float]] = {}
+        self.buckets = _Lru(max_keys)
+        self.refusals = _Lru(max_keys)
 
     def allow(self, key: str) -> bool:
         now = self.clock()
         tokens, last = self.buckets.get(key, (float(self.burst), now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if len(self.buckets) > 100_000:
-            self.buckets.clear()
-        if tokens < 1:
-            self.buckets[key] = (tokens, now)
-            return False
-        self.buckets[key] = (tokens - 1, now)
-        return True
+        allowed = tokens >= 1
+        self.buckets.touch(key, (tokens - 1 if allowed else tokens, now))
+        return allowed
+
+    def first_refusal_this_minute(self, address: str) -> bool:
+        """Whether this is the address's first unauthenticated refusal in this wall minute."""
+        minute = float(time.time() // 60)
+        first = self.refusals.get(address, (-1.0, 0.0))[0] != minute
+        self.refusals.touch(address, (minute, 0.0))
+        return first
+
+
+def client_address(request: web.Request, trusted: Networks) -> str:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+    ``X-Forwarded-For`` hop that is not itself a trusted proxy."""
+    remote = request.remote or ""
+    if not trusted or not _is_trusted(remote, trusted):
+        return remote
+    header = ",".join(request.headers.getall("X-Forwarded-For", []))
+    hops = [h.strip() for h in header.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else remote
+
+
+def _is_trusted(address: str, trusted: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+async def _device(request: web.Request) -> Principal | None:
+    """The authenticated device, or None: a missing, unknown or expired token is left for
+    the view to refuse, and the request is limited on its address meanwhile."""
+    if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return None
+    try:
+        return await authenticate(request)
+    except Unauthorized:
+        return None
 
 
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Limit each authenticated device, and each client address for everything else."""
     limiter: RateLimiter = request.app[RATE_LIMITER]  # type: ignore[assignment]
-    auth = request.headers.get("Authorization", "")
-    key = auth[-16:] if auth else f"ip:{request.remote}"
+    device = await _device(request)
+    if device is not None:
+        scope, key = "device", f"device:{device.device_id}"
+    else:
+        scope, key = (
+            "address",
+            f"ip:{client_address(request, request.app[SETTINGS].trusted_networks)}",
+        )
     if not limiter.allow(key):
+        RATE_LIMITED.labels(scope).inc()
         raise RateLimited("too many requests: slow down and retry in a few seconds")
     return await handler(request)

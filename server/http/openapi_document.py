@@ -111,8 +111,8 @@ ERRORS: dict[int, tuple[str, str, list[str]]] = {
     405: ("MethodNotAllowed", "The path exists but not with this method.", ["method_not_allowed"]),
     409: (
         "Conflict",
-        "The request conflicts with stored state (duplicate, wrong epoch, ...).",
-        ["conflict", "wrong_epoch"],
+        "The request conflicts with stored state (duplicate, wrong epoch, counter, ...).",
+        ["conflict", "wrong_epoch", "counter_refused"],
     ),
     413: (
         "PayloadTooLarge",

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.encoding import b64d, b64e
-from opseal.crypto.envelope import Envelope
+from opseal.crypto.envelope import MAX_COUNTER_JUMP, Envelope
 from opseal.crypto.errors import CryptoError, SignatureError
 from opseal.crypto.group import Commit, GroupState, KeyPackage, apply_commit
 from opseal.crypto.keys import VerifyKey
@@ -29,6 +29,7 @@ from ..bus import Event
 from ..errors import (
     BadRequest,
     Conflict,
+    CounterRefused,
     Forbidden,
     InvalidSignature,
     NotFound,
@@ -301,6 +302,7 @@ async def post_messages(
         if not await _is_member(tx.conn, ref, principal.device_id):
             raise Forbidden(f"device {principal.device_id!r} is not a member of area {ref.area!r}")
         existing = await _existing(tx.conn, [str(e.header.message_id) for e, _ in parsed])
+        last = await _last_counter(tx.conn, ref, principal.device_id)
         seqs, rows, audit_rows, seq = [], [], [], area.next_seq
         for index, (envelope, body) in enumerate(parsed):
             message_id = str(envelope.header.message_id)
@@ -308,6 +310,7 @@ async def post_messages(
                 seqs.append(_idempotent(existing[message_id], ref, body, index))
                 continue
             _check_new(envelope, area.epoch, key, index)
+            last = _check_counter(envelope, last, index)
             seq += 1
             seqs.append(seq)
             rows.append(
@@ -367,6 +370,44 @@ def _check_new(envelope: Envelope, epoch: int | None, key: VerifyKey, index: int
         envelope.verify_signature(key)
     except CryptoError as exc:
         raise InvalidSignature(f"envelopes[{index}]: {exc}", index=index) from exc
+
+
+async def _last_counter(conn: AsyncConnection, ref: AreaRef, device_id: str) -> int:
+    """The counter of the device's latest message in the area (0 before its first)."""
+    body = (
+        await conn.execute(
+            select(events.c.body)
+            .where(
+                events.c.operation_id == ref.operation_id,
+                events.c.area == ref.area,
+                events.c.device_id == device_id,
+                events.c.kind == "message",
+            )
+            .order_by(events.c.seq.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return Envelope.from_bytes(body).header.counter if body is not None else 0
+
+
+def _check_counter(envelope: Envelope, last: int, index: int) -> int:
+    """A sender's counters rise in an area, by at most MAX_COUNTER_JUMP (design §12)."""
+    counter = envelope.header.counter
+    if counter <= last:
+        raise CounterRefused(
+            f"envelopes[{index}]: counter {counter} is not above this device's last counter "
+            f"{last} in the area",
+            index=index,
+            last_counter=last,
+        )
+    if counter - last > MAX_COUNTER_JUMP:
+        raise CounterRefused(
+            f"envelopes[{index}]: counter {counter} jumps more than {MAX_COUNTER_JUMP} "
+            f"above this device's last counter {last}",
+            index=index,
+            last_counter=last,
+        )
+    return counter
 
 
 # -- reading ---------------------------------------------------------------------------

@@ -310,10 +310,10 @@ def test_passphrase_file_is_read_and_keygen_refuses_to_overwrite(opseal, monkeyp
     """--passphrase-file supplies the passphrase; a second keygen keeps the first root key."""
     monkeypatch.delenv("OPSEAL_PASSPHRASE")
     secret = tmp_path / "pass"
-    secret.write_text("from a file\n")
+    secret.write_text("a passphrase from a file\n")
     first = opseal.sync("fp", "--passphrase-file", str(secret), "--json", "org", "keygen")
     assert first.code == 0
-    root = Profile("fp", opseal.home).load_root("from a file")
+    root = Profile("fp", opseal.home).load_root("a passphrase from a file")
     assert root.verify_key.fingerprint == first.json["fingerprint"]
     again = opseal.sync("fp", "--passphrase-file", str(secret), "org", "keygen")
     assert again.code == 2

@@ -69,8 +69,13 @@ class Subscriber:
         await self.disconnect()
 
 
-async def _post(op: Operation, api: ApiClient, state: Any, secret: bytes, count: int) -> list[int]:
-    batch = [envelope(op, "customs", state, secret, n).to_bytes() for n in range(1, count + 1)]
+async def _post(
+    op: Operation, api: ApiClient, state: Any, secret: bytes, count: int, who: str = "customs"
+) -> list[int]:
+    counters: dict[str, int] = op.__dict__.setdefault("counters", {})
+    first = counters.get(who, 0) + 1  # a sender's counters rise (issue 12)
+    counters[who] = first + count - 1
+    batch = [envelope(op, who, state, secret, n).to_bytes() for n in range(first, first + count)]
     if count == 1:
         return [await api.post_message(op.id, AREA, batch[0])]
     return await api.post_batch(op.id, AREA, batch)
@@ -112,7 +117,14 @@ async def _deliver_across_nodes(op: Operation, node_a: Node, node_b: Node) -> No
             posted += await _post(op, poster, state, secret, 1)
             await subscriber.wait_for(len(posted), timeout=2 * POLL_SECONDS)
             assert time.monotonic() - started < POLL_SECONDS / 2
-        batches = await asyncio.gather(*(_post(op, poster, state, secret, 50) for _ in range(3)))
+        senders = {
+            "customs": poster,
+            "customs2": reader,
+            "coordinator": op.actors["coordinator"].api,
+        }
+        batches = await asyncio.gather(
+            *(_post(op, api, state, secret, 50, who) for who, api in senders.items())
+        )
         posted += [seq for seqs in batches for seq in seqs]
         await subscriber.wait_for(len(posted))
     assert sorted(posted) == list(range(posted[0], posted[0] + 155))
@@ -175,7 +187,7 @@ async def test_killed_server_stores_a_batch_all_or_nothing(database_url):
             for round_, delay in enumerate(KILL_DELAYS, 1):
                 batch = [
                     envelope(op, "customs", state, secret, n, "x" * 1000).to_bytes()
-                    for n in range(1, 501)
+                    for n in range(500 * round_ - 499, 500 * round_ + 1)
                 ]
                 cut += await _post_and_kill(proc, api.token, op, batch, delay)
                 await proc.start()

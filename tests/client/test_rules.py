@@ -1,0 +1,71 @@
+"""Client rules proved one by one (issue 12), each against the real server."""
+# ruff: noqa: F811 -- the attacker fixture is imported, then taken as a parameter
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from opseal.client.client import Client
+from opseal.crypto.envelope import MAX_COUNTER_JUMP
+
+from .malicious import Attacker, attacker  # noqa: F401 (fixture)
+
+OP = "op-stop-v"
+JUMP = 100_000
+
+
+def gap_warnings(client: Client) -> list[tuple[str, int | None, str]]:
+    return [(area, seq, msg) for _, _, area, seq, kind, msg in client.warnings() if kind == "gap"]
+
+
+async def test_withholding_exactly_one_entry_gives_one_gap_warning_naming_it(attacker: Attacker):
+    """A server that withholds one entry makes the reader warn once, naming that sequence
+    number, and list the one missing counter."""
+    op = attacker.op
+    fr, de = attacker.onboarded.clients["fr-customs"], attacker.onboarded.clients["de-customs"]
+    for client in (fr, de):
+        await client.sync()
+    fr.enqueue(op, "seizures", [("seizure", {"record_id": f"FR-{n}"}) for n in range(1, 4)])
+    await fr.flush()
+    stored = await attacker.db.messages(op, "seizures")
+    withheld = stored[1][0]
+    await attacker.db.delete(op, "seizures", [withheld])
+
+    await de.sync()
+
+    [(area, _, message)] = gap_warnings(de)
+    assert area == "seizures"
+    assert f"entries {withheld}..{withheld} of seizures" in message
+    assert de.gaps(op, "seizures") == {fr.device_id: [2]}
+
+
+async def test_counter_jumps_leave_the_reader_small_replay_state_and_a_fast_sync(onboarded):
+    """500 messages whose counters jump by 100,000 each leave the reader under 1 MB of replay
+    state, synced in under a second, with every run of missing counters listed."""
+    assert JUMP <= MAX_COUNTER_JUMP
+    fr, de = onboarded.clients["fr-customs"], onboarded.clients["de-customs"]
+    await fr.sync()
+    await de.sync()
+    state, secret = fr._current(OP, "seizures")
+    envelopes = [
+        fr._seal(state, secret, n * JUMP, uuid.uuid4(), "text", b'"jump"', "H0", False).to_bytes()
+        for n in range(1, 501)
+    ]
+    await fr.api.post_batch(OP, "seizures", envelopes)
+
+    started = time.perf_counter()
+    report = await de.sync()
+    took = time.perf_counter() - started
+
+    assert report.messages == 500
+    assert took < 1.0, f"sync took {took:.2f} s"
+    rows = de.store.db.execute("SELECT highest, missing FROM replay").fetchall()
+    assert sum(len(missing) for _, missing in rows) < 1_000_000
+    runs = de.gaps(OP, "seizures")[fr.device_id]
+    assert len(runs) == 500
+    assert runs[0] == [1, JUMP - 1]
+    assert runs[-1] == [499 * JUMP + 1, 500 * JUMP - 1]
+    saved = dict(de.store.db.execute("SELECT sender, missing FROM replay").fetchall())
+    assert json.loads(saved[fr.device_id]) == runs
