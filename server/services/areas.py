@@ -374,19 +374,7 @@ def _check_new(envelope: Envelope, epoch: int | None, key: VerifyKey, index: int
 
 async def _last_counter(conn: AsyncConnection, ref: AreaRef, device_id: str) -> int:
     """The counter of the device's latest message in the area (0 before its first)."""
-    body = (
-        await conn.execute(
-            select(events.c.body)
-            .where(
-                events.c.operation_id == ref.operation_id,
-                events.c.area == ref.area,
-                events.c.device_id == device_id,
-                events.c.kind == "message",
-            )
-            .order_by(events.c.seq.desc())
-            .limit(1)
-        )
-    ).scalar()
+    body = await entries.latest_message_of(conn, ref.operation_id, ref.area, device_id)
     return Envelope.from_bytes(body).header.counter if body is not None else 0
 
 

@@ -34,6 +34,12 @@ _BY_MESSAGE_IDS = select(
 _MESSAGE = select(events.c.device_id, events.c.body).where(
     _IN_AREA, events.c.kind == "message", events.c.message_id == bindparam("message_id")
 )
+_LATEST_MESSAGE_OF = (
+    select(events.c.body)
+    .where(_IN_AREA, events.c.device_id == bindparam("device_id"), events.c.kind == "message")
+    .order_by(events.c.seq.desc())
+    .limit(1)
+)
 _COMMIT_BODIES = (
     select(events.c.body)
     .where(_IN_AREA, events.c.kind == "commit", events.c.epoch > bindparam("after_epoch"))
@@ -76,3 +82,14 @@ async def commit_bodies(
     """The area's commits to epochs after ``after_epoch``, oldest first."""
     params = {"operation_id": operation_id, "area": area, "after_epoch": after_epoch}
     return [row[0] for row in await conn.execute(_COMMIT_BODIES, params)]
+
+
+async def latest_message_of(
+    conn: AsyncConnection, operation_id: str, area: str, device_id: str
+) -> bytes | None:
+    """The body of the device's latest message in the area, or None before its first."""
+    result = await conn.execute(
+        _LATEST_MESSAGE_OF, {"operation_id": operation_id, "area": area, "device_id": device_id}
+    )
+    body: bytes | None = result.scalar()
+    return body
