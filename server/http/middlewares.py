@@ -10,7 +10,14 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from ..errors import BadRequest, NotFound, OpSealError, PayloadTooLarge, RateLimited
+from ..errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    OpSealError,
+    PayloadTooLarge,
+    RateLimited,
+)
 from ..services.base import Context
 from .keys import CONTEXT, PRINCIPAL, RATE_LIMITER
 from .parse import check_path
@@ -86,8 +93,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPNotFound:
         return _json_error(NotFound(f"no such endpoint: {request.method} {request.path}"))
     except web.HTTPMethodNotAllowed as exc:
-        error = OpSealError(f"method {request.method} not allowed here")
-        error.status, error.code = 405, "method_not_allowed"  # type: ignore[misc]
+        error = MethodNotAllowed(f"method {request.method} not allowed here")
         return _json_error(error) if exc.status == 405 else exc
     except web.HTTPException:
         raise

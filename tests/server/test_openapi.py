@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 
 from opseal.server.config import Settings
 from opseal.server.http.app import create_app
-from opseal.server.http.openapi_document import build_document
+from opseal.server.http.openapi import build_document
 
 from .helpers import make_area, post_text, receipt
 
