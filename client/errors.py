@@ -10,12 +10,17 @@ ClientError
     │   ├── NotMemberError    not_member
     │   └── PhaseClosedError  phase_closed
     ├── NotFoundError         not_found
+    ├── MethodNotAllowedError method_not_allowed
     ├── ConflictError         conflict
     │   └── WrongEpochError   wrong_epoch
     ├── PayloadTooLargeError  payload_too_large
+    ├── RangeNotSatisfiableError range_not_satisfiable
     ├── RateLimitedError      rate_limited
     ├── UnavailableError      unavailable
     └── ServerError           internal, or any code this client does not know
+
+The registry covers every code of :data:`opseal.wire.errors.ERRORS` (checked by
+``tests/wire/test_errors_table.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "InvalidSignatureError",
+    "MethodNotAllowedError",
     "NotFoundError",
     "NotMemberError",
     "PayloadTooLargeError",
@@ -93,6 +99,10 @@ class NotFoundError(ApiError):
     code = "not_found"
 
 
+class MethodNotAllowedError(ApiError):
+    code = "method_not_allowed"
+
+
 class ConflictError(ApiError):
     code = "conflict"
 
@@ -131,6 +141,7 @@ _BY_CODE: dict[str, type[ApiError]] = {
         NotMemberError,
         PhaseClosedError,
         NotFoundError,
+        MethodNotAllowedError,
         ConflictError,
         WrongEpochError,
         PayloadTooLargeError,
