@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from .base import Request, Response
-from .scalars import AREA_NAME, B64, ID, INDEX, TIME, UUID
+from .scalars import AREA_NAME, B64, B64_IN, ID, INDEX, TIME, UUID
 
 __all__ = [
     "Blob",
@@ -29,7 +29,7 @@ class BlobRequest(Request):
 
     size: Annotated[int, Meta(ge=1, description="ciphertext bytes")]
     sha256: Annotated[
-        B64, Meta(min_length=43, max_length=43, description="SHA-256 of the ciphertext")
+        B64_IN, Meta(min_length=43, max_length=43, description="SHA-256 of the ciphertext")
     ]
 
 
@@ -69,7 +69,7 @@ class Blob(Response):
 class ReceiptRequest(Request):
     """A signed read or ack receipt."""
 
-    receipt: Annotated[B64, Meta(description="the signed receipt statement")]
+    receipt: Annotated[B64_IN, Meta(description="the signed receipt statement")]
 
 
 class Receipt(Response):

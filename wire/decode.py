@@ -121,6 +121,8 @@ def _unwrap(kind: inspect.Type) -> inspect.Type:
 
 
 def _describe(kind: inspect.Type) -> str:
+    if isinstance(kind, inspect.Metadata) and _is_base64(kind):
+        return "expected unpadded base64url text"
     kind = _unwrap(kind)
     if isinstance(kind, inspect.UnionType):
         options = [t for t in kind.types if not isinstance(t, inspect.NoneType)]
@@ -140,6 +142,12 @@ def _describe(kind: inspect.Type) -> str:
         least = "" if not kind.min_length else f" of at least {kind.min_length} item(s)"
         return f"expected a list{least}; each item {_describe(kind.item_type)}"
     return "not a valid value"
+
+
+def _is_base64(kind: inspect.Metadata) -> bool:
+    return (kind.extra_json_schema or {}).get("contentEncoding") == "base64url" and isinstance(
+        _unwrap(kind), inspect.StrType
+    )
 
 
 def _describe_text(kind: inspect.StrType) -> str:

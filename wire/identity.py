@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from .base import Request, Response
-from .scalars import B64, ID, TIME
+from .scalars import B64, B64_IN, ID, TIME
 
 __all__ = [
     "Certificate",
@@ -44,10 +44,10 @@ class EnrolRequest(Request):
     code: Annotated[
         str, Meta(min_length=1, max_length=64, description="the one-time enrolment code")
     ]
-    user_certificate: Annotated[B64, Meta(description="user certificate signed by the root key")]
-    device_certificate: Annotated[B64, Meta(description="device certificate signed by the user")]
+    user_certificate: Annotated[B64_IN, Meta(description="user certificate signed by the root key")]
+    device_certificate: Annotated[B64_IN, Meta(description="device certificate signed by the user")]
     root_key: Annotated[
-        B64 | None, Meta(description="Ed25519 root public key (first enrolment)")
+        B64_IN | None, Meta(description="Ed25519 root public key (first enrolment)")
     ] = None
 
 
@@ -76,8 +76,8 @@ class LoginRequest(Request):
     """A signed challenge."""
 
     device_id: ID
-    challenge: Annotated[B64, Meta(description="the challenge as issued")]
-    signature: Annotated[B64, Meta(description="Ed25519 signature of the login statement")]
+    challenge: Annotated[B64_IN, Meta(description="the challenge as issued")]
+    signature: Annotated[B64_IN, Meta(description="Ed25519 signature of the login statement")]
 
 
 class Session(Response):
@@ -117,7 +117,7 @@ class Organisation(Response):
 class Certificate(Request):
     """A signed user or device certificate to register."""
 
-    certificate: Annotated[B64, Meta(description="the signed certificate encoding")]
+    certificate: Annotated[B64_IN, Meta(description="the signed certificate encoding")]
 
 
 class UserRegistered(Response):
@@ -135,7 +135,7 @@ class DeviceRegistered(Response):
 class Revocation(Request):
     """A signed revocation of a user or device key."""
 
-    statement: Annotated[B64, Meta(description="the signed revocation statement")]
+    statement: Annotated[B64_IN, Meta(description="the signed revocation statement")]
 
 
 class Revoked(Response):

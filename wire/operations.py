@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from .base import Request, Response
-from .scalars import AREA_NAME, B64, ID, INDEX, MAX_INDEX, PHASE, SEQ, TIME, UUID
+from .scalars import AREA_NAME, B64, B64_IN, ID, INDEX, MAX_INDEX, PHASE, SEQ, TIME, UUID
 
 __all__ = [
     "AreaState",
@@ -38,8 +38,8 @@ __all__ = [
     "SyncQuery",
 ]
 
-CHARTER = Annotated[B64, Meta(description="the signed charter encoding")]
-ENVELOPE = Annotated[B64, Meta(description="a signed, encrypted message envelope")]
+CHARTER = Annotated[B64_IN, Meta(description="the signed charter encoding")]
+ENVELOPE = Annotated[B64_IN, Meta(description="a signed, encrypted message envelope")]
 RETENTION = Annotated[int, Meta(ge=1, le=3650, description="days the archived operation is kept")]
 PAGE_LIMIT = Annotated[int, Meta(ge=1, le=5000, description="most entries to return")]
 
@@ -125,7 +125,7 @@ class PhaseSet(Response):
 class KeyPackageRequest(Request):
     """A device's request to join an area."""
 
-    key_package: Annotated[B64, Meta(description="signed key package")]
+    key_package: Annotated[B64_IN, Meta(description="signed key package")]
 
 
 class Stored(Response):
@@ -143,7 +143,7 @@ class KeyPackages(Response):
 class CommitRequest(Request):
     """The commit to the area's next epoch."""
 
-    commit: Annotated[B64, Meta(description="signed commit")]
+    commit: Annotated[B64_IN, Meta(description="signed commit")]
 
 
 class CommitStored(Response):

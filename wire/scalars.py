@@ -15,6 +15,7 @@ from msgspec import Meta
 __all__ = [
     "AREA_NAME",
     "B64",
+    "B64_IN",
     "B64_PATTERN",
     "ID",
     "INDEX",
@@ -36,6 +37,12 @@ PHASES = ("preparation", "active", "follow-up", "closed", "archived")
 
 
 B64 = Annotated[str, Meta(pattern=B64_PATTERN, extra_json_schema={"contentEncoding": "base64url"})]
+B64_IN = Annotated[
+    str, Meta(extra_json_schema={"pattern": B64_PATTERN, "contentEncoding": "base64url"})
+]
+"""Base64url that a request carries: the pattern is documented, and the server checks it
+where it turns the text into bytes (``b64d``, which also refuses non-canonical text), so a
+large batch is not scanned twice. Answers use :data:`B64`, checked when decoded."""
 ID = Annotated[
     str, Meta(min_length=1, max_length=128, description="identifier chosen by its owner")
 ]
