@@ -265,7 +265,7 @@ async def raw_subscriber(url: str, token: str, cursor: str) -> RawSubscriber:
     sub.transport.write(request.encode())
     status = await asyncio.wait_for(sub.handshake, 10)
     assert b" 101 " in status.split(b"\r\n")[0], status
-    await asyncio.wait_for(sub.arrival_of(b'"type": "idle"'), 10)
+    await asyncio.wait_for(sub.arrival_of(b'"type":"idle"'), 10)
     return sub
 
 
@@ -304,7 +304,7 @@ async def measure_fanout(op: Operation, state: Any, secret: bytes, pid: int, siz
             sealed = envelope(op, POSTERS[0], state, secret, n, "fan-out", message_id=uuid.uuid4())
             start = time.perf_counter()
             seq = await poster.post_message(op.id, AREA, sealed.to_bytes())
-            marker = b'"seq": %d,' % seq
+            marker = b'"seq":%d,' % seq
             arrivals = await asyncio.wait_for(
                 asyncio.gather(*(sub.arrival_of(marker) for sub in subscribers)), 30
             )

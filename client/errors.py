@@ -10,13 +10,18 @@ ClientError
     │   ├── NotMemberError    not_member
     │   └── PhaseClosedError  phase_closed
     ├── NotFoundError         not_found
+    ├── MethodNotAllowedError method_not_allowed
     ├── ConflictError         conflict
     │   ├── WrongEpochError   wrong_epoch
     │   └── CounterRefusedError counter_refused
     ├── PayloadTooLargeError  payload_too_large
+    ├── RangeNotSatisfiableError range_not_satisfiable
     ├── RateLimitedError      rate_limited
     ├── UnavailableError      unavailable
     └── ServerError           internal, or any code this client does not know
+
+The registry covers every code of :data:`opseal.wire.errors.ERRORS` (checked by
+``tests/wire/test_errors_table.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "CounterRefusedError",
     "ForbiddenError",
     "InvalidSignatureError",
+    "MethodNotAllowedError",
     "NotFoundError",
     "NotMemberError",
     "PayloadTooLargeError",
@@ -95,6 +101,10 @@ class NotFoundError(ApiError):
     code = "not_found"
 
 
+class MethodNotAllowedError(ApiError):
+    code = "method_not_allowed"
+
+
 class ConflictError(ApiError):
     code = "conflict"
 
@@ -137,6 +147,7 @@ _BY_CODE: dict[str, type[ApiError]] = {
         NotMemberError,
         PhaseClosedError,
         NotFoundError,
+        MethodNotAllowedError,
         ConflictError,
         WrongEpochError,
         CounterRefusedError,

@@ -12,6 +12,7 @@ logged in full. Messages name the field or rule that failed, never a secret or c
     │   ├── NotMember         403 not_member           organisation not in the operation
     │   └── PhaseClosed       403 phase_closed         the operation's phase forbids it
     ├── NotFound              404 not_found
+    ├── MethodNotAllowed      405 method_not_allowed   the path exists, not with this method
     ├── Conflict              409 conflict             e.g. a duplicate id with other content
     │   ├── WrongEpoch        409 wrong_epoch          commit or message for a non-current epoch
     │   └── CounterRefused    409 counter_refused      a sender's counter not above its last, or
@@ -20,6 +21,9 @@ logged in full. Messages name the field or rule that failed, never a secret or c
     ├── RangeNotSatisfiable   416 range_not_satisfiable  a byte range outside the blob
     ├── RateLimited           429 rate_limited
     └── Unavailable           503 unavailable
+
+Each code, its status and meaning are in the one table :data:`opseal.wire.errors.ERRORS`
+(``tests/wire/test_errors_table.py`` checks these classes against it).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "CounterRefused",
     "Forbidden",
     "InvalidSignature",
+    "MethodNotAllowed",
     "NotFound",
     "NotMember",
     "OpSealError",
@@ -86,6 +91,10 @@ class PhaseClosed(Forbidden):
 
 class NotFound(OpSealError):
     status, code = 404, "not_found"
+
+
+class MethodNotAllowed(OpSealError):
+    status, code = 405, "method_not_allowed"
 
 
 class Conflict(OpSealError):

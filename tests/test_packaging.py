@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOP_LEVEL = {"opseal.client": "client", "opseal.crypto": "crypto", "opseal.server": "server",
-             "opseal.migrations": "migrations"}  # fmt: skip
+             "opseal.migrations": "migrations", "opseal.wire": "wire"}  # fmt: skip
 
 
 def _config() -> dict:

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from opseal.wire import ops
+
 from ..bus import LocalBus
 from ..config import Settings
 from ..services.areas import event_json
@@ -16,6 +18,8 @@ from ..storage.db import check_schema, make_engine, ping
 from .keys import CONTEXT, HUB, RATE_LIMITER, SETTINGS
 from .middlewares import RateLimiter, error_middleware, rate_limit_middleware, request_middleware
 from .openapi import routes as openapi_routes
+from .parse import reply
+from .routing import EndpointRoutes
 from .stream import StreamHub
 from .stream import routes as stream_routes
 from .views import routes as api_routes
@@ -23,6 +27,8 @@ from .views_audit import routes as audit_routes
 from .views_blobs import routes as blob_routes
 
 __all__ = ["create_app"]
+
+ops_routes = EndpointRoutes()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -38,9 +44,7 @@ def create_app(settings: Settings) -> web.Application:
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_context)
-    app.add_routes(
-        [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
-    )
+    app.add_routes(ops_routes)
     app.add_routes(api_routes)
     app.add_routes(blob_routes)
     app.add_routes(audit_routes)
@@ -75,21 +79,24 @@ async def _bus(settings: Settings, engine) -> LocalBus:  # type: ignore[no-untyp
     return LocalBus()
 
 
+@ops_routes.endpoint("healthz")
 async def healthz(request: web.Request) -> web.Response:
     """The process is up."""
-    return web.json_response({"status": "ok"})
+    return reply(ops.Alive(status="ok"))
 
 
+@ops_routes.endpoint("readyz")
 async def readyz(request: web.Request) -> web.Response:
     """The database answers: ready to serve."""
     try:
         async with request.app[CONTEXT].engine.connect() as conn:
             await ping(conn)
     except Exception:
-        return web.json_response({"status": "unavailable"}, status=503)
-    return web.json_response({"status": "ready"})
+        return reply(ops.NotReady(status="unavailable"), 503)
+    return reply(ops.Ready(status="ready"))
 
 
+@ops_routes.endpoint("metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics."""
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

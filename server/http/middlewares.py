@@ -12,7 +12,15 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from ..errors import BadRequest, NotFound, OpSealError, PayloadTooLarge, RateLimited, Unauthorized
+from ..errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    OpSealError,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+)
 from ..services.base import Context, Principal
 from .auth import principal as authenticate
 from .keys import CONTEXT, PRINCIPAL, RATE_LIMITER, SETTINGS
@@ -103,8 +111,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPNotFound:
         return _json_error(NotFound(f"no such endpoint: {request.method} {request.path}"))
     except web.HTTPMethodNotAllowed as exc:
-        error = OpSealError(f"method {request.method} not allowed here")
-        error.status, error.code = 405, "method_not_allowed"  # type: ignore[misc]
+        error = MethodNotAllowed(f"method {request.method} not allowed here")
         return _json_error(error) if exc.status == 405 else exc
     except web.HTTPException:
         raise

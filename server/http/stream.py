@@ -1,6 +1,7 @@
 """The real-time stream: one WebSocket per device session, resumable from a cursor.
 
-Each message is ``{"type": "event", "event": {...}, "cursor": "..."}``; the cursor after an
+Messages are the types of :mod:`opseal.wire.stream`. Each is
+``{"type": "event", "event": {...}, "cursor": "..."}``; the cursor after an
 event covers it and everything before, so a client that reconnects with the last cursor it
 processed misses nothing and receives nothing twice. ``{"type": "idle", "cursor": ...}``
 says the stream has caught up.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 from asyncio import FIRST_COMPLETED
@@ -30,6 +30,11 @@ import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import Gauge, Histogram
 
+from opseal.wire import encode
+from opseal.wire import stream as messages
+from opseal.wire.errors import ErrorDetail
+from opseal.wire.operations import Event as WireEvent
+
 from ..bus import Event
 from ..errors import BadRequest, OpSealError
 from ..services import areas, identity
@@ -39,10 +44,12 @@ from ..services.tail import AreaTail
 from ..storage import areas as area_store
 from .auth import bearer_token, principal
 from .keys import CONTEXT, HUB
+from .parse import typed
+from .routing import EndpointRoutes
 
-__all__ = ["POLL_SECONDS", "REFRESH_SECONDS", "StreamHub", "routes"]
+__all__ = ["POLL_SECONDS", "REFRESH_SECONDS", "StreamHub", "encode_event", "routes"]
 
-routes = web.RouteTableDef()
+routes = EndpointRoutes()
 log = structlog.get_logger("opseal.stream")
 FANOUT_SECONDS = Histogram(
     "opseal_stream_fanout_seconds",
@@ -53,6 +60,16 @@ SUBSCRIBERS = Gauge("opseal_stream_subscribers", "Open WebSocket streams on this
 POLL_SECONDS = 5.0
 REFRESH_SECONDS = 15.0
 BATCH = 500
+
+
+def encode_event(entry: dict[str, Any]) -> str:
+    """An entry as the JSON of a wire ``Event``, encoded once for every subscriber."""
+    return encode(typed(entry, WireEvent)).decode()
+
+
+def _frame(encoded_event: str, cursor: str) -> str:
+    """A ``StreamEvent`` message around an already encoded event (fields as its type has)."""
+    return f'{{"type":"event","event":{encoded_event},"cursor":{encode(cursor).decode()}}}'
 
 
 class Subscriber:
@@ -76,7 +93,8 @@ class Subscriber:
         try:
             await identity.authenticate(self.ctx, self.token)
         except OpSealError as error:
-            await self.ws.send_json({"type": "error", **error.to_json()})
+            detail = ErrorDetail(code=error.code, message=error.message, details=error.details)
+            await self.ws.send_str(encode(messages.StreamError(error=detail)).decode())
             return False
         before = self.readable
         async with self.ctx.engine.connect() as conn:
@@ -94,10 +112,11 @@ class Subscriber:
             while True:
                 page = await areas.sync(self.ctx, self.who, self.cursor(), BATCH)
                 for entry in page["events"]:
-                    await self.send(entry, json.dumps(entry))
+                    await self.send(entry, encode_event(entry))
                 if not page["more"]:
                     break
-            await self.ws.send_json({"type": "idle", "cursor": self.cursor()})
+            idle = messages.StreamIdle(cursor=self.cursor())
+            await self.ws.send_str(encode(idle).decode())
 
     async def send(self, entry: dict[str, Any], encoded: str) -> None:
         """Send one entry unless already sent (the caller holds :attr:`lock`)."""
@@ -105,9 +124,7 @@ class Subscriber:
         if entry["seq"] <= self.positions.get(ref, 0) or self.ws.closed:
             return
         self.positions[ref] = entry["seq"]
-        await self.ws.send_str(
-            f'{{"type": "event", "event": {encoded}, "cursor": {json.dumps(self.cursor())}}}'
-        )
+        await self.ws.send_str(_frame(encoded, self.cursor()))
 
 
 class StreamHub:
@@ -172,7 +189,8 @@ class StreamHub:
         for position, group in by_position.items():
             entries = await self.tail.after((ref.operation_id, ref.area), position, event.seq)
             for entry in entries:
-                encoded.setdefault(entry["seq"], json.dumps(entry))
+                if entry["seq"] not in encoded:
+                    encoded[entry["seq"]] = encode_event(entry)
             for sub in group:
                 async with sub.lock:
                     for entry in entries:
@@ -190,7 +208,7 @@ class StreamHub:
                 sub.poke.set()
 
 
-@routes.get("/api/v1/stream")
+@routes.endpoint("stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     who = await principal(request)
     ctx: Context = request.app[CONTEXT]

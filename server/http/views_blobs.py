@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aiohttp import web
 
 from opseal.crypto.encoding import b64e
+from opseal.wire import blobs as wb
 
 from ..errors import BadRequest, PayloadTooLarge
 from ..services import blobs, receipts
 from .auth import principal
-from .parse import area_ref, b64_field, context, int_query, json_body, ok
+from .parse import area_ref, body, bytes_of, context, query, reply, typed
+from .routing import EndpointRoutes
 
 __all__ = ["routes"]
 
-routes = web.RouteTableDef()
-API = "/api/v1"
-AREA = f"{API}/operations/{{operation_id}}/areas/{{area}}"
+routes = EndpointRoutes()
 _RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 
 
 # -- parsing ---------------------------------------------------------------------------
-def _size_field(body: dict[str, Any]) -> int:
-    value = body.get("size")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest("field 'size': expected an integer number of bytes", field="size")
-    return value
-
-
 async def _chunk_body(request: web.Request) -> bytes:
     """The raw chunk, refused before it is read when it announces itself too large."""
     if request.content_type != "application/octet-stream":
@@ -58,36 +50,35 @@ def _byte_range(request: web.Request) -> tuple[int | None, int | None] | None:
 
 
 # -- blobs -----------------------------------------------------------------------------
-@routes.post(f"{AREA}/blobs")
+@routes.endpoint("post_blob")
 async def post_blob(request: web.Request) -> web.Response:
     who = await principal(request)
-    body = await json_body(request)
-    sha256 = b64_field(body, "sha256") or b""
+    req = await body(request, wb.BlobRequest)
     result = await blobs.create_blob(
-        context(request), who, area_ref(request), _size_field(body), sha256
+        context(request), who, area_ref(request), req.size, bytes_of(req.sha256, "sha256")
     )
-    return ok(result, 201)
+    return reply(typed(result, wb.BlobCreated), 201)
 
 
-@routes.put(f"{API}/blobs/{{blob_id}}")
+@routes.endpoint("put_blob_chunk")
 async def put_blob_chunk(request: web.Request) -> web.Response:
     who = await principal(request)
-    if "offset" not in request.query:
-        raise BadRequest("query 'offset': required", field="offset")
-    offset = int_query(request, "offset", 0, low=0, high=2**62)
+    offset = query(request, wb.ChunkQuery).offset
     data = await _chunk_body(request)
-    return ok(
-        await blobs.put_chunk(context(request), who, request.match_info["blob_id"], offset, data)
+    progress = await blobs.put_chunk(
+        context(request), who, request.match_info["blob_id"], offset, data
     )
+    return reply(typed(progress, wb.BlobProgress))
 
 
-@routes.get(f"{API}/blobs/{{blob_id}}")
+@routes.endpoint("get_blob")
 async def get_blob(request: web.Request) -> web.Response:
     who = await principal(request)
-    return ok(await blobs.blob_info(context(request), who, request.match_info["blob_id"]))
+    info = await blobs.blob_info(context(request), who, request.match_info["blob_id"])
+    return reply(typed(info, wb.Blob))
 
 
-@routes.get(f"{API}/blobs/{{blob_id}}/data")
+@routes.endpoint("get_blob_data")
 async def get_blob_data(request: web.Request) -> web.StreamResponse:
     who = await principal(request)
     ctx = context(request)
@@ -111,18 +102,18 @@ async def get_blob_data(request: web.Request) -> web.StreamResponse:
 
 
 # -- receipts --------------------------------------------------------------------------
-@routes.post(f"{API}/receipts")
+@routes.endpoint("post_receipt")
 async def post_receipt(request: web.Request) -> web.Response:
     who = await principal(request)
-    body = await json_body(request)
-    result = await receipts.post_receipt(context(request), who, b64_field(body, "receipt") or b"")
-    return ok(result, 201 if result["created"] else 200)
+    req = await body(request, wb.ReceiptRequest)
+    stored = await receipts.post_receipt(context(request), who, bytes_of(req.receipt, "receipt"))
+    return reply(typed(stored, wb.Receipt), 201 if stored["created"] else 200)
 
 
-@routes.get(f"{AREA}/messages/{{message_id}}/receipts")
+@routes.endpoint("get_receipts")
 async def get_receipts(request: web.Request) -> web.Response:
     who = await principal(request)
     status = await receipts.receipt_status(
         context(request), who, area_ref(request), request.match_info["message_id"]
     )
-    return ok(status)
+    return reply(typed(status, wb.ReceiptStatus))

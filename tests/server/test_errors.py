@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from opseal.crypto.encoding import b64e
 from opseal.server.config import Settings
-from opseal.server.http.openapi_document import build_document
+from opseal.server.http.openapi import build_document
 from opseal.server.storage import audit as audit_store
 from opseal.server.storage.tables import audit_leaves, metadata
 

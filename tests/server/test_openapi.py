@@ -26,7 +26,9 @@ from schemathesis.specs.openapi.checks import (
 
 from opseal.server.config import Settings
 from opseal.server.http.app import create_app
-from opseal.server.http.openapi_document import build_document
+from opseal.server.http.openapi import build_document
+from opseal.wire.endpoints import ENDPOINTS
+from opseal.wire.errors import ERRORS, STATUSES
 
 from .helpers import make_area, post_text, receipt
 
@@ -105,6 +107,30 @@ def test_every_route_is_documented_and_every_documented_route_exists():
     routes, operations = registered(settings), documented(build_document(settings))
     assert routes - operations == set(), "routes missing from the OpenAPI document"
     assert operations - routes == set(), "documented operations the server does not route"
+
+
+def test_every_route_is_an_endpoint_of_the_table():
+    """The router serves exactly the endpoints of the wire route table."""
+    table = {(endpoint.method, endpoint.path) for endpoint in ENDPOINTS}
+    assert registered(Settings()) == table
+    assert len(table) == len(ENDPOINTS), "an endpoint is listed twice"
+
+
+def test_every_documented_error_status_and_code_is_in_the_table():
+    """Each error response an operation refers to is a table status whose codes are table codes."""
+    document = build_document(Settings())
+    statuses = {entry.status for entry in ERRORS.values()}
+    for item in document["paths"].values():
+        for op in item.values():
+            for status, response in op["responses"].items():
+                if "$ref" not in response:
+                    continue
+                name = response["$ref"].rsplit("/", 1)[1]
+                assert int(status) in statuses
+                assert STATUSES[int(status)].name == name
+                schema = document["components"]["responses"][name]["content"]
+                codes = schema["application/json"]["schema"]["allOf"][1]["properties"]
+                assert set(codes["error"]["properties"]["code"]["enum"]) <= set(ERRORS)
 
 
 def test_every_operation_documents_its_errors_with_the_error_schema():

@@ -1,0 +1,115 @@
+"""Attachment blob and receipt bodies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+from .base import Request, Response
+from .scalars import AREA_NAME, B64, B64_IN, ID, INDEX, TIME, UUID
+
+__all__ = [
+    "Blob",
+    "BlobCreated",
+    "BlobProgress",
+    "BlobRequest",
+    "ChunkQuery",
+    "OrgReceipts",
+    "Receipt",
+    "ReceiptRequest",
+    "ReceiptStatus",
+]
+
+RECEIVED = Annotated[int, Meta(ge=0, description="bytes stored so far; resume here")]
+
+
+class BlobRequest(Request):
+    """An attachment blob's declared size and digest (the size limit is a setting)."""
+
+    size: Annotated[int, Meta(ge=1, description="ciphertext bytes")]
+    sha256: Annotated[
+        B64_IN, Meta(min_length=43, max_length=43, description="SHA-256 of the ciphertext")
+    ]
+
+
+class BlobCreated(Response):
+    """The declared blob, empty so far."""
+
+    blob_id: UUID
+    received: Literal[0]
+
+
+class ChunkQuery(Request):
+    """Where an uploaded chunk starts."""
+
+    offset: Annotated[INDEX, Meta(description="byte offset of the chunk")]
+
+
+class BlobProgress(Response):
+    """How much of a blob is stored."""
+
+    blob_id: UUID
+    received: RECEIVED
+    complete: bool
+
+
+class Blob(Response):
+    """A blob's metadata and upload progress."""
+
+    blob_id: UUID
+    operation_id: ID
+    area: AREA_NAME
+    size: Annotated[int, Meta(ge=1, description="declared ciphertext size")]
+    sha256: Annotated[B64, Meta(description="declared SHA-256 of the ciphertext")]
+    received: RECEIVED
+    complete: bool
+
+
+class ReceiptRequest(Request):
+    """A signed read or ack receipt."""
+
+    receipt: Annotated[B64_IN, Meta(description="the signed receipt statement")]
+
+
+class Receipt(Response):
+    """A stored receipt."""
+
+    operation_id: ID
+    area: AREA_NAME
+    message_id: UUID
+    device_id: ID
+    org_id: ID
+    kind: Literal["read", "ack"]
+    signed_at: TIME
+    received_at: TIME
+    receipt: Annotated[B64, Meta(description="the signed statement")]
+    created: Annotated[bool, Meta(description="false when it repeats a stored one")]
+
+
+class OrgReceipts(Response):
+    """One organisation's readers and acknowledgers of a message."""
+
+    org_id: ID
+    role: str
+    members: Annotated[
+        list[ID], Meta(description="the organisation's devices in the area's roster")
+    ]
+    read: Annotated[list[ID], Meta(description="devices that have read (or acknowledged)")]
+    acked: Annotated[list[ID], Meta(description="devices that have acknowledged")]
+    read_at: dict[str, TIME]
+    acked_at: dict[str, TIME]
+
+
+class ReceiptStatus(Response):
+    """Per organisation, who has read and acknowledged a message."""
+
+    operation_id: ID
+    area: AREA_NAME
+    message_id: UUID
+    sender: ID
+    requires_ack: bool
+    organisations: list[OrgReceipts]
+    pending_ack_orgs: Annotated[
+        list[ID], Meta(description="organisations without an acknowledgement")
+    ]

@@ -1,0 +1,155 @@
+"""Instance, enrolment, login and identity bodies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+from .base import Request, Response
+from .scalars import B64, B64_IN, ID, TIME
+
+__all__ = [
+    "Certificate",
+    "Challenge",
+    "ChallengeRequest",
+    "Device",
+    "DeviceRegistered",
+    "EnrolRequest",
+    "Enrolled",
+    "Instance",
+    "LoggedOut",
+    "LoginRequest",
+    "Organisation",
+    "Revocation",
+    "Revoked",
+    "Session",
+    "UserRegistered",
+    "WhoAmI",
+]
+
+
+class Instance(Response):
+    """The instance's id, name and audit-log key."""
+
+    instance_id: ID
+    name: Annotated[str, Meta(description="instance name")]
+    log_key: Annotated[B64, Meta(description="Ed25519 public key that signs audit checkpoints")]
+    log_key_fingerprint: Annotated[str, Meta(description="six groups of five digits")]
+
+
+class EnrolRequest(Request):
+    """A one-time enrolment code with the certificates it registers."""
+
+    code: Annotated[
+        str, Meta(min_length=1, max_length=64, description="the one-time enrolment code")
+    ]
+    user_certificate: Annotated[B64_IN, Meta(description="user certificate signed by the root key")]
+    device_certificate: Annotated[B64_IN, Meta(description="device certificate signed by the user")]
+    root_key: Annotated[
+        B64_IN | None, Meta(description="Ed25519 root public key (first enrolment)")
+    ] = None
+
+
+class Enrolled(Response):
+    """The identities an enrolment registered."""
+
+    device_id: ID
+    org_id: ID
+    user_id: ID
+
+
+class ChallengeRequest(Request):
+    """The device asking for a login challenge."""
+
+    device_id: ID
+
+
+class Challenge(Response):
+    """A one-time login challenge."""
+
+    challenge: Annotated[B64, Meta(description="32 random bytes")]
+    expires_at: TIME
+
+
+class LoginRequest(Request):
+    """A signed challenge."""
+
+    device_id: ID
+    challenge: Annotated[B64_IN, Meta(description="the challenge as issued")]
+    signature: Annotated[B64_IN, Meta(description="Ed25519 signature of the login statement")]
+
+
+class Session(Response):
+    """A short-lived bearer token."""
+
+    token: Annotated[B64, Meta(description="bearer token")]
+    expires_at: TIME
+
+
+class LoggedOut(Response):
+    """The session has ended."""
+
+    logged_out: Literal[True]
+
+
+class WhoAmI(Response):
+    """The authenticated device."""
+
+    device_id: ID
+    org_id: ID
+    user_id: ID
+    user_kind: Annotated[str, Meta(description="person or service")]
+
+
+class Organisation(Response):
+    """An organisation and its root key."""
+
+    org_id: ID
+    name: str
+    kind: Annotated[str, Meta(description="e.g. customs-administration")]
+    root_key: Annotated[
+        B64 | None, Meta(description="Ed25519 root public key; null before enrolment")
+    ]
+    fingerprint: Annotated[str | None, Meta(description="root key fingerprint")]
+
+
+class Certificate(Request):
+    """A signed user or device certificate to register."""
+
+    certificate: Annotated[B64_IN, Meta(description="the signed certificate encoding")]
+
+
+class UserRegistered(Response):
+    """The registered user."""
+
+    user_id: ID
+
+
+class DeviceRegistered(Response):
+    """The registered device."""
+
+    device_id: ID
+
+
+class Revocation(Request):
+    """A signed revocation of a user or device key."""
+
+    statement: Annotated[B64_IN, Meta(description="the signed revocation statement")]
+
+
+class Revoked(Response):
+    """The revoked subject."""
+
+    revoked: Annotated[str, Meta(description="the revoked subject")]
+
+
+class Device(Response):
+    """A device's certificates and revocation state."""
+
+    device_id: ID
+    org_id: ID
+    user_id: ID
+    device_certificate: Annotated[B64, Meta(description="signed device certificate")]
+    user_certificate: Annotated[B64, Meta(description="signed user certificate")]
+    revoked: bool
