@@ -30,7 +30,7 @@ MAX_DECLARED_RECORDS = 10**9
 NODE = Annotated[B64, Meta(description="SHA-256 node hash")]
 
 
-class Checkpoint(Response):
+class Checkpoint(Response, frozen=True):
     """A signed checkpoint of the log."""
 
     log_id: ID
@@ -41,7 +41,7 @@ class Checkpoint(Response):
     log_key: Annotated[B64, Meta(description="the instance's log key")]
 
 
-class EntriesQuery(Request):
+class EntriesQuery(Request, frozen=True):
     """Which entries to list: start to end, exclusive."""
 
     start: INDEX = 0
@@ -51,7 +51,7 @@ class EntriesQuery(Request):
     ) = None
 
 
-class AuditEntry(Response):
+class AuditEntry(Response, frozen=True):
     """One log entry: metadata only, never content."""
 
     index: Annotated[int, Meta(ge=0)]
@@ -59,21 +59,21 @@ class AuditEntry(Response):
     leaf_hash: Annotated[B64, Meta(description="RFC 9162 leaf hash")]
 
 
-class AuditEntries(Response):
+class AuditEntries(Response, frozen=True):
     """Entries of the log and its size."""
 
     size: Annotated[int, Meta(ge=0, description="the log's size")]
     entries: list[AuditEntry]
 
 
-class InclusionQuery(Request):
+class InclusionQuery(Request, frozen=True):
     """Which leaf, in which tree."""
 
     index: INDEX
     size: Annotated[int, Meta(ge=1, le=MAX_INDEX)]
 
 
-class InclusionProof(Response):
+class InclusionProof(Response, frozen=True):
     """Proof that leaf ``index`` is in the tree of ``size`` leaves."""
 
     index: INDEX
@@ -81,14 +81,14 @@ class InclusionProof(Response):
     proof: list[NODE]
 
 
-class ConsistencyQuery(Request):
+class ConsistencyQuery(Request, frozen=True):
     """Which two tree sizes."""
 
     old: INDEX
     new: INDEX
 
 
-class ConsistencyProof(Response):
+class ConsistencyProof(Response, frozen=True):
     """Proof that the tree of ``old`` leaves is a prefix of the tree of ``new`` leaves."""
 
     old: INDEX
@@ -96,7 +96,7 @@ class ConsistencyProof(Response):
     proof: list[NODE]
 
 
-class Declaration(Request):
+class Declaration(Request, frozen=True):
     """A client's declaration of an action on decrypted content."""
 
     action: Annotated[Literal["export"], Meta(description="what the client did")]
@@ -105,7 +105,7 @@ class Declaration(Request):
     include_personal: bool
 
 
-class Declared(Response):
+class Declared(Response, frozen=True):
     """The declaration's index in the log."""
 
     index: INDEX

@@ -24,7 +24,7 @@ __all__ = [
 RECEIVED = Annotated[int, Meta(ge=0, description="bytes stored so far; resume here")]
 
 
-class BlobRequest(Request):
+class BlobRequest(Request, frozen=True):
     """An attachment blob's declared size and digest (the size limit is a setting)."""
 
     size: Annotated[int, Meta(ge=1, description="ciphertext bytes")]
@@ -33,20 +33,20 @@ class BlobRequest(Request):
     ]
 
 
-class BlobCreated(Response):
+class BlobCreated(Response, frozen=True):
     """The declared blob, empty so far."""
 
     blob_id: UUID
     received: Literal[0]
 
 
-class ChunkQuery(Request):
+class ChunkQuery(Request, frozen=True):
     """Where an uploaded chunk starts."""
 
     offset: Annotated[INDEX, Meta(description="byte offset of the chunk")]
 
 
-class BlobProgress(Response):
+class BlobProgress(Response, frozen=True):
     """How much of a blob is stored."""
 
     blob_id: UUID
@@ -54,7 +54,7 @@ class BlobProgress(Response):
     complete: bool
 
 
-class Blob(Response):
+class Blob(Response, frozen=True):
     """A blob's metadata and upload progress."""
 
     blob_id: UUID
@@ -66,13 +66,13 @@ class Blob(Response):
     complete: bool
 
 
-class ReceiptRequest(Request):
+class ReceiptRequest(Request, frozen=True):
     """A signed read or ack receipt."""
 
     receipt: Annotated[B64_IN, Meta(description="the signed receipt statement")]
 
 
-class Receipt(Response):
+class Receipt(Response, frozen=True):
     """A stored receipt."""
 
     operation_id: ID
@@ -87,7 +87,7 @@ class Receipt(Response):
     created: Annotated[bool, Meta(description="false when it repeats a stored one")]
 
 
-class OrgReceipts(Response):
+class OrgReceipts(Response, frozen=True):
     """One organisation's readers and acknowledgers of a message."""
 
     org_id: ID
@@ -101,7 +101,7 @@ class OrgReceipts(Response):
     acked_at: dict[str, TIME]
 
 
-class ReceiptStatus(Response):
+class ReceiptStatus(Response, frozen=True):
     """Per organisation, who has read and acknowledged a message."""
 
     operation_id: ID

@@ -82,7 +82,7 @@ def codes_for(status: int) -> list[str]:
     return [code for code, entry in ERRORS.items() if entry.status == status]
 
 
-class ErrorDetail(Response):
+class ErrorDetail(Response, frozen=True):
     """What failed."""
 
     code: Annotated[str, Meta(description="machine code; the client maps it to an exception class")]
@@ -92,7 +92,7 @@ class ErrorDetail(Response):
     ]
 
 
-class Error(Response):
+class Error(Response, frozen=True):
     """The body of every refusal."""
 
     error: ErrorDetail

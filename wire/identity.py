@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-class Instance(Response):
+class Instance(Response, frozen=True):
     """The instance's id, name and audit-log key."""
 
     instance_id: ID
@@ -38,7 +38,7 @@ class Instance(Response):
     log_key_fingerprint: Annotated[str, Meta(description="six groups of five digits")]
 
 
-class EnrolRequest(Request):
+class EnrolRequest(Request, frozen=True):
     """A one-time enrolment code with the certificates it registers."""
 
     code: Annotated[
@@ -51,7 +51,7 @@ class EnrolRequest(Request):
     ] = None
 
 
-class Enrolled(Response):
+class Enrolled(Response, frozen=True):
     """The identities an enrolment registered."""
 
     device_id: ID
@@ -59,20 +59,20 @@ class Enrolled(Response):
     user_id: ID
 
 
-class ChallengeRequest(Request):
+class ChallengeRequest(Request, frozen=True):
     """The device asking for a login challenge."""
 
     device_id: ID
 
 
-class Challenge(Response):
+class Challenge(Response, frozen=True):
     """A one-time login challenge."""
 
     challenge: Annotated[B64, Meta(description="32 random bytes")]
     expires_at: TIME
 
 
-class LoginRequest(Request):
+class LoginRequest(Request, frozen=True):
     """A signed challenge."""
 
     device_id: ID
@@ -80,20 +80,20 @@ class LoginRequest(Request):
     signature: Annotated[B64_IN, Meta(description="Ed25519 signature of the login statement")]
 
 
-class Session(Response):
+class Session(Response, frozen=True):
     """A short-lived bearer token."""
 
     token: Annotated[B64, Meta(description="bearer token")]
     expires_at: TIME
 
 
-class LoggedOut(Response):
+class LoggedOut(Response, frozen=True):
     """The session has ended."""
 
     logged_out: Literal[True]
 
 
-class WhoAmI(Response):
+class WhoAmI(Response, frozen=True):
     """The authenticated device."""
 
     device_id: ID
@@ -102,7 +102,7 @@ class WhoAmI(Response):
     user_kind: Annotated[str, Meta(description="person or service")]
 
 
-class Organisation(Response):
+class Organisation(Response, frozen=True):
     """An organisation and its root key."""
 
     org_id: ID
@@ -114,37 +114,37 @@ class Organisation(Response):
     fingerprint: Annotated[str | None, Meta(description="root key fingerprint")]
 
 
-class Certificate(Request):
+class Certificate(Request, frozen=True):
     """A signed user or device certificate to register."""
 
     certificate: Annotated[B64_IN, Meta(description="the signed certificate encoding")]
 
 
-class UserRegistered(Response):
+class UserRegistered(Response, frozen=True):
     """The registered user."""
 
     user_id: ID
 
 
-class DeviceRegistered(Response):
+class DeviceRegistered(Response, frozen=True):
     """The registered device."""
 
     device_id: ID
 
 
-class Revocation(Request):
+class Revocation(Request, frozen=True):
     """A signed revocation of a user or device key."""
 
     statement: Annotated[B64_IN, Meta(description="the signed revocation statement")]
 
 
-class Revoked(Response):
+class Revoked(Response, frozen=True):
     """The revoked subject."""
 
     revoked: Annotated[str, Meta(description="the revoked subject")]
 
 
-class Device(Response):
+class Device(Response, frozen=True):
     """A device's certificates and revocation state."""
 
     device_id: ID

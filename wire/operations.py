@@ -45,27 +45,27 @@ PAGE_LIMIT = Annotated[int, Meta(ge=1, le=5000, description="most entries to ret
 
 
 # -- operations and charters -----------------------------------------------------------
-class CreateOperation(Request):
+class CreateOperation(Request, frozen=True):
     """A coordinator's charter version 1."""
 
     charter: CHARTER
     retention_days: RETENTION = 365
 
 
-class CharterRequest(Request):
+class CharterRequest(Request, frozen=True):
     """The next charter version."""
 
     charter: CHARTER
 
 
-class CharterPublished(Response):
+class CharterPublished(Response, frozen=True):
     """The operation and its new charter version."""
 
     operation_id: ID
     charter_version: Annotated[int, Meta(ge=1)]
 
 
-class Operation(Response):
+class Operation(Response, frozen=True):
     """An operation as a member organisation sees it."""
 
     operation_id: ID
@@ -80,7 +80,7 @@ class Operation(Response):
     retention_days: RETENTION
 
 
-class AreaState(Response):
+class AreaState(Response, frozen=True):
     """An area the device's role reads."""
 
     area: AREA_NAME
@@ -91,69 +91,69 @@ class AreaState(Response):
     last_seq: Annotated[int, Meta(ge=0, description="number of the area's newest entry")]
 
 
-class OperationDetail(Operation):
+class OperationDetail(Operation, frozen=True):
     """An operation with the areas the device's role reads."""
 
     areas: list[AreaState]
 
 
-class Operations(Response):
+class Operations(Response, frozen=True):
     """Operations whose charter lists the device's organisation."""
 
     operations: list[Operation]
 
 
-class CharterHistory(Response):
+class CharterHistory(Response, frozen=True):
     """Every charter version, oldest first."""
 
     versions: list[Annotated[B64, Meta(description="signed charter")]]
 
 
-class PhaseRequest(Request):
+class PhaseRequest(Request, frozen=True):
     """The phase to move the operation to."""
 
     phase: PHASE
 
 
-class PhaseSet(Response):
+class PhaseSet(Response, frozen=True):
     """The operation's phase now."""
 
     phase: PHASE
 
 
 # -- areas -----------------------------------------------------------------------------
-class KeyPackageRequest(Request):
+class KeyPackageRequest(Request, frozen=True):
     """A device's request to join an area."""
 
     key_package: Annotated[B64_IN, Meta(description="signed key package")]
 
 
-class Stored(Response):
+class Stored(Response, frozen=True):
     """The stored entry's number."""
 
     seq: SEQ
 
 
-class KeyPackages(Response):
+class KeyPackages(Response, frozen=True):
     """Pending key packages."""
 
     key_packages: list[Annotated[B64, Meta(description="package")]]
 
 
-class CommitRequest(Request):
+class CommitRequest(Request, frozen=True):
     """The commit to the area's next epoch."""
 
     commit: Annotated[B64_IN, Meta(description="signed commit")]
 
 
-class CommitStored(Response):
+class CommitStored(Response, frozen=True):
     """The stored commit's epoch and number."""
 
     epoch: Annotated[int, Meta(ge=0)]
     seq: SEQ
 
 
-class CommitsQuery(Request):
+class CommitsQuery(Request, frozen=True):
     """Which commits to list."""
 
     after_epoch: Annotated[
@@ -161,19 +161,19 @@ class CommitsQuery(Request):
     ] = -1
 
 
-class Commits(Response):
+class Commits(Response, frozen=True):
     """Commits, oldest first."""
 
     commits: list[Annotated[B64, Meta(description="signed commit")]]
 
 
-class MessageRequest(Request):
+class MessageRequest(Request, frozen=True):
     """One envelope."""
 
     envelope: ENVELOPE
 
 
-class MessageBatch(Request):
+class MessageBatch(Request, frozen=True):
     """A batch of envelopes, stored all or nothing.
 
     The batch limit is a setting: the server checks it (413 payload_too_large) and the
@@ -186,13 +186,13 @@ class MessageBatch(Request):
     ]
 
 
-class BatchStored(Response):
+class BatchStored(Response, frozen=True):
     """One number per envelope, in order."""
 
     seqs: list[SEQ]
 
 
-class Event(Response):
+class Event(Response, frozen=True):
     """An entry of an area: a message, commit, key package or receipt."""
 
     operation_id: ID
@@ -206,27 +206,27 @@ class Event(Response):
     created_at: TIME
 
 
-class EventsQuery(Request):
+class EventsQuery(Request, frozen=True):
     """Which entries of an area to list."""
 
     after: Annotated[INDEX, Meta(description="last number already seen")] = 0
     limit: PAGE_LIMIT = 500
 
 
-class Events(Response):
+class Events(Response, frozen=True):
     """An area's entries, in order."""
 
     events: list[Event]
 
 
-class SyncQuery(Request):
+class SyncQuery(Request, frozen=True):
     """Where a sync continues."""
 
     cursor: Annotated[B64, Meta(description="a cursor from an earlier page; empty to start")] = ""
     limit: PAGE_LIMIT = 1000
 
 
-class SyncPage(Response):
+class SyncPage(Response, frozen=True):
     """A page of entries from all of the device's areas."""
 
     events: list[Event]
@@ -234,7 +234,7 @@ class SyncPage(Response):
     more: Annotated[bool, Meta(description="the limit was reached")]
 
 
-class StreamQuery(Request):
+class StreamQuery(Request, frozen=True):
     """Where a stream resumes."""
 
     cursor: Annotated[B64, Meta(description="the last cursor processed; empty to start")] = ""

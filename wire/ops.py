@@ -9,19 +9,19 @@ from .base import Response
 __all__ = ["Alive", "NotReady", "Ready"]
 
 
-class Alive(Response):
+class Alive(Response, frozen=True):
     """The process is up."""
 
     status: Literal["ok"]
 
 
-class Ready(Response):
+class Ready(Response, frozen=True):
     """The database answers."""
 
     status: Literal["ready"]
 
 
-class NotReady(Response):
+class NotReady(Response, frozen=True):
     """The database does not answer."""
 
     status: Literal["unavailable"]

@@ -20,20 +20,20 @@ __all__ = ["StreamError", "StreamEvent", "StreamIdle", "StreamMessage"]
 CURSOR = Annotated[B64, Meta(description="the cursor covering everything sent so far")]
 
 
-class StreamEvent(Response, tag_field="type", tag="event"):
+class StreamEvent(Response, tag_field="type", tag="event", frozen=True):
     """A new entry of one of the device's areas."""
 
     event: Event
     cursor: CURSOR
 
 
-class StreamIdle(Response, tag_field="type", tag="idle"):
+class StreamIdle(Response, tag_field="type", tag="idle", frozen=True):
     """The stream has caught up."""
 
     cursor: CURSOR
 
 
-class StreamError(Response, tag_field="type", tag="error"):
+class StreamError(Response, tag_field="type", tag="error", frozen=True):
     """Sent before the server closes a revoked or expired session."""
 
     error: ErrorDetail

@@ -15,12 +15,18 @@ from ..services.areas import event_json
 from ..services.base import Context, load_instance
 from ..services.tail import AreaTail
 from ..storage.db import check_schema, make_engine, ping
-from .keys import CONTEXT, HUB, RATE_LIMITER, SETTINGS
-from .middlewares import RateLimiter, error_middleware, rate_limit_middleware, request_middleware
+from .keys import CONTEXT, SETTINGS
+from .middlewares import (
+    RATE_LIMITER,
+    RateLimiter,
+    error_middleware,
+    rate_limit_middleware,
+    request_middleware,
+)
 from .openapi import routes as openapi_routes
 from .parse import reply
 from .routing import EndpointRoutes
-from .stream import StreamHub
+from .stream import HUB, StreamHub
 from .stream import routes as stream_routes
 from .views import routes as api_routes
 from .views_audit import routes as audit_routes

@@ -1,4 +1,5 @@
-"""Typed application and request keys."""
+"""Typed application and request keys (the hub's and the rate limiter's live beside their
+classes, in :mod:`.stream` and :mod:`.middlewares`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ from aiohttp import web
 from ..config import Settings
 from ..services.base import Context, Principal
 
-__all__ = ["CONTEXT", "HUB", "PRINCIPAL", "RATE_LIMITER", "SETTINGS"]
+__all__ = ["CONTEXT", "PRINCIPAL", "SETTINGS"]
 
 CONTEXT = web.AppKey("context", Context)
 SETTINGS = web.AppKey("settings", Settings)
-RATE_LIMITER = web.AppKey("rate_limiter", object)
 PRINCIPAL = web.RequestKey("principal", Principal)
-HUB = web.AppKey("hub", object)

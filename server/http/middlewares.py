@@ -23,10 +23,11 @@ from ..errors import (
 )
 from ..services.base import Context, Principal
 from .auth import principal as authenticate
-from .keys import CONTEXT, PRINCIPAL, RATE_LIMITER, SETTINGS
+from .keys import CONTEXT, PRINCIPAL, SETTINGS
 from .parse import check_path
 
 __all__ = [
+    "RATE_LIMITER",
     "RateLimiter",
     "client_address",
     "error_middleware",
@@ -101,18 +102,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         await _audit_refusal(request, error)
         return _json_error(error)
     except web.HTTPRequestEntityTooLarge as exc:
-        error = PayloadTooLarge(f"request body too large: {exc.text}")
-        await _audit_refusal(request, error)
-        return _json_error(error)
+        too_large = PayloadTooLarge(f"request body too large: {exc.text}")
+        await _audit_refusal(request, too_large)
+        return _json_error(too_large)
     except web.RequestPayloadError:  # e.g. a body that its Content-Encoding does not fit
-        error = BadRequest("body: cannot be read: truncated or not in its Content-Encoding")
-        await _audit_refusal(request, error)
-        return _json_error(error)
+        unreadable = BadRequest("body: cannot be read: truncated or not in its Content-Encoding")
+        await _audit_refusal(request, unreadable)
+        return _json_error(unreadable)
     except web.HTTPNotFound:
         return _json_error(NotFound(f"no such endpoint: {request.method} {request.path}"))
     except web.HTTPMethodNotAllowed as exc:
-        error = MethodNotAllowed(f"method {request.method} not allowed here")
-        return _json_error(error) if exc.status == 405 else exc
+        not_allowed = MethodNotAllowed(f"method {request.method} not allowed here")
+        return _json_error(not_allowed) if exc.status == 405 else exc
     except web.HTTPException:
         raise
     except Exception:
@@ -129,7 +130,7 @@ async def _audit_refusal(request: web.Request, error: OpSealError) -> None:
         return
     principal = request.get(PRINCIPAL)
     remote = client_address(request, request.app[SETTINGS].trusted_networks)
-    limiter: RateLimiter = request.app[RATE_LIMITER]  # type: ignore[assignment]
+    limiter = request.app[RATE_LIMITER]
     if principal is None and not limiter.first_refusal_this_minute(remote):
         UNAUDITED.inc()
         return
@@ -195,6 +196,9 @@ class RateLimiter:
         return first
 
 
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+
+
 def client_address(request: web.Request, trusted: Networks) -> str:
     """The client's address: the peer, or, when the peer is a trusted proxy, the nearest
     ``X-Forwarded-For`` hop that is not itself a trusted proxy."""
@@ -231,7 +235,7 @@ async def _device(request: web.Request) -> Principal | None:
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Limit each authenticated device, and each client address for everything else."""
-    limiter: RateLimiter = request.app[RATE_LIMITER]  # type: ignore[assignment]
+    limiter = request.app[RATE_LIMITER]
     device = await _device(request)
     if device is not None:
         scope, key = "device", f"device:{device.device_id}"

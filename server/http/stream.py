@@ -43,11 +43,11 @@ from ..services.base import Context, Principal
 from ..services.tail import AreaTail
 from ..storage import areas as area_store
 from .auth import bearer_token, principal
-from .keys import CONTEXT, HUB
+from .keys import CONTEXT
 from .parse import typed
 from .routing import EndpointRoutes
 
-__all__ = ["POLL_SECONDS", "REFRESH_SECONDS", "StreamHub", "encode_event", "routes"]
+__all__ = ["HUB", "POLL_SECONDS", "REFRESH_SECONDS", "StreamHub", "encode_event", "routes"]
 
 routes = EndpointRoutes()
 log = structlog.get_logger("opseal.stream")
@@ -206,6 +206,9 @@ class StreamHub:
         for sub in self.subscribers:
             if (sub.who.device_id in members) != (ref in sub.readable):
                 sub.poke.set()
+
+
+HUB = web.AppKey("hub", StreamHub)
 
 
 @routes.endpoint("stream")

@@ -147,7 +147,7 @@ async def post_key_package(ctx: Context, principal: Principal, ref: AreaRef, bod
             device=principal.device_id,
             seq=seq,
         )
-    return seq
+    return int(seq)
 
 
 async def list_key_packages(ctx: Context, principal: Principal, ref: AreaRef) -> list[str]:
@@ -355,7 +355,7 @@ def _idempotent(row: Any, ref: AreaRef, body: bytes, index: int) -> int:
         raise Conflict(
             f"envelopes[{index}]: message id already used for another message", index=index
         )
-    return row.seq
+    return int(row.seq)
 
 
 def _check_new(envelope: Envelope, epoch: int | None, key: VerifyKey, index: int) -> None:

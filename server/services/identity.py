@@ -25,7 +25,7 @@ from opseal.crypto.statements import login_message
 
 from ..errors import BadRequest, Conflict, Forbidden, InvalidSignature, NotFound, Unauthorized
 from ..storage import identity as store
-from .base import Context, Principal
+from .base import Context, Principal, Tx
 from .instance import hash_code
 
 __all__ = [
@@ -135,10 +135,10 @@ async def _store_user(tx, user: Certificate, root: VerifyKey, org_id: str) -> No
 
 
 async def _store_device(
-    tx,
+    tx: Tx,
     device: Certificate,
     user: Certificate,
-    root: VerifyKey,  # type: ignore[no-untyped-def]
+    root: VerifyKey,
     org_id: str,
 ) -> None:
     try:

@@ -9,12 +9,12 @@ entries themselves are in :mod:`.entries`. Statements are built once at import.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
+from .db import Record
 from .tables import area_members, areas, commit_secrets, commits, devices, key_packages
 
 __all__ = [
@@ -36,7 +36,9 @@ __all__ = [
     "set_roster",
 ]
 
-_OP, _AREA, _DEVICE = bindparam("operation_id"), bindparam("area"), bindparam("device_id")
+_OP: BindParameter[str] = bindparam("operation_id")
+_AREA: BindParameter[str] = bindparam("area")
+_DEVICE: BindParameter[str] = bindparam("device_id")
 _B_AREA = (areas.c.operation_id == bindparam("b_operation_id")) & (
     areas.c.area == bindparam("b_area")
 )
@@ -84,7 +86,7 @@ def _key(operation_id: str, area: str) -> dict[str, str]:
 
 
 # -- areas ---------------------------------------------------------------------------------
-async def lock(conn: AsyncConnection, operation_id: str, area: str) -> Row[Any] | None:
+async def lock(conn: AsyncConnection, operation_id: str, area: str) -> Record | None:
     """The area's row, locked for the rest of the transaction (``FOR UPDATE``); None if none."""
     return (await conn.execute(_LOCK, _key(operation_id, area))).first()
 
@@ -94,12 +96,12 @@ async def names(conn: AsyncConnection, operation_id: str) -> set[str]:
     return {row[0] for row in await conn.execute(_NAMES, {"operation_id": operation_id})}
 
 
-async def of_operation(conn: AsyncConnection, operation_id: str) -> list[Row[Any]]:
+async def of_operation(conn: AsyncConnection, operation_id: str) -> list[Record]:
     """``(area, epoch, next_seq)`` of each of the operation's areas."""
     return list(await conn.execute(_OF_OPERATION, {"operation_id": operation_id}))
 
 
-async def heads(conn: AsyncConnection) -> list[Row[Any]]:
+async def heads(conn: AsyncConnection) -> list[Record]:
     """``(operation_id, area, next_seq)`` of every area on the instance."""
     return list(await conn.execute(_HEADS))
 

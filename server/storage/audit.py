@@ -71,7 +71,7 @@ async def append(conn: AsyncConnection, entries: Sequence[dict[str, Any]], now: 
     """Append ``entries`` and return the index of the first one."""
     if not entries:
         return -1
-    new_size = (await conn.execute(_GROW, {"b_count": len(entries)})).scalar_one()
+    new_size = int((await conn.execute(_GROW, {"b_count": len(entries)})).scalar_one())
     first = new_size - len(entries)
     rows = []
     for offset, entry in enumerate(entries):
@@ -85,7 +85,7 @@ async def append(conn: AsyncConnection, entries: Sequence[dict[str, Any]], now: 
 
 async def size(conn: AsyncConnection) -> int:
     """The number of leaves in the log."""
-    return (await conn.execute(_SIZE)).scalar_one()
+    return int((await conn.execute(_SIZE)).scalar_one())
 
 
 async def leaf_hashes(conn: AsyncConnection, start: int, end: int) -> list[bytes]:

@@ -7,17 +7,16 @@ Statements are built once at import; the upload and download rules live in
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
+from .db import Record
 from .tables import blob_chunks, blobs
 
 __all__ = ["chunk_at", "delete_chunks", "get", "insert_blob", "insert_chunk", "set_progress"]
 
-_BLOB = bindparam("blob_id")
+_BLOB: BindParameter[str] = bindparam("blob_id")
 _GET = select(blobs).where(blobs.c.blob_id == _BLOB)
 _GET_LOCKED = _GET.with_for_update()
 _INSERT = insert(blobs)
@@ -36,7 +35,7 @@ _CHUNK_AT = (
 )
 
 
-async def get(conn: AsyncConnection, blob_id: str, *, lock: bool = False) -> Row[Any] | None:
+async def get(conn: AsyncConnection, blob_id: str, *, lock: bool = False) -> Record | None:
     """The blob's row, or None; ``lock`` holds it (``FOR UPDATE``) for the transaction."""
     return (await conn.execute(_GET_LOCKED if lock else _GET, {"blob_id": blob_id})).first()
 
@@ -84,7 +83,7 @@ async def delete_chunks(conn: AsyncConnection, blob_id: str) -> None:
     await conn.execute(_DELETE_CHUNKS, {"blob_id": blob_id})
 
 
-async def chunk_at(conn: AsyncConnection, blob_id: str, position: int) -> Row[Any] | None:
+async def chunk_at(conn: AsyncConnection, blob_id: str, position: int) -> Record | None:
     """``(offset, data)`` of the stored chunk with the greatest offset at or below
     ``position`` (the one holding it when chunks are contiguous), or None."""
     return (await conn.execute(_CHUNK_AT, {"blob_id": blob_id, "position": position})).first()

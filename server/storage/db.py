@@ -12,16 +12,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, TypeAlias
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 __all__ = [
     "WRITE_INTENT",
+    "Record",
     "SchemaError",
     "alembic_config",
     "check_schema",
@@ -32,6 +34,9 @@ __all__ = [
 ]
 
 WRITE_INTENT = "opseal_write_intent"
+
+# A result row of any width (SQLAlchemy 2.1 types rows by their column types).
+Record: TypeAlias = Row[*tuple[Any, ...]]
 
 
 class SchemaError(Exception):

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .db import Record
 from .tables import events
 
 __all__ = ["append", "by_message_ids", "commit_bodies", "entries_after", "message"]
@@ -61,7 +61,7 @@ async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     await conn.execute(_APPEND, rows)
 
 
-async def by_message_ids(conn: AsyncConnection, message_ids: list[str]) -> dict[str, Row[Any]]:
+async def by_message_ids(conn: AsyncConnection, message_ids: list[str]) -> dict[str, Record]:
     """Stored messages among ``message_ids`` on the whole instance, by message id, each with
     ``operation_id``, ``area``, ``seq`` and ``body``."""
     rows = await conn.execute(_BY_MESSAGE_IDS, {"message_ids": message_ids})
@@ -70,7 +70,7 @@ async def by_message_ids(conn: AsyncConnection, message_ids: list[str]) -> dict[
 
 async def message(
     conn: AsyncConnection, operation_id: str, area: str, message_id: str
-) -> Row[Any] | None:
+) -> Record | None:
     """``(device_id, body)`` of the message ``message_id`` in the area, or None."""
     params = {"operation_id": operation_id, "area": area, "message_id": message_id}
     return (await conn.execute(_MESSAGE, params)).first()

@@ -9,12 +9,12 @@ rules about them live in :mod:`opseal.server.services.identity`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
+from .db import Record
 from .tables import (
     challenges,
     devices,
@@ -57,7 +57,7 @@ __all__ = [
     "user_certificate_by_key",
 ]
 
-_ORG = bindparam("org_id")
+_ORG: BindParameter[str] = bindparam("org_id")
 
 # -- organisations -----------------------------------------------------------------------
 _ORGANISATION = select(organisations).where(organisations.c.org_id == _ORG)
@@ -72,7 +72,7 @@ _SET_ROOT_KEY = (
 _COUNT_ORGANISATIONS = select(func.count()).select_from(organisations)
 
 
-async def organisation(conn: AsyncConnection, org_id: str) -> Row[Any] | None:
+async def organisation(conn: AsyncConnection, org_id: str) -> Record | None:
     """The organisation's row, or None."""
     return (await conn.execute(_ORGANISATION, {"org_id": org_id})).first()
 
@@ -119,7 +119,7 @@ _USE_ENROLMENT_CODE = (
 )
 
 
-async def enrolment_code(conn: AsyncConnection, code_hash: bytes) -> Row[Any] | None:
+async def enrolment_code(conn: AsyncConnection, code_hash: bytes) -> Record | None:
     return (await conn.execute(_ENROLMENT_CODE, {"code_hash": code_hash})).first()
 
 
@@ -244,7 +244,7 @@ async def revoke_users_with_key(
 
 
 # -- devices -----------------------------------------------------------------------------
-_DEVICE = bindparam("device_id")
+_DEVICE: BindParameter[str] = bindparam("device_id")
 _DEVICE_EXISTS = select(devices.c.org_id).where(devices.c.device_id == _DEVICE)
 _DEVICE_BY_KEY = select(devices.c.device_id, devices.c.certificate).where(
     devices.c.org_id == _ORG, devices.c.key_id == bindparam("key_id")
@@ -307,7 +307,7 @@ async def insert_device(
     )
 
 
-async def device_by_key(conn: AsyncConnection, org_id: str, key_id: bytes) -> Row[Any] | None:
+async def device_by_key(conn: AsyncConnection, org_id: str, key_id: bytes) -> Record | None:
     """``(device_id, certificate)`` of the organisation's device whose key is ``key_id``."""
     return (await conn.execute(_DEVICE_BY_KEY, {"org_id": org_id, "key_id": key_id})).first()
 
@@ -324,14 +324,14 @@ async def revoke_devices(conn: AsyncConnection, device_ids: list[str], now: int)
     await conn.execute(_DELETE_SESSIONS_OF, {"device_ids": device_ids})
 
 
-async def device_with_user(conn: AsyncConnection, device_id: str) -> Row[Any] | None:
+async def device_with_user(conn: AsyncConnection, device_id: str) -> Record | None:
     """The device's row with its user's certificate as ``user_certificate``, or None."""
     return (await conn.execute(_DEVICE_WITH_USER, {"device_id": device_id})).first()
 
 
 async def device_signing_key(conn: AsyncConnection, device_id: str) -> bytes:
     """The registered device's public signing key (it must exist)."""
-    return (await conn.execute(_DEVICE_SIGNING_KEY, {"device_id": device_id})).one()[0]
+    return bytes((await conn.execute(_DEVICE_SIGNING_KEY, {"device_id": device_id})).one()[0])
 
 
 async def device_org(conn: AsyncConnection, device_id: str) -> str | None:
@@ -429,6 +429,6 @@ async def delete_session(conn: AsyncConnection, token_hash: bytes) -> None:
     await conn.execute(_DELETE_SESSION, {"token_hash": token_hash})
 
 
-async def session_principal(conn: AsyncConnection, token_hash: bytes) -> Row[Any] | None:
+async def session_principal(conn: AsyncConnection, token_hash: bytes) -> Record | None:
     """The session's expiry with its device and user (ids, kind, revocation times), or None."""
     return (await conn.execute(_SESSION_PRINCIPAL, {"token_hash": token_hash})).first()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .db import Record
 from .tables import instance
 
 __all__ = ["get", "insert_instance"]
@@ -16,7 +14,7 @@ _GET = select(instance)
 _INSERT = insert(instance)
 
 
-async def get(conn: AsyncConnection) -> Row[Any] | None:
+async def get(conn: AsyncConnection) -> Record | None:
     """The instance row, or None before ``opseal-server init``."""
     return (await conn.execute(_GET)).first()
 

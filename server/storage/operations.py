@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
+from .db import Record
 from .tables import charter_versions, operation_members, operations
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "set_phase",
 ]
 
-_OP = bindparam("operation_id")
+_OP: BindParameter[str] = bindparam("operation_id")
 _GET = select(operations).where(operations.c.operation_id == _OP)
 _EXISTS = select(operations.c.operation_id).where(operations.c.operation_id == _OP)
 _INSERT = insert(operations)
@@ -88,7 +89,7 @@ _INSERT_MEMBERS = insert(operation_members)
 
 
 # -- operations ----------------------------------------------------------------------------
-async def get(conn: AsyncConnection, operation_id: str) -> Row[Any] | None:
+async def get(conn: AsyncConnection, operation_id: str) -> Record | None:
     """The operation's row, or None."""
     return (await conn.execute(_GET, {"operation_id": operation_id})).first()
 
@@ -103,7 +104,7 @@ async def insert_operation(conn: AsyncConnection, values: dict[str, Any]) -> Non
     await conn.execute(_INSERT, values)
 
 
-async def membership(conn: AsyncConnection, operation_id: str, org_id: str) -> Row[Any] | None:
+async def membership(conn: AsyncConnection, operation_id: str, org_id: str) -> Record | None:
     """``(phase, charter_version, role)`` of the operation, ``role`` None when ``org_id`` is
     no member; None when the operation does not exist."""
     return (
@@ -111,7 +112,7 @@ async def membership(conn: AsyncConnection, operation_id: str, org_id: str) -> R
     ).first()
 
 
-async def of_organisation(conn: AsyncConnection, org_id: str) -> list[Row[Any]]:
+async def of_organisation(conn: AsyncConnection, org_id: str) -> list[Record]:
     """Operations listing ``org_id`` as a member, oldest first, each with the ``role``."""
     return list(await conn.execute(_OF_ORGANISATION, {"org_id": org_id}))
 
@@ -148,7 +149,7 @@ async def set_phase(conn: AsyncConnection, operation_id: str, phase: str) -> Non
     await conn.execute(_SET_PHASE, {"b_operation_id": operation_id, "b_phase": phase})
 
 
-async def archived(conn: AsyncConnection) -> list[Row[Any]]:
+async def archived(conn: AsyncConnection) -> list[Record]:
     """``(operation_id, ends_at, retention_days)`` of every archived operation."""
     return list(await conn.execute(_ARCHIVED))
 
@@ -157,7 +158,7 @@ async def archived(conn: AsyncConnection) -> list[Row[Any]]:
 async def charter_body(conn: AsyncConnection, operation_id: str, version: int) -> bytes:
     """The signed encoding of a stored charter version (it must exist)."""
     result = await conn.execute(_CHARTER_BODY, {"operation_id": operation_id, "version": version})
-    return result.scalar_one()
+    return bytes(result.scalar_one())
 
 
 async def charter_bodies(conn: AsyncConnection, operation_id: str) -> list[bytes]:

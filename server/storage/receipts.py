@@ -3,12 +3,10 @@ kind). Statements are built once at import."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .db import Record
 from .tables import receipts
 
 __all__ = ["for_message", "get", "insert_receipt"]
@@ -21,13 +19,13 @@ _FOR_MESSAGE = select(receipts).where(_MESSAGE)
 _INSERT = insert(receipts)
 
 
-async def get(conn: AsyncConnection, message_id: str, device_id: str, kind: str) -> Row[Any] | None:
+async def get(conn: AsyncConnection, message_id: str, device_id: str, kind: str) -> Record | None:
     """The stored receipt of ``kind`` by the device for the message, or None."""
     params = {"message_id": message_id, "device_id": device_id, "kind": kind}
     return (await conn.execute(_GET, params)).first()
 
 
-async def for_message(conn: AsyncConnection, message_id: str) -> list[Row[Any]]:
+async def for_message(conn: AsyncConnection, message_id: str) -> list[Record]:
     """Every stored receipt for the message."""
     return list(await conn.execute(_FOR_MESSAGE, {"message_id": message_id}))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from .tables import (
     area_members,
@@ -19,7 +20,7 @@ from .tables import (
 
 __all__ = ["purge_content"]
 
-_OP = bindparam("operation_id")
+_OP: BindParameter[str] = bindparam("operation_id")
 _MESSAGE_IDS = select(events.c.message_id).where(
     events.c.operation_id == _OP, events.c.message_id.is_not(None)
 )

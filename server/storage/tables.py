@@ -38,7 +38,7 @@ metadata = MetaData(
 ID = 128  # identifiers chosen by clients are bounded in length
 
 
-def _time(name: str, nullable: bool = False) -> Column:
+def _time(name: str, nullable: bool = False) -> Column[int]:
     return Column(name, BigInteger, nullable=nullable)
 
 
