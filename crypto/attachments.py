@@ -21,6 +21,9 @@ Failures: a broken stream raises :class:`StreamError`; metadata, size or hash mi
 :class:`AttachmentError`; a malformed or unknown-version header or metadata encoding raises
 :class:`DecodeError` (or :class:`UnsupportedVersion`). No message carries key material or
 plaintext.
+
+Long because: the STREAM construction, its header, the file metadata and the file-to-file
+helpers are one format, easiest to review in one place.
 """
 
 from __future__ import annotations

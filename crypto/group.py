@@ -11,6 +11,9 @@ newcomer. Epoch 0 creates the area.
 signature, the committer's right under the charter, every added device's certificate chain,
 the area's audience, the epoch and the previous-state hash, and returns the next state — or
 raises. :func:`create_commit` builds a commit and validates it through the same rules.
+
+Long because: the state, key package and commit types and the one validation path every client
+runs on them belong together; split, the trust rules of one object would be spread over files.
 """
 
 from __future__ import annotations
