@@ -62,7 +62,7 @@ async def test_counter_jumps_leave_the_reader_small_replay_state_and_a_fast_sync
     took = time.perf_counter() - started
 
     assert report.messages == 500
-    # About 0.3 s on an idle machine; the bound only catches the unbounded state of old
+    # Under a second on an idle machine; the bound only catches the unbounded state of old
     # (gigabytes re-serialised per entry), not load on a shared CI machine.
     assert took < 5.0, f"sync took {took:.2f} s"
     rows = de.store.db.execute("SELECT highest, missing FROM replay").fetchall()
