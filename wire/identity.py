@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from .base import Request, Response
-from .scalars import B64, B64_IN, ID, TIME
+from .scalars import B64, B64_IN, ID, INDEX, TIME
 
 __all__ = [
     "Certificate",
@@ -22,6 +22,9 @@ __all__ = [
     "LoginRequest",
     "Organisation",
     "Revocation",
+    "RevocationEntry",
+    "Revocations",
+    "RevocationsQuery",
     "Revoked",
     "Session",
     "UserRegistered",
@@ -142,6 +145,33 @@ class Revoked(Response):
     """The revoked subject."""
 
     revoked: Annotated[str, Meta(description="the revoked subject")]
+
+
+class RevocationsQuery(Request):
+    """Which revocations to list: those recorded after the cursor ``after``."""
+
+    after: Annotated[INDEX, Meta(description="the cursor of the last page (0: from the start)")] = 0
+    limit: Annotated[int, Meta(ge=1, le=1000, description="at most this many")] = 1000
+
+
+class RevocationEntry(Response):
+    """One recorded revocation with the certificates that prove it."""
+
+    id: Annotated[int, Meta(ge=1, description="its position; the next page's cursor")]
+    org_id: ID
+    statement: Annotated[B64, Meta(description="the signed revocation statement")]
+    subject_certificate: Annotated[B64, Meta(description="the revoked key's own certificate")]
+    issuer_certificate: (
+        Annotated[B64, Meta(description="the issuing user's certificate (a user's own device)")]
+        | None
+    )
+
+
+class Revocations(Response):
+    """A page of revocations, oldest first, and the cursor to continue from."""
+
+    revocations: list[RevocationEntry]
+    cursor: INDEX
 
 
 class Device(Response):
