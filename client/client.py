@@ -87,8 +87,9 @@ class Client:
         self.verifier = Verifier(self.session, store, identity, instance, clock)
         self.outbox = Outbox(self.session, store, identity, instance, self.verifier, self.sync)
         self.admission = Admission(
-            self.session, store, identity, instance, clock, self.verifier, self.verifier, self.sync
-        )
+            self.session, store, identity, instance, clock, self.verifier, self.verifier, self.sync,
+            self.verifier,
+        )  # fmt: skip
         self.attachments = attachments.Attachments(self.session, store, profile.path)
         self.receipts = Receipts(self.session, store, identity, instance, clock)
         self.alerts = Alerts(store, identity, self.verifier, self.outbox)
@@ -243,9 +244,29 @@ class Client:
         every area this organisation's role may read. Returns those areas."""
         return await self.admission.join(operation_id, coordinator_root_key_id)
 
-    async def admit(self, op: str | None = None) -> list[str]:
-        """Admit pending devices that the charter allows this device to admit; returns them."""
-        return await self.admission.admit(op)
+    async def admit(self, op: str | None = None, readmit: Sequence[str] = ()) -> list[str]:
+        """Admit pending devices that the charter allows this device to admit, removing in the
+        same commit every device that must go; a removed device comes back only if named in
+        ``readmit``. Returns the admitted devices."""
+        return await self.admission.admit(op, readmit)
+
+    async def remove(
+        self, op: str, *, device: str | None = None, org: str | None = None
+    ) -> list[str]:
+        """Remove a device, or every device of an organisation, from the areas of ``op``;
+        returns the removed devices."""
+        return await self.admission.remove(op, device=device, org=org)
+
+    async def revoke(self, root: SigningKey, subject: Certificate, reason: str = "") -> str:
+        """As a focal point: revoke ``subject``'s key with the organisation root."""
+        return await self.admission.revoke(root, subject, reason)
+
+    async def revoke_device(self, root: SigningKey, device_id: str, reason: str = "") -> str:
+        """As a focal point: revoke one of the organisation's devices by id."""
+        record = await self.api.device(device_id)
+        return await self.revoke(
+            root, Certificate.from_bytes(b64d(record["device_certificate"])), reason
+        )
 
     async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:
         """Admit pending devices every ``interval`` seconds (``rounds`` times, or forever)."""

@@ -11,7 +11,7 @@ Every check takes the time it is evaluated at: nothing here reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -23,6 +23,7 @@ __all__ = [
     "USER_KINDS",
     "Certificate",
     "Revocation",
+    "RevokedKeys",
     "issue_device_certificate",
     "issue_user_certificate",
     "verify_device_chain",
@@ -333,3 +334,38 @@ class Revocation:
         if user_cert.organisation_id != self.organisation_id or not own_device:
             raise CertificateError("a user may revoke only its own devices")
         return user_cert.signing_key
+
+
+class RevokedKeys(Container[bytes]):
+    """Revoked key ids, each with the time its revocation takes effect (``revoked_at``).
+
+    As a container it holds every revoked key (for a check made now); :meth:`at` gives the
+    keys revoked at a past moment, so that what was valid when it was signed — a commit, a
+    charter version, a message — stays valid when verified later.
+    """
+
+    def __init__(self, times: Mapping[bytes, int] | None = None) -> None:
+        self._times = dict(times or {})
+
+    @classmethod
+    def of(cls, revocations: Iterable[Revocation]) -> RevokedKeys:
+        """The keys named by verified revocations (the earliest time wins)."""
+        times: dict[bytes, int] = {}
+        for rev in revocations:
+            times[rev.revoked_key_id] = min(
+                rev.revoked_at, times.get(rev.revoked_key_id, rev.revoked_at)
+            )
+        return cls(times)
+
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self._times
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._times)
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def at(self, when: int) -> frozenset[bytes]:
+        """The keys whose revocation took effect at or before ``when``."""
+        return frozenset(k for k, t in self._times.items() if t <= when)

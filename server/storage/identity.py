@@ -4,6 +4,9 @@ challenges and sessions.
 Statements are built once at import, with named parameters, so a call costs only the
 execution (SQLAlchemy caches their compiled form). Rows come back as SQLAlchemy rows; the
 rules about them live in :mod:`opseal.server.services.identity`.
+
+Long because: one aggregate — an organisation's keys, users (with their certificate
+history), devices, revocations, codes and sessions — whose statements are built together.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ __all__ = [
     "count_organisations",
     "delete_expired_challenges",
     "delete_session",
-    "device_ids_of_user",
     "device_by_key",
     "device_exists",
+    "device_ids_of_user",
     "device_org",
     "device_signing_key",
     "device_with_user",
@@ -46,11 +49,11 @@ __all__ = [
     "insert_revocation",
     "insert_session",
     "insert_user",
-    "reinstate_user",
     "organisation",
+    "reinstate_user",
+    "revocations_after",
     "revoke_devices",
     "revoke_users_with_key",
-    "revocations_after",
     "revoked_key_ids",
     "root_keys",
     "session_principal",
