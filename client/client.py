@@ -36,7 +36,7 @@ from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
 
-from . import attachments, audit
+from . import attachments, audit, enrolment
 from .admission import YEAR, Admission, certify_user_key
 from .alerts import Alerts
 from .api import ApiClient
@@ -166,9 +166,12 @@ class Client:
         ca_bundle: str = "",
         allow_http: bool = False,
         params: KdfParams | None = None,
+        log_key: str = "",
     ) -> Client:
         """Enrol this device with a one-time code: the organisation root (held by the focal
-        point) certifies a new user identity key, which certifies this device."""
+        point) certifies a new user identity key, which certifies this device. For service
+        accounts on the focal point's own machine; people enrol by request (:mod:`.enrolment`).
+        ``log_key`` (a fingerprint or the key) pins the instance's audit log key."""
         check_server_url(server, allow_http=allow_http)
         check_passphrase(passphrase, "device")  # before the one-time code is spent
         now = int(time.time())
@@ -195,6 +198,8 @@ class Client:
         )
         async with ApiClient(server, ssl_context=_ssl_context(info)) as api:
             described = await api.instance()
+            if log_key:
+                enrolment.check_log_key(described["log_key"], log_key)
             await api.enrol(
                 code, user_cert.to_bytes(), identity.device_cert.to_bytes(), root.verify_key.raw
             )
@@ -369,9 +374,14 @@ class Client:
         """The receipts the server holds for a verified message."""
         return await self.receipts.acks(message_id)
 
-    async def verify_audit(self) -> audit.AuditReport:
-        """Verify the audit log against the pinned log key and the last checkpoint seen."""
-        return await self.auditor.verify(b64d(self.info.log_key))
+    async def verify_audit(self, max_age: int = enrolment.CHECKPOINT_MAX_AGE) -> audit.AuditReport:
+        """Verify the audit log against the pinned log key and the last checkpoint seen; a
+        newest checkpoint older than ``max_age`` seconds is recorded as a warning."""
+        report = await self.auditor.verify(b64d(self.info.log_key))
+        problem = enrolment.checkpoint_age_problem(report.checkpoint.timestamp, self.now(), max_age)
+        if problem is not None:
+            self.store.warn("", "", None, "checkpoint-stale", problem)
+        return report
 
     # -- content: attachments, alerts, release (Attachments, Alerts, Releaser) ---------------
     async def upload(
