@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from .base import Request, Response
-from .scalars import B64, B64_IN, ID, INDEX, TIME
+from .scalars import B64, B64_IN, ID, TIME
 
 __all__ = [
     "Certificate",
@@ -147,17 +147,26 @@ class Revoked(Response):
     revoked: Annotated[str, Meta(description="the revoked subject")]
 
 
+MAX_REVOCATION_ID = 2**31 - 1
+"""Revocation ids are 32-bit row ids on every backend."""
+
+
 class RevocationsQuery(Request):
     """Which revocations to list: those recorded after the cursor ``after``."""
 
-    after: Annotated[INDEX, Meta(description="the cursor of the last page (0: from the start)")] = 0
+    after: Annotated[
+        int,
+        Meta(ge=0, le=MAX_REVOCATION_ID, description="the last page's cursor (0: from the start)"),
+    ] = 0
     limit: Annotated[int, Meta(ge=1, le=1000, description="at most this many")] = 1000
 
 
 class RevocationEntry(Response):
     """One recorded revocation with the certificates that prove it."""
 
-    id: Annotated[int, Meta(ge=1, description="its position; the next page's cursor")]
+    id: Annotated[
+        int, Meta(ge=1, le=MAX_REVOCATION_ID, description="its position; the next page's cursor")
+    ]
     org_id: ID
     statement: Annotated[B64, Meta(description="the signed revocation statement")]
     subject_certificate: Annotated[B64, Meta(description="the revoked key's own certificate")]
@@ -171,7 +180,7 @@ class Revocations(Response):
     """A page of revocations, oldest first, and the cursor to continue from."""
 
     revocations: list[RevocationEntry]
-    cursor: INDEX
+    cursor: Annotated[int, Meta(ge=0, le=MAX_REVOCATION_ID)]
 
 
 class Device(Response):
