@@ -13,15 +13,24 @@ It depends on the session, the store, the device identity, a clock, verified cha
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 
-from opseal.crypto.certs import Certificate, issue_user_certificate
+from opseal.crypto.certs import Certificate, Revocation, RevokedKeys, issue_user_certificate
 from opseal.crypto.charter import Charter
 from opseal.crypto.errors import CryptoError
-from opseal.crypto.group import DeviceIdentity, KeyPackage, create_area, create_commit
+from opseal.crypto.group import (
+    DeviceIdentity,
+    GroupState,
+    KeyPackage,
+    RosterEntry,
+    create_area,
+    create_commit,
+)
 from opseal.crypto.keys import SigningKey, VerifyKey
 
+from . import membership
 from .errors import ClientError, WrongEpochError
-from .ports import Charters, Clock, MemberStates, Resync
+from .ports import Charters, Clock, MemberStates, Resync, Revoked
 from .session import Session
 from .store import Store
 
@@ -65,10 +74,12 @@ class Admission:
         charters: Charters,
         states: MemberStates,
         resync: Resync,
+        revoked: Revoked,
     ) -> None:
         self._session, self._store, self._identity = session, store, identity
         self._instance_id, self._clock = instance_id, clock
         self._charters, self._states, self._resync = charters, states, resync
+        self._revoked = revoked
 
     async def certify_user(
         self,
@@ -86,6 +97,23 @@ class Admission:
         )
         await self._session.api.register_user(self._identity.organisation_id, cert.to_bytes())
         return cert
+
+    async def revoke(self, root: SigningKey, subject: Certificate, reason: str = "") -> str:
+        """As a focal point: sign with the organisation root a revocation of ``subject``'s key
+        (a device, a user's current identity key, or one it had before a renewal) and record
+        it. Returns the revoked subject."""
+        statement = Revocation.issue(
+            root,
+            organisation_id=self._identity.organisation_id,
+            subject_id=subject.subject_id,
+            revoked_key=subject.signing_key,
+            reason=reason,
+            revoked_at=self._clock(),
+        )
+        answer = await self._session.api.revoke(
+            self._identity.organisation_id, statement.to_bytes()
+        )
+        return str(answer["revoked"])
 
     async def create_operation(
         self, draft: Charter, user_key: SigningKey, retention_days: int = 365
@@ -111,6 +139,7 @@ class Admission:
         )
         await self._session.api.post_commit(operation_id, area, commit.to_bytes())
         with self._store.transaction():
+            membership.note_commit(self._store, commit, self._clock())
             self._store.add_state(operation_id, area, 0, state.to_bytes())
             self._store.add_secret(operation_id, area, 0, secret)
 
@@ -121,59 +150,158 @@ class Admission:
         role = charter.role_of(self._identity.organisation_id)
         areas = [a.name for a in charter.areas if charter.may_read(role, a.name)]
         for area in areas:
-            if self._store.latest_state(operation_id, area) is None:
+            latest = self._store.latest_state(operation_id, area)
+            # not yet a member, or removed since: ask (again) with a fresh, single-use package
+            if (
+                latest is None
+                or GroupState.from_bytes(latest[1]).member(self._identity.device_id) is None
+            ):
                 package = KeyPackage.create(
                     self._identity, operation_id=operation_id, area=area, now=self._clock()
                 )
                 await self._session.api.post_key_package(operation_id, area, package.to_bytes())
         return areas
 
-    async def admit(self, op: str | None = None) -> list[str]:
-        """Admit pending devices that the charter allows this device to admit; returns them."""
+    async def admit(self, op: str | None = None, readmit: Iterable[str] = ()) -> list[str]:
+        """Admit pending devices that the charter allows this device to admit, and in the same
+        commit remove every device that is revoked or whose organisation may no longer read
+        the area. A device removed earlier is admitted again only if named in ``readmit``.
+        Returns the admitted devices."""
         admitted: list[str] = []
         await self._resync()
         for o, area in self._store.areas():
             if op is not None and o != op:
                 continue
-            admitted += await self._admit_area(o, area)
+            admitted += (await self._commit_area(o, area, readmit=set(readmit)))[0]
         return admitted
 
-    async def _admit_area(self, op: str, area: str) -> list[str]:
+    async def remove(
+        self, op: str, *, device: str | None = None, org: str | None = None
+    ) -> list[str]:
+        """Remove ``device``, or every device of ``org``, from each area of ``op`` this device
+        belongs to (with any removal the charter or a revocation requires). Returns them."""
+        if (device is None) == (org is None):
+            raise ClientError("name either a device or an organisation to remove")
+        await self._resync()
+        removed: set[str] = set()
+
+        def targets(entry: RosterEntry) -> bool:
+            return entry.device_id == device or entry.organisation_id == org
+
+        for o, area in self._store.areas():
+            if o == op:
+                removed |= set((await self._commit_area(o, area, targets=targets))[1])
+        return sorted(removed)
+
+    async def _commit_area(
+        self,
+        op: str,
+        area: str,
+        *,
+        readmit: set[str] | None = None,
+        targets: Callable[[RosterEntry], bool] | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """One commit to ``area``: the removals due (and ``targets``), plus the admissible
+        key packages unless only removing. Returns (added, removed) device ids."""
         try:
             state, _ = self._states.current(op, area)
         except ClientError:
-            return []
+            return [], []
         charter = await self._charters.charter(op)
-        packages = []
+        revoked, now = self._revoked.revoked(), self._clock()
+        me = self._identity.organisation_id
+        removes = [
+            e.device_id
+            for e in state.roster
+            if e.device_id != self._identity.device_id
+            and _may_remove(charter, me, e)
+            and (_must_go(e, charter, area, revoked) or (targets is not None and targets(e)))
+        ]
+        packages = (
+            await self._admissible(op, area, state, charter, revoked, readmit)
+            if targets is None
+            else []
+        )
+        if not packages and not removes:
+            return [], []
+        history = self._store.secrets(op, area) if charter.area(area).history == "shared" else None
+        try:
+            commit, new_state, secret = create_commit(
+                state, charter, self._identity, now=now, adds=packages, removes=removes,
+                history=history, revoked=revoked.at(now),
+            )  # fmt: skip
+        except CryptoError as exc:  # e.g. a removal this organisation may not make
+            self._store.warn(op, area, None, "admit-refused", str(exc))
+            return [], []
+        try:
+            await self._session.api.post_commit(op, area, commit.to_bytes())
+        except WrongEpochError:
+            return [], []  # someone else committed first; the next round sees their state
+        with self._store.transaction():
+            self._store.add_state(op, area, commit.epoch, new_state.to_bytes())
+            self._store.add_secret(op, area, commit.epoch, secret)
+            membership.note_commit(self._store, commit, now)
+        return [p.device_id for p in packages], removes
+
+    async def _admissible(
+        self,
+        op: str,
+        area: str,
+        state: GroupState,
+        charter: Charter,
+        revoked: RevokedKeys,
+        readmit: set[str] | None,
+    ) -> list[KeyPackage]:
+        """The verified, fresh, unused key packages of devices this device may add."""
+        now, out = self._clock(), {}
+        removed = membership.removed(self._store, op, area) - (readmit or set())
         for raw in await self._session.api.key_packages(op, area):
             try:
                 package = KeyPackage.from_bytes(raw)
-                package.verify(charter, now=self._clock(), revoked=frozenset())
+                package.verify(charter, now=now, revoked=revoked)
                 charter.check_may_admit(
                     self._identity.organisation_id, package.device_cert.organisation_id, area
                 )
             except CryptoError:
                 continue  # not ours to admit, or not admissible: others decide
-            if package.area == area and state.member(package.device_id) is None:
-                packages.append(package)
-        if not packages:
-            return []
-        history = self._store.secrets(op, area) if charter.area(area).history == "shared" else None
-        commit, new_state, secret = create_commit(
-            state, charter, self._identity, now=self._clock(), adds=packages, history=history
-        )
-        try:
-            await self._session.api.post_commit(op, area, commit.to_bytes())
-        except WrongEpochError:
-            return []  # someone else committed first; the next round sees their state
-        with self._store.transaction():
-            self._store.add_state(op, area, commit.epoch, new_state.to_bytes())
-            self._store.add_secret(op, area, commit.epoch, secret)
-        return [p.device_id for p in packages]
+            if package.area != area or state.member(package.device_id) is not None:
+                continue
+            if package.device_id in removed:
+                continue  # removed devices stay out until a coordinator re-admits them
+            problem = membership.check_fresh(self._store, package, now)
+            if problem is not None:
+                self._store.warn(op, area, None, "key-package-refused", problem)
+                continue
+            out[package.device_id] = package  # the newest package of a device wins
+        return list(out.values())
 
     async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:
+        """Admit (and remove) every ``interval`` seconds; a round that fails is recorded as a
+        warning and the next round tries again."""
         done = 0
         while rounds is None or done < rounds:
-            await self.admit()
+            try:
+                await self.admit()
+            except (ClientError, CryptoError) as exc:
+                self._store.warn("", "", None, "admit-failed", str(exc))
             done += 1
             await asyncio.sleep(interval)
+
+
+def _may_remove(charter: Charter, committer_org: str, entry: RosterEntry) -> bool:
+    try:
+        charter.check_may_remove(committer_org, entry.organisation_id)
+    except CryptoError:
+        return False
+    return True
+
+
+def _must_go(entry: RosterEntry, charter: Charter, area: str, revoked: RevokedKeys) -> bool:
+    """Whether a roster device must be removed: revoked, or its organisation no longer listed
+    or its role no longer reading the area."""
+    if entry.is_revoked(revoked):
+        return True
+    try:
+        return not charter.may_read(charter.role_of(entry.organisation_id), area)
+    except CryptoError:
+        return True

@@ -169,6 +169,12 @@ class ApiClient:
             "POST", f"/api/v1/orgs/{org_id}/revocations", json={"statement": b64e(statement)}
         )
 
+    async def revocations(self, after: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """A page of signed revocations recorded after the cursor ``after``."""
+        return await self.request(
+            "GET", "/api/v1/revocations", params={"after": after, "limit": limit}
+        )
+
     async def device(self, device_id: str) -> dict[str, Any]:
         return await self.request("GET", f"/api/v1/devices/{device_id}")
 

@@ -36,7 +36,7 @@ from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
 
-from . import attachments, audit
+from . import attachments, audit, enrolment
 from .admission import YEAR, Admission, certify_user_key
 from .alerts import Alerts
 from .api import ApiClient
@@ -87,8 +87,9 @@ class Client:
         self.verifier = Verifier(self.session, store, identity, instance, clock)
         self.outbox = Outbox(self.session, store, identity, instance, self.verifier, self.sync)
         self.admission = Admission(
-            self.session, store, identity, instance, clock, self.verifier, self.verifier, self.sync
-        )
+            self.session, store, identity, instance, clock, self.verifier, self.verifier, self.sync,
+            self.verifier,
+        )  # fmt: skip
         self.attachments = attachments.Attachments(self.session, store, profile.path)
         self.receipts = Receipts(self.session, store, identity, instance, clock)
         self.alerts = Alerts(store, identity, self.verifier, self.outbox)
@@ -165,9 +166,12 @@ class Client:
         ca_bundle: str = "",
         allow_http: bool = False,
         params: KdfParams | None = None,
+        log_key: str = "",
     ) -> Client:
         """Enrol this device with a one-time code: the organisation root (held by the focal
-        point) certifies a new user identity key, which certifies this device."""
+        point) certifies a new user identity key, which certifies this device. For service
+        accounts on the focal point's own machine; people enrol by request (:mod:`.enrolment`).
+        ``log_key`` (a fingerprint or the key) pins the instance's audit log key."""
         check_server_url(server, allow_http=allow_http)
         check_passphrase(passphrase, "device")  # before the one-time code is spent
         now = int(time.time())
@@ -194,6 +198,8 @@ class Client:
         )
         async with ApiClient(server, ssl_context=_ssl_context(info)) as api:
             described = await api.instance()
+            if log_key:
+                enrolment.check_log_key(described["log_key"], log_key)
             await api.enrol(
                 code, user_cert.to_bytes(), identity.device_cert.to_bytes(), root.verify_key.raw
             )
@@ -243,9 +249,29 @@ class Client:
         every area this organisation's role may read. Returns those areas."""
         return await self.admission.join(operation_id, coordinator_root_key_id)
 
-    async def admit(self, op: str | None = None) -> list[str]:
-        """Admit pending devices that the charter allows this device to admit; returns them."""
-        return await self.admission.admit(op)
+    async def admit(self, op: str | None = None, readmit: Sequence[str] = ()) -> list[str]:
+        """Admit pending devices that the charter allows this device to admit, removing in the
+        same commit every device that must go; a removed device comes back only if named in
+        ``readmit``. Returns the admitted devices."""
+        return await self.admission.admit(op, readmit)
+
+    async def remove(
+        self, op: str, *, device: str | None = None, org: str | None = None
+    ) -> list[str]:
+        """Remove a device, or every device of an organisation, from the areas of ``op``;
+        returns the removed devices."""
+        return await self.admission.remove(op, device=device, org=org)
+
+    async def revoke(self, root: SigningKey, subject: Certificate, reason: str = "") -> str:
+        """As a focal point: revoke ``subject``'s key with the organisation root."""
+        return await self.admission.revoke(root, subject, reason)
+
+    async def revoke_device(self, root: SigningKey, device_id: str, reason: str = "") -> str:
+        """As a focal point: revoke one of the organisation's devices by id."""
+        record = await self.api.device(device_id)
+        return await self.revoke(
+            root, Certificate.from_bytes(b64d(record["device_certificate"])), reason
+        )
 
     async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:
         """Admit pending devices every ``interval`` seconds (``rounds`` times, or forever)."""
@@ -348,9 +374,14 @@ class Client:
         """The receipts the server holds for a verified message."""
         return await self.receipts.acks(message_id)
 
-    async def verify_audit(self) -> audit.AuditReport:
-        """Verify the audit log against the pinned log key and the last checkpoint seen."""
-        return await self.auditor.verify(b64d(self.info.log_key))
+    async def verify_audit(self, max_age: int = enrolment.CHECKPOINT_MAX_AGE) -> audit.AuditReport:
+        """Verify the audit log against the pinned log key and the last checkpoint seen; a
+        newest checkpoint older than ``max_age`` seconds is recorded as a warning."""
+        report = await self.auditor.verify(b64d(self.info.log_key))
+        problem = enrolment.checkpoint_age_problem(report.checkpoint.timestamp, self.now(), max_age)
+        if problem is not None:
+            self.store.warn("", "", None, "checkpoint-stale", problem)
+        return report
 
     # -- content: attachments, alerts, release (Attachments, Alerts, Releaser) ---------------
     async def upload(

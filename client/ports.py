@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from opseal.crypto.certs import RevokedKeys
 from opseal.crypto.charter import Charter
 from opseal.crypto.group import GroupState
 
-__all__ = ["Charters", "Clock", "MemberStates", "Poster", "Resync", "Transfer"]
+__all__ = ["Charters", "Clock", "MemberStates", "Poster", "Resync", "Revoked", "Transfer"]
 
 Clock = Callable[[], int]
 """Seconds since the epoch (the client's ``now``)."""
@@ -55,6 +56,12 @@ class MemberStates(Protocol):
     """This device's verified group state and epoch secret in an area it belongs to."""
 
     def current(self, op: str, area: str) -> tuple[GroupState, bytes]: ...
+
+
+class Revoked(Protocol):
+    """The keys revoked by the verified revocations this device holds."""
+
+    def revoked(self) -> RevokedKeys: ...
 
 
 class Poster(Protocol):

@@ -8,6 +8,7 @@ with AES-256-GCM under the profile's store key (itself kept in a passphrase-seal
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -55,6 +56,8 @@ CREATE TABLE IF NOT EXISTS outbox (message_id TEXT PRIMARY KEY, op TEXT NOT NULL
     status TEXT NOT NULL, seq INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, created_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, created_at);
+CREATE TABLE IF NOT EXISTS revocations (digest BLOB PRIMARY KEY, org TEXT NOT NULL,
+    statement BLOB NOT NULL, subject BLOB NOT NULL, issuer BLOB, status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS held (op TEXT, area TEXT, seq INTEGER, epoch INTEGER NOT NULL,
     body BLOB NOT NULL, PRIMARY KEY (op, area, seq));
 """
@@ -146,6 +149,33 @@ class Store:
 
     def put(self, key: str, value: bytes) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- revocations (append-only: the server cannot withdraw one) --------------------------
+    def add_revocation(
+        self, org: str, statement: bytes, subject: bytes, issuer: bytes | None
+    ) -> None:
+        """Remember a served revocation, pending verification (a copy already held is kept)."""
+        digest = hashlib.sha256(statement).digest()
+        self.db.execute(
+            "INSERT OR IGNORE INTO revocations VALUES (?, ?, ?, ?, ?, 'pending')",
+            (digest, org, statement, subject, issuer),
+        )
+
+    def revocations(self, status: str) -> list[tuple[str, bytes, bytes, bytes | None]]:
+        """``(org, statement, subject certificate, issuer certificate)`` with ``status``
+        (``pending``, ``verified`` or ``refused``)."""
+        rows = self.db.execute(
+            "SELECT org, statement, subject, issuer FROM revocations WHERE status = ?", (status,)
+        )
+        return list(rows)
+
+    def settle_revocation(self, statement: bytes, status: str) -> None:
+        """Mark a pending revocation ``verified`` or ``refused``; a settled one never changes."""
+        digest = hashlib.sha256(statement).digest()
+        self.db.execute(
+            "UPDATE revocations SET status = ? WHERE digest = ? AND status = 'pending'",
+            (status, digest),
+        )
 
     # -- charters and pins -----------------------------------------------------------------
     def charters(self, op: str) -> list[bytes]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from opseal.crypto.certs import RevokedKeys
 from opseal.crypto.charter import Charter, verify_charter_chain, verify_successor
 from opseal.crypto.encoding import b64d
 from opseal.crypto.envelope import Envelope, open_envelope
@@ -31,8 +32,10 @@ from opseal.crypto.group import (
     open_history,
 )
 
+from . import membership
 from .errors import ClientError
 from .ports import Clock
+from .revocations import Revocations
 from .session import Session
 from .store import Store, StoredMessage
 
@@ -69,6 +72,24 @@ class Verifier:
         self._instance_id, self._clock = instance_id, clock
         self._charters: dict[str, Charter] = {}
         self._tracker = store.load_tracker()
+        self.revocations = Revocations(session, store)
+
+    def revoked(self) -> RevokedKeys:
+        """Every key revoked by a verified revocation this device holds."""
+        return self.revocations.revoked()
+
+    async def refresh_revocations(self) -> None:
+        """Fetch new revocations and verify them against the roots of the known charters."""
+        await self.revocations.refresh()
+        self.revocations.settle(self._known_charters())
+
+    def _known_charters(self) -> list[Charter]:
+        known = list(self._charters.values())
+        for op in {op for op, _ in self._store.areas()} - set(self._charters):
+            stored = self._store.charters(op)
+            if stored:
+                known.append(Charter.from_bytes(stored[-1]))
+        return known
 
     def save_tracker(self) -> None:
         """Persist the replay tracker (counters seen per sender)."""
@@ -99,29 +120,40 @@ class Verifier:
         served = [
             Charter.from_bytes(b) for b in await self._session.api.charter_versions(operation_id)
         ]
+        if known:
+            self.revocations.settle([*self._known_charters(), known[-1]])
+        revoked = self.revoked()
         try:
             if not known:
-                verify_charter_chain(served, pinned_root_key_id=pinned, now=self._clock())
-                chain = served
+                # each version is held to the revocations in force when it was issued
+                verify_charter_chain(
+                    served[:1], pinned_root_key_id=pinned, now=self._clock(),
+                    revoked=revoked.at(served[0].issued_at) if served else frozenset(),
+                )  # fmt: skip
+                chain = served[:1]
+                known = chain
             else:
-                chain = known + [c for c in served if c.version > known[-1].version]
-                for prev, new in zip(chain[len(known) - 1 :], chain[len(known) :], strict=False):
-                    verify_successor(prev, new, now=self._clock())
-                for mine, theirs in zip(known, served, strict=False):
-                    if mine.hash != theirs.hash:
-                        raise CryptoError(f"charter version {mine.version} was rewritten")
+                chain = known
+            chain = chain + [c for c in served if c.version > chain[-1].version]
+            for prev, new in zip(chain[len(known) - 1 :], chain[len(known) :], strict=False):
+                verify_successor(prev, new, now=self._clock(), revoked=revoked.at(new.issued_at))
+            for mine, theirs in zip(known, served, strict=False):
+                if mine.hash != theirs.hash:
+                    raise CryptoError(f"charter version {mine.version} was rewritten")
         except CryptoError as exc:
             self._store.warn(operation_id, "", None, "charter-refused", str(exc))
             raise IntegrityWarning(f"charter of {operation_id!r} refused: {exc}") from exc
         for c in chain:
             self._store.add_charter(operation_id, c.version, c.to_bytes())
         self._charters[operation_id] = chain[-1]
+        self.revocations.settle([chain[-1]])
         return chain[-1]
 
     # -- sync and verification --
     async def sync(self) -> SyncReport:
         """Fetch everything new in this device's areas and verify it."""
         report = SyncReport()
+        await self.refresh_revocations()
         cursor = (self._store.get("sync-cursor") or b"").decode()
         while True:
             page = await self._session.api.sync(cursor, limit=1000)
@@ -189,9 +221,11 @@ class Verifier:
             self._store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
             return  # a commit this device made and applied when it posted it
         new_state = apply_commit(
-            state, commit, charter, now=self._clock(), instance_id=self._instance_id
-        )
+            state, commit, charter, now=self._clock(), instance_id=self._instance_id,
+            revoked=self.revoked().at(commit.created_at),
+        )  # fmt: skip
         with self._store.transaction():
+            membership.note_commit(self._store, commit, self._clock())
             self._store.add_state(op, area, commit.epoch, new_state.to_bytes())
             self._store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
             if new_state.member(self._identity.device_id) is not None:
@@ -236,11 +270,12 @@ class Verifier:
             raise IntegrityWarning(
                 f"key package for {package.operation_id}/{package.area} served in {op}/{area}"
             )
+        revoked = self.revoked()
         try:
-            package.verify(await self.charter(op), now=self._clock(), revoked=frozenset())
+            package.verify(await self.charter(op), now=self._clock(), revoked=revoked)
         except CryptoError:  # the cached charter may predate the device's organisation
             charter = await self.charter(op, refresh=True)
-            package.verify(charter, now=self._clock(), revoked=frozenset())
+            package.verify(charter, now=self._clock(), revoked=revoked)
 
     def _take_message(self, op: str, area: str, seq: int, body: bytes, charter: Charter) -> None:
         envelope = Envelope.from_bytes(body)
@@ -272,6 +307,11 @@ class Verifier:
         if raw_state is None or secret is None:
             raise IntegrityWarning(f"no verified key for epoch {header.epoch} of {area}")
         state = GroupState.from_bytes(raw_state)
+        sender = state.member(header.sender)
+        if sender is not None and sender.is_revoked(
+            self.revoked().at(header.client_time_ms // 1000)
+        ):
+            raise IntegrityWarning(f"sender {header.sender!r} was revoked before it wrote this")
         plaintext = open_envelope(
             envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker
         )

@@ -11,18 +11,20 @@ Every check takes the time it is evaluated at: nothing here reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .encoding import Reader, Writer, label, length_prefixed
+from .encoding import Reader, Writer, label, length_prefixed, sha256
 from .errors import CertificateError, DecodeError, SignatureError
-from .keys import HpkePublicKey, SigningKey, VerifyKey
+from .keys import HpkePublicKey, SigningKey, VerifyKey, fingerprint_text
 
 __all__ = [
     "USER_KINDS",
     "Certificate",
+    "EnrolmentRequest",
     "Revocation",
+    "RevokedKeys",
     "issue_device_certificate",
     "issue_user_certificate",
     "verify_device_chain",
@@ -32,6 +34,7 @@ __all__ = [
 USER_KINDS = ("person", "service")
 _CERT = label("cert")
 _REVOCATION = label("revocation")
+_ENROL_REQUEST = label("enrol-request")
 _MAX_ID = 128
 CertKind = Literal["user", "device"]
 
@@ -333,3 +336,137 @@ class Revocation:
         if user_cert.organisation_id != self.organisation_id or not own_device:
             raise CertificateError("a user may revoke only its own devices")
         return user_cert.signing_key
+
+
+class RevokedKeys(Container[bytes]):
+    """Revoked key ids, each with the time its revocation takes effect (``revoked_at``).
+
+    As a container it holds every revoked key (for a check made now); :meth:`at` gives the
+    keys revoked at a past moment, so that what was valid when it was signed — a commit, a
+    charter version, a message — stays valid when verified later.
+    """
+
+    def __init__(self, times: Mapping[bytes, int] | None = None) -> None:
+        self._times = dict(times or {})
+
+    @classmethod
+    def of(cls, revocations: Iterable[Revocation]) -> RevokedKeys:
+        """The keys named by verified revocations (the earliest time wins)."""
+        times: dict[bytes, int] = {}
+        for rev in revocations:
+            times[rev.revoked_key_id] = min(
+                rev.revoked_at, times.get(rev.revoked_key_id, rev.revoked_at)
+            )
+        return cls(times)
+
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self._times
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._times)
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def at(self, when: int) -> frozenset[bytes]:
+        """The keys whose revocation took effect at or before ``when``."""
+        return frozenset(k for k, t in self._times.items() if t <= when)
+
+
+@dataclass(frozen=True)
+class EnrolmentRequest:
+    """A device's request to be enrolled, made where its keys were made (design §3).
+
+    The user's identity key and the device's keys never leave the device: the request carries
+    the identity *public* key and the device certificate that key already signed, and is
+    itself signed by the identity key. The focal point compares :attr:`fingerprint` with the
+    one the user reads out, then certifies the identity key with the organisation root.
+    """
+
+    organisation_id: str
+    user_id: str
+    user_kind: str
+    name: str
+    identity_key: VerifyKey
+    device_cert: Certificate
+    created_at: int
+    signature: bytes = b""
+
+    @classmethod
+    def create(
+        cls,
+        identity: SigningKey,
+        *,
+        organisation_id: str,
+        user_id: str,
+        user_kind: str,
+        name: str,
+        device_id: str,
+        device_key: VerifyKey,
+        hpke_key: HpkePublicKey,
+        now: int,
+        lifetime: int,
+    ) -> EnrolmentRequest:
+        """Certify the device with the new identity key and sign the request with it."""
+        device = _signed(
+            Certificate(
+                "device", organisation_id, user_id, device_id, user_kind, device_id,
+                device_key, hpke_key, identity.verify_key.key_id, now - 60, now + lifetime, {},
+            ),
+            identity,
+        )  # fmt: skip
+        draft = cls(organisation_id, user_id, user_kind, name, identity.verify_key, device, now)
+        return replace(draft, signature=identity.sign(draft.to_be_signed()))
+
+    def to_be_signed(self) -> bytes:
+        return (
+            Writer(_ENROL_REQUEST)
+            .text(self.organisation_id)
+            .text(self.user_id)
+            .text(self.user_kind)
+            .text(self.name)
+            .blob(self.identity_key.raw)
+            .blob(self.device_cert.to_bytes())
+            .u64(self.created_at)
+            .finish()
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.to_be_signed() + length_prefixed(self.signature)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EnrolmentRequest:
+        r = Reader(data, _ENROL_REQUEST, what="enrolment request")
+        request = cls(
+            organisation_id=_check_id(r.text(max_len=_MAX_ID, field="organisation_id"), "org"),
+            user_id=_check_id(r.text(max_len=_MAX_ID, field="user_id"), "user"),
+            user_kind=r.text(max_len=16, field="user_kind"),
+            name=r.text(max_len=256, field="name"),
+            identity_key=VerifyKey(r.blob(exact=32, field="identity_key")),
+            device_cert=Certificate.from_bytes(r.blob(max_len=8192, field="device_cert")),
+            created_at=r.u64("created_at"),
+            signature=r.blob(exact=64, field="signature"),
+        )
+        r.finish()
+        return request
+
+    @property
+    def fingerprint(self) -> str:
+        """Six groups of five digits over everything signed, for reading aloud."""
+        return fingerprint_text(sha256(self.to_be_signed()))
+
+    def verify(self) -> None:
+        """Check the request is signed by its identity key and that key certified the device
+        of the same organisation, user and kind; raise :class:`CertificateError` if not."""
+        try:
+            self.identity_key.verify(self.signature, self.to_be_signed(), what="request")
+        except SignatureError as exc:
+            raise CertificateError(
+                "enrolment request: bad signature (altered on the way?)"
+            ) from exc
+        cert = self.device_cert
+        if (cert.kind, cert.organisation_id, cert.user_id, cert.user_kind) != (
+            "device", self.organisation_id, self.user_id, self.user_kind,
+        ):  # fmt: skip
+            raise CertificateError("enrolment request: the device certificate names another user")
+        cert.check_signed_by(self.identity_key)

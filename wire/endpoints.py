@@ -155,6 +155,11 @@ IDENTITY = [
              "Record a signed revocation of a user or device key; ends its sessions.",
              "identity", _ok(201, "Revoked", identity.Revoked), body=identity.Revocation,
              errors=(403, 404)),
+    Endpoint("get_revocations", "GET", f"{API}/revocations",
+             "Every organisation's signed revocations, oldest first, after a cursor, with the "
+             "certificates that prove them: clients verify and keep them.", "identity",
+             _ok(200, "A page of revocations", identity.Revocations),
+             query=identity.RevocationsQuery),
     Endpoint("get_device", "GET", f"{API}/devices/{{device_id}}",
              "A device's certificates and revocation state.", "identity",
              _ok(200, "The device", identity.Device), errors=(404,)),

@@ -22,6 +22,9 @@ __all__ = [
     "LoginRequest",
     "Organisation",
     "Revocation",
+    "RevocationEntry",
+    "Revocations",
+    "RevocationsQuery",
     "Revoked",
     "Session",
     "UserRegistered",
@@ -142,6 +145,42 @@ class Revoked(Response, frozen=True):
     """The revoked subject."""
 
     revoked: Annotated[str, Meta(description="the revoked subject")]
+
+
+MAX_REVOCATION_ID = 2**31 - 1
+"""Revocation ids are 32-bit row ids on every backend."""
+
+
+class RevocationsQuery(Request, frozen=True):
+    """Which revocations to list: those recorded after the cursor ``after``."""
+
+    after: Annotated[
+        int,
+        Meta(ge=0, le=MAX_REVOCATION_ID, description="the last page's cursor (0: from the start)"),
+    ] = 0
+    limit: Annotated[int, Meta(ge=1, le=1000, description="at most this many")] = 1000
+
+
+class RevocationEntry(Response, frozen=True):
+    """One recorded revocation with the certificates that prove it."""
+
+    id: Annotated[
+        int, Meta(ge=1, le=MAX_REVOCATION_ID, description="its position; the next page's cursor")
+    ]
+    org_id: ID
+    statement: Annotated[B64, Meta(description="the signed revocation statement")]
+    subject_certificate: Annotated[B64, Meta(description="the revoked key's own certificate")]
+    issuer_certificate: (
+        Annotated[B64, Meta(description="the issuing user's certificate (a user's own device)")]
+        | None
+    )
+
+
+class Revocations(Response, frozen=True):
+    """A page of revocations, oldest first, and the cursor to continue from."""
+
+    revocations: list[RevocationEntry]
+    cursor: Annotated[int, Meta(ge=0, le=MAX_REVOCATION_ID)]
 
 
 class Device(Response, frozen=True):

@@ -5,16 +5,25 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..enrolment import CHECKPOINT_MAX_AGE
+from .codes import WARNINGS
 from .context import Ctx, last_warning, send
-from .registry import RETRY, command
+from .registry import RETRY, arg, command
 from .render import table, warning_json, when
 
 
 # -- audit, outbox, sync ----------------------------------------------------------------------
-@command("audit verify", "verify the audit log against its key and your last check")
-async def audit_verify(ctx: Ctx) -> None:
+@command(
+    "audit verify",
+    "verify the audit log against its key and your last check",
+    arg("--max-age", type=int, default=CHECKPOINT_MAX_AGE, metavar="S",
+        help="warn (exit 4) when the newest checkpoint is older than this"),
+)  # fmt: skip
+async def audit_verify(ctx: Ctx) -> int | None:
     async with ctx.client() as client:
-        report = await client.verify_audit()
+        before = last_warning(client)
+        report = await client.verify_audit(ctx.args.max_age)
+        stale = [w for w in client.warnings(before) if w[4] == "checkpoint-stale"]
     cp = report.checkpoint
     ctx.out.result(
         {"size": report.size, "root": report.root.hex(), "entries_checked": report.entries_checked,
@@ -23,8 +32,10 @@ async def audit_verify(ctx: Ctx) -> None:
             f"Audit log verified: {report.size} entries, root {report.root.hex()}",
             f"  checkpoint of {when(cp.timestamp)} signed by the pinned log key; it extends "
             "the last checkpoint this profile saw",
+            *(f"warning: {w[5]}" for w in stale),
         ],
     )  # fmt: skip
+    return WARNINGS if stale else None
 
 
 @command("outbox", "show submissions waiting to be sent")

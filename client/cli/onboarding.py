@@ -1,4 +1,5 @@
-"""Commands: onboarding (``org keygen``, ``enrol``, ``whoami``)."""
+"""Commands: onboarding (``org keygen``, ``enrol [request|complete]``, ``org certify``,
+``device revoke``, ``whoami``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import WrongPassphrase
 from opseal.crypto.keys import SigningKey, VerifyKey
 
-from ..client import Client
-from ..profile import Profile
+from .. import enrolment
+from ..client import Client, check_server_url
+from ..profile import Profile, ProfileInfo
 from .codes import usage
-from .context import Ctx, prompt_passphrase, wrong_passphrase
+from .context import Ctx, confirm, prompt_passphrase, wrong_passphrase
 from .registry import arg, command
 
 
@@ -45,20 +47,114 @@ async def org_keygen(ctx: Ctx) -> None:
 
 @command(
     "enrol",
-    "enrol this device with a one-time code (after `org keygen`)",
-    arg("--server", required=True, metavar="URL", help="the instance, e.g. https://opseal.example"),
-    arg("--code", required=True, help="the one-time enrolment code from the instance admin"),
-    arg("--org", required=True, help="your organisation id"),
-    arg("--user", required=True, help="your user id"),
-    arg("--device", required=True, help="a name for this device (unique on the instance)"),
+    "enrol this device: `enrol request` then `enrol complete FILE` (keys stay here), or "
+    "with a one-time code and the org root (focal point's own machine)",
+    arg("step", nargs="?", choices=("request", "complete"), metavar="STEP",
+        help="request: make this device's keys and a request for the focal point; "
+        "complete FILE: finish with the certificate the focal point sent back"),
+    arg("file", nargs="?", metavar="FILE", help="with complete: the focal point's answer"),
+    arg("--server", metavar="URL", help="the instance, e.g. https://opseal.example"),
+    arg("--code", help="the one-time enrolment code from the instance admin"),
+    arg("--org", help="your organisation id"),
+    arg("--user", help="your user id"),
+    arg("--device", help="a name for this device (unique on the instance)"),
     arg("--kind", choices=("person", "service"), default="person", help="person or service"),
     arg("--name", default="", help="display name of the user"),
-    arg("--root-profile", metavar="NAME", help="profile holding the org root (default: this one)"),
+    arg("--out", metavar="FILE", help="with request: where to write it (default: stdout)"),
+    arg("--log-key", metavar="FINGERPRINT", default="",
+        help="the audit log key fingerprint given out of band; enrolment stops if it differs"),
+    arg("--root-profile", metavar="NAME",
+        help="only for service accounts on the focal point's own machine: the profile holding "
+        "the org root (default: this one); people enrol by request so their keys never leave "
+        "their device"),
     arg("--ca-bundle", metavar="FILE", default="", help="CA certificates to trust for TLS"),
     arg("--allow-http", action="store_true", help="allow plain http to a non-loopback server"),
-)
+)  # fmt: skip
 async def enrol(ctx: Ctx) -> None:
+    if ctx.args.step == "request":
+        return await _enrol_request(ctx)
+    if ctx.args.step == "complete":
+        return await _enrol_complete(ctx)
+    return await _enrol_with_code(ctx)
+
+
+def _require(ctx: Ctx, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if not getattr(ctx.args, n)]
+    if missing:
+        raise usage(f"missing {', '.join(missing)}", "see `opseal enrol --help`")
+
+
+def _new_profile(ctx: Ctx) -> None:
+    if ctx.profile.exists or ctx.profile.has_key("enrol-request"):
+        raise usage(
+            f"profile {ctx.profile.name!r} is already enrolled or has a pending request",
+            "use another --profile for another device",
+        )
+
+
+async def _enrol_request(ctx: Ctx) -> None:
     a = ctx.args
+    _require(ctx, "server", "org", "user", "device")
+    _new_profile(ctx)
+    check_server_url(a.server, allow_http=a.allow_http)
+    info = ProfileInfo(
+        server=a.server, org_id=a.org, user_id=a.user, user_kind=a.kind, device_id=a.device,
+        ca_bundle=str(Path(a.ca_bundle).resolve()) if a.ca_bundle else "", allow_http=a.allow_http,
+    )  # fmt: skip
+    request = enrolment.request_enrolment(
+        ctx.profile, info=info, passphrase=ctx.passphrase(new=True), name=a.name,
+        params=ctx.kdf_params,
+    )  # fmt: skip
+    text = enrolment.encode_request(request)
+    if a.out:
+        Path(a.out).write_text(text)
+    ctx.out.result(
+        {"profile": ctx.profile.name, "fingerprint": request.fingerprint, "request": text},
+        [
+            *([] if a.out else [text.rstrip()]),
+            f"Enrolment request for {a.user} of {a.org}, device {a.device}"
+            + (f", written to {a.out}" if a.out else ""),
+            f"  request fingerprint: {request.fingerprint}",
+            "Give the request to your focal point and read this fingerprint to them (in person or "
+            "by phone); then run `opseal enrol complete FILE` with the answer.",
+            "Your private keys stay in this profile only.",
+        ],
+    )
+
+
+async def _enrol_complete(ctx: Ctx) -> None:
+    a = ctx.args
+    if not a.file:
+        raise usage("enrol complete needs the FILE the focal point sent back")
+    if not ctx.profile.has_key("enrol-request"):
+        raise usage(
+            f"profile {ctx.profile.name!r} has no pending request", "run `opseal enrol request`"
+        )
+    try:
+        response = Path(a.file).read_text()
+    except OSError as exc:
+        raise usage(f"cannot read {a.file}: {exc.strerror}", "check the path") from exc
+    try:
+        info = await enrolment.complete_enrolment(
+            ctx.profile, response, ctx.passphrase(), log_key=a.log_key, params=ctx.kdf_params
+        )
+    except WrongPassphrase as exc:
+        raise wrong_passphrase(ctx.profile) from exc
+    log_fp = VerifyKey(b64d(info.log_key)).fingerprint
+    ctx.out.result(
+        {"profile": ctx.profile.name, "server": info.server, "org_id": info.org_id,
+         "user_id": info.user_id, "device_id": info.device_id, "log_key_fingerprint": log_fp},
+        [
+            f"Enrolled {info.user_id} of {info.org_id} as device {info.device_id} on {info.server}",
+            f"  audit log key fingerprint: {log_fp}",
+            "Next: `opseal op list` to see the operations your organisation is invited to.",
+        ],
+    )  # fmt: skip
+
+
+async def _enrol_with_code(ctx: Ctx) -> None:
+    a = ctx.args
+    _require(ctx, "server", "code", "org", "user", "device")
     if ctx.profile.exists:
         raise usage(
             f"profile {ctx.profile.name!r} is already enrolled",
@@ -83,6 +179,7 @@ async def enrol(ctx: Ctx) -> None:
         ca_bundle=str(Path(a.ca_bundle).resolve()) if a.ca_bundle else "",
         allow_http=a.allow_http,
         params=ctx.kdf_params,
+        log_key=a.log_key,
     )
     await client.close()
     info = client.info
@@ -104,6 +201,66 @@ async def enrol(ctx: Ctx) -> None:
             f"  organisation root fingerprint: {root.verify_key.fingerprint}",
             f"  audit log key fingerprint:     {log_fp}",
             "Next: `opseal op list` to see the operations your organisation is invited to.",
+        ],
+    )
+
+
+@command(
+    "org certify",
+    "certify a user's enrolment request after comparing its fingerprint (focal point)",
+    arg("request", metavar="REQUEST", help="the request file the user's device made"),
+    arg("--fingerprint", metavar="DIGITS",
+        help="the fingerprint the user read out (asked for when at a terminal)"),
+    arg("--out", metavar="FILE", required=True, help="where to write the answer for the user"),
+    arg("--root-profile", metavar="NAME", help="profile holding the org root (default: this one)"),
+)  # fmt: skip
+async def org_certify(ctx: Ctx) -> None:
+    a = ctx.args
+    try:
+        text = Path(a.request).read_text()
+    except OSError as exc:
+        raise usage(f"cannot read {a.request}: {exc.strerror}", "check the path") from exc
+    request = enrolment.read_request(text)
+    heard = a.fingerprint
+    if heard is None:
+        if not sys.stdin.isatty():
+            raise usage("give --fingerprint", "the digits the user read out to you")
+        ctx.out.note(f"Request for {request.user_id} of {request.organisation_id}, "
+                     f"device {request.device_cert.device_id}")  # fmt: skip
+        heard = input("Fingerprint the user reads out: ")
+    root = _load_root(ctx, a.root_profile)
+    async with ctx.client() as client:
+        cert = await enrolment.certify_request(client.api, client.org_id, root, request, heard)
+    Path(a.out).write_text(enrolment.encode_response(cert))
+    ctx.out.result(
+        {"user_id": cert.user_id, "device_id": request.device_cert.device_id, "out": a.out,
+         "fingerprint": request.fingerprint},
+        [
+            f"Certified {cert.user_id} of {cert.organisation_id} and registered device "
+            f"{request.device_cert.device_id}; answer written to {a.out}",
+            "Send it to the user: `opseal enrol complete FILE` finishes their enrolment.",
+        ],
+    )  # fmt: skip
+
+
+@command(
+    "device revoke",
+    "revoke one of your organisation's devices with the org root (focal point)",
+    arg("device", metavar="DEVICE", help="the device id"),
+    arg("--reason", default="", help="why (kept in the signed statement)"),
+    arg("--root-profile", metavar="NAME", help="profile holding the org root (default: this one)"),
+    arg("--yes", action="store_true", help="do not ask before revoking"),
+)
+async def device_revoke(ctx: Ctx) -> None:
+    confirm(ctx, f"Revoke device {ctx.args.device}? It cannot be undone.")
+    root = _load_root(ctx, ctx.args.root_profile)
+    async with ctx.client() as client:
+        subject = await client.revoke_device(root, ctx.args.device, ctx.args.reason)
+    ctx.out.result(
+        {"revoked": subject},
+        [
+            f"Revoked {subject}: its sessions are gone and every member will refuse it.",
+            "Coordinators' `opseal admit` removes it from every area at the next round.",
         ],
     )
 

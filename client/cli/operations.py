@@ -12,6 +12,7 @@ from opseal.crypto.keys import VerifyKey
 
 from ..client import Client
 from ..errors import (
+    ClientError,
     NotFoundError,
 )
 from .codes import CliError, usage
@@ -280,17 +281,51 @@ async def op_phase(ctx: Ctx) -> None:
     arg("--op", help="only this operation"),
     arg("--watch", action="store_true", help="keep admitting until Ctrl-C"),
     arg("--interval", type=float, default=5.0, metavar="S", help="seconds between rounds"),
+    arg("--readmit", action="append", default=[], metavar="DEVICE",
+        help="admit again a device that was removed (repeat); others stay out"),
     follows=True,
-)
+)  # fmt: skip
 async def admit(ctx: Ctx) -> None:
     async with ctx.client() as client:
         if not ctx.args.watch:
-            admitted = sorted(set(await client.admit(ctx.args.op)))
+            admitted = sorted(set(await client.admit(ctx.args.op, ctx.args.readmit)))
             text = f"Admitted: {', '.join(admitted)}" if admitted else "Nobody is waiting."
             ctx.out.result({"admitted": admitted}, text)
             return
         ctx.out.note(f"Admitting every {ctx.args.interval:g} s; Ctrl-C to stop.")
         while True:
-            for device in sorted(set(await client.admit(ctx.args.op))):
-                ctx.out.line({"admitted": device}, f"{when(client.now())}  admitted {device}")
+            await _admit_round(ctx, client)
             await asyncio.sleep(ctx.args.interval)
+
+
+async def _admit_round(ctx: Ctx, client: Client) -> None:
+    """One round of ``admit --watch``: a refusal is reported and the watch goes on."""
+    try:
+        admitted = sorted(set(await client.admit(ctx.args.op, ctx.args.readmit)))
+    except (ClientError, CryptoError) as exc:
+        ctx.out.note(f"{when(client.now())}  admission round failed: {exc}")
+        return
+    for device in admitted:
+        ctx.out.line({"admitted": device}, f"{when(client.now())}  admitted {device}")
+
+
+@command(
+    "remove",
+    "remove a device, or every device of an organisation, from an operation's areas",
+    arg("--op", required=True, help="the operation"),
+    arg("--device", help="the device to remove"),
+    arg("--org", help="the organisation whose devices to remove"),
+    arg("--yes", action="store_true", help="do not ask first"),
+)
+async def remove(ctx: Ctx) -> None:
+    a = ctx.args
+    if (a.device is None) == (a.org is None):
+        raise usage("give exactly one of --device and --org", "see `opseal remove --help`")
+    confirm(ctx, f"Remove {a.device or 'every device of ' + a.org} from {a.op}?")
+    async with ctx.client() as client:
+        removed = await client.remove(a.op, device=a.device, org=a.org)
+    text = f"Removed: {', '.join(removed)}" if removed else "Nothing to remove."
+    ctx.out.result(
+        {"removed": removed},
+        [text, *(["They stay out until `opseal admit --readmit DEVICE`."] if removed else [])],
+    )

@@ -127,6 +127,14 @@ async def post_revocation(request: web.Request) -> web.Response:
     return reply(wi.Revoked(revoked=subject), 201)
 
 
+@routes.endpoint("get_revocations")
+async def get_revocations(request: web.Request) -> web.Response:
+    await principal(request)
+    q = query(request, wi.RevocationsQuery)
+    page = await identity.revocations(context(request), q.after, q.limit)
+    return reply(typed(page, wi.Revocations))
+
+
 @routes.endpoint("get_device")
 async def get_device(request: web.Request) -> web.Response:
     await principal(request)

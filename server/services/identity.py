@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +40,7 @@ __all__ = [
     "organisation",
     "register_device",
     "register_user",
+    "revocations",
     "revoke",
 ]
 
@@ -117,7 +119,10 @@ async def _store_user(tx, user: Certificate, root: VerifyKey, org_id: str) -> No
                 certificate=user.to_bytes(),
                 identity_key_id=user.signing_key.key_id,
                 expires_at=user.expires_at,
+                now=tx.now,
             )
+            # the new key is not revoked (checked above): a revoked user is certified again
+            await store.reinstate_user(tx.conn, org_id, user.user_id)
             await tx.audit(event="user-certificate-renewed", org=org_id, user=user.user_id)
         return
     await store.insert_user(
@@ -228,7 +233,7 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
         except CryptoError as exc:
             raise InvalidSignature(f"statement: {exc}") from exc
         await store.insert_revocation(tx.conn, org_id, rev.revoked_key_id, statement, tx.now)
-        await _apply_revocation(tx, org_id, rev.revoked_key_id, device)
+        await _apply_revocation(tx, org_id, rev.revoked_key_id, device, subject)
         await tx.audit(
             event="revoked",
             org=org_id,
@@ -242,18 +247,52 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
 async def _user_cert_by_key(
     conn: AsyncConnection, org_id: str, key_id: bytes
 ) -> Certificate | None:
-    raw = await store.user_certificate_by_key(conn, org_id, key_id)
+    raw = await store.certified_user_key(conn, org_id, key_id)
     return Certificate.from_bytes(raw) if raw is not None else None
 
 
-async def _apply_revocation(tx, org_id: str, key_id: bytes, device) -> None:  # type: ignore[no-untyped-def]
+async def _apply_revocation(tx, org_id: str, key_id: bytes, device, subject: Certificate) -> None:  # type: ignore[no-untyped-def]
+    """Mark the device, or the user (when the key is its current one) and every device its
+    key certified, revoked. A revoked old key of a renewed user leaves the user in office."""
     if device is not None:
         revoked_devices = [device.device_id]
     else:
         await store.revoke_users_with_key(tx.conn, org_id, key_id, tx.now)
-        revoked_devices = await store.devices_of_users_with_key(tx.conn, org_id, key_id)
+        revoked_devices = [
+            device_id
+            for device_id, cert in await store.device_ids_of_user(tx.conn, org_id, subject.user_id)
+            if Certificate.from_bytes(cert).issuer_key_id == key_id
+        ]
     if revoked_devices:
         await store.revoke_devices(tx.conn, revoked_devices, tx.now)
+
+
+async def revocations(ctx: Context, after: int, limit: int) -> dict[str, Any]:
+    """Every recorded revocation after the cursor ``after``, each with the certificates a
+    client needs to verify it against the organisation's root: the revoked key's own, and the
+    issuing user's when a user revoked one of its devices."""
+    async with ctx.engine.connect() as conn:
+        rows = await store.revocations_after(conn, after, limit)
+        items = [await _revocation_item(conn, row) for row in rows]
+    return {"revocations": items, "cursor": rows[-1].id if rows else after}
+
+
+async def _revocation_item(conn: AsyncConnection, row: Any) -> dict[str, Any]:
+    rev = Revocation.from_bytes(row.statement)
+    device = await store.device_by_key(conn, row.org_id, rev.revoked_key_id)
+    subject = (
+        device.certificate
+        if device is not None
+        else await store.certified_user_key(conn, row.org_id, rev.revoked_key_id)
+    )
+    issuer = await store.certified_user_key(conn, row.org_id, rev.issuer_key_id)
+    return {
+        "id": row.id,
+        "org_id": row.org_id,
+        "statement": b64e(row.statement),
+        "subject_certificate": b64e(subject) if subject is not None else "",
+        "issuer_certificate": b64e(issuer) if issuer is not None else None,
+    }
 
 
 async def device_record(conn: AsyncConnection, device_id: str) -> DeviceRecord:

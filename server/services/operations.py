@@ -132,7 +132,8 @@ async def create_operation(
             raise BadRequest("charter: must be signed by a coordinator of your organisation")
         try:
             pinned = VerifyKey(org.root_key).key_id
-            verify_charter_chain([charter], pinned_root_key_id=pinned, now=tx.now)
+            revoked = await identity_store.revoked_key_ids(tx.conn)
+            verify_charter_chain([charter], pinned_root_key_id=pinned, now=tx.now, revoked=revoked)
         except CryptoError as exc:
             raise BadRequest(f"charter: {exc}") from exc
         if await store.exists(tx.conn, charter.operation_id):
@@ -174,7 +175,8 @@ async def publish_charter(
         if member.role != "coordinator":
             raise Forbidden("only a coordinator publishes charter versions")
         try:
-            verify_successor(member.charter, new, now=tx.now)
+            revoked = await identity_store.revoked_key_ids(tx.conn)
+            verify_successor(member.charter, new, now=tx.now, revoked=revoked)
         except CryptoError as exc:
             if new.version <= member.charter.version:
                 raise Conflict(f"charter: version {new.version} already exists") from exc

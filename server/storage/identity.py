@@ -4,6 +4,9 @@ challenges and sessions.
 Statements are built once at import, with named parameters, so a call costs only the
 execution (SQLAlchemy caches their compiled form). Rows come back as SQLAlchemy rows; the
 rules about them live in :mod:`opseal.server.services.identity`.
+
+Long because: one aggregate — an organisation's keys, users (with their certificate
+history), devices, revocations, codes and sessions — whose statements are built together.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from .tables import (
     organisations,
     revocations,
     sessions,
+    user_certificates,
     users,
 )
 
 __all__ = [
+    "certified_user_key",
     "count_organisations",
     "delete_expired_challenges",
     "delete_session",
     "device_by_key",
     "device_exists",
+    "device_ids_of_user",
     "device_org",
     "device_signing_key",
     "device_with_user",
@@ -44,6 +50,8 @@ __all__ = [
     "insert_session",
     "insert_user",
     "organisation",
+    "reinstate_user",
+    "revocations_after",
     "revoke_devices",
     "revoke_users_with_key",
     "revoked_key_ids",
@@ -149,6 +157,14 @@ _USER_CERTIFICATE = select(users.c.certificate).where(
 _USER_CERTIFICATE_BY_KEY = select(users.c.certificate).where(
     users.c.org_id == _ORG, users.c.identity_key_id == bindparam("key_id")
 )
+_CERTIFIED_USER_KEY = select(user_certificates.c.certificate).where(
+    user_certificates.c.org_id == _ORG, user_certificates.c.identity_key_id == bindparam("key_id")
+)
+_REINSTATE_USER = (
+    update(users)
+    .where(users.c.org_id == bindparam("b_org_id"), users.c.user_id == bindparam("b_user_id"))
+    .values(revoked_at=None)
+)
 _UPDATE_USER_CERTIFICATE = (
     update(users)
     .where(users.c.org_id == bindparam("b_org_id"), users.c.user_id == bindparam("b_user_id"))
@@ -183,6 +199,13 @@ async def user_certificate_by_key(
     return row[0] if row is not None else None
 
 
+async def certified_user_key(conn: AsyncConnection, org_id: str, key_id: bytes) -> bytes | None:
+    """The certificate, current or since renewed, that certified ``key_id`` as the identity
+    key of one of the organisation's users, or None."""
+    row = (await conn.execute(_CERTIFIED_USER_KEY, {"org_id": org_id, "key_id": key_id})).first()
+    return row[0] if row is not None else None
+
+
 async def insert_user(
     conn: AsyncConnection,
     org_id: str,
@@ -210,6 +233,25 @@ async def insert_user(
             "created_at": now,
         },
     )
+    await _remember_certificate(conn, org_id, user_id, identity_key_id, certificate, now)
+
+
+async def _remember_certificate(
+    conn: AsyncConnection, org_id: str, user_id: str, key_id: bytes, certificate: bytes, now: int
+) -> None:
+    """Keep the certificate of each identity key ever certified (the first one per key)."""
+    if await certified_user_key(conn, org_id, key_id) is not None:
+        return
+    await conn.execute(
+        insert(user_certificates),
+        {
+            "org_id": org_id,
+            "identity_key_id": key_id,
+            "user_id": user_id,
+            "certificate": certificate,
+            "created_at": now,
+        },
+    )
 
 
 async def update_user_certificate(
@@ -220,8 +262,10 @@ async def update_user_certificate(
     certificate: bytes,
     identity_key_id: bytes,
     expires_at: int,
+    now: int = 0,
 ) -> None:
-    """Replace a user's certificate (a renewal) and the key and expiry it carries."""
+    """Replace a user's certificate (a renewal) and the key and expiry it carries; the
+    replaced certificate stays in the history (``now``: when the renewal was registered)."""
     await conn.execute(
         _UPDATE_USER_CERTIFICATE,
         {
@@ -232,6 +276,12 @@ async def update_user_certificate(
             "b_expires_at": expires_at,
         },
     )
+    await _remember_certificate(conn, org_id, user_id, identity_key_id, certificate, now)
+
+
+async def reinstate_user(conn: AsyncConnection, org_id: str, user_id: str) -> None:
+    """Clear a user's revocation mark (re-certified with a key that is not revoked)."""
+    await conn.execute(_REINSTATE_USER, {"b_org_id": org_id, "b_user_id": user_id})
 
 
 async def revoke_users_with_key(
@@ -256,6 +306,9 @@ _DEVICES_OF_USERS_WITH_KEY = select(devices.c.device_id).where(
             users.c.org_id == _ORG, users.c.identity_key_id == bindparam("key_id")
         )
     ),
+)
+_DEVICE_IDS_OF_USER = select(devices.c.device_id, devices.c.certificate).where(
+    devices.c.org_id == _ORG, devices.c.user_id == bindparam("user_id")
 )
 _DEVICE_WITH_USER = (
     select(devices, users.c.certificate.label("user_certificate"))
@@ -318,6 +371,14 @@ async def devices_of_users_with_key(conn: AsyncConnection, org_id: str, key_id: 
     return [row[0] for row in rows]
 
 
+async def device_ids_of_user(
+    conn: AsyncConnection, org_id: str, user_id: str
+) -> list[tuple[str, bytes]]:
+    """``(device_id, certificate)`` of every device of one user."""
+    rows = await conn.execute(_DEVICE_IDS_OF_USER, {"org_id": org_id, "user_id": user_id})
+    return [(row[0], row[1]) for row in rows]
+
+
 async def revoke_devices(conn: AsyncConnection, device_ids: list[str], now: int) -> None:
     """Mark the devices revoked and delete their sessions."""
     await conn.execute(_REVOKE_DEVICES, {"b_device_ids": device_ids, "b_now": now})
@@ -341,6 +402,17 @@ async def device_org(conn: AsyncConnection, device_id: str) -> str | None:
 # -- revocations ---------------------------------------------------------------------------
 _REVOKED_KEY_IDS = select(revocations.c.revoked_key_id)
 _REVOKED_KEY_IDS_OF = _REVOKED_KEY_IDS.where(revocations.c.org_id == _ORG)
+_REVOCATIONS_AFTER = (
+    select(revocations.c.id, revocations.c.org_id, revocations.c.statement)
+    .where(revocations.c.id > bindparam("after"))
+    .order_by(revocations.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+async def revocations_after(conn: AsyncConnection, after: int, limit: int) -> list[Row[Any]]:
+    """``(id, org_id, statement)`` of the revocations recorded after ``after``, oldest first."""
+    return list(await conn.execute(_REVOCATIONS_AFTER, {"after": after, "limit": limit}))
 
 
 async def revoked_key_ids(conn: AsyncConnection, org_id: str | None = None) -> set[bytes]:

@@ -103,6 +103,18 @@ revocations = Table(
     _time("created_at"),
 )
 
+user_certificates = Table(
+    "user_certificates",
+    metadata,
+    Column("org_id", String(ID), ForeignKey("organisations.org_id"), primary_key=True),
+    Column("identity_key_id", LargeBinary, primary_key=True),
+    Column("user_id", String(ID), nullable=False),
+    Column("certificate", LargeBinary, nullable=False),
+    _time("created_at"),
+)
+"""Every user certificate ever registered (a renewal keeps the old one), so that any key ever
+certified can be revoked and its revocation proved against its own certificate."""
+
 enrolment_codes = Table(
     "enrolment_codes",
     metadata,

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from opseal.client.api import ApiClient
 from opseal.client.client import Client
 from opseal.crypto.certs import Certificate
+from opseal.crypto.charter import Charter
 from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.group import Commit, DeviceIdentity, GroupState, KeyPackage
@@ -49,10 +50,15 @@ from opseal.server.storage.tables import (
     audit_head,
     audit_leaves,
     blob_chunks,
+    charter_versions,
     commit_secrets,
     commits,
+    devices,
     events,
     key_packages,
+    operations,
+    revocations,
+    users,
 )
 
 from .conftest import PASSPHRASE
@@ -202,6 +208,28 @@ class TamperedDatabase:
             )
             await self._set_state(conn, state)
         return seq
+
+    async def forget_revocations(self) -> None:
+        """Delete every revocation and clear every revocation mark, as if none had happened."""
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(delete(revocations))
+            await conn.execute(update(devices).values(revoked_at=None))
+            await conn.execute(update(users).values(revoked_at=None))
+
+    async def add_charter_version(self, charter: Charter) -> None:
+        """Store a charter version the honest server would have refused, as the current one."""
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(
+                insert(charter_versions).values(
+                    operation_id=charter.operation_id, version=charter.version,
+                    hash=charter.hash, body=charter.to_bytes(), created_at=int(time.time()),
+                )
+            )  # fmt: skip
+            await conn.execute(
+                update(operations)
+                .where(operations.c.operation_id == charter.operation_id)
+                .values(charter_version=charter.version)
+            )
 
     async def roll_back(self, state: GroupState) -> None:
         """Reset an area to an earlier epoch ``state``, forgetting the commits after it."""

@@ -19,8 +19,9 @@ import structlog
 from opseal.client import cli
 from opseal.client.client import Client
 from opseal.client.profile import Profile
-from opseal.crypto.encoding import b64e
-from opseal.crypto.keys import SigningKey
+from opseal.crypto.encoding import b64d, b64e
+from opseal.crypto.group import GroupState
+from opseal.crypto.keys import SigningKey, VerifyKey
 from opseal.server.services import instance as admin
 
 from .conftest import FAST, PASSPHRASE
@@ -330,3 +331,53 @@ def test_a_root_key_starting_with_a_dash_is_taken_as_the_value(opseal):
     run = opseal.sync("nobody", "op", "join", OP, "--root-key", key)
     assert run.code == 2
     assert "run `opseal enrol` first" in run.err  # got past parsing, to the missing profile
+
+
+async def test_enrolment_by_request_revocation_and_removal_through_the_cli(
+    opseal, server, tmp_path
+):
+    """A user's device enrols by request (the focal point certifies after the fingerprint is
+    read out, a wrong one is refused), is admitted, removed, kept out until `--readmit`,
+    then revoked by the focal point and removed at the next `admit`."""
+    wco_root = (await onboard(opseal, server, "wco", "wco", coordinator=True))["root_key"]
+    await onboard(opseal, server, "fr-customs", "fr")
+    created = await opseal("wco", "--json", "op", "create", "--id", OP, "--code", "STOP V",
+                           "--name", "Operation STOP V", "--start", "2025-05-12",
+                           "--end", "2099-05-30", "--member", "fr-customs:customs")  # fmt: skip
+    assert created.code == 0, created.err
+    log_fp = VerifyKey(b64d(Profile("wco", opseal.home).info().log_key)).fingerprint
+    request_file, answer = tmp_path / "request.txt", tmp_path / "answer.txt"
+
+    asked = await opseal("phone", "--json", "enrol", "request", "--server", server.url,
+                         "--org", "fr-customs", "--user", "fr-officer", "--device", "fr-phone",
+                         "--out", str(request_file))  # fmt: skip
+    assert asked.code == 0, asked.err
+    wrong = await opseal("fr", "org", "certify", str(request_file), "--out", str(answer),
+                         "--fingerprint", "11111 11111 11111 11111 11111 11111")  # fmt: skip
+    assert wrong.code == 1
+    assert "does not match" in wrong.err
+    certified = await opseal("fr", "org", "certify", str(request_file), "--out", str(answer),
+                             "--fingerprint", asked.json["fingerprint"])  # fmt: skip
+    assert certified.code == 0, certified.err
+    done = await opseal("phone", "--json", "enrol", "complete", str(answer), "--log-key", log_fp)
+    assert done.code == 0, done.err
+    assert done.json["device_id"] == "fr-phone"
+
+    assert (await opseal("phone", "op", "join", OP, "--root-key", wco_root)).code == 0
+    assert "fr-phone" in (await opseal("wco", "--json", "admit")).json["admitted"]
+    removed = await opseal("wco", "--json", "remove", "--op", OP, "--device", "fr-phone")
+    assert removed.json["removed"] == ["fr-phone"]
+    await asyncio.sleep(1.1)  # a fresh key package, not the used one
+    assert (await opseal("phone", "op", "join", OP, "--root-key", wco_root)).code == 0
+    assert (await opseal("wco", "--json", "admit")).json["admitted"] == []
+    readmitted = await opseal("wco", "--json", "admit", "--readmit", "fr-phone")
+    assert readmitted.json["admitted"] == ["fr-phone"]
+
+    revoked = await opseal("fr", "--json", "device", "revoke", "fr-phone", "--reason", "lost")
+    assert revoked.code == 0, revoked.err
+    assert (await opseal("wco", "--json", "admit")).code == 0
+    async with await Client.open(Profile("wco", opseal.home), PASSPHRASE, login=False) as wco:
+        latest = wco.store.latest_state(OP, "seizures")
+        assert latest is not None
+        assert "fr-phone" not in {e.device_id for e in GroupState.from_bytes(latest[1]).roster}
+    assert (await opseal("phone", "whoami")).code == 1  # revoked: it cannot log in

@@ -1,0 +1,71 @@
+"""What a device remembers about an area's membership beyond its group state (design §4, §12).
+
+- **Removed devices stay out**: every device a commit removed is remembered per area, and an
+  admitting client does not add it back unless a coordinator asks for it by name
+  (``opseal admit --readmit DEVICE``); adding it again forgets the mark.
+- **Key packages are single-use and expire**: an admitting client refuses a package older than
+  :data:`KEY_PACKAGE_TTL` (or dated in the future) and one whose exact bytes an earlier commit
+  of the area already added. Used packages are remembered for as long as they could still be
+  fresh, so the record stays small.
+
+Both records are kept in the store for every commit the device verifies or makes, so every
+member that may admit holds the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+
+from opseal.crypto.encoding import sha256
+from opseal.crypto.group import MAX_CLOCK_SKEW, Commit, KeyPackage
+
+from .store import Store
+
+__all__ = ["KEY_PACKAGE_TTL", "check_fresh", "note_commit", "removed"]
+
+KEY_PACKAGE_TTL = 7 * 86400
+"""A key package is admitted at most this many seconds after it was made (seven days, like an
+enrolment code); after that the device asks again (``opseal op join``)."""
+
+
+def _load(store: Store, key: str) -> dict[str, int]:
+    raw = store.get(key)
+    return {} if raw is None else dict(json.loads(raw))
+
+
+def _save(store: Store, key: str, value: dict[str, int]) -> None:
+    store.put(key, json.dumps(value, sort_keys=True).encode())
+
+
+def removed(store: Store, op: str, area: str) -> set[str]:
+    """Devices removed from ``op``/``area`` and not re-admitted since."""
+    return set(_load(store, f"removed/{op}/{area}"))
+
+
+def note_commit(store: Store, commit: Commit, now: int) -> None:
+    """Remember the devices ``commit`` removed and the key packages it used."""
+    op, area = commit.operation_id, commit.area
+    gone = _load(store, f"removed/{op}/{area}")
+    gone.update({device_id: commit.epoch for device_id in commit.removes})
+    for package in commit.adds:
+        gone.pop(package.device_id, None)
+    _save(store, f"removed/{op}/{area}", gone)
+    used = {
+        digest: made
+        for digest, made in _load(store, f"used-packages/{op}/{area}").items()
+        if made >= now - KEY_PACKAGE_TTL - MAX_CLOCK_SKEW
+    }
+    used.update({sha256(p.to_bytes()).hex(): p.created_at for p in commit.adds})
+    _save(store, f"used-packages/{op}/{area}", used)
+
+
+def check_fresh(store: Store, package: KeyPackage, now: int) -> str | None:
+    """Why ``package`` may not be admitted (stale, future-dated or used), or None."""
+    if package.created_at < now - KEY_PACKAGE_TTL:
+        return f"key package of {package.device_id!r} has expired: the device must ask again"
+    if package.created_at > now + MAX_CLOCK_SKEW:
+        return f"key package of {package.device_id!r} is dated in the future"
+    used = _load(store, f"used-packages/{package.operation_id}/{package.area}")
+    if sha256(package.to_bytes()).hex() in used:
+        return f"key package of {package.device_id!r} was already used once"
+    return None
