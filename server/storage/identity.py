@@ -410,7 +410,7 @@ _REVOCATIONS_AFTER = (
 )
 
 
-async def revocations_after(conn: AsyncConnection, after: int, limit: int) -> list[Row[Any]]:
+async def revocations_after(conn: AsyncConnection, after: int, limit: int) -> list[Record]:
     """``(id, org_id, statement)`` of the revocations recorded after ``after``, oldest first."""
     return list(await conn.execute(_REVOCATIONS_AFTER, {"after": after, "limit": limit}))
 
