@@ -33,10 +33,10 @@ from .errors import CertificateError, CharterError, DecodeError, PolicyError, Si
 from .keys import SigningKey, VerifyKey
 
 __all__ = [
-    "HISTORY_POLICIES",
-    "ROLES",
     "ENCODINGS",
+    "HISTORY_POLICIES",
     "MAX_REPORTING_CODES",
+    "ROLES",
     "AreaPolicy",
     "Charter",
     "Member",

@@ -72,7 +72,9 @@ def test_a_charter_of_the_first_encoding_still_verifies_and_reports_for_nothing(
     data = legacy.to_bytes()
     assert data.startswith(length_prefixed(b"opseal/v1/charter"))
     old = Charter.from_bytes(data)
-    assert old.encoding == 1 and old.to_bytes() == data and old.hash == legacy.hash
+    assert old.encoding == 1
+    assert old.to_bytes() == data
+    assert old.hash == legacy.hash
     assert verify_charter_chain([old], pinned_root_key_id=_pin(world), now=NOW) == old
     assert all(m.reporting_codes == () for m in old.members)
     v2 = _signed(
