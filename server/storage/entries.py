@@ -68,7 +68,7 @@ async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
 
 async def by_sender_message_ids(
     conn: AsyncConnection, operation_id: str, area: str, device_id: str, message_ids: list[str]
-) -> dict[str, Row[Any]]:
+) -> dict[str, Any]:
     """The device's stored entries in the area among ``message_ids``, by message id, each
     with ``seq`` and ``body``. Other devices' use of the same ids is not looked at."""
     params = {
