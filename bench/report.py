@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's
 
 from opseal.client._demo_data import seizure_records
 from opseal.client.client import Client
+from opseal.client.corrections import submissions
 from opseal.client.profile import Profile
-from opseal.client.report import aggregate, checked_records
+from opseal.client.report import aggregate, checked_records, reporting_codes
 from opseal.client.seizures import read_seizures_csv, write_seizures_csv
 from tests.client.conftest import PASSPHRASE
 from tests.client.national import NATIONAL_SYSTEM, onboard
@@ -66,8 +67,9 @@ async def _report(home: Path) -> tuple[dict, float]:
     try:
         start = time.perf_counter()
         await client.sync()
-        messages = client.read(OP, content_type="seizure")
-        records, excluded = checked_records((m.message_id, m.org, m.json()) for m in messages)
+        charter = await client.charter(OP, refresh=True)
+        submitted = submissions(client.read(OP))
+        records, excluded = checked_records(submitted, reporting_codes(charter))
         report = aggregate(records)
         elapsed = time.perf_counter() - start
     finally:

@@ -358,12 +358,25 @@ class Client:
         handling: str = "H0",
     ) -> list[str]:
         """Submit seizure records exactly once: each gets a deterministic message id
-        (:func:`~.content.record_message_id`); records this organisation already queued or
+        (:func:`~.content.record_message_id`, from the operation, this organisation and the
+        record id); records this organisation already queued or
         posted are skipped, the rest go through the outbox. Returns every record's id.
 
         ``progress(n)`` is called with counts of records done, the skipped ones first.
         """
         return await self.outbox.post_seizures(op, records, area, progress, handling=handling)
+
+    async def post_corrections(
+        self,
+        op: str,
+        records: Sequence[dict[str, Any]],
+        area: str = "seizures",
+        *,
+        handling: str = "H0",
+    ) -> list[str]:
+        """Submit changed versions of this organisation's records as corrections of their
+        latest verified versions (new records as seizures); returns the id holding each."""
+        return await self.outbox.post_corrections(op, records, area, handling=handling)
 
     # -- receipts and audit (Receipts, Auditor) ---------------------------------------------
     async def ack(self, message_id: str, kind: str = "ack") -> None:

@@ -21,6 +21,8 @@ Payloads:
   refused.
 - ``release``: ``{"source_message_id": message id, "released_by_org": str, "record": a
   sanitised seizure record (checked like a seizure record)}`` (see :mod:`.release`).
+- ``correction``: ``{"supersedes": message id, "record": a seizure record}``, the new version
+  of a record the same organisation posted earlier (design §15 "Provenance").
 
 An attachment is ``{"blob_id": ..., **FileMeta.to_json()}`` (:class:`.attachments.Attachment`).
 """
@@ -46,6 +48,8 @@ __all__ = [
     "alert",
     "alert_response",
     "attachments_of",
+    "correction",
+    "correction_message_id",
     "document",
     "field_of",
     "parse_date",
@@ -198,10 +202,31 @@ def release(value: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def record_message_id(op: str, record: Mapping[str, Any]) -> uuid.UUID:
-    """The message id of a seizure record: the same record always gets the same id, so a
-    re-submission is recognised and never duplicates it."""
-    key = f"{op}/{record['reporting_country']}/{record['record_id']}"
+def correction(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``correction`` payload: the message id of the version it supersedes and the whole
+    corrected record (checked like a seizure record)."""
+    p = _object(value, "correction")
+    try:
+        supersedes = str(uuid.UUID(str(p.get("supersedes"))))
+    except ValueError as exc:
+        raise ContentError("supersedes", "expected a message id (UUID)") from exc
+    unknown = sorted(set(p) - {"supersedes", "record"})
+    if unknown:
+        raise ContentError(unknown[0], "unknown field of a correction")
+    return {"supersedes": supersedes, "record": seizure(_object(p.get("record"), "record"))}
+
+
+def record_message_id(op: str, org: str, record: Mapping[str, Any]) -> uuid.UUID:
+    """The message id of a seizure record: derived from the operation, the sending
+    organisation and the record id, so a re-submission is recognised and never duplicates
+    it. The server keeps ids per sender, so no one else's message can occupy it."""
+    key = json.dumps(["seizure", op, org, record["record_id"]])
+    return uuid.uuid5(SEIZURE_NAMESPACE, key)
+
+
+def correction_message_id(op: str, org: str, record_id: str, supersedes: str) -> uuid.UUID:
+    """The message id of the correction of ``supersedes``: a re-run sends it once."""
+    key = json.dumps(["correction", op, org, record_id, str(supersedes)])
     return uuid.uuid5(SEIZURE_NAMESPACE, key)
 
 
@@ -221,6 +246,7 @@ _VALIDATORS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "alert-response": lambda p: alert_response(p.get("alert_id"), p.get("outcome")),  # type: ignore[arg-type]
     "seizure": seizure,
     "release": release,
+    "correction": correction,
 }
 
 

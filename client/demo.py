@@ -84,6 +84,8 @@ ORGS = {
     "interpol": ("INTERPOL", "international-organisation", "partner"),
     "brandx": ("Brand X Rights Protection", "rights-holder", "stakeholder"),
 }
+REPORTING = {"fr-customs": ("FR",), "de-customs": ("DE",), "es-customs": ("ES",)}
+"""The countries each administration reports seizures for (charter reporting codes)."""
 AREAS = (
     AreaPolicy("plan", frozenset({"coordinator", "customs"}), frozenset({"coordinator"})),
     AreaPolicy(
@@ -376,7 +378,10 @@ class Scenario:
             await self._enrol(p, codes[p.profile])
         wco = self["wco-ocu"]
         now = wco.now()
-        members = [Member(o, n, k, r, self.roots[o].verify_key) for o, (n, k, r) in ORGS.items()]
+        members = [
+            Member(o, n, k, r, self.roots[o].verify_key, REPORTING.get(o, ()))
+            for o, (n, k, r) in ORGS.items()
+        ]
         draft = Charter.create(
             operation_id=OPERATION,
             code="STOP V",

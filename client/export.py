@@ -24,7 +24,13 @@ is declared to the server first (a ``client-declaration`` audit entry); if the d
 fails, nothing is written.
 
 ``release`` messages (sanitised copies, see :mod:`.release`) are exported too, their record
-taken from the release payload: a stakeholder exports what was released to it.
+taken from the release payload: a stakeholder exports what was released to it — when the
+releasing organisation is a coordinator in the charter.
+
+**Provenance** (design §15): of ``seizure`` and ``correction`` messages, only the version
+that counts of each record is exported — the latest whose ``reporting_country`` the sender
+organisation may report for, keyed by (sender organisation, record id)
+(:func:`.report.latest_versions`); the rest are left out, as in the report.
 """
 
 from __future__ import annotations
@@ -36,7 +42,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opseal.crypto.charter import Charter
+
+from .corrections import submissions
 from .errors import ClientError
+from .report import latest_versions, reporting_codes
 from .schema import SCHEMA
 from .store import StoredMessage
 
@@ -133,19 +143,37 @@ def _record_of(message: StoredMessage) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def collect(
-    messages: Iterable[StoredMessage], reader_org: str, *, include_personal: bool = False
-) -> list[ExportRow]:
-    """The rows to export from verified ``seizure`` and ``release`` messages, personal data
-    removed unless ``include_personal``; :class:`ExportRefused` names every record whose
-    handling code forbids exporting its personal data to ``reader_org``."""
-    rows, refused = [], []
+def _counted(
+    messages: Iterable[StoredMessage], charter: Charter
+) -> Iterator[tuple[StoredMessage, dict[str, Any]]]:
+    """The messages whose record counts, in order: the version that counts of each seizure
+    record, and releases by a coordinator."""
+    messages = list(messages)
+    versions, _ = latest_versions(submissions(messages), reporting_codes(charter))
+    counted = {id(v.submission.source): v.record for v in versions}
+    coordinators = {m.organisation_id for m in charter.members if m.role == "coordinator"}
     for m in messages:
-        if m.content_type not in ("seizure", "release"):
-            continue
-        record = _record_of(m)
-        if record is None:
-            continue
+        if id(m) in counted:
+            yield m, counted[id(m)]
+        elif m.content_type == "release" and m.org in coordinators:
+            record = _record_of(m)
+            if record is not None:
+                yield m, record
+
+
+def collect(
+    messages: Iterable[StoredMessage],
+    reader_org: str,
+    charter: Charter,
+    *,
+    include_personal: bool = False,
+) -> list[ExportRow]:
+    """The rows to export from verified seizure, correction and release messages (those
+    that count under ``charter``, see the module docstring), personal data removed unless
+    ``include_personal``; :class:`ExportRefused` names every record whose handling code
+    forbids exporting its personal data to ``reader_org``."""
+    rows, refused = [], []
+    for m, record in _counted(messages, charter):
         if not include_personal:
             rows.append(ExportRow(m, strip_personal(record)))
             continue

@@ -24,7 +24,7 @@ from typing import Any
 from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.group import DeviceIdentity, GroupState
 
-from . import attachments, content
+from . import attachments, content, corrections
 from .errors import (
     ApiError,
     RateLimitedError,
@@ -229,7 +229,8 @@ class Outbox:
         ``progress(n)`` is called with counts of records done, the skipped ones first.
         """
         payloads = self._seizure_payloads(records)
-        ids = [content.record_message_id(op, p) for p in payloads]
+        org = self._identity.organisation_id
+        ids = [content.record_message_id(op, org, p) for p in payloads]
         fresh = self._unsubmitted(payloads, ids)
         if progress is not None and len(fresh) < len(payloads):
             progress(len(payloads) - len(fresh))
@@ -243,6 +244,35 @@ class Outbox:
             )
         await self.flush(progress=progress)
         return [str(i) for i in ids]
+
+    async def post_corrections(
+        self,
+        op: str,
+        records: Sequence[dict[str, Any]],
+        area: str = "seizures",
+        *,
+        handling: str = "H0",
+    ) -> list[str]:
+        """Submit changed versions of records this organisation posted in the area, each as
+        a ``correction`` superseding the latest verified version (sync first); records not
+        posted before are submitted as new. Returns the message id now holding each record."""
+        payloads = self._seizure_payloads(records)
+        mine = corrections.submissions(self._store.messages(op, area))
+        plan = corrections.plan(op, self._identity.organisation_id, payloads, mine)
+        fixes = [(p, i) for p, i in plan.corrections() if str(i) not in self._known_ids([str(i)])]
+        if fixes:
+            self.enqueue(
+                op,
+                area,
+                [("correction", p) for p, _ in fixes],
+                handling=handling,
+                message_ids=[i for _, i in fixes],
+            )
+        new_ids = await self.post_seizures(op, plan.new, area, handling=handling)
+        held = dict(plan.unchanged)
+        held.update((r["record_id"], str(i)) for _, r, i in plan.changed)
+        held.update(zip((r["record_id"] for r in plan.new), new_ids, strict=True))
+        return [held[p["record_id"]] for p in payloads]
 
     def _seizure_payloads(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Every record checked before anything is queued; the first bad one is named."""

@@ -19,6 +19,11 @@ released; ``H2`` only with the originating administration's permission; ``H3`` n
 restrictions are in free text the client cannot check: post what they allow by hand).
 The release carries the source's handling code.
 
+**Provenance** (design §15): only the version of a record that counts may be released — the
+latest version, by its own organisation, whose ``reporting_country`` that organisation may
+report for (:func:`.report.latest_versions`); a forged, repeated or superseded record is
+refused with the reason. A ``correction`` that counts is released like a seizure record.
+
 **Permission** for an ``H2`` record is a verified message of the same operation and area as
 the record, of content type ``text``, posted by a device of the record's originating
 organisation, whose payload is ``{"text": ..., "permission": "release", "message_id": <the
@@ -35,9 +40,11 @@ from opseal.crypto.charter import Charter
 from opseal.crypto.errors import CryptoError
 
 from . import content
+from .corrections import submissions
 from .errors import ClientError
 from .export import is_personal
 from .ports import Charters, Poster
+from .report import RECORD_TYPES, latest_versions, reporting_codes
 from .store import Store, StoredMessage
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "ReleaseRefused",
     "Releaser",
     "check_release",
+    "counted_version",
     "has_permission",
     "payload",
     "permission",
@@ -150,7 +158,7 @@ def check_release(
         raise ReleaseRefused(f"stakeholders do not read area {to_area!r}: release into one they do")
     if not charter.may_post(role, to_area):
         raise ReleaseRefused(f"role {role!r} may not post in area {to_area!r}")
-    if source.content_type != "seizure":
+    if source.content_type not in RECORD_TYPES:
         raise ReleaseRefused(
             f"{source.message_id} is a {source.content_type}, not a seizure record"
         )
@@ -180,6 +188,8 @@ def payload(
         record = source.json()
     except ValueError as exc:
         raise ReleaseRefused(f"{source.message_id} is not a JSON record") from exc
+    if source.content_type == "correction" and isinstance(record, dict):
+        record = record.get("record")
     if not isinstance(record, dict):
         raise ReleaseRefused(f"{source.message_id} is not a seizure record")
     return content.release(
@@ -189,6 +199,31 @@ def payload(
             "record": sanitise(record, clear),
         }
     )
+
+
+def counted_version(
+    charter: Charter, messages: Iterable[StoredMessage], message_id: str
+) -> StoredMessage:
+    """The verified message ``message_id`` if it holds the version of a record that counts
+    (see the module docstring); :class:`ReleaseRefused` says why not."""
+    messages = list(messages)
+    versions, excluded = latest_versions(submissions(messages), reporting_codes(charter))
+    for v in versions:
+        if v.submission.message_id == message_id:
+            source: StoredMessage = v.submission.source
+            return source
+    reasons = [e.reason for e in excluded if e.message_id == message_id]
+    if reasons:
+        raise ReleaseRefused(f"{message_id} does not count: {reasons[0]}")
+    kinds = {m.content_type for m in messages if m.message_id == message_id}
+    if kinds & set(RECORD_TYPES):
+        later = [v.submission.message_id for v in versions]
+        raise ReleaseRefused(
+            f"{message_id} is not the latest version of its record; release the latest "
+            f"(one of {len(later)} current versions, see `opseal export`)"
+        )
+    kind = ", ".join(sorted(kinds)) or "message"
+    raise ReleaseRefused(f"{message_id} is a {kind}, not a seizure record")
 
 
 class Releaser:
@@ -201,10 +236,11 @@ class Releaser:
     async def release(self, message_id: str, to_area: str, clear: Iterable[str] = ()) -> str:
         """Post a sanitised copy of verified seizure record ``message_id`` into ``to_area``
         (checked by :func:`check_release`); returns the release's message id."""
-        source = self._store.message(message_id)
-        if source is None:
+        found = self._store.message(message_id)
+        if found is None:
             raise ClientError(f"message {message_id} is not among this device's verified messages")
-        charter = await self._charters.charter(source.op)
+        charter = await self._charters.charter(found.op, refresh=True)
+        source = counted_version(charter, self._store.messages(found.op), message_id)
         check_release(
             charter, self._org_id, source, to_area, self._store.messages(source.op, source.area)
         )

@@ -1,9 +1,20 @@
 """The operation report (design §8): aggregates of seizure records, computed on the client.
 
 Pure functions on lists of record dicts; nothing here reads the network or the store.
-:func:`checked_records` keeps the records valid against the shipped schema (and one record per
-``reporting_country``/``record_id``) and says why any other was left out; :func:`aggregate`
-counts them:
+:func:`latest_versions` applies the provenance rules (design §15 "Provenance") and
+:func:`checked_records` returns the records they keep, saying why any other was left out:
+
+- a record is identified by its **sender organisation** (from the verified envelope, never
+  from the payload) and its ``record_id``; a repeat of the same pair is left out, so a record
+  another member writes can never displace a genuine one;
+- a record counts only if the charter lists its ``reporting_country`` among the sender
+  organisation's reporting codes; otherwise it is left out with a reason naming both;
+- a ``correction`` replaces the version it names in ``supersedes`` when it comes from the
+  same organisation, in the same area, for the same ``record_id``, and names the latest
+  version; any other correction is left out with its reason (a coordinator cannot correct
+  another organisation's record). The latest version whose country is allowed counts.
+
+:func:`aggregate` counts the records:
 
 - ``totals``: ``administrations`` (distinct reporting countries), ``cases`` (distinct
   ``case_ref`` per country), ``seizures`` (records), ``goods_lines``, ``items``, ``weight_kg``,
@@ -22,15 +33,31 @@ kilograms rounded to the gram (a JSON number with at most three decimals).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from opseal.crypto.charter import Charter
+
 from . import content
 from .schema import SCHEMA_ID
 
-__all__ = ["Excluded", "aggregate", "checked_records", "kilograms"]
+__all__ = [
+    "RECORD_TYPES",
+    "Excluded",
+    "Submission",
+    "Version",
+    "aggregate",
+    "checked_records",
+    "kilograms",
+    "latest_versions",
+    "record_heads",
+    "reporting_codes",
+]
+
+RECORD_TYPES = ("seizure", "correction")
+"""Content types that carry a version of a seizure record."""
 
 _GRAM = Decimal("0.001")
 
@@ -47,28 +74,175 @@ class Excluded:
         return f"record in message {self.message_id} from {self.org} left out: {self.reason}"
 
 
-def checked_records(
-    messages: Iterable[tuple[str, str, Any]],
-) -> tuple[list[dict[str, Any]], list[Excluded]]:
-    """From ``(message_id, org, payload)`` triples, the records valid against the schema and,
-    for the others (and repeats of a country's record id), why they were left out."""
-    records: list[dict[str, Any]] = []
-    excluded: list[Excluded] = []
-    seen: dict[tuple[str, str], str] = {}
-    for message_id, org, payload in messages:
+@dataclass(frozen=True)
+class Submission:
+    """A verified message carrying a seizure record: who sent it (the organisation of the
+    verified sender device), where, and its decrypted payload. ``source`` is the caller's
+    own object for the message (e.g. a :class:`~.store.StoredMessage`), handed back."""
+
+    message_id: str
+    org: str
+    payload: Any
+    content_type: str = "seizure"
+    area: str = ""
+    source: Any = None
+
+
+@dataclass(frozen=True)
+class Version:
+    """The version of a record that counts: its submission and its checked record."""
+
+    submission: Submission
+    record: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(sender organisation, record id): what identifies a record."""
+        return (self.submission.org, self.record["record_id"])
+
+
+def reporting_codes(charter: Charter) -> dict[str, tuple[str, ...]]:
+    """Each member organisation's reporting codes, from a verified charter version."""
+    return {m.organisation_id: m.reporting_codes for m in charter.members}
+
+
+@dataclass
+class _Chain:
+    """The versions of one record in order; ``head`` is the latest, valid or not."""
+
+    head: str
+    area: str
+    head_record: dict[str, Any]
+    latest_valid: Version | None = None
+
+
+class _Versions:
+    """Walks submissions in order and keeps each record's chain of versions."""
+
+    def __init__(self, reporting: Mapping[str, Collection[str]]) -> None:
+        self.reporting = reporting
+        self.chains: dict[tuple[str, str], _Chain] = {}
+        self.by_message: dict[tuple[str, str], tuple[str, str]] = {}
+        self.senders: dict[str, set[str]] = {}
+        self.excluded: list[Excluded] = []
+
+    def exclude(self, s: Submission, reason: str) -> None:
+        self.excluded.append(Excluded(s.message_id, s.org, reason))
+
+    def take(self, s: Submission) -> None:
+        self.senders.setdefault(s.message_id, set()).add(s.org)
+        parsed = self._parse(s)
+        if parsed is None:
+            return
+        record, supersedes = parsed
+        key = (s.org, record["record_id"])
+        chain = self._chain(s, key, supersedes)
+        if chain is None:
+            return
+        self.by_message[(s.org, s.message_id)] = key
+        chain.head_record = record
+        reason = self._country(s.org, record["reporting_country"])
+        if reason is not None:
+            self.exclude(s, reason)
+            return
+        chain.latest_valid = Version(s, record)
+
+    def _parse(self, s: Submission) -> tuple[dict[str, Any], str | None] | None:
         try:
-            record = content.seizure(payload)
+            if s.content_type == "correction":
+                corrected = content.correction(s.payload)
+                return corrected["record"], corrected["supersedes"]
+            return content.seizure(s.payload), None
         except content.ContentError as exc:
-            excluded.append(Excluded(message_id, org, f"not a valid seizure record: {exc}"))
-            continue
-        key = (record["reporting_country"], record["record_id"])
-        if key in seen:
-            reason = f"repeats record {'/'.join(key)} of message {seen[key]}"
-            excluded.append(Excluded(message_id, org, reason))
-            continue
-        seen[key] = message_id
-        records.append(record)
-    return records, excluded
+            self.exclude(s, f"not a valid {s.content_type} record: {exc}")
+            return None
+
+    def _chain(self, s: Submission, key: tuple[str, str], supersedes: str | None) -> _Chain | None:
+        """The record's chain with ``s`` as its new head, or None (and why) if ``s`` may not
+        be its next version."""
+        chain = self.chains.get(key)
+        if supersedes is None:
+            if chain is not None:
+                self.exclude(s, f"repeats record {'/'.join(key)} of message {chain.head}")
+                return None
+            chain = self.chains[key] = _Chain(s.message_id, s.area, {})
+            return chain
+        reason = self._correction_refused(s, key, supersedes, chain)
+        if reason is not None:
+            self.exclude(s, reason)
+            return None
+        assert chain is not None
+        chain.head = s.message_id
+        return chain
+
+    def _correction_refused(
+        self, s: Submission, key: tuple[str, str], supersedes: str, chain: _Chain | None
+    ) -> str | None:
+        target = self.by_message.get((s.org, supersedes))
+        if target is None:
+            others = sorted(self.senders.get(supersedes, set()) - {s.org})
+            if others:
+                return (
+                    f"{s.org} may not correct message {supersedes} of {', '.join(others)}: "
+                    "only the record's own organisation corrects it"
+                )
+            return f"corrects message {supersedes}, which is no earlier record of {s.org}"
+        if target != key:
+            return (
+                f"corrects record {'/'.join(target)} but carries record_id {key[1]!r}: "
+                "a correction keeps the record id"
+            )
+        assert chain is not None
+        if chain.area != s.area:
+            return f"corrects a record of area {chain.area!r} from area {s.area!r}"
+        if chain.head != supersedes:
+            return f"corrects message {supersedes}, already superseded by message {chain.head}"
+        return None
+
+    def _country(self, org: str, country: str) -> str | None:
+        codes = sorted(self.reporting.get(org, ()))
+        if country in codes:
+            return None
+        listed = ", ".join(codes) if codes else "no country"
+        return (
+            f"sender organisation {org} may not report for {country} "
+            f"(the charter lists it as reporting for {listed})"
+        )
+
+
+def latest_versions(
+    submissions: Iterable[Submission], reporting: Mapping[str, Collection[str]]
+) -> tuple[list[Version], list[Excluded]]:
+    """The version that counts of each record, from ``submissions`` in the order the areas
+    numbered them, and why any submission was left out. ``reporting`` maps each organisation
+    to its reporting codes (:func:`reporting_codes`)."""
+    versions = _Versions(reporting)
+    for s in submissions:
+        versions.take(s)
+    kept = [c.latest_valid for c in versions.chains.values() if c.latest_valid is not None]
+    return kept, versions.excluded
+
+
+def record_heads(
+    submissions: Iterable[Submission],
+) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """The latest version of each record, allowed country or not: ``(org, record_id)`` ->
+    ``(message id, record)``. What a correction must supersede."""
+    versions = _Versions({})
+    for s in submissions:
+        versions.take(s)
+    return {key: (c.head, c.head_record) for key, c in versions.chains.items()}
+
+
+def checked_records(
+    messages: Iterable[Submission | tuple[str, str, Any]],
+    reporting: Mapping[str, Collection[str]],
+) -> tuple[list[dict[str, Any]], list[Excluded]]:
+    """The records that count (see :func:`latest_versions`) and why any other was left out;
+    a ``(message_id, org, payload)`` triple stands for a ``seizure`` submission."""
+    submissions = (m if isinstance(m, Submission) else Submission(*m) for m in messages)
+    versions, excluded = latest_versions(submissions, reporting)
+    return [v.record for v in versions], excluded
 
 
 def kilograms(value: Decimal) -> float:

@@ -53,6 +53,10 @@ rejected row is withheld entirely, so that once the file is fixed a re-run submi
 file whose header lacks a required column, or has an unknown one, raises
 :class:`RecordError` before any row is read.
 
+Given ``reporting`` (the submitting organisation and its reporting codes in the charter), a
+row whose ``reporting_country`` is not among the codes is rejected in that column: every
+reader would leave such a record out of the report (design §15 "Provenance").
+
 Long because: the column table above, the CSV and XLSX readers and writers share one list
 of columns and one row-error type, and the per-field checks that name a rejected cell.
 """
@@ -64,7 +68,7 @@ import datetime
 import os
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -79,6 +83,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "XLSX_SUFFIXES",
     "RecordError",
+    "Reporting",
     "RowError",
     "read_seizures",
     "read_seizures_csv",
@@ -299,15 +304,33 @@ class _Record:
         return content.seizure({**record, "goods": self.goods})
 
 
+Reporting = tuple[str, Collection[str]]
+"""The submitting organisation and the reporting codes the charter lists for it."""
+
+
 class _Collector:
     """Groups converted rows into records and gathers every rejected cell."""
 
-    def __init__(self) -> None:
+    def __init__(self, reporting: Reporting | None = None) -> None:
         self.records: dict[str, _Record] = {}
         self.errors: list[RowError] = []
+        self.reporting = reporting
+
+    def _country(self, row: int, values: dict[str, Any]) -> list[RowError]:
+        country = values.get("reporting_country")
+        if self.reporting is None or country is None or country in self.reporting[1]:
+            return []
+        org, codes = self.reporting
+        listed = ", ".join(sorted(codes)) or "no country"
+        reason = (
+            f"{org} reports for {listed} in this operation's charter, not {country}; "
+            "readers would leave the record out"
+        )
+        return [RowError(row, "reporting_country", reason, values.get("record_id") or "")]
 
     def add(self, row: int, cells: dict[str, str]) -> None:
         values, errors = _convert(row, cells)
+        errors += self._country(row, values)
         record_id = values.get("record_id")
         if record_id is None:
             self.errors += errors
@@ -409,13 +432,15 @@ def _delimiter(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-def read_seizures_csv(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[RowError]]:
+def read_seizures_csv(
+    path: str | os.PathLike[str], reporting: Reporting | None = None
+) -> tuple[list[dict[str, Any]], list[RowError]]:
     """The valid seizure records of a CSV file, and every rejected cell.
 
     Raises :class:`RecordError` when the header is unusable and :class:`ClientError` when the
     file cannot be read.
     """
-    collector = _Collector()
+    collector = _Collector(reporting)
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as f:
             delimiter = _delimiter(f.readline())
@@ -430,7 +455,7 @@ def read_seizures_csv(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]
 
 
 def read_seizures_xlsx(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str], reporting: Reporting | None = None
 ) -> tuple[list[dict[str, Any]], list[RowError]]:
     """The valid seizure records of the first sheet of an XLSX workbook, and every rejected
     cell (row numbers as the spreadsheet shows them).
@@ -441,7 +466,7 @@ def read_seizures_xlsx(
     from openpyxl import load_workbook  # only XLSX imports it
     from openpyxl.utils.exceptions import InvalidFileException
 
-    collector = _Collector()
+    collector = _Collector(reporting)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (OSError, zipfile.BadZipFile, InvalidFileException, KeyError, ValueError) as exc:
@@ -473,11 +498,13 @@ def _xlsx_text(value: object) -> str:
     return str(value).strip()
 
 
-def read_seizures(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[RowError]]:
+def read_seizures(
+    path: str | os.PathLike[str], reporting: Reporting | None = None
+) -> tuple[list[dict[str, Any]], list[RowError]]:
     """:func:`read_seizures_xlsx` for ``.xlsx``/``.xlsm`` files, else :func:`read_seizures_csv`."""
     if Path(path).suffix.lower() in XLSX_SUFFIXES:
-        return read_seizures_xlsx(path)
-    return read_seizures_csv(path)
+        return read_seizures_xlsx(path, reporting)
+    return read_seizures_csv(path, reporting)
 
 
 def write_seizures(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> int:

@@ -9,12 +9,21 @@ with the invitation) and verifies the chain from there with :func:`verify_charte
 
 The charter lists each member's root *public key*; its fingerprint is derived from it
 (:attr:`Member.fingerprint`) for out-of-band comparison.
+
+Each member also carries the reporting codes (ISO 3166 alpha-2) it reports seizures for
+(:attr:`Member.reporting_codes`, design §15 "Provenance"). They came with the second encoding
+of a charter, label ``opseal/v1/charter/2``. A version encoded under the first label
+(``opseal/v1/charter``, written before the field existed) is still read, so stored and signed
+chains stay verifiable, and its members report for nothing: its :attr:`Charter.encoding` is 1
+and it cannot hold codes. Every version a client builds uses the second encoding, so a
+coordinator gives a legacy operation its codes by issuing the next version.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Container, Iterable, Sequence
+import re
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -24,7 +33,9 @@ from .errors import CertificateError, CharterError, DecodeError, PolicyError, Si
 from .keys import SigningKey, VerifyKey
 
 __all__ = [
+    "ENCODINGS",
     "HISTORY_POLICIES",
+    "MAX_REPORTING_CODES",
     "ROLES",
     "AreaPolicy",
     "Charter",
@@ -35,8 +46,13 @@ __all__ = [
 
 ROLES = ("coordinator", "customs", "partner", "stakeholder", "observer")
 HISTORY_POLICIES = ("shared", "since-join")
-_CHARTER = label("charter")
+_CHARTER_V1 = label("charter")
+_CHARTER = label("charter/2")
+ENCODINGS = {1: _CHARTER_V1, 2: _CHARTER}
+"""Charter encodings by number: 1 has no reporting codes, 2 (current) has them."""
 _NO_PREDECESSOR = bytes(32)
+_REPORTING_CODE = re.compile(r"[A-Z]{2}")
+MAX_REPORTING_CODES = 64
 
 
 def _text(value: str, what: str, max_len: int = 256) -> str:
@@ -45,15 +61,33 @@ def _text(value: str, what: str, max_len: int = 256) -> str:
     return value
 
 
+def _reporting_codes(codes: Iterable[str]) -> tuple[str, ...]:
+    """Codes as a sorted tuple without repeats, each two capital letters."""
+    if isinstance(codes, str):
+        raise DecodeError("charter: reporting codes must be a list of codes, not one text")
+    found = tuple(sorted(set(codes)))
+    for code in found:
+        if not isinstance(code, str) or not _REPORTING_CODE.fullmatch(code):
+            raise DecodeError(
+                f"charter: reporting code {code!r} is not an ISO 3166 alpha-2 code such as FR"
+            )
+    if len(found) > MAX_REPORTING_CODES:
+        raise DecodeError(f"charter: at most {MAX_REPORTING_CODES} reporting codes per member")
+    return found
+
+
 @dataclass(frozen=True)
 class Member:
-    """A member organisation of the operation and its role."""
+    """A member organisation of the operation, its role, and the reporting codes (ISO 3166
+    alpha-2) its seizure records may carry as ``reporting_country`` — none, for an
+    organisation that reports no seizures."""
 
     organisation_id: str
     name: str
     kind: str
     role: str
     root_key: VerifyKey
+    reporting_codes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _text(self.organisation_id, "organisation id", 128)
@@ -61,24 +95,44 @@ class Member:
         _text(self.kind, "organisation kind", 64)
         if self.role not in ROLES:
             raise DecodeError(f"charter: role {self.role!r} is not one of {', '.join(ROLES)}")
+        object.__setattr__(self, "reporting_codes", _reporting_codes(self.reporting_codes))
 
     @property
     def fingerprint(self) -> str:
         return self.root_key.fingerprint
 
-    def _write(self, w: Writer) -> None:
+    def reports_for(self, country: str) -> bool:
+        """Whether a record with this ``reporting_country`` may come from this member."""
+        return country in self.reporting_codes
+
+    def _write(self, w: Writer, encoding: int) -> None:
         w.text(self.organisation_id).text(self.name).text(self.kind).text(self.role)
         w.blob(self.root_key.raw)
+        if encoding >= 2:
+            w.list(self.reporting_codes, Writer.text)
 
     @classmethod
-    def _read(cls, r: Reader) -> Member:
-        return cls(
-            r.text(max_len=128, field="organisation_id"),
-            r.text(max_len=256, field="name"),
-            r.text(max_len=64, field="kind"),
-            r.text(max_len=16, field="role"),
-            VerifyKey(r.blob(exact=32, field="root_key")),
-        )
+    def _reader(cls, encoding: int) -> Callable[[Reader], Member]:
+        def read(r: Reader) -> Member:
+            member = cls(
+                r.text(max_len=128, field="organisation_id"),
+                r.text(max_len=256, field="name"),
+                r.text(max_len=64, field="kind"),
+                r.text(max_len=16, field="role"),
+                VerifyKey(r.blob(exact=32, field="root_key")),
+            )
+            if encoding < 2:
+                return member
+            codes = r.list(
+                lambda x: x.text(max_len=2, field="reporting_codes"),
+                max_count=MAX_REPORTING_CODES,
+                field="reporting_codes",
+            )
+            if codes != sorted(set(codes)):
+                raise DecodeError("charter: reporting codes must be sorted and unique")
+            return replace(member, reporting_codes=tuple(codes))
+
+        return read
 
 
 @dataclass(frozen=True)
@@ -141,6 +195,8 @@ class Charter:
     issued_at: int
     signer: Certificate | None = None
     signature: bytes = b""
+    encoding: int = 2
+    """Which encoding (:data:`ENCODINGS`) this version is signed in; 1 only when read."""
     _by_org: dict[str, Member] = field(init=False, repr=False, compare=False)
     _by_area: dict[str, AreaPolicy] = field(init=False, repr=False, compare=False)
 
@@ -154,6 +210,10 @@ class Charter:
             raise DecodeError("charter: only version 1 has no predecessor")
         object.__setattr__(self, "members", tuple(self.members))
         object.__setattr__(self, "areas", tuple(self.areas))
+        if self.encoding not in ENCODINGS:
+            raise DecodeError(f"charter: unknown encoding {self.encoding}")
+        if self.encoding == 1 and any(m.reporting_codes for m in self.members):
+            raise DecodeError("charter: the first encoding cannot hold reporting codes")
         by_org = {m.organisation_id: m for m in self.members}
         by_area = {a.name: a for a in self.areas}
         if len(by_org) != len(self.members) or len(by_area) != len(self.areas):
@@ -200,6 +260,7 @@ class Charter:
             issued_at=issued_at,
             signer=None,
             signature=b"",
+            encoding=2,
             **changes,  # type: ignore[arg-type]
         )
 
@@ -214,9 +275,10 @@ class Charter:
     def to_be_signed(self) -> bytes:
         if self.signer is None:
             raise CharterError("charter version is not signed")
-        w = Writer(_CHARTER).text(self.operation_id).text(self.code).text(self.name)
+        w = Writer(ENCODINGS[self.encoding]).text(self.operation_id).text(self.code)
+        w.text(self.name)
         w.u64(self.starts_at).u64(self.ends_at).u32(self.version).blob(self.previous_hash)
-        w.list(self.members, lambda w, m: m._write(w))
+        w.list(self.members, lambda w, m: m._write(w, self.encoding))
         w.list(self.areas, lambda w, a: a._write(w))
         return w.u64(self.issued_at).blob(self.signer.to_bytes()).finish()
 
@@ -225,7 +287,8 @@ class Charter:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Charter:
-        r = Reader(data, _CHARTER, what="charter")
+        encoding = 1 if bytes(data[: 4 + len(_CHARTER_V1)]) == length_prefixed(_CHARTER_V1) else 2
+        r = Reader(data, ENCODINGS[encoding], what="charter")
         charter = cls(
             operation_id=r.text(max_len=128, field="operation_id"),
             code=r.text(max_len=64, field="code"),
@@ -234,11 +297,12 @@ class Charter:
             ends_at=r.u64("ends_at"),
             version=r.u32("version"),
             previous_hash=r.blob(exact=32, field="previous_hash"),
-            members=tuple(r.list(Member._read, max_count=4096, field="members")),
+            members=tuple(r.list(Member._reader(encoding), max_count=4096, field="members")),
             areas=tuple(r.list(AreaPolicy._read, max_count=256, field="areas")),
             issued_at=r.u64("issued_at"),
             signer=Certificate.from_bytes(r.blob(max_len=8192, field="signer")),
             signature=r.blob(exact=64, field="signature"),
+            encoding=encoding,
         )
         r.finish()
         return charter

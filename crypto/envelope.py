@@ -38,7 +38,7 @@ __all__ = [
     "seal",
 ]
 
-CONTENT_TYPES = ("text", "seizure", "document", "alert", "alert-response", "release")
+CONTENT_TYPES = ("text", "seizure", "document", "alert", "alert-response", "release", "correction")
 HANDLING_CODES = ("H0", "H1", "H2", "H3")
 MAX_PLAINTEXT = 4 * 1024 * 1024
 _HEADER = label("msg-header")

@@ -84,8 +84,10 @@ def _local_area(client: Client, op: str, area: str) -> dict[str, Any]:
     arg("--name", required=True, help='full name, e.g. "Operation STOP V"'),
     arg("--start", required=True, help="start date (YYYY-MM-DD, UTC) or ISO time"),
     arg("--end", required=True, help="end date (inclusive) or ISO time"),
-    arg("--member", action="append", default=[], metavar="ORG:ROLE",
-        help=f"a member organisation and its role ({', '.join(ROLES)}); repeat"),
+    arg("--member", action="append", default=[], metavar="ORG:ROLE[:CODES]",
+        help=f"a member organisation, its role ({', '.join(ROLES)}) and the countries it "
+        "reports seizures for (ISO 3166 alpha-2, comma-separated, e.g. fr-customs:customs:FR; "
+        "none: its records do not count); repeat"),
     arg("--area", action="append", default=[], metavar="NAME:READ_ROLES:POST_ROLES:HISTORY",
         help="an area; roles comma-separated, history shared or since-join; repeat "
         "(default: plan, seizures, alerts, stakeholders)"),
@@ -94,12 +96,14 @@ def _local_area(client: Client, op: str, area: str) -> dict[str, Any]:
 )  # fmt: skip
 async def op_create(ctx: Ctx) -> None:
     a = ctx.args
-    roles = _parse_members(a.member)
+    roles, codes = _parse_members(a.member)
     areas = tuple(_parse_area(text) for text in a.area) or DEFAULT_AREAS
     starts, ends = parse_time(a.start, "--start"), parse_time(a.end, "--end", end_of_day=True)
     async with ctx.client() as client:
         roles.setdefault(client.org_id, "coordinator")
-        members = [await _member(client, org, role) for org, role in roles.items()]
+        members = [
+            await _member(client, org, role, codes.get(org, ())) for org, role in roles.items()
+        ]
         _show_members(ctx, members)
         confirm(ctx, "Are these the fingerprints on the nomination letters? Publish the charter?")
         try:
@@ -129,18 +133,34 @@ async def op_create(ctx: Ctx) -> None:
     )
 
 
-def _parse_members(specs: list[str]) -> dict[str, str]:
+def _parse_members(specs: list[str]) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """``--member ORG:ROLE[:CODES]`` as roles and reporting codes by organisation."""
     roles: dict[str, str] = {}
+    codes: dict[str, tuple[str, ...]] = {}
     for spec in specs:
-        org, sep, role = spec.rpartition(":")
-        if not sep or not org or role not in ROLES:
-            raise usage(
-                f"--member {spec!r}: expected ORG:ROLE", f"ROLE is one of {', '.join(ROLES)}"
-            )
+        org, role, countries = _member_spec(spec)
         if org in roles:
             raise usage(f"--member {org!r} is given twice", "list each organisation once")
-        roles[org] = role
-    return roles
+        roles[org], codes[org] = role, countries
+    return roles, codes
+
+
+def _member_spec(spec: str) -> tuple[str, str, tuple[str, ...]]:
+    head, sep, last = spec.rpartition(":")
+    if sep and last not in ROLES and ":" in head:  # ORG:ROLE:CODES
+        org, _, role = head.rpartition(":")
+        countries = tuple(c.strip().upper() for c in last.split(",") if c.strip())
+    else:
+        org, role, countries = head, last, ()
+    if not sep or not org or role not in ROLES:
+        raise usage(f"--member {spec!r}: expected ORG:ROLE", f"ROLE is one of {', '.join(ROLES)}")
+    bad = [c for c in countries if len(c) != 2 or not (c.isascii() and c.isalpha())]
+    if bad:
+        raise usage(
+            f"--member {spec!r}: {bad[0]!r} is not an ISO 3166 alpha-2 code",
+            "give codes such as FR or FR,GP",
+        )
+    return org, role, countries
 
 
 def _parse_area(spec: str) -> AreaPolicy:
@@ -164,7 +184,7 @@ def _roles(text: str) -> frozenset[str]:
     return frozenset(r.strip() for r in text.split(",") if r.strip())
 
 
-async def _member(client: Client, org_id: str, role: str) -> Member:
+async def _member(client: Client, org_id: str, role: str, codes: tuple[str, ...]) -> Member:
     try:
         record = await client.api.organisation(org_id)
     except NotFoundError as exc:
@@ -176,13 +196,19 @@ async def _member(client: Client, org_id: str, role: str) -> Member:
             "ask its focal point to run `opseal org keygen` and `opseal enrol` first",
         )
     root = VerifyKey(b64d(record["root_key"], field="root_key"))
-    return Member(org_id, record["name"], record["kind"], role, root)
+    return Member(org_id, record["name"], record["kind"], role, root, codes)
 
 
 def _show_members(ctx: Ctx, members: list[Member]) -> None:
     ctx.out.note("Member organisations and their root key fingerprints — check each one:")
     for m in members:
         ctx.out.note(f"  {m.organisation_id:<20} {m.role:<12} {m.fingerprint}")
+    for m in members:
+        if m.role == "customs" and not m.reporting_codes:
+            ctx.out.warn(
+                f"{m.organisation_id} reports for no country: its seizure records will not "
+                f"count; give --member {m.organisation_id}:{m.role}:CC to let it report for CC"
+            )
 
 
 @command(
@@ -238,7 +264,8 @@ def _charter_json(c: Charter) -> dict[str, Any]:
         "signed_by": None if c.signer is None else f"{c.signer.user_id}@{c.signer.organisation_id}",
         "members": [
             {"org_id": m.organisation_id, "name": m.name, "kind": m.kind, "role": m.role,
-             "root_key": b64e(m.root_key.raw), "fingerprint": m.fingerprint}
+             "reporting_codes": list(m.reporting_codes), "root_key": b64e(m.root_key.raw),
+             "fingerprint": m.fingerprint}
             for m in c.members
         ],
         "areas": [
@@ -251,14 +278,17 @@ def _charter_json(c: Charter) -> dict[str, Any]:
 
 def _charter_text(c: Charter) -> list[str]:
     data = _charter_json(c)
-    members = [(m["org_id"], m["role"], m["fingerprint"], m["name"]) for m in data["members"]]
+    members = [
+        (m["org_id"], m["role"], ",".join(m["reporting_codes"]) or "-", m["fingerprint"], m["name"])
+        for m in data["members"]
+    ]
     areas = [(a["area"], ",".join(a["read"]), ",".join(a["post"]), a["history"])
              for a in data["areas"]]  # fmt: skip
     return [
         f"{c.code} — {c.name} ({c.operation_id}), charter v{c.version} (verified)",
         f"  {when(c.starts_at)} to {when(c.ends_at)}; signed by {data['signed_by']} "
         f"at {when(c.issued_at)}",
-        *table(members, ("ORGANISATION", "ROLE", "ROOT FINGERPRINT", "NAME")),
+        *table(members, ("ORGANISATION", "ROLE", "REPORTS FOR", "ROOT FINGERPRINT", "NAME")),
         *table(areas, ("AREA", "READ", "POST", "HISTORY")),
     ]
 

@@ -9,25 +9,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import export, release
+from .. import content, corrections, export, release
+from ..client import Client
 from ..errors import (
     ApiError,
     ClientError,
     TransportError,
 )
-from ..report import aggregate, checked_records
+from ..report import aggregate, checked_records, reporting_codes
 from ..report_render import FORMATS as REPORT_FORMATS
 from ..report_render import render as render_report
 from ..seizures import (
     COLUMNS,
     REQUIRED_COLUMNS,
     RecordError,
+    Reporting,
     RowError,
     read_seizures,
     write_seizures_csv,
     write_seizures_xlsx,
 )
-from ..store import StoredMessage
 from .codes import OK, REFUSED, WARNINGS, CliError, usage
 from .context import Ctx, check_may_post, verified
 from .registry import MESSAGE_ID, OP, arg, command
@@ -50,30 +51,33 @@ from .registry import MESSAGE_ID, OP, arg, command
         action="store_true",
         help="submit nothing when any row is rejected (default: submit every valid record)",
     ),
+    arg(
+        "--correct",
+        action="store_true",
+        help="send records that differ from the version your organisation submitted as "
+        "corrections of it (default: report them and send nothing for them)",
+    ),
 )
 async def submit_seizures(ctx: Ctx) -> int:
     a = ctx.args
-    records, rejected = _read_csv(a.file)
-    for row in rejected:
-        ctx.out.warn(f"{a.file}: {row}")
-    if rejected and a.all_or_nothing:
-        ctx.out.result(
-            {
-                "submitted": 0,
-                "message_ids": [],
-                "rejected": [dataclasses.asdict(r) for r in rejected],
-            },
-            "Submitted nothing (--all-or-nothing).",
-        )
-        raise CliError(
-            f"{len(rejected)} cells of {a.file} were rejected; nothing was submitted "
-            "(--all-or-nothing)",
-            "correct the rows listed above and submit the file again",
-        )
+    if not a.file.is_file():
+        raise usage(f"{a.file}: no such file", "give the path of a CSV or XLSX file")
     async with ctx.client(sync=True) as client:
         await check_may_post(client, a.op, a.area)
+        charter = await client.charter(a.op)
+        reporting = (client.org_id, charter.member(client.org_id).reporting_codes)
+        records, rejected = _read_csv(a.file, reporting)
+        for row in rejected:
+            ctx.out.warn(f"{a.file}: {row}")
+        if rejected and a.all_or_nothing:
+            _refuse_all(ctx, a.file, rejected)
+        records = _hold_changed(ctx, client, a, records)
         with ctx.out.progress(len(records), "submitting", "record") as bar:
-            ids = await client.post_seizures(a.op, records, area=a.area, progress=bar.update)
+            if a.correct:
+                ids = await client.post_corrections(a.op, records, area=a.area)
+                bar.update(len(records))
+            else:
+                ids = await client.post_seizures(a.op, records, area=a.area, progress=bar.update)
     ctx.out.result(
         {
             "submitted": len(ids),
@@ -94,11 +98,39 @@ async def submit_seizures(ctx: Ctx) -> int:
     return REFUSED
 
 
-def _read_csv(path: Path) -> tuple[list[dict[str, Any]], list[RowError]]:
-    if not path.is_file():
-        raise usage(f"{path}: no such file", "give the path of a CSV or XLSX file")
+def _refuse_all(ctx: Ctx, path: Path, rejected: list[RowError]) -> None:
+    ctx.out.result(
+        {"submitted": 0, "message_ids": [], "rejected": [dataclasses.asdict(r) for r in rejected]},
+        "Submitted nothing (--all-or-nothing).",
+    )
+    raise CliError(
+        f"{len(rejected)} cells of {path} were rejected; nothing was submitted (--all-or-nothing)",
+        "correct the rows listed above and submit the file again",
+    )
+
+
+def _hold_changed(ctx: Ctx, client: Client, a: Any, records: list[dict[str, Any]]) -> list[Any]:
+    """Without --correct, a record that differs from the version already submitted is
+    named (it would not replace it) and the rest go on."""
+    if a.correct:
+        return records
+    mine = corrections.submissions(client.read(a.op, a.area))
+    checked = [content.seizure(r) for r in records]
+    plan = corrections.plan(a.op, client.org_id, checked, mine)
+    for old, record, _ in plan.changed:
+        ctx.out.warn(
+            f"record {record['record_id']} differs from the version your organisation "
+            f"submitted (message {old}); submit with --correct to send it as a correction"
+        )
+    changed = {r["record_id"] for _, r, _ in plan.changed}
+    return [r for r in records if r["record_id"] not in changed]
+
+
+def _read_csv(
+    path: Path, reporting: Reporting | None = None
+) -> tuple[list[dict[str, Any]], list[RowError]]:
     try:
-        return read_seizures(path)
+        return read_seizures(path, reporting)
     except RecordError as exc:
         raise usage(f"{path}: {exc}", "see `opseal template seizures` for the columns") from exc
     except ClientError as exc:
@@ -147,8 +179,9 @@ async def report(ctx: Ctx) -> int:
                 f"this device has not joined operation {a.op!r}",
                 "see `opseal op list`, then `opseal op join OP --root-key KEY`",
             )
-        messages = client.read(a.op, content_type="seizure")
-    records, excluded = checked_records((m.message_id, m.org, _payload(m)) for m in messages)
+        charter = await client.charter(a.op, refresh=True)
+        submitted = corrections.submissions(client.read(a.op))
+    records, excluded = checked_records(submitted, reporting_codes(charter))
     for item in excluded:
         ctx.out.warn(str(item))
     result = {
@@ -176,13 +209,6 @@ async def report(ctx: Ctx) -> int:
     return WARNINGS if excluded else OK
 
 
-def _payload(m: StoredMessage) -> Any:
-    try:
-        return m.json()
-    except ValueError:
-        return None
-
-
 @command(
     "export",
     "write the decrypted seizure records you may read as CSV or JSON",
@@ -204,9 +230,10 @@ async def export_records(ctx: Ctx) -> None:
                 f"this device has not joined operation {a.op!r}",
                 "see `opseal op list`, then `opseal op join OP --root-key KEY`",
             )
+        charter = await client.charter(a.op, refresh=True)
         try:
             rows = export.collect(
-                client.read(a.op), client.org_id, include_personal=a.include_personal
+                client.read(a.op), client.org_id, charter, include_personal=a.include_personal
             )
         except export.ExportRefused as exc:
             raise CliError(
@@ -221,6 +248,11 @@ async def export_records(ctx: Ctx) -> None:
                     "nothing was written",
                     "retry when the server answers, or export without --include-personal",
                 ) from exc
+        _, excluded = checked_records(
+            corrections.submissions(client.read(a.op)), reporting_codes(charter)
+        )
+    for item in excluded:
+        ctx.out.warn(str(item))
     h1 = sum(1 for r in rows if r.warnings)
     if h1:
         ctx.out.warn(f"{h1} exported record(s) are {export.H1_WARNING}")

@@ -284,9 +284,10 @@ async def post_messages(
 ) -> list[int]:
     """Store a batch of envelopes all or nothing and return their sequence numbers.
 
-    Message ids are idempotency keys: an envelope already stored with the same bytes gets
-    its original number back and is not stored again; the same id with other bytes is a
-    conflict.
+    Message ids are idempotency keys of the sending device in the area: an envelope it
+    already stored with the same bytes gets its original number back and is not stored
+    again; the same id with other bytes is a conflict. Another device's use of an id blocks
+    nothing, so no one can occupy the ids a member will use.
     """
     if not raw:
         raise BadRequest("envelopes: expected at least one envelope")
@@ -301,13 +302,19 @@ async def post_messages(
         area = await _lock_area(tx.conn, ref)
         if not await _is_member(tx.conn, ref, principal.device_id):
             raise Forbidden(f"device {principal.device_id!r} is not a member of area {ref.area!r}")
-        existing = await _existing(tx.conn, [str(e.header.message_id) for e, _ in parsed])
+        existing = await entries.by_sender_message_ids(
+            tx.conn,
+            ref.operation_id,
+            ref.area,
+            principal.device_id,
+            [str(e.header.message_id) for e, _ in parsed],
+        )
         last = await _last_counter(tx.conn, ref, principal.device_id)
         seqs, rows, audit_rows, seq = [], [], [], area.next_seq
         for index, (envelope, body) in enumerate(parsed):
             message_id = str(envelope.header.message_id)
             if message_id in existing:
-                seqs.append(_idempotent(existing[message_id], ref, body, index))
+                seqs.append(_idempotent(existing[message_id], body, index))
                 continue
             _check_new(envelope, area.epoch, key, index)
             last = _check_counter(envelope, last, index)
@@ -346,12 +353,10 @@ async def _sender_key(conn: AsyncConnection, device_id: str) -> VerifyKey:
     return VerifyKey(await identity_store.device_signing_key(conn, device_id))
 
 
-async def _existing(conn: AsyncConnection, message_ids: list[str]) -> dict[str, Any]:
-    return await entries.by_message_ids(conn, message_ids)
-
-
-def _idempotent(row: Any, ref: AreaRef, body: bytes, index: int) -> int:
-    if (row.operation_id, row.area) != (ref.operation_id, ref.area) or row.body != body:
+def _idempotent(row: Any, body: bytes, index: int) -> int:
+    """The stored number of an envelope the sender already posted in the area; the same id
+    with other bytes is the sender's own conflict."""
+    if row.body != body:
         raise Conflict(
             f"envelopes[{index}]: message id already used for another message", index=index
         )

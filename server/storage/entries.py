@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .db import Record
 from .tables import events
 
-__all__ = ["append", "by_message_ids", "commit_bodies", "entries_after", "message"]
+__all__ = ["append", "by_sender_message_ids", "commit_bodies", "entries_after", "message"]
 
 _IN_AREA = (events.c.operation_id == bindparam("operation_id")) & (
     events.c.area == bindparam("area")
@@ -28,11 +28,16 @@ _AFTER = (
     .limit(bindparam("limit"))
 )
 _APPEND = insert(events)
-_BY_MESSAGE_IDS = select(
-    events.c.message_id, events.c.operation_id, events.c.area, events.c.seq, events.c.body
-).where(events.c.message_id.in_(bindparam("message_ids", expanding=True)))
-_MESSAGE = select(events.c.device_id, events.c.body).where(
-    _IN_AREA, events.c.kind == "message", events.c.message_id == bindparam("message_id")
+_BY_SENDER_MESSAGE_IDS = select(events.c.message_id, events.c.seq, events.c.body).where(
+    _IN_AREA,
+    events.c.device_id == bindparam("device_id"),
+    events.c.message_id.in_(bindparam("message_ids", expanding=True)),
+)
+_MESSAGE = (
+    select(events.c.device_id, events.c.body)
+    .where(_IN_AREA, events.c.kind == "message", events.c.message_id == bindparam("message_id"))
+    .order_by(events.c.seq)
+    .limit(1)
 )
 _LATEST_MESSAGE_OF = (
     select(events.c.body)
@@ -56,22 +61,30 @@ async def entries_after(
 
 
 async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert entries (each a dict naming every column); a used ``(operation, area, seq)`` or
-    ``message_id`` raises ``IntegrityError``."""
+    """Insert entries (each a dict naming every column); a used ``(operation, area, seq)``, or
+    a ``message_id`` the same device already used in the area, raises ``IntegrityError``."""
     await conn.execute(_APPEND, rows)
 
 
-async def by_message_ids(conn: AsyncConnection, message_ids: list[str]) -> dict[str, Record]:
-    """Stored messages among ``message_ids`` on the whole instance, by message id, each with
-    ``operation_id``, ``area``, ``seq`` and ``body``."""
-    rows = await conn.execute(_BY_MESSAGE_IDS, {"message_ids": message_ids})
-    return {row.message_id: row for row in rows}
+async def by_sender_message_ids(
+    conn: AsyncConnection, operation_id: str, area: str, device_id: str, message_ids: list[str]
+) -> dict[str, Record]:
+    """The device's stored entries in the area among ``message_ids``, by message id, each
+    with ``seq`` and ``body``. Other devices' use of the same ids is not looked at."""
+    params = {
+        "operation_id": operation_id,
+        "area": area,
+        "device_id": device_id,
+        "message_ids": message_ids,
+    }
+    return {row.message_id: row for row in await conn.execute(_BY_SENDER_MESSAGE_IDS, params)}
 
 
 async def message(
     conn: AsyncConnection, operation_id: str, area: str, message_id: str
 ) -> Record | None:
-    """``(device_id, body)`` of the message ``message_id`` in the area, or None."""
+    """``(device_id, body)`` of the message ``message_id`` in the area, or None; of two
+    senders' messages under one id, the earlier."""
     params = {"operation_id": operation_id, "area": area, "message_id": message_id}
     return (await conn.execute(_MESSAGE, params)).first()
 

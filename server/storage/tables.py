@@ -210,7 +210,12 @@ events = Table(
     Column("body", LargeBinary, nullable=False),
     _time("created_at"),
     ForeignKeyConstraint(["operation_id", "area"], ["areas.operation_id", "areas.area"]),
-    UniqueConstraint("message_id", name="uq_events_message_id"),
+    # Message ids are idempotency keys of their sender only (design §15 "Provenance"): another
+    # device using the same id blocks nothing. The index also serves the receipts' look-up.
+    UniqueConstraint(
+        "operation_id", "area", "device_id", "message_id", name="uq_events_sender_message_id"
+    ),
+    Index("ix_events_message_id", "message_id"),
 )
 
 commits = Table(

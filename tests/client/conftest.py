@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -24,6 +24,8 @@ ORGS = {
     "de-customs": ("German Customs", "customs-administration", "customs"),
     "brandx": ("Brand X", "rights-holder", "stakeholder"),
 }
+REPORTING = {"fr-customs": ("FR",), "de-customs": ("DE",)}
+"""The countries each organisation reports seizures for in the test charters."""
 AREAS = (
     AreaPolicy("plan", frozenset({"coordinator", "customs"}), frozenset({"coordinator"}), "shared"),
     AreaPolicy(
@@ -90,7 +92,10 @@ async def onboarded(server, tmp_path):
         name="Operation STOP V",
         starts_at=coordinator.now(),
         ends_at=coordinator.now() + 30 * 86400,
-        members=[Member(org, n, k, r, roots[org].verify_key) for org, (n, k, r) in ORGS.items()],
+        members=[
+            Member(org, n, k, r, roots[org].verify_key, REPORTING.get(org, ()))
+            for org, (n, k, r) in ORGS.items()
+        ],
         areas=AREAS,
         issued_at=coordinator.now() - 5,
     )
@@ -103,3 +108,22 @@ async def onboarded(server, tmp_path):
     yield Onboarded(clients, roots, "op-stop-v", tmp_path)
     for client in clients.values():
         await client.close()
+
+
+async def grant_reporting(onboarded: Onboarded, codes: dict[str, tuple[str, ...]]) -> None:
+    """The coordinator publishes the next charter version with these reporting codes, once
+    every member has taken the commits made under the current one."""
+    for client in onboarded.clients.values():
+        await client.sync()
+    coordinator, op = onboarded.clients["wco"], onboarded.operation_id
+    charter = await coordinator.charter(op, refresh=True)
+    members = [
+        replace(m, reporting_codes=codes.get(m.organisation_id, m.reporting_codes))
+        for m in charter.members
+    ]
+    draft = charter.next_version(issued_at=coordinator.now() - 1, members=members)
+    user_key, _ = coordinator.profile.load_user(PASSPHRASE)
+    signed = draft.signed(user_key, coordinator.identity.user_cert)
+    await coordinator.api.publish_charter(op, signed.to_bytes())
+    for client in onboarded.clients.values():
+        await client.charter(op, refresh=True)

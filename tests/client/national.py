@@ -15,7 +15,7 @@ from opseal.crypto.keys import SigningKey
 from opseal.server.storage.tables import events
 
 from ..server.procs import Node
-from .conftest import AREAS, ORGS, PASSPHRASE, enrol_client
+from .conftest import AREAS, ORGS, PASSPHRASE, REPORTING, enrol_client
 
 OPSEAL = Path(sys.executable).parent / "opseal"
 NATIONAL_SYSTEM = "de-ncen"
@@ -53,7 +53,7 @@ async def onboard(node: Node, home: Path) -> None:
         node, home, "de-customs", "ncen", NATIONAL_SYSTEM, roots["de-customs"], kind="service"
     )
     members = [
-        Member(o, n, k, r, roots[o].verify_key)
+        Member(o, n, k, r, roots[o].verify_key, REPORTING.get(o, ()))
         for o, (n, k, r) in ORGS.items()
         if o in ("wco", "de-customs")
     ]

@@ -106,7 +106,7 @@ async def test_onboarding_and_exchange_through_the_cli(opseal, server, tmp_path)
 
     created = await opseal("wco", "--json", "op", "create", "--id", OP, "--code", "STOP V",
                            "--name", "Operation STOP V", "--start", "2025-05-12",
-                           "--end", "2099-05-30", "--member", "fr-customs:customs")  # fmt: skip
+                           "--end", "2099-05-30", "--member", "fr-customs:customs:FR")  # fmt: skip
     assert created.code == 0, created.err
     members = {m["org_id"]: m for m in created.json["members"]}
     assert members["fr-customs"]["role"] == "customs"

@@ -160,17 +160,19 @@ async def test_handling_codes_h2_and_h3_refuse_personal_export_except_to_the_ori
 
     for reader in (de, onboarded.clients["wco"]):
         with pytest.raises(export.ExportRefused) as refused:
-            export.collect(reader.read(OP), reader.org_id, include_personal=True)
+            export.collect(
+                reader.read(OP), reader.org_id, await reader.charter(OP), include_personal=True
+            )
         message = str(refused.value)
         assert h2 in message
         assert "no further dissemination" in message
         assert h3 in message
         assert "read the restrictions" in message
-        rows = export.collect(reader.read(OP), reader.org_id)
+        rows = export.collect(reader.read(OP), reader.org_id, await reader.charter(OP))
         assert {r.record["record_id"] for r in rows} == {"FR-2", "FR-3"}
         assert all("persons" not in r.record for r in rows)
 
-    own = export.collect(fr.read(OP), fr.org_id, include_personal=True)
+    own = export.collect(fr.read(OP), fr.org_id, await fr.charter(OP), include_personal=True)
     assert [r.record["persons"] for r in own] == [PERSONS, PERSONS]
 
     run = await opseal("de-customs", "export", OP, "--include-personal")

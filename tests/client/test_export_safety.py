@@ -61,7 +61,7 @@ async def test_an_export_of_hostile_free_text_opens_as_text_in_csv_and_xlsx(onbo
     fr, de = onboarded.clients["fr-customs"], onboarded.clients["de-customs"]
     await submit(fr, hostile_record(), "H0")
     await sync_all(onboarded)
-    rows = export.collect(de.read(OP), de.org_id)
+    rows = export.collect(de.read(OP), de.org_id, await de.charter(OP))
     assert [r.record["record_id"] for r in rows] == ["FR-X"]
 
     table = list(csv.reader(io.StringIO(export.to_csv(rows), newline="")))

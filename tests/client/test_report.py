@@ -26,7 +26,7 @@ from opseal.client.seizures import (
     write_seizures_xlsx,
 )
 
-from .conftest import FAST, PASSPHRASE
+from .conftest import FAST, PASSPHRASE, grant_reporting
 from .test_cli import Cli
 
 OP = "op-stop-v"
@@ -168,8 +168,10 @@ def test_records_failing_the_schema_after_decryption_are_left_out():
     """Invalid or repeated decrypted records are excluded, each with its reason."""
     good = synthetic(2)
     bad = {**good[1], "goods": [{"category": "toys"}]}
+    codes = {"fr": ("AR",), "de": ("AR", "AT")}
     records, excluded = checked_records(
-        [("m1", "fr", good[0]), ("m2", "de", bad), ("m3", "de", good[0]), ("m4", "de", None)]
+        [("m1", "fr", good[0]), ("m2", "de", bad), ("m3", "fr", good[0]), ("m4", "de", None)],
+        codes,
     )
     assert records == [good[0]]
     assert [e.message_id for e in excluded] == ["m2", "m3", "m4"]
@@ -223,9 +225,12 @@ def test_templates_have_every_column_and_no_row(opseal, tmp_path):
     assert stdout.out.strip().split(",") == list(COLUMNS)
 
 
-async def test_invalid_rows_are_reported_and_valid_records_submitted_once(opseal, tmp_path):
+async def test_invalid_rows_are_reported_and_valid_records_submitted_once(
+    opseal, onboarded, tmp_path
+):
     """Each invalid row is named with its column and reason; the valid records are submitted
     once, a re-run duplicates nothing, and --all-or-nothing submits nothing."""
+    await grant_reporting(onboarded, {"fr-customs": COUNTRIES})
     good = synthetic(4)
     path = tmp_path / "mixed.csv"
     write_seizures_csv(path, good)
@@ -280,7 +285,7 @@ async def test_invalid_rows_are_reported_and_valid_records_submitted_once(opseal
 
 
 # -- the report ------------------------------------------------------------------------------
-async def test_the_report_reproduces_a_synthetic_operation_exactly(opseal, tmp_path):
+async def test_the_report_reproduces_a_synthetic_operation_exactly(opseal, onboarded, tmp_path):
     """Hundreds of multi-line seizures of 45 administrations, submitted from CSV and from XLSX
     by two customs administrations, give a report whose every total is exact; a re-run of
     both files changes nothing."""
@@ -291,6 +296,8 @@ async def test_the_report_reproduces_a_synthetic_operation_exactly(opseal, tmp_p
     csv_file, xlsx_file = tmp_path / "fr.csv", tmp_path / "de.xlsx"
     write_seizures_csv(csv_file, records[::2])
     write_seizures_xlsx(xlsx_file, records[1::2])
+    # both administrations report for all 45 (as regional offices would)
+    await grant_reporting(onboarded, {"fr-customs": COUNTRIES, "de-customs": COUNTRIES})
     submissions = [("fr-customs-device", csv_file), ("de-customs-device", xlsx_file)] * 2
     for profile, path in submissions:
         run = await opseal(profile, "--json", "submit", "seizures", str(path), "--op", OP)

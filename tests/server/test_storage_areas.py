@@ -109,7 +109,8 @@ async def test_entries_page_in_sequence_order(engine):
 
 
 async def test_sequence_numbers_and_message_ids_are_unique(engine):
-    """A used sequence number in an area, or a used message id anywhere, raises."""
+    """A used sequence number in an area, or a message id the same device used in the same
+    area, raises; the same id from another device or in another area is stored."""
     async with tx(engine) as conn:
         await entries.append(conn, [entry(1, message_id="m-1")])
     with pytest.raises(IntegrityError):
@@ -117,27 +118,37 @@ async def test_sequence_numbers_and_message_ids_are_unique(engine):
             await entries.append(conn, [entry(1)])
     with pytest.raises(IntegrityError):
         async with tx(engine) as conn:
-            await entries.append(conn, [entry(1, area="intel", message_id="m-1")])
+            await entries.append(conn, [entry(2, message_id="m-1")])
+    async with tx(engine) as conn:
+        await entries.append(conn, [{**entry(2, message_id="m-1"), "device_id": "dev-b"}])
+        await entries.append(conn, [entry(1, area="intel", message_id="m-1")])
     async with engine.connect() as conn:
-        assert len(await entries.entries_after(conn, OP, "intel", 0, 10)) == 0
+        assert len(await entries.entries_after(conn, OP, "seizures", 0, 10)) == 2
+        assert len(await entries.entries_after(conn, OP, "intel", 0, 10)) == 1
 
 
 async def test_messages_are_found_by_id(engine):
-    """Stored messages are found by id across the instance, and within an area as messages."""
+    """Stored messages are found by id per sender within an area, and within an area as
+    messages (the earlier of two senders' messages under one id)."""
     async with tx(engine) as conn:
         await entries.append(
             conn,
             [
                 entry(1, message_id="m-1", body=b"one"),
                 entry(2, "receipt", body=b"r"),
+                {**entry(3, message_id="m-1", body=b"squat"), "device_id": "dev-b"},
                 entry(1, area="intel", message_id="m-2"),
             ],
         )
     async with engine.connect() as conn:
-        found = await entries.by_message_ids(conn, ["m-1", "m-2", "m-9"])
-        assert sorted(found) == ["m-1", "m-2"]
-        assert (found["m-1"].area, found["m-1"].seq, found["m-1"].body) == ("seizures", 1, b"one")
-        assert await entries.by_message_ids(conn, []) == {}
+        found = await entries.by_sender_message_ids(
+            conn, OP, "seizures", "dev-a", ["m-1", "m-2", "m-9"]
+        )
+        assert sorted(found) == ["m-1"]
+        assert (found["m-1"].seq, found["m-1"].body) == (1, b"one")
+        other = await entries.by_sender_message_ids(conn, OP, "seizures", "dev-b", ["m-1"])
+        assert other["m-1"].body == b"squat"
+        assert await entries.by_sender_message_ids(conn, OP, "seizures", "dev-a", []) == {}
         assert tuple(await entries.message(conn, OP, "seizures", "m-1")) == ("dev-a", b"one")
         assert await entries.message(conn, OP, "seizures", "m-2") is None
 

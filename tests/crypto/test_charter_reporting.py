@@ -1,0 +1,95 @@
+"""Reporting codes of charter members: the second encoding, and charters written before it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from opseal.crypto.charter import Charter, Member, verify_charter_chain
+from opseal.crypto.encoding import length_prefixed
+from opseal.crypto.errors import CharterError, DecodeError
+
+from .conftest import NOW
+
+
+def _with_codes(world, codes: dict[str, tuple[str, ...]]) -> list[Member]:
+    return [replace(m, reporting_codes=codes.get(m.organisation_id, ())) for m in world.members()]
+
+
+def _signed(world, draft: Charter) -> Charter:
+    lead = world.user("wco", "ocu-lead")
+    return draft.signed(lead.key, lead.cert)
+
+
+def _pin(world) -> bytes:
+    return world.roots["wco"].verify_key.key_id
+
+
+def test_reporting_codes_are_signed_and_round_trip(world):
+    """A member's reporting codes survive encoding, and changing one breaks the signature."""
+    charter = _signed(
+        world,
+        replace(world.charter, members=tuple(_with_codes(world, {"fr-customs": ("FR", "GP")}))),
+    )
+    again = Charter.from_bytes(charter.to_bytes())
+    assert again == charter
+    assert again.member("fr-customs").reporting_codes == ("FR", "GP")
+    assert again.member("fr-customs").reports_for("GP")
+    assert not again.member("de-customs").reports_for("FR")
+    forged = charter.to_bytes().replace(b"\x00\x00\x00\x02FR", b"\x00\x00\x00\x02DE")
+    with pytest.raises(CharterError, match="does not verify"):
+        verify_charter_chain([Charter.from_bytes(forged)], pinned_root_key_id=_pin(world), now=NOW)
+
+
+def test_reporting_codes_are_normalised_and_checked_at_construction(world):
+    """Codes are kept sorted and unique; anything but two capital letters is refused."""
+    key = world.roots["fr-customs"].verify_key
+    assert Member("fr", "F", "customs", "customs", key, ("GP", "FR", "FR")).reporting_codes == (
+        "FR",
+        "GP",
+    )
+    for bad in (("fr",), ("FRA",), ("F1",), "FR"):
+        with pytest.raises(DecodeError, match="reporting code"):
+            Member("fr", "F", "customs", "customs", key, bad)
+
+
+def test_unsorted_reporting_codes_in_an_encoding_are_refused(world):
+    """A decoder accepts only the one canonical order of codes."""
+    members = _with_codes(world, {"fr-customs": ("FR", "GP")})
+    charter = _signed(world, replace(world.charter, members=tuple(members)))
+    swapped = charter.to_bytes().replace(
+        b"\x00\x00\x00\x02FR\x00\x00\x00\x02GP", b"\x00\x00\x00\x02GP\x00\x00\x00\x02FR"
+    )
+    with pytest.raises(DecodeError, match="sorted and unique"):
+        Charter.from_bytes(swapped)
+
+
+def test_a_charter_of_the_first_encoding_still_verifies_and_reports_for_nothing(world):
+    """A version signed before reporting codes existed reads back byte for byte, its members
+    report for no country, and the next version (second encoding) can give them codes."""
+    legacy = _signed(world, replace(world.charter, encoding=1))
+    data = legacy.to_bytes()
+    assert data.startswith(length_prefixed(b"opseal/v1/charter"))
+    old = Charter.from_bytes(data)
+    assert old.encoding == 1
+    assert old.to_bytes() == data
+    assert old.hash == legacy.hash
+    assert verify_charter_chain([old], pinned_root_key_id=_pin(world), now=NOW) == old
+    assert all(m.reporting_codes == () for m in old.members)
+    v2 = _signed(
+        world,
+        old.next_version(issued_at=NOW, members=_with_codes(world, {"fr-customs": ("FR",)})),
+    )
+    assert v2.encoding == 2
+    chain = [old, Charter.from_bytes(v2.to_bytes())]
+    latest = verify_charter_chain(chain, pinned_root_key_id=_pin(world), now=NOW)
+    assert latest.member("fr-customs").reports_for("FR")
+
+
+def test_the_first_encoding_cannot_carry_reporting_codes(world):
+    """Codes given to a first-encoding version are refused rather than silently dropped."""
+    with pytest.raises(DecodeError, match="first encoding"):
+        replace(
+            world.charter, encoding=1, members=tuple(_with_codes(world, {"fr-customs": ("FR",)}))
+        )
