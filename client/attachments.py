@@ -256,7 +256,7 @@ async def _prepare(
         partial(att.transfer.create_blob, op, area, meta.ciphertext_size, meta.ciphertext_sha256),
     )
     upload = _Upload(
-        op, area, str(source), stat.st_size, stat.st_mtime_ns, str(cipher), created["blob_id"], meta
+        op, area, str(source), stat.st_size, stat.st_mtime_ns, str(cipher), created.blob_id, meta
     )
     _save(att, key, upload)
     return upload
@@ -278,7 +278,7 @@ async def _put(att: Attachments, blob_id: str, offset: int, data: bytes) -> int:
         if not isinstance(exc.details.get("received"), int):
             raise
         return exc.details["received"]
-    return answer["received"]
+    return answer.received
 
 
 async def _send(
@@ -286,7 +286,7 @@ async def _send(
 ) -> None:
     """Send the ciphertext from where the server stands until the blob is complete."""
     total = upload.meta.ciphertext_size
-    offset = (await retrying(att.transfer, partial(att.transfer.blob, upload.blob_id)))["received"]
+    offset = (await retrying(att.transfer, partial(att.transfer.blob, upload.blob_id))).received
     if progress is not None and offset:
         progress(offset)
     while offset < total:

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from opseal.crypto.attachments import FileMeta
 from opseal.crypto.certs import Certificate
 from opseal.crypto.charter import Charter
@@ -197,7 +199,7 @@ class Client:
             await api.enrol(
                 code, user_cert.to_bytes(), identity.device_cert.to_bytes(), root.verify_key.raw
             )
-        info.instance_id, info.log_key = described["instance_id"], described["log_key"]
+        info.instance_id, info.log_key = described.instance_id, described.log_key
         store_key = os.urandom(32)
         profile.save_info(info)
         profile.save_user(user_key, user_cert, passphrase, params)
@@ -346,7 +348,7 @@ class Client:
 
     async def acks(self, message_id: str) -> dict[str, Any]:
         """The receipts the server holds for a verified message."""
-        return await self.receipts.acks(message_id)
+        return msgspec.to_builtins(await self.receipts.acks(message_id))  # the public dict
 
     async def verify_audit(self) -> audit.AuditReport:
         """Verify the audit log against the pinned log key and the last checkpoint seen."""
