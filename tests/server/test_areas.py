@@ -24,6 +24,7 @@ from opseal.crypto.group import (
     apply_commit,
     create_commit,
 )
+from opseal.wire.operations import CommitStored
 from opseal.wire.stream import StreamEvent
 
 from .helpers import envelope, make_area
@@ -145,7 +146,7 @@ async def test_concurrent_commits_for_one_epoch_exactly_one_wins(operation):
         officer.api.post_commit(operation.id, "seizures", c2.to_bytes()),
         return_exceptions=True,
     )
-    assert sum(isinstance(r, dict) for r in results) == 1
+    assert sum(isinstance(r, CommitStored) for r in results) == 1
     assert sum(isinstance(r, WrongEpochError) for r in results) == 1
 
 

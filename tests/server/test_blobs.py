@@ -86,13 +86,13 @@ async def test_upload_resumes_after_an_interrupted_chunk(seizures):
     await api.put_blob_chunk(blob_id, 0, data[:CHUNK])
     second = await api.put_blob_chunk(blob_id, CHUNK, data[CHUNK : 2 * CHUNK])
     retried = await api.put_blob_chunk(blob_id, CHUNK, data[CHUNK : 2 * CHUNK])
-    assert retried == second == {"blob_id": blob_id, "received": 2 * CHUNK, "complete": False}
+    assert retried == second == BlobProgress(blob_id=blob_id, received=2 * CHUNK, complete=False)
     state = await api.blob(blob_id)
     assert (state.received, state.complete, state.size) == (2 * CHUNK, False, len(data))
     with pytest.raises(ConflictError, match="incomplete"):
         await api.download_blob(blob_id)
     done = await upload(api, blob_id, data, start=state.received)
-    assert done == {"blob_id": blob_id, "received": len(data), "complete": True}
+    assert done == BlobProgress(blob_id=blob_id, received=len(data), complete=True)
     assert (await api.blob(blob_id)).complete is True
     uploaded = [e for e in await audit_events(seizures.server) if e["event"] == "blob-uploaded"]
     assert [(e["blob"], e["area"], e["size"]) for e in uploaded] == [
