@@ -110,10 +110,8 @@ class Client:
     # -- opening -------------------------------------------------------------------------
     @classmethod
     async def open(cls, profile: Profile, passphrase: str, *, login: bool = True) -> Client:
-        info = profile.info()
-        check_server_url(info.server, allow_http=info.allow_http)
-        identity, store_key = profile.load_device(passphrase)
-        store = Store(profile.path / "state.db", store_key)
+        info, identity, store_key = await asyncio.to_thread(_unlock, profile, passphrase)
+        store = Store(profile.path / "state.db", store_key)  # sqlite3 keeps to its thread
         api = await ApiClient(info.server, ssl_context=_ssl_context(info)).__aenter__()
         client = cls(profile, info, identity, store, api)
         if login:
@@ -201,9 +199,13 @@ class Client:
             )
         info.instance_id, info.log_key = described.instance_id, described.log_key
         store_key = os.urandom(32)
-        profile.save_info(info)
-        profile.save_user(user_key, user_cert, passphrase, params)
-        profile.save_device(identity, store_key, passphrase, params)
+
+        def save() -> None:  # files and Argon2id: off the event loop
+            profile.save_info(info)
+            profile.save_user(user_key, user_cert, passphrase, params)
+            profile.save_device(identity, store_key, passphrase, params)
+
+        await asyncio.to_thread(save)
         return await cls.open(profile, passphrase)
 
     async def certify_user(
@@ -415,6 +417,15 @@ class Client:
         stakeholder area (rules and sanitising in :mod:`.release`); returns the release's
         message id. Call :meth:`sync` first so that the record and any permission are known."""
         return await self.releaser.release(message_id, to_area, clear)
+
+
+def _unlock(profile: Profile, passphrase: str) -> tuple[ProfileInfo, DeviceIdentity, bytes]:
+    """Read the profile and unlock the device key (Argon2id): file work and a deliberately
+    slow key derivation, run in a thread by :meth:`Client.open`."""
+    info = profile.info()
+    check_server_url(info.server, allow_http=info.allow_http)
+    identity, store_key = profile.load_device(passphrase)
+    return info, identity, store_key
 
 
 def root_key_id(fingerprint_or_key: str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import random
@@ -228,7 +229,7 @@ async def test_invalid_rows_are_reported_and_valid_records_submitted_once(opseal
     once, a re-run duplicates nothing, and --all-or-nothing submits nothing."""
     good = synthetic(4)
     path = tmp_path / "mixed.csv"
-    write_seizures_csv(path, good)
+    await asyncio.to_thread(write_seizures_csv, path, good)
     header, *rows = path.read_text().splitlines()
     bad = [
         rows[0].replace("2025-05-12", "2025-05-32").replace(good[0]["record_id"], "BAD-1"),
@@ -268,7 +269,7 @@ async def test_invalid_rows_are_reported_and_valid_records_submitted_once(opseal
     assert report.json["totals"]["seizures"] == len(good)
 
     missing = tmp_path / "missing.xlsx"
-    write_seizures_xlsx(missing, good)
+    await asyncio.to_thread(write_seizures_xlsx, missing, good)
     from openpyxl import load_workbook
 
     book = load_workbook(missing)
@@ -289,8 +290,8 @@ async def test_the_report_reproduces_a_synthetic_operation_exactly(opseal, tmp_p
     assert want["administrations"] == 45
     assert sum(len(r["goods"]) > 1 for r in records) > 150
     csv_file, xlsx_file = tmp_path / "fr.csv", tmp_path / "de.xlsx"
-    write_seizures_csv(csv_file, records[::2])
-    write_seizures_xlsx(xlsx_file, records[1::2])
+    await asyncio.to_thread(write_seizures_csv, csv_file, records[::2])
+    await asyncio.to_thread(write_seizures_xlsx, xlsx_file, records[1::2])
     submissions = [("fr-customs-device", csv_file), ("de-customs-device", xlsx_file)] * 2
     for profile, path in submissions:
         run = await opseal(profile, "--json", "submit", "seizures", str(path), "--op", OP)
