@@ -16,7 +16,8 @@ from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.keys import SigningKey
 from opseal.crypto.statements import login_message
-from opseal.wire import audit, blobs, identity, operations
+from opseal.wire import audit, blobs, identity
+from opseal.wire import operations as ops
 from opseal.wire.endpoints import by_name
 from opseal.wire.stream import StreamMessage
 
@@ -221,68 +222,64 @@ class ApiClient:
     # -- operations --------------------------------------------------------------------
     async def create_operation(
         self, charter: bytes, retention_days: int = 365
-    ) -> operations.CharterPublished:
-        body = operations.CreateOperation(charter=b64e(charter), retention_days=retention_days)
-        return await self.call("post_operation", operations.CharterPublished, body=body)
+    ) -> ops.CharterPublished:
+        body = ops.CreateOperation(charter=b64e(charter), retention_days=retention_days)
+        return await self.call("post_operation", ops.CharterPublished, body=body)
 
-    async def operations(self) -> list[operations.Operation]:
-        return (await self.call("get_operations", operations.Operations)).operations
+    async def operations(self) -> list[ops.Operation]:
+        return (await self.call("get_operations", ops.Operations)).operations
 
-    async def operation(self, operation_id: str) -> operations.OperationDetail:
+    async def operation(self, operation_id: str) -> ops.OperationDetail:
         return await self.call(
-            "get_operation", operations.OperationDetail, path={"operation_id": operation_id}
+            "get_operation", ops.OperationDetail, path={"operation_id": operation_id}
         )
 
     async def charter_versions(self, operation_id: str) -> list[bytes]:
         path = {"operation_id": operation_id}
-        body = await self.call("get_charter", operations.CharterHistory, path=path)
+        body = await self.call("get_charter", ops.CharterHistory, path=path)
         return _bytes(body.versions)
 
-    async def publish_charter(
-        self, operation_id: str, charter: bytes
-    ) -> operations.CharterPublished:
-        body = operations.CharterRequest(charter=b64e(charter))
+    async def publish_charter(self, operation_id: str, charter: bytes) -> ops.CharterPublished:
+        body = ops.CharterRequest(charter=b64e(charter))
         path = {"operation_id": operation_id}
-        return await self.call("post_charter", operations.CharterPublished, path=path, body=body)
+        return await self.call("post_charter", ops.CharterPublished, path=path, body=body)
 
-    async def set_phase(self, operation_id: str, phase: str) -> operations.PhaseSet:
-        body = operations.PhaseRequest(phase=cast(Any, phase))  # the server checks the name
+    async def set_phase(self, operation_id: str, phase: str) -> ops.PhaseSet:
+        body = ops.PhaseRequest(phase=cast(Any, phase))  # the server checks the name
         path = {"operation_id": operation_id}
-        return await self.call("post_phase", operations.PhaseSet, path=path, body=body)
+        return await self.call("post_phase", ops.PhaseSet, path=path, body=body)
 
     # -- areas -------------------------------------------------------------------------
     async def post_key_package(self, operation_id: str, area: str, package: bytes) -> int:
-        body = operations.KeyPackageRequest(key_package=b64e(package))
+        body = ops.KeyPackageRequest(key_package=b64e(package))
         path = {"operation_id": operation_id, "area": area}
-        return (await self.call("post_key_package", operations.Stored, path=path, body=body)).seq
+        return (await self.call("post_key_package", ops.Stored, path=path, body=body)).seq
 
     async def key_packages(self, operation_id: str, area: str) -> list[bytes]:
         path = {"operation_id": operation_id, "area": area}
-        body = await self.call("get_key_packages", operations.KeyPackages, path=path)
+        body = await self.call("get_key_packages", ops.KeyPackages, path=path)
         return _bytes(body.key_packages)
 
-    async def post_commit(
-        self, operation_id: str, area: str, commit: bytes
-    ) -> operations.CommitStored:
-        body = operations.CommitRequest(commit=b64e(commit))
+    async def post_commit(self, operation_id: str, area: str, commit: bytes) -> ops.CommitStored:
+        body = ops.CommitRequest(commit=b64e(commit))
         path = {"operation_id": operation_id, "area": area}
-        return await self.call("post_commit", operations.CommitStored, path=path, body=body)
+        return await self.call("post_commit", ops.CommitStored, path=path, body=body)
 
     async def commits(self, operation_id: str, area: str, after_epoch: int = -1) -> list[bytes]:
         path = {"operation_id": operation_id, "area": area}
         params = {"after_epoch": after_epoch}
-        body = await self.call("get_commits", operations.Commits, path=path, params=params)
+        body = await self.call("get_commits", ops.Commits, path=path, params=params)
         return _bytes(body.commits)
 
     async def post_message(self, operation_id: str, area: str, envelope: bytes) -> int:
-        body = operations.MessageRequest(envelope=b64e(envelope))
+        body = ops.MessageRequest(envelope=b64e(envelope))
         path = {"operation_id": operation_id, "area": area}
-        return (await self.call("post_message", operations.Stored, path=path, body=body)).seq
+        return (await self.call("post_message", ops.Stored, path=path, body=body)).seq
 
     async def post_batch(self, operation_id: str, area: str, envelopes: list[bytes]) -> list[int]:
-        body = operations.MessageBatch(envelopes=[b64e(e) for e in envelopes])
+        body = ops.MessageBatch(envelopes=[b64e(e) for e in envelopes])
         path = {"operation_id": operation_id, "area": area}
-        answer = await self.call("post_batch", operations.BatchStored, path=path, body=body)
+        answer = await self.call("post_batch", ops.BatchStored, path=path, body=body)
         if len(answer.seqs) != len(envelopes):
             raise MalformedAnswerError(
                 f"POST {by_name('post_batch').path}: {len(answer.seqs)} numbers for "
@@ -294,14 +291,14 @@ class ApiClient:
 
     async def events(
         self, operation_id: str, area: str, after: int = 0, limit: int = 500
-    ) -> list[operations.Event]:
+    ) -> list[ops.Event]:
         path = {"operation_id": operation_id, "area": area}
         params = {"after": after, "limit": limit}
-        return (await self.call("get_events", operations.Events, path=path, params=params)).events
+        return (await self.call("get_events", ops.Events, path=path, params=params)).events
 
-    async def sync(self, cursor: str = "", limit: int = 1000) -> operations.SyncPage:
+    async def sync(self, cursor: str = "", limit: int = 1000) -> ops.SyncPage:
         params = {"cursor": cursor, "limit": limit}
-        return await self.call("get_sync", operations.SyncPage, params=params)
+        return await self.call("get_sync", ops.SyncPage, params=params)
 
     # -- audit -------------------------------------------------------------------------
     async def audit_checkpoint(self, size: int | None = None) -> audit.Checkpoint:

@@ -350,7 +350,8 @@ class Client:
 
     async def acks(self, message_id: str) -> dict[str, Any]:
         """The receipts the server holds for a verified message."""
-        return msgspec.to_builtins(await self.receipts.acks(message_id))  # the public dict
+        status: dict[str, Any] = msgspec.to_builtins(await self.receipts.acks(message_id))
+        return status  # the public answer stays a dict
 
     async def verify_audit(self) -> audit.AuditReport:
         """Verify the audit log against the pinned log key and the last checkpoint seen."""
