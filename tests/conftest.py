@@ -34,9 +34,12 @@ def _allow(bb: BlockBuster) -> None:
             function.can_block_in("client/store.py", store)
             function.can_block_in("client/outbox.py", "_known_ids")
             function.can_block_in("client/attachments.py", "_forget")
-    # Start-up, before anything is served: the SQLite engine creates its folder once.
+    # Start-up, before anything is served: the SQLite engine creates its folder once; and each
+    # new pooled PostgreSQL connection, where asyncpg looks for ~/.pgpass and client
+    # certificates while parsing its DSN (a few stat calls, in asyncpg).
     for function in bb.functions.values():
         function.can_block_in("server/storage/db.py", "_sqlite_engine")
+        function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
         # Only the loop the test, its servers and its clients share is checked: a worker
         # thread's own loop (the CLI's asyncio.run in a thread, alembic's migrations) blocks
         # nothing else.
