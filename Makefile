@@ -23,7 +23,7 @@ lint: $(STAMP)
 
 # mypy needs the packages under their import names; the folders on disk are crypto/, server/...
 TYPECHECK := build/typecheck
-PACKAGES := crypto wire client server migrations
+PACKAGES := crypto client server migrations wire
 typecheck: $(STAMP)
 	mkdir -p $(TYPECHECK)/opseal
 	for d in $(PACKAGES); do ln -sfn "$(CURDIR)/$$d" $(TYPECHECK)/opseal/$$d; done

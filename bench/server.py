@@ -46,6 +46,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's helpers
 
 from opseal.client.api import ApiClient
+from opseal.wire.stream import StreamEvent
 from tests.server.conftest import Operation
 from tests.server.helpers import envelope, make_area
 from tests.server.procs import (
@@ -129,9 +130,9 @@ async def measure_sync(op: Operation, expected: int) -> dict:
     start = time.perf_counter()
     while True:
         page = await api.sync(cursor, limit=1000)
-        received += sum(event["kind"] == "message" for event in page["events"])
-        cursor = page["cursor"]
-        if not page["more"]:
+        received += sum(event.kind == "message" for event in page.events)
+        cursor = page.cursor
+        if not page.more:
             break
     elapsed = time.perf_counter() - start
     assert received == expected, received
@@ -147,8 +148,8 @@ class Arrivals:
 
     async def follow(self, api: ApiClient, cursor: str) -> None:
         async for message in api.stream(cursor):
-            if message["type"] == "event" and message["event"]["kind"] == "message":
-                self.times[message["event"]["seq"]] = time.perf_counter()
+            if isinstance(message, StreamEvent) and message.event.kind == "message":
+                self.times[message.event.seq] = time.perf_counter()
                 self.changed.set()
 
     async def at(self, seq: int) -> float:
@@ -272,9 +273,9 @@ async def raw_subscriber(url: str, token: str, cursor: str) -> RawSubscriber:
 async def open_subscribers(op: Operation, count: int) -> list[RawSubscriber]:
     """``count`` WebSocket streams of the reader device, each caught up (``idle``)."""
     api = op.actors[READER].api
-    cursor = (await api.sync(limit=5000))["cursor"]
-    while (page := await api.sync(cursor, limit=5000))["events"]:
-        cursor = page["cursor"]
+    cursor = (await api.sync(limit=5000)).cursor
+    while (page := await api.sync(cursor, limit=5000)).events:
+        cursor = page.cursor
     assert api.token is not None
     subscribers: list[RawSubscriber] = []
     for start in range(0, count, 50):

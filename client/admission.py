@@ -113,7 +113,7 @@ class Admission:
         answer = await self._session.api.revoke(
             self._identity.organisation_id, statement.to_bytes()
         )
-        return str(answer["revoked"])
+        return str(answer.revoked)
 
     async def create_operation(
         self, draft: Charter, user_key: SigningKey, retention_days: int = 365

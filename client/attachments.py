@@ -215,10 +215,15 @@ def _save(att: Attachments, key: str, upload: _Upload) -> None:
     att.store.put(f"upload/{key}", att.store.seal(upload.to_bytes(), f"upload/{key}"))
 
 
-def _forget(att: Attachments, key: str, upload: _Upload | None) -> None:
+async def _forget(att: Attachments, key: str, upload: _Upload | None) -> None:
     att.store.db.execute("DELETE FROM meta WHERE key = ?", (f"upload/{key}",))
     if upload is not None:
-        Path(upload.cipher).unlink(missing_ok=True)
+        await asyncio.to_thread(Path(upload.cipher).unlink, missing_ok=True)
+
+
+def _resumable(upload: _Upload, source: Path) -> bool:
+    """The source is unchanged since the upload began and its encrypted copy is still there."""
+    return upload.matches(_stat(source)) and Path(upload.cipher).is_file()
 
 
 def _stat(source: Path) -> os.stat_result:
@@ -244,9 +249,9 @@ async def _prepare(
     att: Attachments, key: str, op: str, area: str, source: Path, media_type: str | None
 ) -> _Upload:
     """Encrypt the file, declare its blob and remember both."""
-    stat = _stat(source)
+    stat = await asyncio.to_thread(_stat, source)
     media_type = media_type or mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-    cipher = _work_dir(att, "uploads") / f"{key}.enc"
+    cipher = await asyncio.to_thread(_work_dir, att, "uploads") / f"{key}.enc"
     try:
         meta = await asyncio.to_thread(_encrypt, source, cipher, media_type)
     except (CryptoError, OSError) as exc:
@@ -256,7 +261,7 @@ async def _prepare(
         partial(att.transfer.create_blob, op, area, meta.ciphertext_size, meta.ciphertext_sha256),
     )
     upload = _Upload(
-        op, area, str(source), stat.st_size, stat.st_mtime_ns, str(cipher), created["blob_id"], meta
+        op, area, str(source), stat.st_size, stat.st_mtime_ns, str(cipher), created.blob_id, meta
     )
     _save(att, key, upload)
     return upload
@@ -278,7 +283,7 @@ async def _put(att: Attachments, blob_id: str, offset: int, data: bytes) -> int:
         if not isinstance(exc.details.get("received"), int):
             raise
         return exc.details["received"]
-    return answer["received"]
+    return answer.received
 
 
 async def _send(
@@ -286,7 +291,7 @@ async def _send(
 ) -> None:
     """Send the ciphertext from where the server stands until the blob is complete."""
     total = upload.meta.ciphertext_size
-    offset = (await retrying(att.transfer, partial(att.transfer.blob, upload.blob_id)))["received"]
+    offset = (await retrying(att.transfer, partial(att.transfer.blob, upload.blob_id))).received
     if progress is not None and offset:
         progress(offset)
     while offset < total:
@@ -317,18 +322,18 @@ async def upload(
     guess from the file name. ``chunk_size`` must be at least the server's minimum chunk
     (64 KiB) and at most its maximum.
     """
-    source = Path(path).resolve()
+    source = await asyncio.to_thread(Path(path).resolve)
     key = _upload_key(op, area, source)
     state = _load(att, key)
-    if state is None or not state.matches(_stat(source)) or not Path(state.cipher).is_file():
-        _forget(att, key, state)
+    if state is None or not await asyncio.to_thread(_resumable, state, source):
+        await _forget(att, key, state)
         state = await _prepare(att, key, op, area, source, media_type)
     try:
         await _send(att, state, chunk_size, progress)
     except (NotFoundError, BadRequestError):
-        _forget(att, key, state)  # blob gone or reset by the server: the next run starts over
+        await _forget(att, key, state)  # blob gone or reset: the next run starts over
         raise
-    _forget(att, key, state)
+    await _forget(att, key, state)
     return Attachment(state.blob_id, state.meta)
 
 
@@ -357,7 +362,7 @@ async def _fetch(
     progress: Progress | None,
 ) -> None:
     """Download ciphertext bytes into ``part`` until it holds ``size`` of them."""
-    have = _held(part, size)
+    have = await asyncio.to_thread(_held, part, size)
     if progress is not None and have:
         progress(have)
     while have < size:
@@ -405,19 +410,20 @@ async def download(
     """
     blob_id = _blob_id(blob_id)
     dest = Path(dest_path)
-    part = _work_dir(att, "downloads") / f"{blob_id}-{meta.ciphertext_sha256.hex()[:16]}.part"
+    folder = await asyncio.to_thread(_work_dir, att, "downloads")
+    part = folder / f"{blob_id}-{meta.ciphertext_sha256.hex()[:16]}.part"
     try:
         await _fetch(att, blob_id, part, meta.ciphertext_size, chunk_size, progress)
         await asyncio.to_thread(_decrypt, part, dest, meta)
     except OSError as exc:
         raise ClientError(f"cannot write {dest}: {exc.strerror or exc}") from exc
     except CryptoError as exc:
-        part.unlink(missing_ok=True)
+        await asyncio.to_thread(part.unlink, missing_ok=True)
         att.store.warn("", "", None, "attachment-refused", f"blob {blob_id}: {exc}")
         raise AttachmentRefused(f"attachment {blob_id} refused: {exc}") from exc
     except AttachmentRefused as exc:
-        part.unlink(missing_ok=True)
+        await asyncio.to_thread(part.unlink, missing_ok=True)
         att.store.warn("", "", None, "attachment-refused", str(exc))
         raise
-    part.unlink(missing_ok=True)
+    await asyncio.to_thread(part.unlink, missing_ok=True)
     return dest

@@ -26,9 +26,10 @@ from opseal.crypto.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from opseal.wire.audit import AuditEntry
 
 from .api import ApiClient
-from .errors import ClientError
+from .errors import ClientError, MalformedAnswerError
 from .session import Session
 from .store import Store
 
@@ -109,8 +110,8 @@ async def latest_checkpoint(api: ApiClient, log_key: bytes) -> Checkpoint:
     """The server's newest checkpoint, once its signature verifies with ``log_key``."""
     body = await _answer(api.audit_checkpoint())
     try:
-        checkpoint = Checkpoint.from_bytes(b64d(body["checkpoint"], field="checkpoint"))
-    except (CryptoError, KeyError, TypeError) as exc:
+        checkpoint = Checkpoint.from_bytes(b64d(body.checkpoint, field="checkpoint"))
+    except CryptoError as exc:
         raise AuditError(f"the server's checkpoint is malformed: {exc!r}") from exc
     _check_signature(checkpoint, _verify_key(log_key), "the server's checkpoint")
     return checkpoint
@@ -169,12 +170,12 @@ async def _entry_leaves(api: ApiClient, size: int) -> list[bytes]:
     return leaves
 
 
-def _entry(item: Any, index: int) -> tuple[dict[str, Any], bytes]:
+def _entry(item: AuditEntry, index: int) -> tuple[dict[str, Any], bytes]:
     """An entry and its leaf hash recomputed from its content, checked against the server's."""
     try:
-        served_index, entry = item["index"], item["entry"]
-        served_leaf = b64d(item["leaf_hash"], field="leaf_hash")
-    except (CryptoError, KeyError, TypeError) as exc:
+        served_index, entry = item.index, item.entry
+        served_leaf = b64d(item.leaf_hash, field="leaf_hash")
+    except CryptoError as exc:
         raise AuditError(f"entry {index}: the server's answer is malformed: {exc!r}") from exc
     if served_index != index:
         raise AuditError(f"expected entry {index}, the server sent entry {served_index!r}")
@@ -205,5 +206,5 @@ async def _answer(call: Awaitable[T]) -> T:
     """The result of an API call, with undecodable answers reported as audit failures."""
     try:
         return await call
-    except (CryptoError, KeyError, TypeError) as exc:
+    except (CryptoError, MalformedAnswerError) as exc:
         raise AuditError(f"the server's answer is malformed: {exc!r}") from exc

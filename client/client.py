@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from opseal.crypto.attachments import FileMeta
 from opseal.crypto.certs import Certificate
 from opseal.crypto.charter import Charter
@@ -109,10 +111,8 @@ class Client:
     # -- opening -------------------------------------------------------------------------
     @classmethod
     async def open(cls, profile: Profile, passphrase: str, *, login: bool = True) -> Client:
-        info = profile.info()
-        check_server_url(info.server, allow_http=info.allow_http)
-        identity, store_key = profile.load_device(passphrase)
-        store = Store(profile.path / "state.db", store_key)
+        info, identity, store_key = await asyncio.to_thread(_unlock, profile, passphrase)
+        store = Store(profile.path / "state.db", store_key)  # sqlite3 keeps to its thread
         api = await ApiClient(info.server, ssl_context=_ssl_context(info)).__aenter__()
         client = cls(profile, info, identity, store, api)
         if login:
@@ -199,15 +199,19 @@ class Client:
         async with ApiClient(server, ssl_context=_ssl_context(info)) as api:
             described = await api.instance()
             if log_key:
-                enrolment.check_log_key(described["log_key"], log_key)
+                enrolment.check_log_key(described.log_key, log_key)
             await api.enrol(
                 code, user_cert.to_bytes(), identity.device_cert.to_bytes(), root.verify_key.raw
             )
-        info.instance_id, info.log_key = described["instance_id"], described["log_key"]
+        info.instance_id, info.log_key = described.instance_id, described.log_key
         store_key = os.urandom(32)
-        profile.save_info(info)
-        profile.save_user(user_key, user_cert, passphrase, params)
-        profile.save_device(identity, store_key, passphrase, params)
+
+        def save() -> None:  # files and Argon2id: off the event loop
+            profile.save_info(info)
+            profile.save_user(user_key, user_cert, passphrase, params)
+            profile.save_device(identity, store_key, passphrase, params)
+
+        await asyncio.to_thread(save)
         return await cls.open(profile, passphrase)
 
     async def certify_user(
@@ -270,7 +274,7 @@ class Client:
         """As a focal point: revoke one of the organisation's devices by id."""
         record = await self.api.device(device_id)
         return await self.revoke(
-            root, Certificate.from_bytes(b64d(record["device_certificate"])), reason
+            root, Certificate.from_bytes(b64d(record.device_certificate)), reason
         )
 
     async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:
@@ -385,7 +389,8 @@ class Client:
 
     async def acks(self, message_id: str) -> dict[str, Any]:
         """The receipts the server holds for a verified message."""
-        return await self.receipts.acks(message_id)
+        status: dict[str, Any] = msgspec.to_builtins(await self.receipts.acks(message_id))
+        return status  # the public answer stays a dict
 
     async def verify_audit(self, max_age: int = enrolment.CHECKPOINT_MAX_AGE) -> audit.AuditReport:
         """Verify the audit log against the pinned log key and the last checkpoint seen; a
@@ -457,6 +462,15 @@ class Client:
         stakeholder area (rules and sanitising in :mod:`.release`); returns the release's
         message id. Call :meth:`sync` first so that the record and any permission are known."""
         return await self.releaser.release(message_id, to_area, clear)
+
+
+def _unlock(profile: Profile, passphrase: str) -> tuple[ProfileInfo, DeviceIdentity, bytes]:
+    """Read the profile and unlock the device key (Argon2id): file work and a deliberately
+    slow key derivation, run in a thread by :meth:`Client.open`."""
+    info = profile.info()
+    check_server_url(info.server, allow_http=info.allow_http)
+    identity, store_key = profile.load_device(passphrase)
+    return info, identity, store_key
 
 
 def root_key_id(fingerprint_or_key: str) -> bytes:

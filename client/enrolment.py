@@ -208,11 +208,11 @@ async def complete_enrolment(
     async with ApiClient(info.server, ssl_context=ssl_context) as api:
         described = await api.instance()
         if log_key:
-            check_log_key(described["log_key"], log_key)
-        await api.login(described["instance_id"], info.device_id, identity.signing_key)
+            check_log_key(described.log_key, log_key)
+        await api.login(described.instance_id, info.device_id, identity.signing_key)
         org = await api.organisation(info.org_id)
         await api.logout()
-    root = VerifyKey(b64d(org["root_key"])) if org.get("root_key") else None
+    root = VerifyKey(b64d(org.root_key)) if org.root_key else None
     try:
         if root is None:
             raise CryptoError("the organisation has no registered root key")
@@ -221,7 +221,7 @@ async def complete_enrolment(
         raise ClientError(
             f"the certificate does not chain to the organisation root: {exc}"
         ) from exc
-    info.instance_id, info.log_key = described["instance_id"], described["log_key"]
+    info.instance_id, info.log_key = described.instance_id, described.log_key
     profile.save_info(info)
     profile.save_user(SigningKey(b64d(data["identity"])), cert, passphrase, params)
     profile.save_device(identity, os.urandom(32), passphrase, params)

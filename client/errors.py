@@ -19,6 +19,8 @@ ClientError
     ├── RateLimitedError      rate_limited
     ├── UnavailableError      unavailable
     └── ServerError           internal, or any code this client does not know
+        └── MalformedAnswerError  an answer that is not the API's (missing field, wrong
+                                  type, bad base64, not JSON): never a KeyError
 
 The registry covers every code of :data:`opseal.wire.errors.ERRORS` (checked by
 ``tests/wire/test_errors_table.py``).
@@ -36,6 +38,7 @@ __all__ = [
     "CounterRefusedError",
     "ForbiddenError",
     "InvalidSignatureError",
+    "MalformedAnswerError",
     "MethodNotAllowedError",
     "NotFoundError",
     "NotMemberError",
@@ -135,6 +138,14 @@ class UnavailableError(ApiError):
 
 class ServerError(ApiError):
     code = "internal"
+
+
+class MalformedAnswerError(ServerError):
+    """The server answered, but not in the API's shape: ``details["field"]`` names the field
+    when one is to blame. Nothing of the answer was used. The message never quotes a value."""
+
+    def __str__(self) -> str:
+        return f"malformed answer: {self.message}"
 
 
 _BY_CODE: dict[str, type[ApiError]] = {

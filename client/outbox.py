@@ -27,6 +27,7 @@ from opseal.crypto.group import DeviceIdentity, GroupState
 from . import attachments, content, corrections
 from .errors import (
     ApiError,
+    MalformedAnswerError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -175,6 +176,8 @@ class Outbox:
             await self._resync()
             self._reseal(op, area, items)
             return 0
+        except MalformedAnswerError:
+            raise  # not confirmed: the items stay queued for the next run, nothing is retried
         except (RateLimitedError, UnavailableError, UnauthorizedError, ServerError) as exc:
             raise TransportError(str(exc)) from exc  # transient: retried with backoff
         except ApiError as exc:

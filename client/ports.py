@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from opseal.crypto.certs import RevokedKeys
 from opseal.crypto.charter import Charter
 from opseal.crypto.group import GroupState
+from opseal.wire.blobs import Blob, BlobCreated, BlobProgress
 
 __all__ = ["Charters", "Clock", "MemberStates", "Poster", "Resync", "Revoked", "Transfer"]
 
@@ -31,11 +32,11 @@ class Transfer(Protocol):
 
     async def create_blob(
         self, operation_id: str, area: str, size: int, sha256: bytes
-    ) -> dict[str, Any]: ...
+    ) -> BlobCreated: ...
 
-    async def put_blob_chunk(self, blob_id: str, offset: int, data: bytes) -> dict[str, Any]: ...
+    async def put_blob_chunk(self, blob_id: str, offset: int, data: bytes) -> BlobProgress: ...
 
-    async def blob(self, blob_id: str) -> dict[str, Any]: ...
+    async def blob(self, blob_id: str) -> Blob: ...
 
     async def download_blob(
         self, blob_id: str, start: int = 0, end: int | None = None

@@ -8,10 +8,10 @@ the session, the store, the device identity and a clock.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.statements import Receipt
+from opseal.wire.blobs import ReceiptStatus
 
 from .errors import ClientError
 from .ports import Clock
@@ -51,7 +51,7 @@ class Receipts:
         )
         await self._session.api.post_receipt(receipt.to_bytes())
 
-    async def acks(self, message_id: str) -> dict[str, Any]:
+    async def acks(self, message_id: str) -> ReceiptStatus:
         stored = self._store.message(message_id)
         if stored is None:
             raise ClientError(f"message {message_id} is not among this device's verified messages")

@@ -47,19 +47,19 @@ class Revocations:
         while True:
             page = await self._session.api.revocations(cursor)
             with self._store.transaction():
-                for item in page["revocations"]:
-                    issuer = item["issuer_certificate"]
+                for item in page.revocations:
+                    issuer = item.issuer_certificate
                     self._store.add_revocation(
-                        item["org_id"],
-                        b64d(item["statement"]),
-                        b64d(item["subject_certificate"]),
+                        item.org_id,
+                        b64d(item.statement),
+                        b64d(item.subject_certificate),
                         None if issuer is None else b64d(issuer),
                     )
-                self._store.put(_CURSOR, str(page["cursor"]).encode())
-            arrived += len(page["revocations"])
-            if not page["revocations"] or page["cursor"] <= cursor:
+                self._store.put(_CURSOR, str(page.cursor).encode())
+            arrived += len(page.revocations)
+            if not page.revocations or page.cursor <= cursor:
                 return arrived
-            cursor = page["cursor"]
+            cursor = page.cursor
 
     def settle(self, charters: Iterable[Charter]) -> None:
         """Verify pending revocations against the organisation roots ``charters`` list."""

@@ -9,9 +9,9 @@ attachments part: blob requests and a fresh login, nothing else.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from opseal.crypto.group import DeviceIdentity
+from opseal.wire.blobs import Blob, BlobCreated, BlobProgress
 
 from .api import ApiClient
 from .errors import ClientError
@@ -41,15 +41,15 @@ class Session:
     # -- Transfer --
     async def create_blob(
         self, operation_id: str, area: str, size: int, sha256: bytes
-    ) -> dict[str, Any]:
+    ) -> BlobCreated:
         """Declare a blob (see :meth:`ApiClient.create_blob`)."""
         return await self.api.create_blob(operation_id, area, size, sha256)
 
-    async def put_blob_chunk(self, blob_id: str, offset: int, data: bytes) -> dict[str, Any]:
+    async def put_blob_chunk(self, blob_id: str, offset: int, data: bytes) -> BlobProgress:
         """Send one chunk (see :meth:`ApiClient.put_blob_chunk`)."""
         return await self.api.put_blob_chunk(blob_id, offset, data)
 
-    async def blob(self, blob_id: str) -> dict[str, Any]:
+    async def blob(self, blob_id: str) -> Blob:
         """A blob's upload state (see :meth:`ApiClient.blob`)."""
         return await self.api.blob(blob_id)
 

@@ -15,8 +15,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
+from opseal.wire.operations import Event
+from opseal.wire.stream import StreamError, StreamEvent, StreamMessage
+
 from .errors import (
     ClientError,
+    MalformedAnswerError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -67,6 +73,8 @@ class Follower:
                 async for item in self._session.api.stream(cursor):
                     delay = 0.5
                     await self._tail_item(item, handler)
+            except MalformedAnswerError as exc:  # the rest of this connection is not trusted
+                self._store.warn("", "", None, "stream-malformed", str(exc))
             except (TransportError, ServerError, UnavailableError, RateLimitedError):
                 pass  # a cut, a restarting server or a proxy's 5xx: reconnect after the delay
             except UnauthorizedError:
@@ -78,29 +86,21 @@ class Follower:
             delay = min(delay * 2, 10.0)
 
     async def _tail_item(
-        self, item: dict[str, Any], handler: Callable[[StoredMessage], Any]
+        self, item: StreamMessage, handler: Callable[[StoredMessage], Any]
     ) -> None:
-        kind = item.get("type")
-        if kind == "error":
-            raise error_for(401, item)
-        if kind not in ("event", "idle") or not isinstance(item.get("cursor"), str):
-            self._store.warn("", "", None, "stream-malformed", f"unexpected stream item {kind!r}")
-            return
-        message = await self._ingest_new(item["event"]) if kind == "event" else None
-        self._store.put("sync-cursor", item["cursor"].encode())
+        if isinstance(item, StreamError):
+            raise error_for(401, {"error": msgspec.to_builtins(item.error)})
+        message = await self._ingest_new(item.event) if isinstance(item, StreamEvent) else None
+        self._store.put("sync-cursor", item.cursor.encode())
         self._verifier.save_tracker()
         if message is not None:
             result = handler(message)
             if inspect.isawaitable(result):
                 await result
 
-    async def _ingest_new(self, entry: Any) -> StoredMessage | None:
+    async def _ingest_new(self, entry: Event) -> StoredMessage | None:
         """Ingest one streamed entry; the message it verified, if it was a new one."""
-        try:
-            op, area, seq = entry["operation_id"], entry["area"], int(entry["seq"])
-        except (KeyError, TypeError, ValueError):
-            self._store.warn("", "", None, "stream-malformed", "a streamed entry lacks its place")
-            return None
+        op, area, seq = entry.operation_id, entry.area, entry.seq
         if not self._verifier.knows(op):
             with contextlib.suppress(ClientError):
                 await self._verifier.charter(

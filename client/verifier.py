@@ -14,6 +14,7 @@ serves the other parts as :class:`~opseal.client.ports.Charters` and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from opseal.crypto.group import (
     open_epoch_secret,
     open_history,
 )
+from opseal.wire.operations import Event
 
 from . import membership
 from .errors import ClientError
@@ -161,21 +163,25 @@ class Verifier:
                 # One local transaction per page: verified entries, positions, the cursor and
                 # the replay tracker are stored together, or not at all.
                 with self._store.transaction():
-                    for entry in page["events"]:
+                    for entry in page.events:
                         await self.ingest(entry, report)
-                    cursor = page["cursor"]
+                    cursor = page.cursor
                     self._store.put("sync-cursor", cursor.encode())
                     self.save_tracker()
             except BaseException:
                 self._tracker = self._store.load_tracker()  # forget what was rolled back
                 raise
-            if not page["more"]:
+            if not page.more:
                 return report
 
-    async def ingest(self, entry: dict[str, Any], report: SyncReport | None = None) -> None:
-        """Verify one area entry and record it (or a warning) in the local store."""
+    async def ingest(
+        self, entry: Event | Mapping[str, Any], report: SyncReport | None = None
+    ) -> None:
+        """Verify one area entry (an :class:`~opseal.wire.operations.Event`, or a mapping
+        with its ``operation_id``, ``area``, ``seq``, ``kind`` and ``body``) and record it (or
+        a warning) in the local store."""
         report = report or SyncReport()
-        op, area, seq = entry["operation_id"], entry["area"], entry["seq"]
+        op, area, seq, kind, text = _place(entry)
         position = self._store.position(op, area)
         if seq <= position:
             return
@@ -188,20 +194,20 @@ class Verifier:
                 f"the server skipped entries {position + 1}..{seq - 1} of {area}",
             )
         report.entries += 1
-        body = b64d(entry["body"])
         try:
-            if entry["kind"] == "commit":
+            body = b64d(text, field="body")
+            if kind == "commit":
                 await self._take_commit(op, area, body)
                 report.commits += 1
-            elif entry["kind"] == "message":
+            elif kind == "message":
                 self._take_message(op, area, seq, body, await self.charter(op))
                 report.messages += 1
-            elif entry["kind"] == "key-package":
+            elif kind == "key-package":
                 await self._take_key_package(op, area, body)
                 report.key_packages += 1
         except (CryptoError, IntegrityWarning) as exc:
             report.refused += 1
-            self._store.warn(op, area, seq, f"{entry['kind']}-refused", str(exc))
+            self._store.warn(op, area, seq, f"{kind}-refused", str(exc))
         self._store.set_position(op, area, seq)
 
     async def _take_commit(self, op: str, area: str, body: bytes) -> None:
@@ -352,3 +358,17 @@ class Verifier:
         if secret is None or state.member(self._identity.device_id) is None:
             raise ClientError(f"this device is not a member of {op}/{area} (epoch {state.epoch})")
         return state, secret
+
+
+def _place(entry: Event | Mapping[str, Any]) -> tuple[str, str, int, str, str]:
+    """An entry's operation, area, sequence number, kind and base64url body."""
+    if isinstance(entry, Event):
+        return entry.operation_id, entry.area, entry.seq, entry.kind, entry.body
+    try:
+        op, area, seq = entry["operation_id"], entry["area"], entry["seq"]
+        kind, body = entry["kind"], entry["body"]
+    except (KeyError, TypeError) as exc:
+        raise ClientError(f"an entry needs operation_id, area, seq, kind and body ({exc})") from exc
+    if not all(isinstance(v, str) for v in (op, area, kind, body)) or type(seq) is not int:
+        raise ClientError("an entry's seq is an integer and its other fields are text")
+    return op, area, seq, kind, body

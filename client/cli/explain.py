@@ -15,6 +15,7 @@ from ..errors import (
     ClientError,
     ConflictError,
     ForbiddenError,
+    MalformedAnswerError,
     NotFoundError,
     RateLimitedError,
     TransportError,
@@ -42,6 +43,12 @@ def explain(exc: BaseException, ctx: Ctx | None) -> CliError:
         return usage(str(exc), "check --home and --profile (or OPSEAL_HOME, OPSEAL_PROFILE)")
     if isinstance(exc, WrongPassphrase) and ctx is not None:
         return wrong_passphrase(ctx.profile)
+    if isinstance(exc, MalformedAnswerError):
+        return CliError(
+            f"the server's answer is not the API's ({exc.message})",
+            "check that server and client are of the same version; if they are, do not trust "
+            "this server and tell the admin",
+        )
     if isinstance(exc, ApiError):
         return CliError(f"the server refused: {exc}", _api_hint(exc))
     if isinstance(exc, payloads.ContentError):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import msgspec
+
 from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import WrongPassphrase
 from opseal.crypto.keys import SigningKey, VerifyKey
@@ -290,18 +292,18 @@ async def whoami(ctx: Ctx) -> None:
         me = await client.api.whoami()
         org = await client.api.organisation(client.org_id)
     data = {
-        **me,
+        **msgspec.to_builtins(me),
         "profile": ctx.profile.name,
         "server": client.info.server,
         "instance_id": client.info.instance_id,
-        "root_fingerprint": org.get("fingerprint"),
+        "root_fingerprint": org.fingerprint,
     }
     ctx.out.result(
         data,
         [
-            f"{me['user_id']} ({me['user_kind']}) of {me['org_id']}, device {me['device_id']}",
+            f"{me.user_id} ({me.user_kind}) of {me.org_id}, device {me.device_id}",
             f"  server:   {client.info.server} (instance {client.info.instance_id})",
             f"  profile:  {ctx.profile.path}",
-            f"  organisation root fingerprint (as registered): {org.get('fingerprint')}",
+            f"  organisation root fingerprint (as registered): {org.fingerprint}",
         ],
     )

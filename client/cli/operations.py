@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
+
 from opseal.crypto.charter import HISTORY_POLICIES, ROLES, AreaPolicy, Charter, Member
 from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import CryptoError, DecodeError
@@ -36,7 +38,7 @@ DEFAULT_AREAS = (
 @command("op list", "list the operations your organisation is invited to")
 async def op_list(ctx: Ctx) -> None:
     async with ctx.client() as client:
-        ops = await client.api.operations()
+        ops = msgspec.to_builtins(await client.api.operations())
         for op in ops:
             op["joined"] = client.store.pin(op["operation_id"]) is not None
     rows = [
@@ -51,7 +53,7 @@ async def op_list(ctx: Ctx) -> None:
 @command("op show", "show an operation and this device's areas in it", OP)
 async def op_show(ctx: Ctx) -> None:
     async with ctx.client(sync=True) as client:
-        op = await client.api.operation(ctx.args.op)
+        op = msgspec.to_builtins(await client.api.operation(ctx.args.op))
         for area in op["areas"]:
             area.update(_local_area(client, ctx.args.op, area["area"]))
     op["joined"] = any(a["member"] for a in op["areas"])
@@ -190,13 +192,13 @@ async def _member(client: Client, org_id: str, role: str, codes: tuple[str, ...]
     except NotFoundError as exc:
         raise usage(f"organisation {org_id!r} is not registered on this instance",
                     "check the id with the instance admin") from exc  # fmt: skip
-    if not record.get("root_key"):
+    if not record.root_key:
         raise CliError(
             f"organisation {org_id!r} has not enrolled yet (no root key registered)",
             "ask its focal point to run `opseal org keygen` and `opseal enrol` first",
         )
-    root = VerifyKey(b64d(record["root_key"], field="root_key"))
-    return Member(org_id, record["name"], record["kind"], role, root, codes)
+    root = VerifyKey(b64d(record.root_key, field="root_key"))
+    return Member(org_id, record.name, record.kind, role, root, codes)
 
 
 def _show_members(ctx: Ctx, members: list[Member]) -> None:
@@ -301,7 +303,7 @@ def _charter_text(c: Charter) -> list[str]:
 )
 async def op_phase(ctx: Ctx) -> None:
     async with ctx.client() as client:
-        answer = await client.api.set_phase(ctx.args.op, ctx.args.phase)
+        answer = msgspec.to_builtins(await client.api.set_phase(ctx.args.op, ctx.args.phase))
     ctx.out.result(answer, f"{ctx.args.op} is now in phase {ctx.args.phase}")
 
 

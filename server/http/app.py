@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -104,5 +105,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 @ops_routes.endpoint("metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus metrics."""
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    """Prometheus metrics (collected in a thread: the process collector reads /proc)."""
+    body = await asyncio.to_thread(generate_latest)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -8,6 +8,7 @@ serialises per-area sequence numbers with row locks (``SELECT ... FOR UPDATE``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -116,10 +117,11 @@ async def check_schema(engine: AsyncEngine) -> None:
 
     async with engine.connect() as connection:
         revision = await connection.run_sync(current)
-    if revision != _head(url):
+    head = await asyncio.to_thread(_head, url)  # reads the migration scripts from disk
+    if revision != head:
         state = "empty" if revision is None else f"at revision {revision}"
         raise SchemaError(
-            f"the database is {state}, not at {_head(url)}: run `opseal-server migrate` first"
+            f"the database is {state}, not at {head}: run `opseal-server migrate` first"
         )
 
 

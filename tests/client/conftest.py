@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, replace
 
@@ -99,7 +100,7 @@ async def onboarded(server, tmp_path):
         areas=AREAS,
         issued_at=coordinator.now() - 5,
     )
-    user_key, _ = coordinator.profile.load_user(PASSPHRASE)
+    user_key, _ = await asyncio.to_thread(coordinator.profile.load_user, PASSPHRASE)
     await coordinator.create_operation(draft, user_key)
     for org, client in clients.items():
         if org != "wco":

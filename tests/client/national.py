@@ -3,6 +3,7 @@ Customs' focal point and its national-system service account in 'STOP V'."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -67,7 +68,8 @@ async def onboard(node: Node, home: Path) -> None:
         areas=AREAS,
         issued_at=wco.now() - 5,
     )
-    await wco.create_operation(draft, wco.profile.load_user(PASSPHRASE)[0])
+    user_key, _ = await asyncio.to_thread(wco.profile.load_user, PASSPHRASE)
+    await wco.create_operation(draft, user_key)
     for client in (de, ncen):
         await client.join("op-stop-v", roots["wco"].verify_key.key_id)
     await wco.admit()

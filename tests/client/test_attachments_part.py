@@ -17,6 +17,8 @@ import pytest
 from opseal.client.attachments import AttachmentRefused, Attachments
 from opseal.client.errors import ConflictError, TransportError
 from opseal.client.store import Store
+from opseal.crypto.encoding import b64e
+from opseal.wire.blobs import Blob, BlobCreated, BlobProgress
 
 CHUNK = 64 * 1024
 
@@ -32,7 +34,7 @@ class BlobServer:
     async def create_blob(self, operation_id: str, area: str, size: int, sha256: bytes):
         blob_id = str(uuid.uuid4())
         self.blobs[blob_id] = {"size": size, "sha256": sha256, "data": bytearray()}
-        return {"blob_id": blob_id, "received": 0}
+        return BlobCreated(blob_id=blob_id, received=0)
 
     async def put_blob_chunk(self, blob_id: str, offset: int, data: bytes):
         blob = self.blobs[blob_id]
@@ -42,10 +44,16 @@ class BlobServer:
         if self._drops:  # stored, but the answer is lost on the way back
             self._drops -= 1
             raise TransportError("connection reset")
-        return {"received": len(blob["data"])}
+        received = len(blob["data"])
+        return BlobProgress(blob_id=blob_id, received=received, complete=received == blob["size"])
 
     async def blob(self, blob_id: str):
-        return {"received": len(self.blobs[blob_id]["data"])}
+        blob = self.blobs[blob_id]
+        return Blob(
+            blob_id=blob_id, operation_id="op", area="plan", size=blob["size"],
+            sha256=b64e(blob["sha256"]), received=len(blob["data"]),
+            complete=len(blob["data"]) == blob["size"],
+        )  # fmt: skip
 
     async def download_blob(self, blob_id: str, start: int = 0, end: int | None = None):
         return bytes(self.blobs[blob_id]["data"][start:end])

@@ -233,9 +233,9 @@ async def test_an_unreachable_server_exits_3_with_one_line(opseal, server):
     """When the profile's server does not answer, commands exit 3 and say what to check."""
     await onboard(opseal, server, "wco", "wco", coordinator=True)
     profile = Profile("wco", opseal.home)
-    info = profile.info()
+    info = await asyncio.to_thread(profile.info)
     info.server = f"http://127.0.0.1:{free_port()}"
-    profile.save_info(info)
+    await asyncio.to_thread(profile.save_info, info)
     run = await opseal("wco", "sync")
     assert run.code == 3
     assert run.err.startswith(f"opseal: cannot reach the server at {info.server}")

@@ -16,6 +16,7 @@ from opseal.client.profile import Profile
 from opseal.client.seizures import RecordError, read_seizures_csv
 from opseal.server.http.keys import HUB
 from opseal.server.storage.tables import blob_chunks, blobs
+from opseal.wire.stream import StreamIdle
 
 from .conftest import PASSPHRASE
 
@@ -295,7 +296,7 @@ async def test_tail_delivers_new_messages_and_resumes_after_a_cut(onboarded, ser
         number = connects
         cursors.append(cursor)
         async for item in real_stream(cursor):
-            if item["type"] == "idle":
+            if isinstance(item, StreamIdle):
                 idle_on.add(number)
                 caught_up.set()
             yield item

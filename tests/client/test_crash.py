@@ -27,7 +27,8 @@ async def test_submission_survives_server_and_client_kills(backend, tmp_path):
     async for url in fresh_database(backend, tmp_path):
         await prepare_database(url)
         csv = tmp_path / "seizures.csv"
-        write_seizures_csv(csv, seizure_records("DE", RECORDS, datetime.date.today()))
+        records = seizure_records("DE", RECORDS, datetime.date.today())
+        await asyncio.to_thread(write_seizures_csv, csv, records)
         async with admin_context(url) as ctx, ServerProcess(url) as server:
             await onboard(Node(server.url, ctx), tmp_path)
             client = cli(tmp_path, "submit", "seizures", str(csv), "--op", "op-stop-v")

@@ -17,6 +17,7 @@ import pytest
 from opseal.client.attachments import Attachment, AttachmentRefused
 from opseal.client.audit import AuditError
 from opseal.client.client import Client
+from opseal.client.errors import MalformedAnswerError
 from opseal.crypto.charter import Charter
 from opseal.crypto.group import Commit, GroupState, KeyPackage, create_commit
 
@@ -368,3 +369,23 @@ async def test_rewritten_audit_log_is_refused(attacker):
     for _ in range(2):
         with pytest.raises(AuditError, match="history was rewritten"):
             await wco.verify_audit()
+
+
+# -- answers that are not the API's --------------------------------------------------------
+async def test_a_malformed_sync_page_is_a_typed_error_and_changes_nothing(attacker):
+    """A sync page without its cursor, or with an entry of the wrong shape, raises
+    MalformedAnswerError; the victim stores nothing of it and syncs once the server is honest."""
+    de = await attacker.victim("de-customs")
+    cursor, position = de.store.get("sync-cursor"), de.store.position(attacker.op, "seizures")
+    attacker.proxy.rewrite(r"/api/v1/sync", lambda page: {**page, "cursor": None})
+    with pytest.raises(MalformedAnswerError, match="cursor"):
+        await de.sync()
+    attacker.proxy.rewrites.clear()
+    attacker.proxy.on_sync(lambda entry: {**entry, "seq": str(entry["seq"])})
+    with pytest.raises(MalformedAnswerError, match=r"events\[0\]"):
+        await de.sync()
+    assert de.store.get("sync-cursor") == cursor
+    assert de.store.position(attacker.op, "seizures") == position
+    assert not de.warnings()
+    attacker.proxy.rewrites.clear()
+    assert (await de.sync()).entries > 0

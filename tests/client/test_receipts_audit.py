@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from opseal.client.errors import ClientError
@@ -16,8 +18,8 @@ async def test_a_receipt_reaches_the_coordinator(onboarded):
     await fr.receipts.ack(message_id)
     await wco.verifier.sync()
     answer = await wco.receipts.acks(message_id)
-    status = next(o for o in answer["organisations"] if o["org_id"] == "fr-customs")
-    assert status["acked"] == ["fr-customs-device"]
+    status = next(o for o in answer.organisations if o.org_id == "fr-customs")
+    assert status.acked == ["fr-customs-device"]
 
 
 async def test_only_verified_messages_are_acknowledged(onboarded):
@@ -30,7 +32,7 @@ async def test_only_verified_messages_are_acknowledged(onboarded):
 async def test_the_auditor_remembers_the_checkpoint_it_verified(onboarded):
     """Each verification stores the checkpoint, and the next run proves the log extends it."""
     wco = onboarded.clients["wco"]
-    log_key = wco.profile.info().log_key
+    log_key = (await asyncio.to_thread(wco.profile.info)).log_key
     first = await wco.auditor.verify(b64d(log_key))
     assert wco.store.get("audit-checkpoint") == first.checkpoint.to_bytes()
     await wco.post("op-stop-v", "plan", "text", {"text": "more"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import random
@@ -233,7 +234,7 @@ async def test_invalid_rows_are_reported_and_valid_records_submitted_once(
     await grant_reporting(onboarded, {"fr-customs": COUNTRIES})
     good = synthetic(4)
     path = tmp_path / "mixed.csv"
-    write_seizures_csv(path, good)
+    await asyncio.to_thread(write_seizures_csv, path, good)
     header, *rows = path.read_text().splitlines()
     bad = [
         rows[0].replace("2025-05-12", "2025-05-32").replace(good[0]["record_id"], "BAD-1"),
@@ -273,7 +274,7 @@ async def test_invalid_rows_are_reported_and_valid_records_submitted_once(
     assert report.json["totals"]["seizures"] == len(good)
 
     missing = tmp_path / "missing.xlsx"
-    write_seizures_xlsx(missing, good)
+    await asyncio.to_thread(write_seizures_xlsx, missing, good)
     from openpyxl import load_workbook
 
     book = load_workbook(missing)
@@ -294,8 +295,8 @@ async def test_the_report_reproduces_a_synthetic_operation_exactly(opseal, onboa
     assert want["administrations"] == 45
     assert sum(len(r["goods"]) > 1 for r in records) > 150
     csv_file, xlsx_file = tmp_path / "fr.csv", tmp_path / "de.xlsx"
-    write_seizures_csv(csv_file, records[::2])
-    write_seizures_xlsx(xlsx_file, records[1::2])
+    await asyncio.to_thread(write_seizures_csv, csv_file, records[::2])
+    await asyncio.to_thread(write_seizures_xlsx, xlsx_file, records[1::2])
     # both administrations report for all 45 (as regional offices would)
     await grant_reporting(onboarded, {"fr-customs": COUNTRIES, "de-customs": COUNTRIES})
     submissions = [("fr-customs-device", csv_file), ("de-customs-device", xlsx_file)] * 2

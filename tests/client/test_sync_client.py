@@ -108,9 +108,9 @@ async def test_sync_client_enrols_and_reports_typed_errors(server, tmp_path):
             return client.device_id, client.info.user_kind
 
     assert await asyncio.to_thread(script) == ("ncen-1", "service")
-    info = profile.info()
+    info = await asyncio.to_thread(profile.info)
     info.server = "http://127.0.0.1:1"  # nothing listens there
-    profile.save_info(info)
+    await asyncio.to_thread(profile.save_info, info)
     with pytest.raises(TransportError):
         await asyncio.to_thread(SyncClient.open, profile, PASSPHRASE)
     assert not [t for t in threading.enumerate() if t.name == "opseal-sync-client"]

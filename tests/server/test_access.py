@@ -23,6 +23,7 @@ from opseal.client.errors import (
 )
 from opseal.crypto.certs import Revocation
 from opseal.crypto.encoding import b64d
+from opseal.wire.stream import StreamEvent, StreamIdle
 
 from .conftest import Actor, enrol
 from .helpers import envelope, make_area
@@ -57,8 +58,8 @@ async def matrix(operation):
     created = await op.actors["customs"].api.create_blob(
         op.id, "seizures", len(blob), hashlib.sha256(blob).digest()
     )
-    await op.actors["customs"].api.put_blob_chunk(created["blob_id"], 0, blob)
-    op.blob_id = created["blob_id"]
+    await op.actors["customs"].api.put_blob_chunk(created.blob_id, 0, blob)
+    op.blob_id = created.blob_id
     revoked = op.actors["revoked"].identity
     statement = Revocation.issue(
         op.world.roots["fr-customs"],
@@ -192,7 +193,7 @@ async def test_posting_into_the_customs_area(matrix):
         )
     assert got == _post_message_row() | {"customs": OK}
     events = await op.actors["customs"].api.events(op.id, "seizures")
-    senders = [e["device_id"] for e in events if e["kind"] == "message"]
+    senders = [e.device_id for e in events if e.kind == "message"]
     assert sorted(senders) == sorted(
         ["customs-device", "coordinator-device", "customs-device", "partner-device"]
     )
@@ -203,16 +204,16 @@ async def test_stakeholder_never_receives_a_byte_of_the_customs_area(matrix):
     op, _ = matrix
     stakeholder = op.actors["stakeholder"].api
     page = await stakeholder.sync()
-    assert page["events"]
-    assert {e["area"] for e in page["events"]} == {"stakeholders"}
-    assert all(b"customs-only secret" not in b64d(e["body"]) for e in page["events"])
+    assert page.events
+    assert {e.area for e in page.events} == {"stakeholders"}
+    assert all(b"customs-only secret" not in b64d(e.body) for e in page.events)
     seen = []
 
     async def follow():
         async for message in stakeholder.stream(""):
-            if message["type"] == "event":
-                seen.append(message["event"]["area"])
-            elif message["type"] == "idle":
+            if isinstance(message, StreamEvent):
+                seen.append(message.event.area)
+            elif isinstance(message, StreamIdle):
                 return
 
     await asyncio.wait_for(follow(), 10)

@@ -24,6 +24,8 @@ from opseal.crypto.group import (
     apply_commit,
     create_commit,
 )
+from opseal.wire.operations import CommitStored
+from opseal.wire.stream import StreamEvent
 
 from .helpers import envelope, make_area
 
@@ -40,9 +42,9 @@ async def test_members_exchange_messages_through_the_server(operation):
         operation.id, "seizures", sent.to_bytes()
     )
     page = await operation.actors["customs2"].api.sync()
-    messages = [e for e in page["events"] if e["kind"] == "message"]
-    assert [m["seq"] for m in messages] == [seq]
-    received = Envelope.from_bytes(b64d(messages[0]["body"]))
+    messages = [e for e in page.events if e.kind == "message"]
+    assert [m.seq for m in messages] == [seq]
+    received = Envelope.from_bytes(b64d(messages[0].body))
     assert open_envelope(received, state=state, epoch_secret=secret) == b"1,200 fake tablets at CDG"
     # The joining device validates the whole commit chain it receives.
     commits = await operation.actors["customs2"].api.commits(operation.id, "seizures")
@@ -68,8 +70,8 @@ async def test_batch_is_idempotent_and_numbers_are_gap_free(operation):
     assert first == again
     assert first == list(range(first[0], first[0] + 50))
     events = await api.events(operation.id, "seizures", limit=5000)
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert sum(e["kind"] == "message" for e in events) == 50
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert sum(e.kind == "message" for e in events) == 50
 
 
 async def test_concurrent_identical_batches_are_stored_once(operation):
@@ -86,7 +88,7 @@ async def test_concurrent_identical_batches_are_stored_once(operation):
     assert ok, results
     assert all(r == ok[0] for r in ok)
     events = await api.events(operation.id, "seizures", limit=5000)
-    assert sum(e["kind"] == "message" for e in events) == 100
+    assert sum(e.kind == "message" for e in events) == 100
 
 
 async def test_batch_with_one_bad_envelope_stores_nothing(operation):
@@ -100,7 +102,7 @@ async def test_batch_with_one_bad_envelope_stores_nothing(operation):
         await api.post_batch(operation.id, "seizures", batch)
     assert info.value.details["index"] == 1
     events = await api.events(operation.id, "seizures")
-    assert not [e for e in events if e["kind"] == "message"]
+    assert not [e for e in events if e.kind == "message"]
 
 
 async def test_message_id_reused_with_other_content_is_a_conflict(operation):
@@ -144,7 +146,7 @@ async def test_concurrent_commits_for_one_epoch_exactly_one_wins(operation):
         officer.api.post_commit(operation.id, "seizures", c2.to_bytes()),
         return_exceptions=True,
     )
-    assert sum(isinstance(r, dict) for r in results) == 1
+    assert sum(isinstance(r, CommitStored) for r in results) == 1
     assert sum(isinstance(r, WrongEpochError) for r in results) == 1
 
 
@@ -190,16 +192,16 @@ async def test_stream_delivers_in_order_and_resumes_from_cursor(operation):
     """A WebSocket subscriber receives each message once, in order, across a reconnect."""
     state, secret = await make_area(operation, "seizures", ["customs", "customs2"])
     poster, reader = operation.actors["customs"].api, operation.actors["customs2"].api
-    start = (await reader.sync())["cursor"]
+    start = (await reader.sync()).cursor
     received: list[int] = []
     cursor = start
 
     async def follow(stop_after: int) -> str:
         last = cursor
         async for message in reader.stream(cursor):
-            if message["type"] == "event" and message["event"]["kind"] == "message":
-                received.append(message["event"]["seq"])
-                last = message["cursor"]
+            if isinstance(message, StreamEvent) and message.event.kind == "message":
+                received.append(message.event.seq)
+                last = message.cursor
                 if len(received) >= stop_after:
                     return last
         return last

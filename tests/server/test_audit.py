@@ -19,14 +19,15 @@ from opseal.crypto.merkle import Checkpoint, leaf_hash, verify_consistency, veri
 from opseal.server.services import audit as audit_service
 from opseal.server.services import instance as admin
 from opseal.server.storage.tables import audit_checkpoints, audit_head, audit_leaves
+from opseal.wire.audit import AuditEntry
 
 from ..crypto.conftest import World
 from .conftest import enrol
 
 
-async def all_entries(api) -> list[dict]:
+async def all_entries(api) -> list[AuditEntry]:
     """Every entry of the log, read page by page."""
-    entries: list[dict] = []
+    entries: list[AuditEntry] = []
     while page := await api.audit_entries(len(entries), len(entries) + 1000):
         entries.extend(page)
     return entries
@@ -57,7 +58,7 @@ async def test_actions_are_logged_without_secrets(operation):
     )  # fmt: skip
     await coordinator.api.post_commit(operation.id, "plan", commit.to_bytes())
 
-    entries = [item["entry"] for item in await all_entries(clerk)]
+    entries = [item.entry for item in await all_entries(clerk)]
     assert matching(entries, event="enrolled", org="fr-customs", device="clerk-device")
     assert matching(entries, event="login", device="clerk-device")
     assert matching(entries, event="refused", code="not_member", device="outsider-device")
@@ -75,14 +76,14 @@ async def test_checkpoints_and_proofs_verify(operation):
     """Checkpoints verify with the log key, and every inclusion and consistency proof holds."""
     api, key = operation.actors["customs"].api, operation.server.ctx.instance.log_key.verify_key
     first = await api.audit_checkpoint()
-    old = Checkpoint.from_bytes(b64d(first["checkpoint"]))
+    old = Checkpoint.from_bytes(b64d(first.checkpoint))
     old.verify(key.verify)
-    assert (first["size"], b64d(first["root"]), first["log_key"]) == (
-        old.size, old.root, (await api.instance())["log_key"],
+    assert (first.size, b64d(first.root), first.log_key) == (
+        old.size, old.root, (await api.instance()).log_key,
     )  # fmt: skip
     with pytest.raises(NotMemberError):  # one more entry: a refusal
         await operation.actors["outsider"].api.operation(operation.id)
-    new = Checkpoint.from_bytes(b64d((await api.audit_checkpoint())["checkpoint"]))
+    new = Checkpoint.from_bytes(b64d((await api.audit_checkpoint()).checkpoint))
     new.verify(key.verify)
     assert new.size == old.size + 1
     assert await api.audit_checkpoint(old.size) == first
@@ -91,7 +92,7 @@ async def test_checkpoints_and_proofs_verify(operation):
     assert len(entries) == new.size
     for index, item in enumerate(entries):
         proof = await api.audit_inclusion_proof(index, new.size)
-        verify_inclusion(leaf_hash(encode_entry(item["entry"])), index, new.size, proof, new.root)
+        verify_inclusion(leaf_hash(encode_entry(item.entry)), index, new.size, proof, new.root)
     proof = await api.audit_consistency_proof(old.size, new.size)
     verify_consistency(old.size, new.size, old.root, new.root, proof)
     report = await verify_audit(api, key.raw, old)

@@ -20,6 +20,7 @@ from opseal.client.errors import (
 from opseal.crypto.attachments import decrypt_file, encrypt_file
 from opseal.server.services.blobs import MIN_CHUNK_BYTES
 from opseal.server.storage import audit
+from opseal.wire.blobs import BlobProgress
 
 from .helpers import make_area
 
@@ -38,12 +39,12 @@ def ciphertext(size: int = 3 * CHUNK + 1234) -> tuple[bytes, object]:
 async def declare(api, operation, data: bytes, area: str = "seizures") -> str:
     """Declare a blob for ``data`` in ``area`` and return its id."""
     digest = hashlib.sha256(data).digest()
-    return (await api.create_blob(operation.id, area, len(data), digest))["blob_id"]
+    return (await api.create_blob(operation.id, area, len(data), digest)).blob_id
 
 
-async def upload(api, blob_id: str, data: bytes, start: int = 0) -> dict:
+async def upload(api, blob_id: str, data: bytes, start: int = 0) -> BlobProgress | None:
     """Send ``data[start:]`` in CHUNK-sized pieces; returns the last answer."""
-    answer = {}
+    answer = None
     for offset in range(start, len(data), CHUNK):
         answer = await api.put_blob_chunk(blob_id, offset, data[offset : offset + CHUNK])
     return answer
@@ -80,19 +81,19 @@ async def test_upload_resumes_after_an_interrupted_chunk(seizures):
     api = seizures.actors["customs"].api
     data, meta = ciphertext()
     created = await api.create_blob(seizures.id, "seizures", len(data), meta.ciphertext_sha256)
-    blob_id = created["blob_id"]
-    assert created["received"] == 0
+    blob_id = created.blob_id
+    assert created.received == 0
     await api.put_blob_chunk(blob_id, 0, data[:CHUNK])
     second = await api.put_blob_chunk(blob_id, CHUNK, data[CHUNK : 2 * CHUNK])
     retried = await api.put_blob_chunk(blob_id, CHUNK, data[CHUNK : 2 * CHUNK])
-    assert retried == second == {"blob_id": blob_id, "received": 2 * CHUNK, "complete": False}
+    assert retried == second == BlobProgress(blob_id=blob_id, received=2 * CHUNK, complete=False)
     state = await api.blob(blob_id)
-    assert (state["received"], state["complete"], state["size"]) == (2 * CHUNK, False, len(data))
+    assert (state.received, state.complete, state.size) == (2 * CHUNK, False, len(data))
     with pytest.raises(ConflictError, match="incomplete"):
         await api.download_blob(blob_id)
-    done = await upload(api, blob_id, data, start=state["received"])
-    assert done == {"blob_id": blob_id, "received": len(data), "complete": True}
-    assert (await api.blob(blob_id))["complete"] is True
+    done = await upload(api, blob_id, data, start=state.received)
+    assert done == BlobProgress(blob_id=blob_id, received=len(data), complete=True)
+    assert (await api.blob(blob_id)).complete is True
     uploaded = [e for e in await audit_events(seizures.server) if e["event"] == "blob-uploaded"]
     assert [(e["blob"], e["area"], e["size"]) for e in uploaded] == [
         (blob_id, "seizures", len(data))
@@ -150,7 +151,7 @@ async def test_chunk_at_the_wrong_offset_is_a_conflict(seizures):
         await seizures.actors["coordinator"].api.put_blob_chunk(blob_id, CHUNK, data[CHUNK:])
     with pytest.raises(BadRequestError, match="at least"):
         await api.put_blob_chunk(blob_id, CHUNK, data[CHUNK : CHUNK + 10])
-    assert (await api.blob(blob_id))["received"] == CHUNK
+    assert (await api.blob(blob_id)).received == CHUNK
 
 
 async def test_hash_mismatch_resets_the_blob(seizures):
@@ -163,8 +164,8 @@ async def test_hash_mismatch_resets_the_blob(seizures):
         await upload(api, blob_id, tampered)
     assert refused.value.status == 400
     assert refused.value.details == {"received": 0}
-    assert (await api.blob(blob_id))["received"] == 0
-    assert (await upload(api, blob_id, data))["complete"] is True
+    assert (await api.blob(blob_id)).received == 0
+    assert (await upload(api, blob_id, data)).complete is True
     assert await api.download_blob(blob_id) == data
 
 
@@ -175,7 +176,7 @@ async def test_readers_outside_a_customs_only_area_are_refused(operation):
     data = os.urandom(5000)
     blob_id = await declare(api, operation, data, "plan")
     await api.put_blob_chunk(blob_id, 0, data)
-    assert (await operation.actors["customs"].api.blob(blob_id))["area"] == "plan"
+    assert (await operation.actors["customs"].api.blob(blob_id)).area == "plan"
     refusals = {
         "stakeholder": ForbiddenError,
         "outsider": NotMemberError,
@@ -204,10 +205,10 @@ async def test_oversize_blob_and_chunk_are_refused(seizures):
         await api.create_blob(seizures.id, "seizures", settings.max_blob_bytes + 1, bytes(32))
     assert too_big.value.status == 413
     size = settings.max_blob_chunk_bytes + 1
-    blob_id = (await api.create_blob(seizures.id, "seizures", size, bytes(32)))["blob_id"]
+    blob_id = (await api.create_blob(seizures.id, "seizures", size, bytes(32))).blob_id
     with pytest.raises(PayloadTooLargeError):
         await api.put_blob_chunk(blob_id, 0, bytes(size))
-    assert (await api.blob(blob_id))["received"] == 0
-    small = (await api.create_blob(seizures.id, "seizures", 100, bytes(32)))["blob_id"]
+    assert (await api.blob(blob_id)).received == 0
+    small = (await api.create_blob(seizures.id, "seizures", 100, bytes(32))).blob_id
     with pytest.raises(BadRequestError, match="past the blob's declared size"):
         await api.put_blob_chunk(small, 0, bytes(101))

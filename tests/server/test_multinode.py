@@ -18,6 +18,9 @@ import pytest
 from opseal.client.api import ApiClient
 from opseal.client.errors import TransportError
 from opseal.server.http.stream import POLL_SECONDS
+from opseal.wire.audit import AuditEntry
+from opseal.wire.operations import Event
+from opseal.wire.stream import StreamEvent
 
 from .conftest import PG_URL, Operation, fresh_database
 from .helpers import envelope, make_area
@@ -40,10 +43,10 @@ class Subscriber:
     async def _follow(self) -> None:
         try:
             async for message in self.api.stream(self.cursor):
-                if message["type"] == "event":
-                    if message["event"]["kind"] == "message":
-                        self.seqs.append(message["event"]["seq"])
-                    self.cursor = message["cursor"]
+                if isinstance(message, StreamEvent):
+                    if message.event.kind == "message":
+                        self.seqs.append(message.event.seq)
+                    self.cursor = message.cursor
                     self._changed.set()
         finally:
             self._changed.set()  # wake a waiter when the stream ends too
@@ -109,7 +112,7 @@ async def test_two_nodes_deliver_each_others_messages_once_in_order(pg_database)
 async def _deliver_across_nodes(op: Operation, node_a: Node, node_b: Node) -> None:
     state, secret = await make_area(op, AREA, ["customs", "customs2"])
     poster, reader = op.actors["customs"].api, op.actors["customs2"].api
-    start = (await reader.sync())["cursor"]
+    start = (await reader.sync()).cursor
     async with Subscriber(await node_b.client(token=reader.token), start) as subscriber:
         posted: list[int] = []
         for _ in range(5):  # were wake-ups not crossing nodes, each would wait for a poll
@@ -154,24 +157,22 @@ async def _post_and_kill(proc: ServerProcess, token: str | None, op: Operation,
 
 async def _stored_messages(api: ApiClient, op: Operation) -> list[int]:
     """The area's message numbers, after checking the whole area is numbered without gaps."""
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     while page := await api.events(op.id, AREA, after=len(events), limit=5000):
         events += page
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    return [e["seq"] for e in events if e["kind"] == "message"]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    return [e.seq for e in events if e.kind == "message"]
 
 
 async def _audited_messages(api: ApiClient, op: Operation) -> list[int]:
     """Sequence numbers of the area's "message" audit entries, checking the log is whole."""
-    size = (await api.audit_checkpoint())["size"]
-    entries: list[dict[str, Any]] = []
+    size = (await api.audit_checkpoint()).size
+    entries: list[AuditEntry] = []
     while len(entries) < size:
         entries += await api.audit_entries(len(entries), min(size, len(entries) + 1000))
-    assert [e["index"] for e in entries] == list(range(size))
+    assert [e.index for e in entries] == list(range(size))
     return [
-        e["entry"]["seq"]
-        for e in entries
-        if e["entry"]["event"] == "message" and e["entry"]["area"] == AREA
+        e.entry["seq"] for e in entries if e.entry["event"] == "message" and e.entry["area"] == AREA
     ]
 
 

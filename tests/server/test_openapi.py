@@ -175,7 +175,7 @@ async def populate(operation) -> Fixtures:
     await customs.post_receipt(receipt(operation, "customs", "seizures", message_id, "read"))
     data = os.urandom(1000)
     blob = await customs.create_blob(operation.id, "seizures", 1000, hashlib.sha256(data).digest())
-    await customs.put_blob_chunk(blob["blob_id"], 0, data)
+    await customs.put_blob_chunk(blob.blob_id, 0, data)
     checkpoint = await customs.audit_checkpoint()
     return Fixtures(
         path_values={
@@ -184,8 +184,8 @@ async def populate(operation) -> Fixtures:
             "org_id": "fr-customs",
             "device_id": operation.actors["customs"].device_id,
             "message_id": str(message_id),
-            "blob_id": blob["blob_id"],
-            "size": checkpoint["size"],
+            "blob_id": blob.blob_id,
+            "size": checkpoint.size,
         },
         tokens={role: actor.api.token for role, actor in operation.actors.items()},
     )

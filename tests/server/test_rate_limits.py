@@ -73,7 +73,7 @@ async def test_a_logged_in_device_keeps_its_own_bucket_while_its_address_is_limi
     actor = await enrol(slow_server, World(), "fr-customs", "officer", "officer-device")
     await statuses(slow_server, 40)  # the address's anonymous bucket runs dry
     for _ in range(5):
-        assert (await actor.api.whoami())["device_id"] == "officer-device"
+        assert (await actor.api.whoami()).device_id == "officer-device"
     size, refused = await audit_size(slow_server), 0
     for _ in range(30):
         try:

@@ -35,26 +35,26 @@ async def test_coordinator_sees_who_has_not_acknowledged(plan):
     operation, message_id = plan
     customs, customs2 = operation.actors["customs"].api, operation.actors["customs2"].api
     first = await customs.post_receipt(receipt(operation, "customs", "plan", message_id, "read"))
-    assert (first["created"], first["kind"], first["org_id"]) == (True, "read", "fr-customs")
+    assert (first.created, first.kind, first.org_id) == (True, "read", "fr-customs")
     await customs.post_receipt(receipt(operation, "customs", "plan", message_id, "ack"))
     await customs2.post_receipt(receipt(operation, "customs2", "plan", message_id, "read"))
     repeat = await customs.post_receipt(receipt(operation, "customs", "plan", message_id, "read"))
-    assert (repeat["created"], repeat["receipt"]) == (False, first["receipt"])
+    assert (repeat.created, repeat.receipt) == (False, first.receipt)
 
     status = await operation.actors["coordinator"].api.receipts(operation.id, "plan", message_id)
-    assert status["requires_ack"] is True
-    orgs = {o["org_id"]: o for o in status["organisations"]}
+    assert status.requires_ack is True
+    orgs = {o.org_id: o for o in status.organisations}
     assert set(orgs) == {"wco", "fr-customs", "de-customs"}  # the roles that read 'plan'
-    assert (orgs["fr-customs"]["read"], orgs["fr-customs"]["acked"]) == (
+    assert (orgs["fr-customs"].read, orgs["fr-customs"].acked) == (
         ["customs-device"],
         ["customs-device"],
     )
-    assert (orgs["de-customs"]["read"], orgs["de-customs"]["acked"]) == (["customs2-device"], [])
-    assert orgs["de-customs"]["members"] == ["customs2-device"]
-    assert status["pending_ack_orgs"] == ["de-customs"]
+    assert (orgs["de-customs"].read, orgs["de-customs"].acked) == (["customs2-device"], [])
+    assert orgs["de-customs"].members == ["customs2-device"]
+    assert status.pending_ack_orgs == ["de-customs"]
 
     events = await customs.events(operation.id, "plan")
-    assert [e["kind"] for e in events].count("receipt") == 3
+    assert [e.kind for e in events].count("receipt") == 3
 
 
 async def test_only_a_coordinator_sees_receipt_status(plan):
@@ -84,7 +84,7 @@ async def test_forged_or_foreign_receipts_are_refused(plan):
             receipt(operation, "stakeholder", "plan", message_id, "read")
         )
     status = await operation.actors["coordinator"].api.receipts(operation.id, "plan", message_id)
-    assert all(not o["read"] for o in status["organisations"])
+    assert all(not o.read for o in status.organisations)
 
 
 async def test_receipt_for_an_unknown_message_is_not_found(plan):

@@ -51,7 +51,7 @@ async def test_a_token_works_until_the_last_second_of_its_lifetime_and_gets_401_
     )
     try:
         server.ctx.clock = lambda: start + ttl - 1
-        assert (await api.whoami())["device_id"] == "customs-device"
+        assert (await api.whoami()).device_id == "customs-device"
         server.ctx.clock = lambda: start + ttl + 1
         with pytest.raises(UnauthorizedError, match="expired"):
             await api.whoami()
@@ -115,7 +115,7 @@ async def test_authentication_refuses_a_revoked_device_or_user_while_a_session_r
     """A revocation marked on the device or the user is enough for 401, even with a session
     row left (e.g. written by another node before the revocation reached it)."""
     server, actor = operation.server, operation.actors["customs2"]
-    assert (await actor.api.whoami())["device_id"] == "customs2-device"
+    assert (await actor.api.whoami()).device_id == "customs2-device"
     target = devices if table == "device" else users
     column = target.c.device_id if table == "device" else target.c.user_id
     key = "customs2-device" if table == "device" else "customs2-user"

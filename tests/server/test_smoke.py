@@ -12,13 +12,13 @@ async def test_health_ready_and_instance(server):
     api = await server.client()
     assert (await api.request("GET", "/healthz"))["status"] == "ok"
     assert (await api.request("GET", "/readyz"))["status"] == "ready"
-    assert (await api.instance())["instance_id"] == server.ctx.instance.instance_id
+    assert (await api.instance()).instance_id == server.ctx.instance.instance_id
 
 
 async def test_operation_is_listed_for_members_only(operation):
     """Members see the operation with their role; an outsider is refused."""
     listed = await operation.actors["customs"].api.operations()
-    assert [(o["operation_id"], o["role"]) for o in listed] == [(operation.id, "customs")]
+    assert [(o.operation_id, o.role) for o in listed] == [(operation.id, "customs")]
     assert await operation.actors["outsider"].api.operations() == []
     with pytest.raises(NotMemberError):
         await operation.actors["outsider"].api.operation(operation.id)

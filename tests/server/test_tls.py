@@ -66,7 +66,7 @@ async def test_client_trusting_the_certificate_connects(tls_server):
     assert proc.url.startswith("https://")
     context = ssl.create_default_context(cafile=cert)
     async with ApiClient(proc.url, ssl_context=context) as api:
-        assert (await api.instance())["instance_id"].startswith("opseal-")
+        assert (await api.instance()).instance_id.startswith("opseal-")
 
 
 async def test_client_refuses_an_unknown_certificate(tls_server):

@@ -1,0 +1,1 @@
+"""Data package: the JSON Schemas of content types (read with ``importlib.resources``)."""
