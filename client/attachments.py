@@ -282,7 +282,7 @@ async def _put(att: Attachments, blob_id: str, offset: int, data: bytes) -> int:
     except ConflictError as exc:  # stored by an attempt whose answer was lost
         if not isinstance(exc.details.get("received"), int):
             raise
-        return exc.details["received"]
+        return int(exc.details["received"])
     return answer.received
 
 

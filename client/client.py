@@ -290,8 +290,9 @@ class Client:
         """Verify one area entry and record it (or a warning) in the local store."""
         await self.verifier.ingest(entry, report)
 
-    def gaps(self, op: str, area: str) -> dict[str, list[int]]:
-        """Per sender, counters skipped and not yet arrived: possibly missing messages."""
+    def gaps(self, op: str, area: str) -> dict[str, list[int | list[int]]]:
+        """Per sender, counters skipped and not yet arrived (a run of more than three as
+        ``[first, last]``): possibly missing messages."""
         return self.verifier.gaps(op, area)
 
     def warnings(self, since_id: int = 0) -> list[tuple[int, str, str, int | None, str, str]]:

@@ -233,7 +233,7 @@ class DemoServer:
     def _ready(self) -> bool:
         try:
             with urllib.request.urlopen(self.url + "/readyz", timeout=1) as answer:  # noqa: S310
-                return answer.status == 200
+                return bool(answer.status == 200)
         except OSError:
             return False
 

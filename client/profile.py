@@ -137,7 +137,8 @@ class Profile:
             blob = (self.path / f"{purpose}.key").read_bytes()
         except FileNotFoundError as exc:
             raise ProfileError(f"profile {self.name!r} has no {purpose} key") from exc
-        return json.loads(open_key_file(blob, passphrase, purpose=purpose))
+        keys: dict[str, str] = json.loads(open_key_file(blob, passphrase, purpose=purpose))
+        return keys
 
     def has_key(self, purpose: str) -> bool:
         return (self.path / f"{purpose}.key").exists()

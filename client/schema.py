@@ -40,7 +40,7 @@ def _is_integer(_checker: Any, value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_Validator = validators.extend(
+_Validator = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
         {"number": _is_number, "integer": _is_integer}
@@ -102,7 +102,7 @@ def _explain(error: ValidationError) -> tuple[str, str]:
     if error.validator == "additionalProperties":
         return field_path(path), f"unknown field ({error.message})"
     if error.validator == "enum":
-        choices = ", ".join(str(c) for c in error.validator_value)
+        choices = ", ".join(str(c) for c in error.validator_value)  # type: ignore[union-attr]
         return field_path(path), f"{error.instance!r} is not one of {choices}"
     if error.validator == "pattern" and path and path[-1] in ("reporting_country",):
         return field_path(path), f"expected ISO 3166 alpha-2 (e.g. FR), got {error.instance!r}"

@@ -340,7 +340,7 @@ class Verifier:
             )
         )
 
-    def gaps(self, op: str, area: str) -> dict[str, list[int]]:
+    def gaps(self, op: str, area: str) -> dict[str, list[int | list[int]]]:
         """Per sender, counters skipped and not yet arrived: possibly missing messages."""
         out = {}
         for o, a, sender, _highest, missing in self._tracker:

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, top=True)
     common = Parser(add_help=False)
     _global_options(common, top=False)
-    groups: dict[str, argparse._SubParsersAction] = {}
+    groups: dict[str, argparse._SubParsersAction[Parser]] = {}
     root = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, help="one of the commands below"
     )

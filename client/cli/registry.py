@@ -30,7 +30,10 @@ def arg(*names: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
 
 
 def command(
-    name: str, summary: str, *arguments: tuple[tuple[str, ...], dict[str, Any]], follows=False
+    name: str,
+    summary: str,
+    *arguments: tuple[tuple[str, ...], dict[str, Any]],
+    follows: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         COMMANDS.append(Command(tuple(name.split()), summary, handler, arguments, follows))
