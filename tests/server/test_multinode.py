@@ -171,7 +171,7 @@ async def _audited_messages(api: ApiClient, op: Operation) -> list[int]:
     return [
         e["entry"]["seq"]
         for e in entries
-        if e["entry"]["event"] == "message" and e["entry"]["area"] == AREA
+        if e["entry"] and e["entry"]["event"] == "message" and e["entry"]["area"] == AREA
     ]
 
 
