@@ -90,7 +90,7 @@ class Client:
             self.session, store, identity, instance, clock, self.verifier, self.verifier, self.sync
         )
         self.attachments = attachments.Attachments(self.session, store, profile.path)
-        self.receipts = Receipts(self.session, store, identity, instance, clock)
+        self.receipts = Receipts(self.session, store, identity, instance, clock, self.verifier)
         self.alerts = Alerts(store, identity, self.verifier, self.outbox)
         self.releaser = Releaser(store, identity.organisation_id, self.verifier, self.outbox)
         self.auditor = audit.Auditor(self.session, store)
@@ -345,7 +345,8 @@ class Client:
         await self.receipts.ack(message_id, kind)
 
     async def acks(self, message_id: str) -> dict[str, Any]:
-        """The receipts the server holds for a verified message."""
+        """Who read and acknowledged a verified message, from the signed receipts verified
+        here; ``unverified`` lists where the server's summary claims otherwise."""
         return await self.receipts.acks(message_id)
 
     async def verify_audit(self) -> audit.AuditReport:

@@ -176,6 +176,13 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
+    def states(self, op: str, area: str) -> list[tuple[int, bytes]]:
+        """Every stored ``(epoch, state)`` of the area, oldest first."""
+        rows = self.db.execute(
+            "SELECT epoch, state FROM states WHERE op = ? AND area = ? ORDER BY epoch", (op, area)
+        )
+        return [(row[0], row[1]) for row in rows]
+
     def add_state(self, op: str, area: str, epoch: int, state: bytes) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)", (op, area, epoch, state)
