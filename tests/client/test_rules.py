@@ -48,9 +48,11 @@ async def test_counter_jumps_leave_the_reader_small_replay_state_and_a_fast_sync
     fr, de = onboarded.clients["fr-customs"], onboarded.clients["de-customs"]
     await fr.sync()
     await de.sync()
-    state, secret = fr._current(OP, "seizures")
+    state, secret = fr.verifier.current(OP, "seizures")
     envelopes = [
-        fr._seal(state, secret, n * JUMP, uuid.uuid4(), "text", b'"jump"', "H0", False).to_bytes()
+        fr.outbox._seal(
+            state, secret, n * JUMP, uuid.uuid4(), "text", b'"jump"', "H0", False
+        ).to_bytes()
         for n in range(1, 501)
     ]
     await fr.api.post_batch(OP, "seizures", envelopes)
