@@ -15,6 +15,9 @@ select on, and the purpose binds them). A row that does not open is refused: the
 :class:`StoreTampered` (a message is left out) and an ``store-tampered`` warning is recorded,
 even when the surrounding transaction rolls back. Stores written before this are sealed once,
 at open (``meta`` key ``integrity``).
+
+Long because: every table of the one SQLite file is read and written here, each with the seal
+that guards it, so the schema and the purposes that bind its rows stay in one place.
 """
 
 from __future__ import annotations
