@@ -5,6 +5,9 @@ every entry and compares the root, and proves that the log extends the checkpoin
 auditor remembered from last time, so a rewritten, truncated or forked history fails. The
 caller stores ``report.checkpoint.to_bytes()`` and passes it back as ``last`` next time.
 :func:`verify_entry` proves one entry against a verified checkpoint without reading the rest.
+The server shows each device only the entries it needs to know (design §15): a hidden entry
+comes as its leaf hash alone, which still counts in the recomputed root, so the whole tree is
+checked even when most of it is not readable.
 Every failure raises :class:`AuditError` with a message naming what did not match.
 """
 
@@ -60,7 +63,10 @@ class AuditReport:
     size: int
     root: bytes
     entries_checked: int
+    """Leaves counted in the recomputed root (those shown were rehashed from their content)."""
     checkpoint: Checkpoint
+    hidden: int = 0
+    """Entries the server showed as a leaf hash only (not for this device)."""
 
 
 class Auditor:
@@ -96,14 +102,14 @@ async def verify_audit(api: ApiClient, log_key: bytes, last: Checkpoint | None) 
     if last is not None:
         _check_signature(last, key, "the remembered checkpoint")
         await _check_extends(api, last, checkpoint)
-    leaves = await _entry_leaves(api, checkpoint.size)
+    leaves, hidden = await _entry_leaves(api, checkpoint.size)
     root = await asyncio.to_thread(root_hash, leaves)
     if root != checkpoint.root:
         raise AuditError(
             f"the root of the {checkpoint.size} entries does not match the signed checkpoint: "
             "entries were altered"
         )
-    return AuditReport(checkpoint.size, root, len(leaves), checkpoint)
+    return AuditReport(checkpoint.size, root, len(leaves), checkpoint, hidden)
 
 
 async def latest_checkpoint(api: ApiClient, log_key: bytes) -> Checkpoint:
@@ -128,6 +134,8 @@ async def verify_entry(api: ApiClient, checkpoint: Checkpoint, index: int) -> di
     if not isinstance(page, list) or len(page) != 1:
         raise AuditError(f"the server withheld entry {index}")
     entry, leaf = _entry(page[0], index)
+    if entry is None:
+        raise AuditError(f"entry {index} is not for this device to read")
     proof = await _answer(api.audit_inclusion_proof(index, checkpoint.size))
     try:
         verify_inclusion(leaf, index, checkpoint.size, proof, checkpoint.root)
@@ -157,21 +165,27 @@ async def _check_extends(api: ApiClient, last: Checkpoint, new: Checkpoint) -> N
         ) from exc
 
 
-async def _entry_leaves(api: ApiClient, size: int) -> list[bytes]:
-    """Every entry's leaf hash, recomputed from its content, pages of :data:`PAGE`."""
+async def _entry_leaves(api: ApiClient, size: int) -> tuple[list[bytes], int]:
+    """Every entry's leaf hash, recomputed from its content where it is shown (pages of
+    :data:`PAGE`), and how many were hidden."""
     leaves: list[bytes] = []
+    hidden = 0
     while len(leaves) < size:
         start = len(leaves)
         end = min(size, start + PAGE)
         page = await _answer(api.audit_entries(start, end))
         if not isinstance(page, list) or not 0 < len(page) <= end - start:
             raise AuditError(f"the server did not send entries {start} to {end - 1}")
-        leaves.extend(_entry(item, start + offset)[1] for offset, item in enumerate(page))
-    return leaves
+        for offset, item in enumerate(page):
+            entry, leaf = _entry(item, start + offset)
+            leaves.append(leaf)
+            hidden += entry is None
+    return leaves, hidden
 
 
-def _entry(item: AuditEntry, index: int) -> tuple[dict[str, Any], bytes]:
-    """An entry and its leaf hash recomputed from its content, checked against the server's."""
+def _entry(item: AuditEntry, index: int) -> tuple[dict[str, Any] | None, bytes]:
+    """An entry and its leaf hash recomputed from its content, checked against the server's;
+    a hidden entry (None) keeps the served leaf hash."""
     try:
         served_index, entry = item.index, item.entry
         served_leaf = b64d(item.leaf_hash, field="leaf_hash")
@@ -179,6 +193,10 @@ def _entry(item: AuditEntry, index: int) -> tuple[dict[str, Any], bytes]:
         raise AuditError(f"entry {index}: the server's answer is malformed: {exc!r}") from exc
     if served_index != index:
         raise AuditError(f"expected entry {index}, the server sent entry {served_index!r}")
+    if entry is None:
+        if len(served_leaf) != 32:
+            raise AuditError(f"entry {index}: the leaf hash is not 32 bytes")
+        return None, served_leaf
     if not isinstance(entry, dict):
         raise AuditError(f"entry {index} is not a JSON object")
     leaf = leaf_hash(encode_entry(entry))

@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import msgspec
-
 from opseal.crypto.attachments import FileMeta
 from opseal.crypto.certs import Certificate
 from opseal.crypto.charter import Charter
@@ -93,7 +91,7 @@ class Client:
             self.verifier,
         )  # fmt: skip
         self.attachments = attachments.Attachments(self.session, store, profile.path)
-        self.receipts = Receipts(self.session, store, identity, instance, clock)
+        self.receipts = Receipts(self.session, store, identity, instance, clock, self.verifier)
         self.alerts = Alerts(store, identity, self.verifier, self.outbox)
         self.releaser = Releaser(store, identity.organisation_id, self.verifier, self.outbox)
         self.auditor = audit.Auditor(self.session, store)
@@ -389,9 +387,9 @@ class Client:
         await self.receipts.ack(message_id, kind)
 
     async def acks(self, message_id: str) -> dict[str, Any]:
-        """The receipts the server holds for a verified message."""
-        status: dict[str, Any] = msgspec.to_builtins(await self.receipts.acks(message_id))
-        return status  # the public answer stays a dict
+        """Who read and acknowledged a verified message, from the signed receipts verified
+        here; ``unverified`` lists where the server's summary claims otherwise."""
+        return await self.receipts.acks(message_id)
 
     async def verify_audit(self, max_age: int = enrolment.CHECKPOINT_MAX_AGE) -> audit.AuditReport:
         """Verify the audit log against the pinned log key and the last checkpoint seen; a

@@ -4,6 +4,20 @@ It holds what the client has verified — charter versions, group states per epo
 secrets, decrypted messages, the replay tracker, sync positions, the last audit checkpoint —
 and the outbox of submissions not yet confirmed. Secrets and plaintext are sealed at rest
 with AES-256-GCM under the profile's store key (itself kept in a passphrase-sealed key file).
+
+**Integrity** (issue 12): what the client's trust rests on is sealed too, each row under a
+purpose naming where it belongs, so a row altered, swapped or moved no longer opens: the
+pinned coordinator root (``pin/<op>``), charter versions (``charter/<op>/<version>``), group
+states (``state/<op>/<area>/<epoch>``), held envelopes, and each message's metadata — sender,
+organisation, epoch, handling code, ack flag, client time — sealed with its plaintext under
+``message/<op>/<area>/<seq>/<id>/<content type>`` (the clear columns keep only what queries
+select on, and the purpose binds them). A row that does not open is refused: the read raises
+:class:`StoreTampered` (a message is left out) and an ``store-tampered`` warning is recorded,
+even when the surrounding transaction rolls back. Stores written before this are sealed once,
+at open (``meta`` key ``integrity``).
+
+Long because: every table of the one SQLite file is read and written here, each with the seal
+that guards it, so the schema and the purposes that bind its rows stay in one place.
 """
 
 from __future__ import annotations
@@ -12,6 +26,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +41,14 @@ from opseal.crypto.envelope import ReplayTracker
 
 from .errors import ClientError
 
-__all__ = ["OutboxItem", "Store", "StoredMessage"]
+__all__ = ["OutboxItem", "Store", "StoreTampered", "StoredMessage"]
+
+INTEGRITY_VERSION = b"1"
+
+
+class StoreTampered(ClientError):
+    """A row of the local store does not open under the store key: it was altered."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -106,6 +128,11 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # the outbox must survive a power cut
         self.db.executescript(_SCHEMA)
+        self._tamper_warnings: list[tuple[str, str, int | None, str]] = []
+        if self.get("integrity") != INTEGRITY_VERSION:
+            with self.transaction():
+                self._seal_legacy_rows()
+                self.put("integrity", INTEGRITY_VERSION)
 
     def close(self) -> None:
         self.db.close()
@@ -128,8 +155,10 @@ class Store:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._record_tampering()
             raise
         self.db.execute("COMMIT")
+        self._record_tampering()
 
     # -- sealing at rest -------------------------------------------------------------------
     def seal(self, data: bytes, purpose: str) -> bytes:
@@ -141,6 +170,22 @@ class Store:
             return self._aead.decrypt(blob[:12], blob[12:], purpose.encode())
         except InvalidTag as exc:
             raise ClientError(f"local store: {purpose} does not open with this profile") from exc
+
+    def _checked(self, blob: bytes, purpose: str, op: str, area: str = "") -> bytes:
+        """``blob`` opened; a row that does not open is refused with a warning."""
+        try:
+            return self._aead.decrypt(blob[:12], blob[12:], purpose.encode())
+        except (InvalidTag, ValueError) as exc:
+            message = f"local store: the row {purpose} was altered and is refused"
+            self._tamper_warnings.append((op, area, None, message))
+            if not self.db.in_transaction:
+                self._record_tampering()
+            raise StoreTampered(message) from exc
+
+    def _record_tampering(self) -> None:
+        pending, self._tamper_warnings = self._tamper_warnings, []
+        for op, area, seq, message in pending:
+            self.warn(op, area, seq, "store-tampered", message)
 
     # -- small values ----------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
@@ -179,18 +224,23 @@ class Store:
 
     # -- charters and pins -----------------------------------------------------------------
     def charters(self, op: str) -> list[bytes]:
-        rows = self.db.execute("SELECT body FROM charters WHERE op = ? ORDER BY version", (op,))
-        return [row[0] for row in rows]
+        rows = self.db.execute(
+            "SELECT version, body FROM charters WHERE op = ? ORDER BY version", (op,)
+        )
+        return [self._checked(body, f"charter/{op}/{v}", op) for v, body in rows]
 
     def add_charter(self, op: str, version: int, body: bytes) -> None:
-        self.db.execute("INSERT OR IGNORE INTO charters VALUES (?, ?, ?)", (op, version, body))
+        sealed = self.seal(body, f"charter/{op}/{version}")
+        self.db.execute("INSERT OR IGNORE INTO charters VALUES (?, ?, ?)", (op, version, sealed))
 
     def pin(self, op: str) -> bytes | None:
+        """The pinned coordinator root key id of ``op``; :class:`StoreTampered` if altered."""
         row = self.db.execute("SELECT root_key_id FROM pins WHERE op = ?", (op,)).fetchone()
-        return row[0] if row else None
+        return self._checked(row[0], f"pin/{op}", op) if row else None
 
     def set_pin(self, op: str, key_id: bytes) -> None:
-        self.db.execute("INSERT OR REPLACE INTO pins VALUES (?, ?)", (op, key_id))
+        sealed = self.seal(key_id, f"pin/{op}")
+        self.db.execute("INSERT OR REPLACE INTO pins VALUES (?, ?)", (op, sealed))
 
     # -- group states and secrets ----------------------------------------------------------
     def latest_state(self, op: str, area: str) -> tuple[int, bytes] | None:
@@ -198,17 +248,28 @@ class Store:
             "SELECT epoch, state FROM states WHERE op = ? AND area = ? ORDER BY epoch DESC LIMIT 1",
             (op, area),
         ).fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], self._open_state(op, area, row[0], row[1])) if row else None
+
+    def _open_state(self, op: str, area: str, epoch: int, blob: bytes) -> bytes:
+        return self._checked(blob, f"state/{op}/{area}/{epoch}", op, area)
 
     def state(self, op: str, area: str, epoch: int) -> bytes | None:
         row = self.db.execute(
             "SELECT state FROM states WHERE op = ? AND area = ? AND epoch = ?", (op, area, epoch)
         ).fetchone()
-        return row[0] if row else None
+        return self._open_state(op, area, epoch, row[0]) if row else None
+
+    def states(self, op: str, area: str) -> list[tuple[int, bytes]]:
+        """Every stored ``(epoch, state)`` of the area, oldest first."""
+        rows = self.db.execute(
+            "SELECT epoch, state FROM states WHERE op = ? AND area = ? ORDER BY epoch", (op, area)
+        )
+        return [(e, self._open_state(op, area, e, body)) for e, body in rows]
 
     def add_state(self, op: str, area: str, epoch: int, state: bytes) -> None:
+        sealed = self.seal(state, f"state/{op}/{area}/{epoch}")
         self.db.execute(
-            "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)", (op, area, epoch, state)
+            "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)", (op, area, epoch, sealed)
         )
 
     def secret(self, op: str, area: str, epoch: int) -> bytes | None:
@@ -230,7 +291,7 @@ class Store:
         )
 
     def areas(self) -> list[tuple[str, str]]:
-        return [tuple(r) for r in self.db.execute("SELECT DISTINCT op, area FROM states")]  # type: ignore[misc]
+        return [(r[0], r[1]) for r in self.db.execute("SELECT DISTINCT op, area FROM states")]
 
     # -- counters, replay tracking, positions ----------------------------------------------
     def take_counters(self, op: str, area: str, count: int) -> int:
@@ -272,29 +333,23 @@ class Store:
 
     # -- messages and warnings -------------------------------------------------------------
     def add_message(self, m: StoredMessage) -> None:
-        body = self.seal(m.plaintext, f"message/{m.message_id}")
+        """Store a verified message: its metadata and plaintext sealed together, the clear
+        columns (place, id, content type) bound by the seal's purpose."""
+        meta = json.dumps(
+            [m.sender, m.org, m.epoch, m.handling, m.requires_ack, m.client_time_ms]
+        ).encode()
+        body = self.seal(struct.pack(">I", len(meta)) + meta + m.plaintext, _message_purpose(m))
         self.db.execute(
-            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                m.op,
-                m.area,
-                m.seq,
-                m.message_id,
-                m.sender,
-                m.org,
-                m.epoch,
-                m.content_type,
-                m.handling,
-                int(m.requires_ack),
-                m.client_time_ms,
-                body,
-            ),
+            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, '', '', 0, ?, '', 0, 0, ?)",
+            (m.op, m.area, m.seq, m.message_id, m.content_type, body),
         )
 
     def messages(
         self, op: str, area: str | None = None, *, after: int = 0, content_type: str | None = None
     ) -> list[StoredMessage]:
-        query = "SELECT * FROM messages WHERE op = ? AND seq > ?"
+        """Stored messages in area and sequence order; an altered row is left out (warned)."""
+        query = "SELECT op, area, seq, message_id, content_type, body FROM messages "
+        query += "WHERE op = ? AND seq > ?"
         args: list[Any] = [op, after]
         if area is not None:
             query += " AND area = ?"
@@ -302,19 +357,40 @@ class Store:
         if content_type is not None:
             query += " AND content_type = ?"
             args.append(content_type)
-        rows = self.db.execute(query + " ORDER BY area, seq", args)
-        return [self._message(row) for row in rows]
+        out = []
+        for row in self.db.execute(query + " ORDER BY area, seq", args).fetchall():
+            try:
+                out.append(self._message(row))
+            except StoreTampered:
+                continue
+        return out
 
     def message(self, message_id: str) -> StoredMessage | None:
+        """The stored message ``message_id``; None if unknown or altered (warned)."""
         row = self.db.execute(
-            "SELECT * FROM messages WHERE message_id = ?", (message_id,)
+            "SELECT op, area, seq, message_id, content_type, body FROM messages "
+            "WHERE message_id = ?",
+            (message_id,),
         ).fetchone()
-        return self._message(row) if row else None
+        if row is None:
+            return None
+        try:
+            return self._message(row)
+        except StoreTampered:
+            return None
 
     def _message(self, row: tuple[Any, ...]) -> StoredMessage:
-        *fields, body = row
-        fields[9] = bool(fields[9])
-        return StoredMessage(*fields, self.open(body, f"message/{fields[3]}"))
+        op, area, seq, message_id, content_type, body = row
+        purpose = f"message/{op}/{area}/{seq}/{message_id}/{content_type}"
+        opened = self._checked(body, purpose, op, area)
+        (size,) = struct.unpack(">I", opened[:4])
+        sender, org, epoch, handling, requires_ack, client_time_ms = json.loads(
+            opened[4 : 4 + size]
+        )
+        return StoredMessage(
+            op, area, seq, message_id, sender, org, epoch, content_type, handling,
+            bool(requires_ack), client_time_ms, opened[4 + size :],
+        )  # fmt: skip
 
     def warn(self, op: str, area: str, seq: int | None, kind: str, message: str) -> None:
         self.db.execute(
@@ -328,7 +404,7 @@ class Store:
             "SELECT id, op, area, seq, kind, message FROM warnings WHERE id > ? ORDER BY id",
             (since_id,),
         )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [tuple(row) for row in rows]
 
     # -- outbox ----------------------------------------------------------------------------
     def enqueue(self, items: list[OutboxItem]) -> None:
@@ -399,15 +475,19 @@ class Store:
 
     # -- messages held until their epoch secret arrives ------------------------------------
     def hold(self, op: str, area: str, seq: int, epoch: int, body: bytes) -> None:
+        sealed = self.seal(body, f"held/{op}/{area}/{seq}/{epoch}")
         self.db.execute(
-            "INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?, ?)", (op, area, seq, epoch, body)
+            "INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?, ?)", (op, area, seq, epoch, sealed)
         )
 
     def held(self, op: str, area: str) -> list[tuple[int, int, bytes]]:
         rows = self.db.execute(
             "SELECT seq, epoch, body FROM held WHERE op = ? AND area = ? ORDER BY seq", (op, area)
-        )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        ).fetchall()
+        return [
+            (seq, epoch, self._checked(body, f"held/{op}/{area}/{seq}/{epoch}", op, area))
+            for seq, epoch, body in rows
+        ]
 
     def release(self, op: str, area: str, seq: int) -> None:
         self.db.execute("DELETE FROM held WHERE op = ? AND area = ? AND seq = ?", (op, area, seq))
@@ -429,4 +509,45 @@ class Store:
             "SELECT op, area, status, COUNT(*), MAX(attempts), MAX(last_error) FROM outbox "
             "GROUP BY op, area, status ORDER BY op, area, status"
         )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [tuple(row) for row in rows]
+
+    # -- stores written before rows were sealed --------------------------------------------
+    def _seal_legacy_rows(self) -> None:
+        """Seal, once, the rows an older version kept in clear (trusted as they stand); a row
+        that already opens under its purpose is left as it is."""
+        db = self.db
+        for op, key_id in db.execute("SELECT op, root_key_id FROM pins").fetchall():
+            if not self._opens(key_id, f"pin/{op}"):
+                self.set_pin(op, key_id)
+        for op, version, body in db.execute("SELECT * FROM charters").fetchall():
+            if not self._opens(body, f"charter/{op}/{version}"):
+                sealed = self.seal(body, f"charter/{op}/{version}")
+                db.execute(
+                    "UPDATE charters SET body = ? WHERE op = ? AND version = ?",
+                    (sealed, op, version),
+                )
+        for op, area, epoch, state in db.execute("SELECT * FROM states").fetchall():
+            if not self._opens(state, f"state/{op}/{area}/{epoch}"):
+                self.add_state(op, area, epoch, state)
+        for op, area, seq, epoch, body in db.execute("SELECT * FROM held").fetchall():
+            if not self._opens(body, f"held/{op}/{area}/{seq}/{epoch}"):
+                self.hold(op, area, seq, epoch, body)
+        for row in db.execute("SELECT * FROM messages").fetchall():
+            *fields, body = row
+            if self._opens(body, f"message/{fields[3]}"):  # the older layout
+                fields[9] = bool(fields[9])
+                plaintext = self.open(body, f"message/{fields[3]}")
+                message = StoredMessage(*[*fields, plaintext])
+                db.execute("DELETE FROM messages WHERE message_id = ?", (message.message_id,))
+                self.add_message(message)
+
+    def _opens(self, blob: bytes, purpose: str) -> bool:
+        try:
+            self._aead.decrypt(blob[:12], blob[12:], purpose.encode())
+        except (InvalidTag, ValueError):
+            return False
+        return True
+
+
+def _message_purpose(m: StoredMessage) -> str:
+    return f"message/{m.op}/{m.area}/{m.seq}/{m.message_id}/{m.content_type}"

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,16 @@ class Settings:
     trusted_proxies: str = ""
     """Comma-separated addresses or networks (CIDR) of reverse proxies whose
     ``X-Forwarded-For`` names the client; from any other peer the header is ignored."""
+    auditor_orgs: str = ""
+    """Comma-separated organisation ids whose devices read the whole audit log (the instance
+    auditor role, granted by the instance admin here); every other device reads only the
+    entries of its own organisation and of the operations and areas it may read."""
+    metrics_token: str = field(default="", repr=False)
+    """Bearer token ``/metrics`` asks for; when empty, ``/metrics`` answers loopback peers only."""
+    max_org_blob_bytes: int = 50 * 1024**3
+    """Most blob bytes (declared sizes) one organisation may hold on the instance."""
+    max_operation_blob_bytes: int = 200 * 1024**3
+    """Most blob bytes (declared sizes) one operation may hold."""
     token_ttl: int = 3600
     challenge_ttl: int = 120
     log_level: str = "info"
@@ -56,13 +66,16 @@ class Settings:
             value = getattr(self, name)
             _check(not value or Path(value).is_file(), name, "the path of a readable file")
         for name in ("max_body_bytes", "max_batch", "max_blob_bytes", "max_blob_chunk_bytes",
-                     "rate_limit_per_minute", "token_ttl", "challenge_ttl"):  # fmt: skip
+                     "rate_limit_per_minute", "token_ttl", "challenge_ttl",
+                     "max_org_blob_bytes", "max_operation_blob_bytes"):  # fmt: skip
             _check(getattr(self, name) > 0, name, "a positive integer")
         _check(self.max_batch <= 10_000, "max_batch", "at most 10000")
         try:
             self.trusted_networks  # noqa: B018 -- parsed here so a bad value stops the start
         except ValueError:
             _check(False, "trusted_proxies", "comma-separated IP addresses or CIDR networks")
+        _check(not self.metrics_token or len(self.metrics_token) >= 16, "metrics_token",
+               "empty, or at least 16 characters")  # fmt: skip
         _check(self.log_level in ("debug", "info", "warning", "error"), "log_level",
                "one of debug, info, warning, error")  # fmt: skip
 
@@ -71,6 +84,11 @@ class Settings:
         """:attr:`trusted_proxies` parsed."""
         parts = (p.strip() for p in self.trusted_proxies.split(","))
         return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
+
+    @property
+    def auditors(self) -> frozenset[str]:
+        """:attr:`auditor_orgs` parsed."""
+        return frozenset(p.strip() for p in self.auditor_orgs.split(",") if p.strip())
 
     @property
     def is_postgres(self) -> bool:

@@ -52,10 +52,14 @@ class EntriesQuery(Request, frozen=True):
 
 
 class AuditEntry(Response, frozen=True):
-    """One log entry: metadata only, never content."""
+    """One log entry: metadata only, never content; ``entry`` is null when the reader may not
+    see it (its leaf hash still counts in the tree)."""
 
     index: Annotated[int, Meta(ge=0)]
-    entry: Annotated[dict[str, Any], Meta(description="metadata only, never content")]
+    entry: Annotated[
+        dict[str, Any] | None,
+        Meta(description="metadata only, never content; null: not for this reader"),
+    ]
     leaf_hash: Annotated[B64, Meta(description="RFC 9162 leaf hash")]
 
 

@@ -113,3 +113,10 @@ class ReceiptStatus(Response, frozen=True):
     pending_ack_orgs: Annotated[
         list[ID], Meta(description="organisations without an acknowledgement")
     ]
+    receipts: Annotated[
+        list[B64],
+        Meta(
+            description="every signed receipt statement stored for the message, for the "
+            "client to verify against the senders' roster keys"
+        ),
+    ]

@@ -112,9 +112,13 @@ OPS = [
     Endpoint("readyz", "GET", "/readyz", "The database answers: ready to serve.", "ops",
              {200: Reply("Ready", ops.Ready),
               503: Reply("The database does not answer", ops.NotReady)}, auth=False),
-    Endpoint("metrics", "GET", "/metrics", "Prometheus metrics in the text exposition format.",
+    Endpoint("metrics", "GET", "/metrics",
+             "Prometheus metrics in the text exposition format. With the setting metrics_token, "
+             "only for `Authorization: Bearer <metrics_token>` (401 otherwise); without it, only "
+             "for a loopback peer with no forwarding header (403 otherwise).",
              "ops", {200: Reply("Metrics", media="text/plain",
-                                schema={"type": "string", "description": ""})}, auth=False),
+                                schema={"type": "string", "description": ""})},
+             errors=(401, 403), auth=False),
     Endpoint("openapi", "GET", f"{API}/openapi.json", "This document.", "meta",
              {200: Reply("The OpenAPI 3.1 document", schema={"type": "object"})}, auth=False),
 ]  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .codes import usage
-from .context import Ctx, check_may_post, parse_day, verified
+from .context import Ctx, check_may_post, last_warning, parse_day, verified
 from .registry import AREA, MESSAGE_ID, OP, arg, command
 from .render import table
 
@@ -18,7 +18,11 @@ async def ack(ctx: Ctx) -> None:
 @command("acks", "who has read and acknowledged a message (coordinator)", MESSAGE_ID)
 async def acks(ctx: Ctx) -> None:
     async with ctx.client(sync=True) as client:
+        before = last_warning(client)
         status = await client.acks(ctx.args.message_id)
+        fresh = client.warnings(before)  # the server's summary disagreeing with the receipts
+        ctx.out.warnings(fresh)
+        ctx.fresh_warnings += len(fresh)
     rows = [
         (o["org_id"], o["role"], len(o["members"]), len(o["read"]), len(o["acked"]))
         for o in status["organisations"]

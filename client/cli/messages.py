@@ -88,7 +88,7 @@ async def _check_may_read(client: Client, op: str, area: str) -> None:
         raise CliError(str(exc), f"see who reads which area with `opseal op charter {op}`") from exc
 
 
-def _gaps(client: Client, op: str, area: str | None) -> dict[str, dict[str, list[int]]]:
+def _gaps(client: Client, op: str, area: str | None) -> dict[str, dict[str, list[int | list[int]]]]:
     areas = [a for o, a in client.store.areas() if o == op and area in (None, a)]
     return {a: gaps for a in areas if (gaps := client.gaps(op, a))}
 

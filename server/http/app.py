@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -12,6 +14,7 @@ from opseal.wire import ops
 
 from ..bus import LocalBus
 from ..config import Settings
+from ..errors import Forbidden, Unauthorized
 from ..services.areas import event_json
 from ..services.base import Context, load_instance
 from ..services.tail import AreaTail
@@ -105,6 +108,29 @@ async def readyz(request: web.Request) -> web.Response:
 
 @ops_routes.endpoint("metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus metrics (collected in a thread: the process collector reads /proc)."""
-    body = await asyncio.to_thread(generate_latest)
+    """Prometheus metrics, behind ``metrics_token`` or for local scrapers only."""
+    _check_metrics_access(request, request.app[SETTINGS])
+    body = await asyncio.to_thread(generate_latest)  # the process collector reads /proc
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _check_metrics_access(request: web.Request, settings: Settings) -> None:
+    """With a token set, the bearer must match it; without, the peer must be loopback and
+    not a proxy forwarding someone else (no forwarding header)."""
+    if settings.metrics_token:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {settings.metrics_token}".encode()):
+            raise Unauthorized("/metrics needs the bearer token of the setting metrics_token")
+        return
+    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    if forwarded or not _is_loopback(request.remote):
+        raise Forbidden(
+            "/metrics answers loopback peers only; set metrics_token to scrape it from elsewhere"
+        )
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False

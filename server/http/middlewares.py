@@ -21,6 +21,7 @@ from ..errors import (
     RateLimited,
     Unauthorized,
 )
+from ..services.audit import address_tag
 from ..services.base import Context, Principal
 from .auth import principal as authenticate
 from .keys import CONTEXT, PRINCIPAL, SETTINGS
@@ -142,7 +143,8 @@ async def _audit_refusal(request: web.Request, error: OpSealError) -> None:
             method=request.method,
             route=_route(request),
             device=principal.device_id if principal else None,
-            remote=remote,
+            org=principal.org_id if principal else None,
+            remote_tag=address_tag(ctx, remote),  # never the address itself (issue 12)
         )
     except Exception:  # the refusal itself still goes back to the client
         log.exception("could not audit a refusal")

@@ -12,8 +12,10 @@ once, and writes it to every subscriber that reads the area — no task wake-up 
 subscriber. The hub also reads every area's latest sequence number every
 :data:`POLL_SECONDS` (one query per node), so a lost wake-up delays but never loses an entry.
 When a commit changes an area's roster, the subscribers it concerns re-read their areas at
-once; besides, every subscriber re-checks its token (a revoked device stops receiving) and
-its areas every :data:`REFRESH_SECONDS` or so.
+once; so do, before anything more is written to them, the subscribers whose areas were read
+under an older charter version than the operation's current one (a version may take a role's
+read right away: issue 12); besides, every subscriber re-checks its token (a revoked device
+stops receiving) and its areas every :data:`REFRESH_SECONDS` or so.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..services.areas import AreaRef
 from ..services.base import Context, Principal
 from ..services.tail import AreaTail
 from ..storage import areas as area_store
+from ..storage import operations as operation_store
 from .auth import bearer_token, principal
 from .keys import CONTEXT
 from .parse import typed
@@ -81,6 +84,8 @@ class Subscriber:
         self.ctx, self.ws, self.who, self.token = ctx, ws, who, token
         self.positions = areas.decode_cursor(cursor)
         self.readable: frozenset[AreaRef] = frozenset()
+        self.charter_versions: dict[str, int] = {}
+        """The charter version of each operation when :attr:`readable` was computed."""
         self.lock = asyncio.Lock()
         self.poke = asyncio.Event()
 
@@ -98,7 +103,11 @@ class Subscriber:
             return False
         before = self.readable
         async with self.ctx.engine.connect() as conn:
-            self.readable = frozenset(await areas.readable_areas(self.ctx, conn, self.who))
+            # Versions first: a version published meanwhile makes the next delivery re-check.
+            rostered = await area_store.areas_of_device(conn, self.who.device_id)
+            versions = await _charter_versions(conn, {op for op, _ in rostered})
+            readable = frozenset(await areas.readable_areas(self.ctx, conn, self.who))
+        self.readable, self.charter_versions = readable, versions
         behind = latest is None or any(
             ref not in before or self.positions.get(ref, 0) < latest.get(ref, 0)
             for ref in self.readable
@@ -181,6 +190,8 @@ class StreamHub:
         ref = AreaRef(event.operation_id, event.area)
         self.latest[ref] = max(self.latest.get(ref, 0), event.seq)
         readers = [s for s in self.subscribers if ref in s.readable]
+        if readers:
+            readers = await self._same_charter(ref.operation_id, readers)
         by_position: dict[int, list[Subscriber]] = defaultdict(list)
         for sub in readers:
             if event.seq > sub.positions.get(ref, 0):
@@ -198,6 +209,19 @@ class StreamHub:
             if any(entry["kind"] == "commit" for entry in entries):
                 await self._roster_changed(ref)
         return sum(len(group) for group in by_position.values())
+
+    async def _same_charter(self, operation_id: str, readers: list[Subscriber]) -> list[Subscriber]:
+        """The readers whose areas were read under the operation's current charter version;
+        the others are left out of this delivery and re-read their areas (and catch up) now."""
+        async with self.ctx.engine.connect() as conn:
+            current = await operation_store.charter_version(conn, operation_id)
+        fresh = []
+        for sub in readers:
+            if sub.charter_versions.get(operation_id) == current:
+                fresh.append(sub)
+            else:
+                sub.poke.set()
+        return fresh
 
     async def _roster_changed(self, ref: AreaRef) -> None:
         """Subscribers joining or leaving the area's roster re-read their areas now."""
@@ -248,6 +272,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await reader
         await ws.close()
     return ws
+
+
+async def _charter_versions(conn: Any, operation_ids: set[str]) -> dict[str, int]:
+    versions = {}
+    for operation_id in operation_ids:
+        version = await operation_store.charter_version(conn, operation_id)
+        if version is not None:
+            versions[operation_id] = version
+    return versions
 
 
 async def _drain_client(ws: web.WebSocketResponse) -> None:

@@ -6,6 +6,17 @@ first request that finds the log larger than its newest stored checkpoint comput
 signs it with the instance's log key and stores it under its size. When two requests or nodes
 race, the insert that loses reads the winner's checkpoint, so each size has exactly one.
 
+**Need to know** (issue 12): a device reads the entries of its own organisation (enrolments,
+logins, refusals of its devices), of the operations its organisation is a member of, and within
+them only of the areas its role may read in the current charter; a client declaration is read by
+its organisation and the operation's coordinators. Entries naming neither an operation nor an
+organisation (instance events, refusals of strangers) are read by auditors only. Devices of the
+organisations in the ``auditor_orgs`` setting (the instance auditor role, granted by the instance
+admin) read everything. Hidden entries are served as their index and leaf hash only, so every
+reader still recomputes the whole tree and checks it against the signed checkpoint; each leaf's
+random salt (:mod:`..storage.audit`) keeps a hidden entry from being confirmed by guessing it.
+Client addresses never enter a leaf: a refusal records :func:`address_tag`, a keyed hash.
+
 Roots and proofs are computed from the leaf hashes of the range, read in one query and hashed
 off the event loop. Reading the log is not itself audited: an auditor's polling would
 otherwise grow the log it is checking.
@@ -19,7 +30,10 @@ the operation, a count, the device and its organisation).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -36,19 +50,23 @@ from opseal.crypto.merkle import (
 
 from ..errors import BadRequest, NotFound, Unavailable
 from ..storage import audit as store
+from ..storage import operations as operation_store
 from ..storage.db import write_transaction
 from .base import Context, Principal
-from .operations import membership
+from .operations import _charter, membership
 
 __all__ = [
     "DECLARED_ACTIONS",
     "MAX_PAGE",
+    "Scope",
+    "address_tag",
     "checkpoint_at",
     "consistency_proof",
     "declare",
     "entries",
     "inclusion_proof",
     "latest_checkpoint",
+    "scope",
 ]
 
 MAX_PAGE = 1000
@@ -91,8 +109,54 @@ async def checkpoint_at(ctx: Context, size: int) -> Checkpoint:
     return Checkpoint.from_bytes(body)
 
 
-async def entries(ctx: Context, start: int, end: int) -> dict[str, Any]:
-    """Entries ``start`` to ``end`` (exclusive, at most :data:`MAX_PAGE`), cut at the log's end."""
+@dataclass(frozen=True)
+class Scope:
+    """What one device may read of the log: everything (an auditor), or its organisation's
+    entries and those of the areas (by operation) and operations (with its role) it reads."""
+
+    org_id: str
+    auditor: bool = False
+    areas: dict[str, frozenset[str]] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+
+    def sees(self, entry: dict[str, Any]) -> bool:
+        if self.auditor:
+            return True
+        operation = entry.get("operation")
+        if operation is None:
+            return entry.get("org") == self.org_id
+        if operation not in self.areas:
+            return False
+        if "area" in entry:
+            return entry["area"] in self.areas[operation]
+        if "org" in entry:  # a client declaration: its organisation and the coordinators
+            return entry["org"] == self.org_id or self.roles[operation] == "coordinator"
+        return True
+
+
+async def scope(ctx: Context, conn: AsyncConnection, principal: Principal) -> Scope:
+    """The principal's :class:`Scope` under the current charters."""
+    if principal.org_id in ctx.settings.auditors:
+        return Scope(principal.org_id, auditor=True)
+    areas, roles = {}, {}
+    for row in await operation_store.of_organisation(conn, principal.org_id):
+        charter = await _charter(conn, ctx.charters, row.operation_id, row.charter_version)
+        readable = (a.name for a in charter.areas if charter.may_read(row.role, a.name))
+        areas[row.operation_id] = frozenset(readable)
+        roles[row.operation_id] = row.role
+    return Scope(principal.org_id, areas=areas, roles=roles)
+
+
+def address_tag(ctx: Context, address: str) -> str:
+    """A keyed hash of a client address: equal addresses give equal tags, but the tag cannot
+    be turned back into the address without the instance's token key."""
+    key = hmac.new(ctx.instance.token_key, b"opseal/v1/audit-address", hashlib.sha256).digest()
+    return b64e(hmac.new(key, address.encode(), hashlib.sha256).digest()[:16])
+
+
+async def entries(ctx: Context, principal: Principal, start: int, end: int) -> dict[str, Any]:
+    """Entries ``start`` to ``end`` (exclusive, at most :data:`MAX_PAGE`), cut at the log's
+    end; those the principal may not read have ``entry`` None (their leaf hash is kept)."""
     if end < start:
         raise BadRequest("query 'end': expected at least 'start'", field="end")
     if end - start > MAX_PAGE:
@@ -101,13 +165,13 @@ async def entries(ctx: Context, start: int, end: int) -> dict[str, Any]:
         size = await store.size(conn)
         end = min(end, size)
         rows = await store.leaves(conn, start, end)
-    return {
-        "size": size,
-        "entries": [
-            {"index": idx, "entry": json.loads(entry), "leaf_hash": b64e(leaf)}
-            for idx, entry, leaf in rows
-        ],
-    }
+        reader = await scope(ctx, conn, principal)
+    served = []
+    for idx, raw, leaf in rows:
+        entry = json.loads(raw)
+        shown = entry if reader.sees(entry) else None
+        served.append({"index": idx, "entry": shown, "leaf_hash": b64e(leaf)})
+    return {"size": size, "entries": served}
 
 
 async def inclusion_proof(ctx: Context, index: int, size: int) -> list[bytes]:
@@ -195,4 +259,4 @@ async def declare(
             "records": records,
             "include_personal": include_personal,
         }
-        return await store.append(tx.conn, [entry], tx.now)
+        return await store.append(tx.conn, [entry], tx.now, salt=True)

@@ -56,6 +56,7 @@ __all__ = [
     "MIN_CHUNK_BYTES",
     "Download",
     "blob_info",
+    "bytes_held",
     "create_blob",
     "open_download",
     "put_chunk",
@@ -135,6 +136,36 @@ def _check_declared(settings: Settings, size: int, sha256: bytes) -> None:
         )
 
 
+async def _check_quotas(
+    settings: Settings, conn: AsyncConnection, principal: Principal, ref: AreaRef, size: int
+) -> None:
+    """The declared size must fit the organisation's and the operation's remaining quota."""
+    org_used = await store.bytes_of_organisation(conn, principal.org_id)
+    _check_quota("organisation", principal.org_id, settings.max_org_blob_bytes, org_used, size)
+    op_used = await store.bytes_of_operation(conn, ref.operation_id)
+    _check_quota("operation", ref.operation_id, settings.max_operation_blob_bytes, op_used, size)
+
+
+async def bytes_held(ctx: Context, operation_id: str, org_id: str) -> tuple[int, int]:
+    """Declared blob bytes held by the operation and by the organisation (the quotas' use)."""
+    async with ctx.engine.connect() as conn:
+        return (
+            await store.bytes_of_operation(conn, operation_id),
+            await store.bytes_of_organisation(conn, org_id),
+        )
+
+
+def _check_quota(scope: str, name: str, quota: int, used: int, size: int) -> None:
+    if used + size > quota:
+        raise PayloadTooLarge(
+            f"blob of {size} bytes exceeds the {scope} quota of {quota} bytes for {name!r} "
+            f"({used} bytes already held)",
+            quota=quota,
+            used=used,
+            scope=scope,
+        )
+
+
 async def create_blob(
     ctx: Context, principal: Principal, ref: AreaRef, size: int, sha256: bytes
 ) -> dict[str, Any]:
@@ -143,6 +174,7 @@ async def create_blob(
     blob_id = str(uuid.uuid4())
     async with ctx.transaction() as tx:
         await _poster(ctx, tx.conn, principal, ref)
+        await _check_quotas(ctx.settings, tx.conn, principal, ref, size)
         await store.insert_blob(
             tx.conn,
             blob_id,

@@ -9,7 +9,9 @@ column is unique to the message itself); readers take the message id from the st
 
 A coordinator asks, per message, which organisations of the area's audience and which of their
 devices have read and acknowledged it. An acknowledgement counts as a read. The sender's own
-organisation is never listed as pending an acknowledgement.
+organisation is never listed as pending an acknowledgement. The answer also carries every
+signed statement stored for the message, so the coordinator's client computes the status
+itself from what it can verify rather than trusting this summary.
 """
 
 from __future__ import annotations
@@ -164,6 +166,7 @@ async def receipt_status(
         "pending_ack_orgs": [
             o["org_id"] for o in orgs if not o["acked"] and o["org_id"] != sender_org
         ],
+        "receipts": [b64e(row.statement) for row in rows],
     }
 
 

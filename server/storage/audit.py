@@ -1,6 +1,10 @@
 """Audit-log storage: leaves appended inside the transaction of the action they record, and
 the signed checkpoints.
 
+Services append with ``salt=True``, so each leaf carries a random ``salt`` (16 bytes): a
+reader is served the leaf hashes of entries it may not see (its proofs run over the whole
+tree), and the salt keeps those hashes from being tested against a guessed entry.
+
 Leaf indexes come from the single ``audit_head`` row (``UPDATE ... RETURNING``), so they are
 gap-free and in commit order on both backends. An entry is canonical JSON of metadata only:
 ids, hashes, codes — never content. Statements are built once at import.
@@ -9,12 +13,14 @@ ids, hashes, codes — never content. Statements are built once at import.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from opseal.crypto.encoding import b64e
 from opseal.crypto.merkle import leaf_hash
 
 from .tables import audit_checkpoints, audit_head, audit_leaves
@@ -67,15 +73,19 @@ async def create_head(conn: AsyncConnection) -> None:
     await conn.execute(insert(audit_head), {"id": 1, "size": 0})
 
 
-async def append(conn: AsyncConnection, entries: Sequence[dict[str, Any]], now: int) -> int:
-    """Append ``entries`` and return the index of the first one."""
+async def append(
+    conn: AsyncConnection, entries: Sequence[dict[str, Any]], now: int, *, salt: bool = False
+) -> int:
+    """Append ``entries`` (each with a random ``salt`` if asked) and return the index of the
+    first one."""
     if not entries:
         return -1
     new_size = int((await conn.execute(_GROW, {"b_count": len(entries)})).scalar_one())
     first = new_size - len(entries)
     rows = []
     for offset, entry in enumerate(entries):
-        data = encode_entry({**entry, "time": now})
+        extra = {"salt": b64e(secrets.token_bytes(16))} if salt else {}
+        data = encode_entry({**entry, "time": now, **extra})
         rows.append(
             {"idx": first + offset, "entry": data, "leaf_hash": leaf_hash(data), "created_at": now}
         )

@@ -7,14 +7,23 @@ Statements are built once at import; the upload and download rules live in
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
 from .db import Record
-from .tables import blob_chunks, blobs
+from .tables import blob_chunks, blobs, devices
 
-__all__ = ["chunk_at", "delete_chunks", "get", "insert_blob", "insert_chunk", "set_progress"]
+__all__ = [
+    "bytes_of_operation",
+    "bytes_of_organisation",
+    "chunk_at",
+    "delete_chunks",
+    "get",
+    "insert_blob",
+    "insert_chunk",
+    "set_progress",
+]
 
 _BLOB: BindParameter[str] = bindparam("blob_id")
 _GET = select(blobs).where(blobs.c.blob_id == _BLOB)
@@ -24,6 +33,14 @@ _SET_PROGRESS = (
     update(blobs)
     .where(blobs.c.blob_id == bindparam("b_blob_id"))
     .values(received=bindparam("b_received"), complete=bindparam("b_complete"))
+)
+_OPERATION_BYTES = select(func.coalesce(func.sum(blobs.c.size), 0)).where(
+    blobs.c.operation_id == bindparam("operation_id")
+)
+_ORGANISATION_BYTES = (
+    select(func.coalesce(func.sum(blobs.c.size), 0))
+    .select_from(blobs.join(devices, devices.c.device_id == blobs.c.device_id))
+    .where(devices.c.org_id == bindparam("org_id"))
 )
 _INSERT_CHUNK = insert(blob_chunks)
 _DELETE_CHUNKS = delete(blob_chunks).where(blob_chunks.c.blob_id == _BLOB)
@@ -87,3 +104,13 @@ async def chunk_at(conn: AsyncConnection, blob_id: str, position: int) -> Record
     """``(offset, data)`` of the stored chunk with the greatest offset at or below
     ``position`` (the one holding it when chunks are contiguous), or None."""
     return (await conn.execute(_CHUNK_AT, {"blob_id": blob_id, "position": position})).first()
+
+
+async def bytes_of_operation(conn: AsyncConnection, operation_id: str) -> int:
+    """The declared sizes of the operation's blobs, summed."""
+    return int((await conn.execute(_OPERATION_BYTES, {"operation_id": operation_id})).scalar_one())
+
+
+async def bytes_of_organisation(conn: AsyncConnection, org_id: str) -> int:
+    """The declared sizes of the blobs uploaded by the organisation's devices, summed."""
+    return int((await conn.execute(_ORGANISATION_BYTES, {"org_id": org_id})).scalar_one())

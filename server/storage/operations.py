@@ -22,6 +22,7 @@ __all__ = [
     "archived",
     "charter_bodies",
     "charter_body",
+    "charter_version",
     "exists",
     "get",
     "insert_charter_version",
@@ -45,6 +46,9 @@ _MEMBERSHIP = (
         & (operation_members.c.org_id == bindparam("org_id")),
     )
     .where(operations.c.operation_id == _OP)
+)
+_CHARTER_VERSION = select(operations.c.charter_version).where(
+    operations.c.operation_id == bindparam("operation_id")
 )
 _OF_ORGANISATION = (
     select(operations, operation_members.c.role)
@@ -92,6 +96,13 @@ _INSERT_MEMBERS = insert(operation_members)
 async def get(conn: AsyncConnection, operation_id: str) -> Record | None:
     """The operation's row, or None."""
     return (await conn.execute(_GET, {"operation_id": operation_id})).first()
+
+
+async def charter_version(conn: AsyncConnection, operation_id: str) -> int | None:
+    """The operation's current charter version, or None if it does not exist."""
+    return (
+        await conn.execute(_CHARTER_VERSION, {"operation_id": operation_id})
+    ).scalar_one_or_none()
 
 
 async def exists(conn: AsyncConnection, operation_id: str) -> bool:

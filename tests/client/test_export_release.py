@@ -60,7 +60,8 @@ async def sync_all(onboarded) -> None:
 async def declarations(client) -> list[dict[str, Any]]:
     size = (await client.api.audit_checkpoint()).size
     entries = await client.api.audit_entries(max(0, size - 1000), size)
-    return [e.entry for e in entries if e.entry["event"] == "client-declaration"]
+    shown = [e.entry for e in entries if e.entry is not None]  # need to know
+    return [e for e in shown if e["event"] == "client-declaration"]
 
 
 # -- the CLI, on the fixture's profiles -------------------------------------------------------

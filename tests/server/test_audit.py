@@ -16,6 +16,7 @@ from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.group import create_area
 from opseal.crypto.keys import SigningKey
 from opseal.crypto.merkle import Checkpoint, leaf_hash, verify_consistency, verify_inclusion
+from opseal.server.config import Settings
 from opseal.server.services import audit as audit_service
 from opseal.server.services import instance as admin
 from opseal.server.storage.tables import audit_checkpoints, audit_head, audit_leaves
@@ -23,6 +24,17 @@ from opseal.wire.audit import AuditEntry
 
 from ..crypto.conftest import World
 from .conftest import enrol
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    """French customs and the audit office hold the instance auditor role here, so the
+    whole log is theirs to read (need-to-know reading is tested in test_audit_scope.py)."""
+    return Settings(
+        database_url=database_url,
+        rate_limit_per_minute=100_000,
+        auditor_orgs="fr-customs,auditor-org",
+    )
 
 
 async def all_entries(api) -> list[AuditEntry]:

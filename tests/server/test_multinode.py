@@ -172,7 +172,9 @@ async def _audited_messages(api: ApiClient, op: Operation) -> list[int]:
         entries += await api.audit_entries(len(entries), min(size, len(entries) + 1000))
     assert [e.index for e in entries] == list(range(size))
     return [
-        e.entry["seq"] for e in entries if e.entry["event"] == "message" and e.entry["area"] == AREA
+        e.entry["seq"]
+        for e in entries
+        if e.entry and e.entry["event"] == "message" and e.entry["area"] == AREA
     ]
 
 

@@ -1,0 +1,74 @@
+"""A charter version that removes a role's read right (issue 12): the role's devices, still in
+the area's roster, get nothing more of the area by any path."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import pytest
+
+from opseal.client.errors import ForbiddenError
+from opseal.crypto.charter import AreaPolicy
+
+from .helpers import make_area, post_text
+
+AREA = "seizures"
+
+
+async def _remove_partner_read_right(operation) -> None:
+    """The coordinator publishes charter version 2: the partner role no longer reads
+    'seizures' (its device stays in the area's roster)."""
+    charter = operation.world.charter
+    areas = [
+        AreaPolicy(a.name, a.read_roles - {"partner"}, a.post_roles - {"partner"}, a.history)
+        if a.name == AREA
+        else a
+        for a in charter.areas
+    ]
+    coordinator = operation.world.user("wco", "ocu-lead")
+    v2 = charter.next_version(issued_at=int(time.time()) - 1, areas=areas)
+    signed = v2.signed(coordinator.key, coordinator.cert)
+    await operation.actors["coordinator"].api.publish_charter(operation.id, signed.to_bytes())
+
+
+async def _follow(api, seen: list[dict], idle: asyncio.Event) -> None:
+    async for message in api.stream(""):
+        if message["type"] == "event":
+            seen.append(message["event"])
+        elif message["type"] == "idle":
+            idle.set()
+
+
+async def test_removed_read_right_stops_sync_stream_events_and_blobs(operation):
+    """After charter version 2 removes the partner's read right, the partner's device (still
+    in the roster) gets no new entry of the area by its open stream, and sync, events and
+    blob download give it nothing of the area at all."""
+    state, secret = await make_area(operation, AREA, ["coordinator", "customs", "partner"])
+    partner = operation.actors["partner"].api
+    customs = operation.actors["customs"].api
+    data = b"ciphertext" * 10_000
+    blob = await customs.create_blob(operation.id, AREA, len(data), hashlib.sha256(data).digest())
+    await customs.put_blob_chunk(blob["blob_id"], 0, data)
+    assert await partner.download_blob(blob["blob_id"]) == data  # readable before
+    seen: list[dict] = []
+    idle = asyncio.Event()
+    follower = asyncio.create_task(_follow(partner, seen, idle))
+    await asyncio.wait_for(idle.wait(), 10)
+    assert any(e["area"] == AREA for e in seen)
+    before = len(seen)
+
+    await _remove_partner_read_right(operation)
+    await post_text(operation, "customs", AREA, state, secret, 1)
+    await asyncio.sleep(1.0)  # well below the stream's periodic refresh
+
+    follower.cancel()
+    assert [e for e in seen[before:] if e["area"] == AREA] == []
+    page = await partner.sync()
+    assert [e for e in page["events"] if e["area"] == AREA] == []
+    with pytest.raises(ForbiddenError, match="may not read area"):
+        await partner.events(operation.id, AREA)
+    with pytest.raises(ForbiddenError):
+        await partner.download_blob(blob["blob_id"])
+    assert [e["kind"] for e in await customs.events(operation.id, AREA)][-1] == "message"
