@@ -18,6 +18,7 @@ too old to trust as current.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -191,8 +192,9 @@ async def complete_enrolment(
 ) -> ProfileInfo:
     """Finish the enrolment with the focal point's answer: check it certifies this device's
     own identity key, pin the instance's log key, and save the profile."""
-    data = profile.load_key(_PENDING, passphrase)
-    info = pending_info(profile, passphrase)
+    # Argon2 and the key files run off the event loop.
+    data = await asyncio.to_thread(profile.load_key, _PENDING, passphrase)
+    info = await asyncio.to_thread(pending_info, profile, passphrase)
     request = EnrolmentRequest.from_bytes(b64d(data["request"]))
     cert = _read_response(response)
     if cert.signing_key != request.identity_key or (cert.organisation_id, cert.user_id) != (
@@ -222,8 +224,20 @@ async def complete_enrolment(
             f"the certificate does not chain to the organisation root: {exc}"
         ) from exc
     info.instance_id, info.log_key = described.instance_id, described.log_key
+    await asyncio.to_thread(_save_enrolled, profile, info, data, cert, identity, passphrase, params)
+    return info
+
+
+def _save_enrolled(
+    profile: Profile,
+    info: ProfileInfo,
+    data: dict[str, str],
+    cert: Certificate,
+    identity: DeviceIdentity,
+    passphrase: str,
+    params: KdfParams | None,
+) -> None:
     profile.save_info(info)
     profile.save_user(SigningKey(b64d(data["identity"])), cert, passphrase, params)
     profile.save_device(identity, os.urandom(32), passphrase, params)
     (profile.path / f"{_PENDING}.key").unlink()
-    return info

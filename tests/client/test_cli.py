@@ -345,7 +345,8 @@ async def test_enrolment_by_request_revocation_and_removal_through_the_cli(
                            "--name", "Operation STOP V", "--start", "2025-05-12",
                            "--end", "2099-05-30", "--member", "fr-customs:customs")  # fmt: skip
     assert created.code == 0, created.err
-    log_fp = VerifyKey(b64d(Profile("wco", opseal.home).info().log_key)).fingerprint
+    wco_info = await asyncio.to_thread(Profile("wco", opseal.home).info)
+    log_fp = VerifyKey(b64d(wco_info.log_key)).fingerprint
     request_file, answer = tmp_path / "request.txt", tmp_path / "answer.txt"
 
     asked = await opseal("phone", "--json", "enrol", "request", "--server", server.url,

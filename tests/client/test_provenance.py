@@ -4,6 +4,7 @@ can occupy another member's message ids, and only the sender corrects its record
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -135,7 +136,7 @@ async def test_a_correction_supersedes_the_senders_own_record_and_another_orgs_i
     await fr.sync()
     [original] = await fr.post_seizures(OP, [record("FR-2", "FR", items=100)])
     path = tmp_path / "fr.csv"
-    write_seizures_csv(path, [record("FR-2", "FR", items=150)])
+    await asyncio.to_thread(write_seizures_csv, path, [record("FR-2", "FR", items=150)])
 
     held = await opseal("fr-customs-device", "--json", "submit", "seizures", str(path),
                         "--op", OP)  # fmt: skip
@@ -184,7 +185,7 @@ async def test_submit_seizures_rejects_rows_of_a_country_the_organisation_does_n
     """`opseal submit seizures` rejects a row claiming another country in its
     reporting_country column, naming the organisation and the country, and submits the rest."""
     path = tmp_path / "mixed.csv"
-    write_seizures_csv(path, [record("DE-1", "DE"), record("FR-1", "FR")])
+    await asyncio.to_thread(write_seizures_csv, path, [record("DE-1", "DE"), record("FR-1", "FR")])
     run = await opseal("de-customs-device", "--json", "submit", "seizures", str(path), "--op", OP)
     assert run.code == 1
     assert len(run.json["message_ids"]) == 1

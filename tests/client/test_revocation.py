@@ -94,7 +94,7 @@ async def test_charter_signed_by_a_revoked_coordinator_key_is_refused(server, at
         server, onboarded.home, "wco", "wco-deputy", "wco-deputy-device", onboarded.roots["wco"]
     )
     onboarded.clients["wco-deputy-device"] = deputy
-    deputy_key, deputy_cert = deputy.profile.load_user(PASSPHRASE)
+    deputy_key, deputy_cert = await asyncio.to_thread(deputy.profile.load_user, PASSPHRASE)
     assert deputy_cert is not None
     wco, fr = members(attacker, "wco", "fr-customs")
     await wco.revoke(onboarded.roots["wco"], deputy_cert, "left the secretariat")
@@ -291,7 +291,9 @@ async def test_enrolment_by_request_keeps_private_keys_on_the_device(server, onb
         server=server.url, org_id="fr-customs", user_id="fr-officer-3",
         device_id="fr-officer-3-phone",
     )  # fmt: skip
-    request = enrolment.request_enrolment(phone, info=info, passphrase=PASSPHRASE, params=FAST)
+    request = await asyncio.to_thread(
+        enrolment.request_enrolment, phone, info=info, passphrase=PASSPHRASE, params=FAST
+    )
     text = enrolment.encode_request(request)
 
     received = enrolment.read_request(text)
@@ -304,9 +306,10 @@ async def test_enrolment_by_request_keeps_private_keys_on_the_device(server, onb
     )
 
     async with await Client.open(phone, PASSPHRASE) as client:
-        assert (await client.api.whoami())["user_id"] == "fr-officer-3"
-    secrets = _private_keys(phone)
-    for blob in [text.encode(), request.to_bytes(), *_everything_in(focal.profile)]:
+        assert (await client.api.whoami()).user_id == "fr-officer-3"
+    secrets = await asyncio.to_thread(_private_keys, phone)
+    stored = await asyncio.to_thread(_everything_in, focal.profile)
+    for blob in [text.encode(), request.to_bytes(), *stored]:
         assert not any(secret in blob for secret in secrets)
         assert not any(b64e(secret).encode() in blob for secret in secrets)
 
@@ -320,7 +323,9 @@ async def test_tampered_request_or_wrong_fingerprint_is_refused(server, onboarde
         server=server.url, org_id="fr-customs", user_id="fr-officer-3",
         device_id="fr-officer-3-phone",
     )  # fmt: skip
-    request = enrolment.request_enrolment(phone, info=info, passphrase=PASSPHRASE, params=FAST)
+    request = await asyncio.to_thread(
+        enrolment.request_enrolment, phone, info=info, passphrase=PASSPHRASE, params=FAST
+    )
     raw = bytearray(request.to_bytes())
     at = raw.index(b"fr-officer-3")
     raw[at : at + 12] = b"fr-officer-9"
@@ -347,7 +352,7 @@ async def test_enrolment_stops_when_the_log_key_differs(server, onboarded):
             root=onboarded.roots["fr-customs"], org_id="fr-customs", user_id="fr-officer-4",
             device_id="fr-officer-4", params=FAST, log_key="12345 12345 12345 12345 12345 12345",
         )  # fmt: skip
-    assert not profile.exists
+    assert not await asyncio.to_thread(lambda: profile.exists)
     client = await Client.enrol(  # the same code still works
         profile, server=server.url, code=code, passphrase=PASSPHRASE,
         root=onboarded.roots["fr-customs"], org_id="fr-customs", user_id="fr-officer-4",
