@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 	cd $(TYPECHECK) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" \
 		$(foreach d,$(PACKAGES),-p opseal.$(d))
 
-test: lint
+test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
