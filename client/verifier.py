@@ -122,21 +122,25 @@ class Verifier:
         ]
         if known:
             self.revocations.settle([*self._known_charters(), known[-1]])
-        revoked = self.revoked()
         try:
             if not known:
-                # each version is held to the revocations in force when it was issued
-                verify_charter_chain(
-                    served[:1], pinned_root_key_id=pinned, now=self._clock(),
-                    revoked=revoked.at(served[0].issued_at) if served else frozenset(),
-                )  # fmt: skip
-                chain = served[:1]
-                known = chain
-            else:
-                chain = known
-            chain = chain + [c for c in served if c.version > chain[-1].version]
+                # each version is held to the revocations in force when it was issued; the
+                # first one, verified from the pin, supplies the roots that settle them
+                for attempt in range(2):
+                    verify_charter_chain(
+                        served[:1], pinned_root_key_id=pinned, now=self._clock(),
+                        revoked=self.revoked().at(served[0].issued_at) if served else frozenset(),
+                    )  # fmt: skip
+                    if attempt == 0 and served:
+                        await self.revocations.refresh()
+                        self.revocations.settle([*self._known_charters(), served[0]])
+                known = served[:1]
+            chain = known + [c for c in served if c.version > known[-1].version]
             for prev, new in zip(chain[len(known) - 1 :], chain[len(known) :], strict=False):
-                verify_successor(prev, new, now=self._clock(), revoked=revoked.at(new.issued_at))
+                verify_successor(
+                    prev, new, now=self._clock(), revoked=self.revoked().at(new.issued_at)
+                )
+                self.revocations.settle([new])  # roots it lists hold its successors to account
             for mine, theirs in zip(known, served, strict=False):
                 if mine.hash != theirs.hash:
                     raise CryptoError(f"charter version {mine.version} was rewritten")
