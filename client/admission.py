@@ -208,7 +208,7 @@ class Admission:
         except ClientError:
             return [], []
         charter = await self._charters.charter(op)
-        revoked, now = self._revoked.revoked(), self._clock()
+        revoked, now = self._revoked.revoked(charter), self._clock()
         me = self._identity.organisation_id
         removes = [
             e.device_id

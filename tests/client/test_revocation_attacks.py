@@ -10,12 +10,18 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import insert
 
 from opseal.client.verifier import IntegrityWarning
+from opseal.crypto.certs import Revocation
+from opseal.crypto.charter import Charter, Member
+from opseal.crypto.keys import SigningKey
+from opseal.server.storage.db import write_transaction
+from opseal.server.storage.tables import revocations
 
-from .conftest import PASSPHRASE, enrol_client
+from .conftest import AREAS, ORGS, PASSPHRASE, enrol_client
 from .malicious import attacker  # noqa: F401 (fixture)
-from .test_malicious import kinds, members
+from .test_malicious import kinds, members, synced
 from .test_revocation import enrol_and_join
 
 
@@ -39,3 +45,52 @@ async def test_new_joiner_refuses_a_charter_signed_by_a_revoked_coordinator_key(
         await enrol_and_join(server, onboarded, "fr-customs", "fr-officer-2", "fr-laptop-2")
     joiner = onboarded.clients["fr-laptop-2"]
     assert ("", "charter-refused") in kinds(joiner)
+
+
+async def test_another_operations_coordinator_cannot_revoke_keys_in_this_operation(
+    server, attacker
+):
+    """A coordinator who lists an organisation under a root it controls in its own operation,
+    and a server that serves the revocations that root signs, revoke nothing in another
+    operation a device shares with that organisation."""
+    op, roots = attacker.op, attacker.onboarded.roots
+    wco, fr, de = await synced(attacker, "wco", "fr-customs", "de-customs")
+    user_key, _ = wco.profile.load_user(PASSPHRASE)
+    other = await wco.create_operation(
+        Charter.create(
+            operation_id="op-other", code="OTHER", name="Operation Other",
+            starts_at=wco.now(), ends_at=wco.now() + 86400,
+            members=[
+                Member(org, *ORGS[org], roots[org].verify_key, ())
+                for org in ("wco", "de-customs")
+            ],
+            areas=AREAS, issued_at=wco.now() - 5,
+        ),
+        user_key,
+    )  # fmt: skip
+    fake_root = SigningKey.generate()
+    listed = [*other.members, Member("fr-customs", *ORGS["fr-customs"], fake_root.verify_key, ())]
+    taken = other.next_version(issued_at=wco.now() - 1, members=listed)
+    await attacker.db.add_charter_version(taken.signed(user_key, wco.identity.user_cert))
+    await de.join("op-other", roots["wco"].verify_key.key_id)
+    forged = Revocation.issue(
+        fake_root, organisation_id="fr-customs", subject_id="fr-customs-device",
+        revoked_key=fr.identity.signing_key.verify_key, reason="forged",
+        revoked_at=wco.now() - 3600,
+    )  # fmt: skip
+    async with write_transaction(attacker.db.engine) as conn:
+        await conn.execute(
+            insert(revocations).values(
+                org_id="fr-customs", revoked_key_id=forged.revoked_key_id,
+                statement=forged.to_bytes(), created_at=int(time.time()),
+            )
+        )  # fmt: skip
+    await de.sync()
+
+    message_id = await fr.post(op, "seizures", "seizure", {"record_id": "FR-1"})
+    await de.sync()
+
+    assert [m.message_id for m in de.read(op, "seizures")] == [message_id]
+    assert fr.identity.signing_key.verify_key.key_id not in de.verifier.revoked(
+        await de.charter(op)
+    )
