@@ -12,6 +12,7 @@ import time
 import pytest
 from sqlalchemy import insert
 
+from opseal.client.errors import ConflictError, UnauthorizedError
 from opseal.client.verifier import IntegrityWarning
 from opseal.crypto.certs import Revocation
 from opseal.crypto.charter import Charter, Member
@@ -21,7 +22,7 @@ from opseal.server.storage.tables import revocations
 
 from .conftest import AREAS, ORGS, PASSPHRASE, enrol_client
 from .malicious import attacker  # noqa: F401 (fixture)
-from .test_malicious import kinds, members, synced
+from .test_malicious import LAPTOP, kinds, members, synced
 from .test_revocation import enrol_and_join
 
 
@@ -94,3 +95,27 @@ async def test_another_operations_coordinator_cannot_revoke_keys_in_this_operati
     assert fr.identity.signing_key.verify_key.key_id not in de.verifier.revoked(
         await de.charter(op)
     )
+
+
+async def test_a_colleague_cannot_roll_back_a_renewal_or_reinstate_a_revoked_user(
+    server, onboarded
+):
+    """A device of the same organisation that uploads a user's older certificate neither
+    rolls back the user's renewal nor reinstates the user once revoked, so the devices the
+    old key certified stay locked out."""
+    fr, root = onboarded.clients["fr-customs"], onboarded.roots["fr-customs"]
+    laptop = await enrol_client(server, onboarded.home, "fr-customs", "fr-officer-2", LAPTOP, root)
+    onboarded.clients[LAPTOP] = laptop
+    old_cert = laptop.identity.user_cert
+    renewed = await fr.certify_user(
+        root, user_id="fr-officer-2", identity_key=SigningKey.generate().verify_key
+    )
+
+    with pytest.raises(ConflictError, match="already certified|before the current"):
+        await fr.api.register_user(fr.org_id, old_cert.to_bytes())
+    await fr.revoke(root, renewed, "left")
+    with pytest.raises(ConflictError, match="already certified|before the current"):
+        await fr.api.register_user(fr.org_id, old_cert.to_bytes())
+
+    with pytest.raises(UnauthorizedError):
+        await laptop.login()
