@@ -111,10 +111,10 @@ async def test_a_colleague_cannot_roll_back_a_renewal_or_reinstate_a_revoked_use
         root, user_id="fr-officer-2", identity_key=SigningKey.generate().verify_key
     )
 
-    with pytest.raises(ConflictError, match="already certified|before the current"):
+    with pytest.raises(ConflictError, match=r"already certified|before the current"):
         await fr.api.register_user(fr.org_id, old_cert.to_bytes())
     await fr.revoke(root, renewed, "left")
-    with pytest.raises(ConflictError, match="already certified|before the current"):
+    with pytest.raises(ConflictError, match=r"already certified|before the current"):
         await fr.api.register_user(fr.org_id, old_cert.to_bytes())
 
     with pytest.raises(UnauthorizedError):
