@@ -22,7 +22,7 @@ from opseal.server.storage.tables import revocations
 
 from .conftest import AREAS, ORGS, PASSPHRASE, enrol_client
 from .malicious import attacker  # noqa: F401 (fixture)
-from .test_malicious import LAPTOP, kinds, members, synced
+from .test_malicious import LAPTOP, kinds, members, roster, synced
 from .test_revocation import enrol_and_join
 
 
@@ -119,3 +119,19 @@ async def test_a_colleague_cannot_roll_back_a_renewal_or_reinstate_a_revoked_use
 
     with pytest.raises(UnauthorizedError):
         await laptop.login()
+
+
+async def test_an_organisation_removed_stays_out_when_another_of_its_devices_asks(
+    server, onboarded
+):
+    """After `remove --org`, another device of that organisation asking to join is not
+    admitted by later admit rounds until a coordinator names the organisation in readmit."""
+    op, wco = onboarded.operation_id, onboarded.clients["wco"]
+    assert "fr-customs-device" in await wco.remove(op, org="fr-customs")
+    await enrol_and_join(server, onboarded, "fr-customs", "fr-officer-2", LAPTOP)
+
+    assert await wco.admit() == []
+    assert LAPTOP not in roster(wco, op, "seizures")
+
+    assert LAPTOP in await wco.admit(readmit=["fr-customs"])
+    assert LAPTOP in roster(wco, op, "seizures")
