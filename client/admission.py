@@ -113,6 +113,10 @@ class Admission:
         answer = await self._session.api.revoke(
             self._identity.organisation_id, statement.to_bytes()
         )
+        # kept with its own certificate: a server that serves it with another cannot bury it
+        self._store.add_revocation(
+            self._identity.organisation_id, statement.to_bytes(), subject.to_bytes(), None
+        )
         return str(answer["revoked"])
 
     async def create_operation(

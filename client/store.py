@@ -156,8 +156,15 @@ class Store:
     def add_revocation(
         self, org: str, statement: bytes, subject: bytes, issuer: bytes | None
     ) -> None:
-        """Remember a served revocation, pending verification (a copy already held is kept)."""
-        digest = hashlib.sha256(statement).digest()
+        """Remember a served revocation, pending verification. Each distinct copy (statement
+        with the certificates served with it) is its own row, so a copy refused for a bogus
+        certificate does not keep out a later copy with the right one."""
+        digest = hashlib.sha256(
+            b"".join(
+                len(part).to_bytes(4, "big") + part for part in (statement, subject, issuer or b"")
+            )
+            + (b"\x01" if issuer is not None else b"\x00")
+        ).digest()
         self.db.execute(
             "INSERT OR IGNORE INTO revocations VALUES (?, ?, ?, ?, ?, 'pending')",
             (digest, org, statement, subject, issuer),

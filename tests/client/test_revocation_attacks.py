@@ -16,13 +16,14 @@ from opseal.client.errors import ConflictError, UnauthorizedError
 from opseal.client.verifier import IntegrityWarning
 from opseal.crypto.certs import Revocation
 from opseal.crypto.charter import Charter, Member
+from opseal.crypto.encoding import b64e
 from opseal.crypto.keys import SigningKey
 from opseal.server.storage.db import write_transaction
 from opseal.server.storage.tables import revocations
 
 from .conftest import AREAS, ORGS, PASSPHRASE, enrol_client
 from .malicious import attacker  # noqa: F401 (fixture)
-from .test_malicious import LAPTOP, kinds, members, roster, synced
+from .test_malicious import LAPTOP, enrol_laptop, kinds, members, roster, synced
 from .test_revocation import enrol_and_join
 
 
@@ -135,3 +136,50 @@ async def test_an_organisation_removed_stays_out_when_another_of_its_devices_ask
 
     assert LAPTOP in await wco.admit(readmit=["fr-customs"])
     assert LAPTOP in roster(wco, op, "seizures")
+
+
+async def test_a_revocation_served_once_with_a_bogus_certificate_is_not_buried(server, attacker):
+    """A server that first serves a genuine revocation with another key's certificate (so the
+    member refuses that copy) cannot stop the genuine copy served later from counting."""
+    op = attacker.op
+    laptop = await enrol_laptop(server, attacker)
+    fr = attacker.onboarded.clients["fr-customs"]
+    de = await attacker.victim("de-customs")
+    bogus = b64e(de.identity.device_cert.to_bytes())
+    genuine: list[dict] = []
+
+    def bury(page: dict) -> dict:
+        if page["revocations"]:
+            genuine.extend(page["revocations"])
+            return {**page, "revocations": [
+                {**item, "subject_certificate": bogus} for item in page["revocations"]
+            ]}  # fmt: skip
+        served, genuine[:] = list(genuine), []
+        return {**page, "revocations": served}
+
+    attacker.proxy.rewrite(r"/api/v1/revocations", bury)
+    await fr.revoke_device(attacker.onboarded.roots["fr-customs"], LAPTOP, "stolen")
+    await de.sync()
+
+    assert ("", "revocation-refused") in kinds(de)
+    assert laptop.identity.signing_key.verify_key.key_id in de.verifier.revoked(
+        await de.charter(op)
+    )
+
+
+async def test_the_revoker_keeps_its_own_revocation_when_the_server_never_serves_it(
+    server, attacker
+):
+    """A focal point's device counts the revocation it signed even if the server never
+    serves it back."""
+    op = attacker.op
+    laptop = await enrol_laptop(server, attacker)
+    fr = await attacker.victim("fr-customs")
+    attacker.proxy.rewrite(r"/api/v1/revocations", lambda page: {**page, "revocations": []})
+
+    await fr.revoke_device(attacker.onboarded.roots["fr-customs"], LAPTOP, "stolen")
+    await fr.sync()
+
+    assert laptop.identity.signing_key.verify_key.key_id in fr.verifier.revoked(
+        await fr.charter(op)
+    )
