@@ -113,6 +113,10 @@ class Admission:
         answer = await self._session.api.revoke(
             self._identity.organisation_id, statement.to_bytes()
         )
+        # kept with its own certificate: a server that serves it with another cannot bury it
+        self._store.add_revocation(
+            self._identity.organisation_id, statement.to_bytes(), subject.to_bytes(), None
+        )
         return str(answer.revoked)
 
     async def create_operation(
@@ -165,14 +169,17 @@ class Admission:
     async def admit(self, op: str | None = None, readmit: Iterable[str] = ()) -> list[str]:
         """Admit pending devices that the charter allows this device to admit, and in the same
         commit remove every device that is revoked or whose organisation may no longer read
-        the area. A device removed earlier is admitted again only if named in ``readmit``.
-        Returns the admitted devices."""
+        the area. A device (or an organisation removed with ``remove(org=...)``) removed
+        earlier is admitted again only if named in ``readmit``. Returns the admitted devices."""
         admitted: list[str] = []
         await self._resync()
         for o, area in self._store.areas():
             if op is not None and o != op:
                 continue
             admitted += (await self._commit_area(o, area, readmit=set(readmit)))[0]
+        for o in {o for o, _ in self._store.areas() if op is None or o == op}:
+            for org in readmit:  # an organisation named in readmit may be admitted again
+                membership.forget_removed_org(self._store, o, org)
         return admitted
 
     async def remove(
@@ -191,6 +198,9 @@ class Admission:
         for o, area in self._store.areas():
             if o == op:
                 removed |= set((await self._commit_area(o, area, targets=targets))[1])
+        if org is not None:  # its other devices stay out of later admit rounds too
+            charter = await self._charters.charter(op)
+            membership.note_removed_org(self._store, op, org, charter.hash)
         return sorted(removed)
 
     async def _commit_area(
@@ -208,7 +218,7 @@ class Admission:
         except ClientError:
             return [], []
         charter = await self._charters.charter(op)
-        revoked, now = self._revoked.revoked(), self._clock()
+        revoked, now = self._revoked.revoked(charter), self._clock()
         me = self._identity.organisation_id
         removes = [
             e.device_id
@@ -255,6 +265,7 @@ class Admission:
         """The verified, fresh, unused key packages of devices this device may add."""
         now, out = self._clock(), {}
         removed = membership.removed(self._store, op, area) - (readmit or set())
+        removed_orgs = membership.removed_orgs(self._store, op, charter.hash) - (readmit or set())
         for raw in await self._session.api.key_packages(op, area):
             try:
                 package = KeyPackage.from_bytes(raw)
@@ -266,7 +277,7 @@ class Admission:
                 continue  # not ours to admit, or not admissible: others decide
             if package.area != area or state.member(package.device_id) is not None:
                 continue
-            if package.device_id in removed:
+            if package.device_id in removed or package.device_cert.organisation_id in removed_orgs:
                 continue  # removed devices stay out until a coordinator re-admits them
             problem = membership.check_fresh(self._store, package, now)
             if problem is not None:

@@ -3,6 +3,11 @@
 - **Removed devices stay out**: every device a commit removed is remembered per area, and an
   admitting client does not add it back unless a coordinator asks for it by name
   (``opseal admit --readmit DEVICE``); adding it again forgets the mark.
+- **Removed organisations stay out** (``opseal remove --org``): the admitting client that
+  removed them remembers the organisation per operation, with the charter version it removed
+  it under, and admits none of its devices while that charter is current unless the
+  organisation is named in ``readmit``; a new charter version (which may re-list it
+  deliberately) or a re-admission forgets the mark.
 - **Key packages are single-use and expire**: an admitting client refuses a package older than
   :data:`KEY_PACKAGE_TTL` (or dated in the future) and one whose exact bytes an earlier commit
   of the area already added. Used packages are remembered for as long as they could still be
@@ -21,7 +26,15 @@ from opseal.crypto.group import MAX_CLOCK_SKEW, Commit, KeyPackage
 
 from .store import Store
 
-__all__ = ["KEY_PACKAGE_TTL", "check_fresh", "note_commit", "removed"]
+__all__ = [
+    "KEY_PACKAGE_TTL",
+    "check_fresh",
+    "forget_removed_org",
+    "note_commit",
+    "note_removed_org",
+    "removed",
+    "removed_orgs",
+]
 
 KEY_PACKAGE_TTL = 7 * 86400
 """A key package is admitted at most this many seconds after it was made (seven days, like an
@@ -40,6 +53,31 @@ def _save(store: Store, key: str, value: dict[str, int]) -> None:
 def removed(store: Store, op: str, area: str) -> set[str]:
     """Devices removed from ``op``/``area`` and not re-admitted since."""
     return set(_load(store, f"removed/{op}/{area}"))
+
+
+def removed_orgs(store: Store, op: str, charter_hash: bytes) -> set[str]:
+    """Organisations removed from ``op`` under the charter ``charter_hash`` (still current)
+    and not re-admitted since."""
+    return {org for org, at in _load_orgs(store, op).items() if at == charter_hash.hex()}
+
+
+def note_removed_org(store: Store, op: str, org: str, charter_hash: bytes) -> None:
+    """Remember that ``org`` was removed from ``op`` under the charter ``charter_hash``."""
+    orgs = _load_orgs(store, op)
+    orgs[org] = charter_hash.hex()
+    store.put(f"removed-orgs/{op}", json.dumps(orgs, sort_keys=True).encode())
+
+
+def forget_removed_org(store: Store, op: str, org: str) -> None:
+    """Let ``org``'s devices be admitted to ``op`` again."""
+    orgs = _load_orgs(store, op)
+    if orgs.pop(org, None) is not None:
+        store.put(f"removed-orgs/{op}", json.dumps(orgs, sort_keys=True).encode())
+
+
+def _load_orgs(store: Store, op: str) -> dict[str, str]:
+    raw = store.get(f"removed-orgs/{op}")
+    return {} if raw is None else dict(json.loads(raw))
 
 
 def note_commit(store: Store, commit: Commit, now: int) -> None:

@@ -60,9 +60,9 @@ class MemberStates(Protocol):
 
 
 class Revoked(Protocol):
-    """The keys revoked by the verified revocations this device holds."""
+    """The keys revoked by the revocations verified against the roots a charter lists."""
 
-    def revoked(self) -> RevokedKeys: ...
+    def revoked(self, charter: Charter | None = None) -> RevokedKeys: ...
 
 
 class Poster(Protocol):

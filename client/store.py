@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS outbox (message_id TEXT PRIMARY KEY, op TEXT NOT NULL
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, created_at);
 CREATE TABLE IF NOT EXISTS revocations (digest BLOB PRIMARY KEY, org TEXT NOT NULL,
     statement BLOB NOT NULL, subject BLOB NOT NULL, issuer BLOB, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revocation_checks (digest BLOB, root BLOB, status TEXT NOT NULL,
+    PRIMARY KEY (digest, root));
 CREATE TABLE IF NOT EXISTS held (op TEXT, area TEXT, seq INTEGER, epoch INTEGER NOT NULL,
     body BLOB NOT NULL, PRIMARY KEY (op, area, seq));
 """
@@ -199,28 +201,46 @@ class Store:
     def add_revocation(
         self, org: str, statement: bytes, subject: bytes, issuer: bytes | None
     ) -> None:
-        """Remember a served revocation, pending verification (a copy already held is kept)."""
-        digest = hashlib.sha256(statement).digest()
+        """Remember a served revocation, pending verification. Each distinct copy (statement
+        with the certificates served with it) is its own row, so a copy refused for a bogus
+        certificate does not keep out a later copy with the right one."""
+        digest = hashlib.sha256(
+            b"".join(
+                len(part).to_bytes(4, "big") + part for part in (statement, subject, issuer or b"")
+            )
+            + (b"\x01" if issuer is not None else b"\x00")
+        ).digest()
         self.db.execute(
             "INSERT OR IGNORE INTO revocations VALUES (?, ?, ?, ?, ?, 'pending')",
             (digest, org, statement, subject, issuer),
         )
 
-    def revocations(self, status: str) -> list[tuple[str, bytes, bytes, bytes | None]]:
-        """``(org, statement, subject certificate, issuer certificate)`` with ``status``
-        (``pending``, ``verified`` or ``refused``)."""
+    def unchecked_revocations(
+        self, org: str, root: bytes
+    ) -> list[tuple[bytes, bytes, bytes, bytes | None]]:
+        """``(digest, statement, subject certificate, issuer certificate)`` of ``org``'s
+        revocations not yet checked against the root key ``root``."""
         rows = self.db.execute(
-            "SELECT org, statement, subject, issuer FROM revocations WHERE status = ?", (status,)
+            "SELECT digest, statement, subject, issuer FROM revocations WHERE org = ? AND "
+            "digest NOT IN (SELECT digest FROM revocation_checks WHERE root = ?)",
+            (org, root),
         )
         return list(rows)
 
-    def settle_revocation(self, statement: bytes, status: str) -> None:
-        """Mark a pending revocation ``verified`` or ``refused``; a settled one never changes."""
-        digest = hashlib.sha256(statement).digest()
+    def check_revocation(self, digest: bytes, root: bytes, status: str) -> None:
+        """Record that a revocation is ``verified`` or ``refused`` against the root key
+        ``root``; a recorded check never changes."""
         self.db.execute(
-            "UPDATE revocations SET status = ? WHERE digest = ? AND status = 'pending'",
-            (status, digest),
+            "INSERT OR IGNORE INTO revocation_checks VALUES (?, ?, ?)", (digest, root, status)
         )
+
+    def verified_revocations(self) -> list[tuple[str, bytes, bytes]]:
+        """``(org, statement, root key id)`` for each revocation verified against a root."""
+        rows = self.db.execute(
+            "SELECT r.org, r.statement, c.root FROM revocations r JOIN revocation_checks c "
+            "ON c.digest = r.digest WHERE c.status = 'verified'"
+        )
+        return list(rows)
 
     # -- charters and pins -----------------------------------------------------------------
     def charters(self, op: str) -> list[bytes]:

@@ -76,9 +76,10 @@ class Verifier:
         self._tracker = store.load_tracker()
         self.revocations = Revocations(session, store)
 
-    def revoked(self) -> RevokedKeys:
-        """Every key revoked by a verified revocation this device holds."""
-        return self.revocations.revoked()
+    def revoked(self, charter: Charter | None = None) -> RevokedKeys:
+        """The keys revoked by the revocations verified against the roots ``charter`` lists
+        (without one, every verified revocation this device holds)."""
+        return self.revocations.revoked(charter)
 
     async def refresh_revocations(self) -> None:
         """Fetch new revocations and verify them against the roots of the known charters."""
@@ -124,21 +125,26 @@ class Verifier:
         ]
         if known:
             self.revocations.settle([*self._known_charters(), known[-1]])
-        revoked = self.revoked()
         try:
             if not known:
-                # each version is held to the revocations in force when it was issued
-                verify_charter_chain(
-                    served[:1], pinned_root_key_id=pinned, now=self._clock(),
-                    revoked=revoked.at(served[0].issued_at) if served else frozenset(),
-                )  # fmt: skip
-                chain = served[:1]
-                known = chain
-            else:
-                chain = known
-            chain = chain + [c for c in served if c.version > chain[-1].version]
+                # each version is held to the revocations in force when it was issued; the
+                # first one, verified from the pin, supplies the roots that settle them
+                first = served[:1]
+                for attempt in range(2):
+                    verify_charter_chain(
+                        first, pinned_root_key_id=pinned, now=self._clock(),
+                        revoked=self.revoked(first[0]).at(first[0].issued_at) if first else set(),
+                    )  # fmt: skip
+                    if attempt == 0 and first:
+                        await self.revocations.refresh()
+                        self.revocations.settle([*self._known_charters(), served[0]])
+                known = served[:1]
+            chain = known + [c for c in served if c.version > known[-1].version]
             for prev, new in zip(chain[len(known) - 1 :], chain[len(known) :], strict=False):
-                verify_successor(prev, new, now=self._clock(), revoked=revoked.at(new.issued_at))
+                verify_successor(
+                    prev, new, now=self._clock(), revoked=self.revoked(prev).at(new.issued_at)
+                )
+                self.revocations.settle([new])  # roots it lists hold its successors to account
             for mine, theirs in zip(known, served, strict=False):
                 if mine.hash != theirs.hash:
                     raise CryptoError(f"charter version {mine.version} was rewritten")
@@ -228,7 +234,7 @@ class Verifier:
             return  # a commit this device made and applied when it posted it
         new_state = apply_commit(
             state, commit, charter, now=self._clock(), instance_id=self._instance_id,
-            revoked=self.revoked().at(commit.created_at),
+            revoked=self.revoked(charter).at(commit.created_at),
         )  # fmt: skip
         with self._store.transaction():
             membership.note_commit(self._store, commit, self._clock())
@@ -276,12 +282,12 @@ class Verifier:
             raise IntegrityWarning(
                 f"key package for {package.operation_id}/{package.area} served in {op}/{area}"
             )
-        revoked = self.revoked()
+        charter = await self.charter(op)
         try:
-            package.verify(await self.charter(op), now=self._clock(), revoked=revoked)
+            package.verify(charter, now=self._clock(), revoked=self.revoked(charter))
         except CryptoError:  # the cached charter may predate the device's organisation
             charter = await self.charter(op, refresh=True)
-            package.verify(charter, now=self._clock(), revoked=revoked)
+            package.verify(charter, now=self._clock(), revoked=self.revoked(charter))
 
     def _take_message(self, op: str, area: str, seq: int, body: bytes, charter: Charter) -> None:
         envelope = Envelope.from_bytes(body)
@@ -315,7 +321,7 @@ class Verifier:
         state = GroupState.from_bytes(raw_state)
         sender = state.member(header.sender)
         if sender is not None and sender.is_revoked(
-            self.revoked().at(header.client_time_ms // 1000)
+            self.revoked(charter).at(header.client_time_ms // 1000)
         ):
             raise IntegrityWarning(f"sender {header.sender!r} was revoked before it wrote this")
         plaintext = open_envelope(

@@ -47,7 +47,8 @@ RATE_LIMITED = Counter(
 )
 UNAUDITED = Counter(
     "opseal_refusals_unaudited_total",
-    "Unauthenticated refusals beyond the first per address and minute (not audited)",
+    "Unauthenticated refusals beyond the first per network and minute, or the global cap"
+    " (not audited)",
 )
 Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
@@ -125,7 +126,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def _audit_refusal(request: web.Request, error: OpSealError) -> None:
     """Audit a refusal, except 429s (counted in metrics only) and the unauthenticated
-    refusals of an address after its first in the current minute (counted likewise)."""
+    refusals of a network after its first in the current minute, or beyond the global cap
+    (counted likewise)."""
     REFUSALS.labels(error.code).inc()
     if isinstance(error, RateLimited):
         return
@@ -169,7 +171,8 @@ class RateLimiter:
 
     At most ``max_keys`` buckets are kept; the least recently used is forgotten first, so a
     flood of new keys cannot reset an active client's bucket. The limiter also remembers, per
-    address, the minute of its last audited unauthenticated refusal.
+    network, the minute of its last audited unauthenticated refusal, and how many it audited
+    this minute.
     """
 
     def __init__(
@@ -181,6 +184,7 @@ class RateLimiter:
         self.rate, self.burst, self.clock = per_minute / 60.0, max(per_minute // 6, 10), clock
         self.buckets = _Lru(max_keys)
         self.refusals = _Lru(max_keys)
+        self.anonymous_audits = (-1.0, 0)  # (wall minute, audited anonymous refusals in it)
 
     def allow(self, key: str) -> bool:
         now = self.clock()
@@ -191,12 +195,38 @@ class RateLimiter:
         return allowed
 
     def first_refusal_this_minute(self, address: str) -> bool:
-        """Whether this is the address's first unauthenticated refusal in this wall minute."""
+        """Whether this is the first unauthenticated refusal in this wall minute of the
+        address's network (an IPv4 /24, an IPv6 /64: what one host can easily hold), within
+        :data:`ANONYMOUS_AUDITS_PER_MINUTE` for all networks together."""
         minute = float(time.time() // 60)
-        first = self.refusals.get(address, (-1.0, 0.0))[0] != minute
-        self.refusals.touch(address, (minute, 0.0))
-        return first
+        network = _network(address)
+        first = self.refusals.get(network, (-1.0, 0.0))[0] != minute
+        self.refusals.touch(network, (minute, 0.0))
+        if not first:
+            return False
+        if self.anonymous_audits[0] != minute:
+            self.anonymous_audits = (minute, 0)
+        if self.anonymous_audits[1] >= ANONYMOUS_AUDITS_PER_MINUTE:
+            return False
+        self.anonymous_audits = (minute, self.anonymous_audits[1] + 1)
+        return True
 
+
+def _network(address: str) -> str:
+    """The /24 (IPv4) or /64 (IPv6) network of ``address``; anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+ANONYMOUS_AUDITS_PER_MINUTE = 60
+"""At most this many unauthenticated refusals are audited per wall minute, from all networks
+together; the rest are counted in ``opseal_refusals_unaudited_total`` only."""
 
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 

@@ -112,6 +112,17 @@ async def _store_user(tx, user: Certificate, root: VerifyKey, org_id: str) -> No
     existing = await store.user_certificate(tx.conn, org_id, user.user_id)
     if existing is not None:
         if existing != user.to_bytes():
+            current = Certificate.from_bytes(existing)
+            # a renewal is newer and certifies a key never certified before: an older
+            # certificate (or a key of the user's history) cannot roll back a renewal or
+            # reinstate a revoked user, so only the root holder can do either
+            if user.issued_at < current.issued_at:
+                raise Conflict(
+                    f"certificate: issued at {user.issued_at}, before the current "
+                    f"certificate of {user.user_id!r} (issued at {current.issued_at})"
+                )
+            if await store.certified_user_key(tx.conn, org_id, user.signing_key.key_id):
+                raise Conflict(f"certificate: the key was already certified in {org_id!r}")
             await store.update_user_certificate(
                 tx.conn,
                 org_id,
@@ -252,16 +263,22 @@ async def _user_cert_by_key(
 
 
 async def _apply_revocation(tx, org_id: str, key_id: bytes, device, subject: Certificate) -> None:  # type: ignore[no-untyped-def]
-    """Mark the device, or the user (when the key is its current one) and every device its
-    key certified, revoked. A revoked old key of a renewed user leaves the user in office."""
+    """Mark the device, or the user (when the key is its current one) and all its devices,
+    revoked; a revoked old key of a renewed user leaves the user in office and revokes the
+    devices that key certified."""
     if device is not None:
         revoked_devices = [device.device_id]
     else:
+        current = await store.user_certificate(tx.conn, org_id, subject.user_id)
+        user_revoked = current is not None and (
+            Certificate.from_bytes(current).signing_key.key_id == key_id
+        )
         await store.revoke_users_with_key(tx.conn, org_id, key_id, tx.now)
+        # a revoked user loses every device, those its earlier keys certified too
         revoked_devices = [
             device_id
             for device_id, cert in await store.device_ids_of_user(tx.conn, org_id, subject.user_id)
-            if Certificate.from_bytes(cert).issuer_key_id == key_id
+            if user_revoked or Certificate.from_bytes(cert).issuer_key_id == key_id
         ]
     if revoked_devices:
         await store.revoke_devices(tx.conn, revoked_devices, tx.now)

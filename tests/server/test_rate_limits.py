@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from opseal.client.errors import RateLimitedError
 from opseal.server.config import ConfigError, Settings
-from opseal.server.http.middlewares import RateLimiter
+from opseal.server.http.middlewares import ANONYMOUS_AUDITS_PER_MINUTE, RateLimiter
 from opseal.server.storage.tables import audit_leaves
 
 from .conftest import enrol, start_server
@@ -100,6 +100,44 @@ async def test_forwarded_for_counts_only_from_a_trusted_proxy(settings):
             assert 429 not in seen
         else:
             assert seen[-20:] == [429] * 20
+
+
+async def test_a_stranger_rotating_addresses_in_one_network_barely_touches_the_audit_log(
+    settings,
+):
+    """Unauthenticated refusals from 50 addresses of one IPv6 /64, or of one IPv4 /24, are
+    audited once per network and minute, not once per address."""
+    srv = await start_server(settings.replace(trusted_proxies="127.0.0.1/32"))
+    try:
+        for network in ("2001:db8:0:1::{:x}", "198.51.100.{}"):
+            size = await audit_size(srv)
+            seen = await statuses(
+                srv, 50, lambda n, net=network: {**_bearer(), "X-Forwarded-For": net.format(n + 1)}
+            )
+            assert set(seen) == {401}
+            assert await audit_size(srv) - size <= 2  # a minute may turn over once
+    finally:
+        await srv.runner.cleanup()
+
+
+async def test_strangers_in_many_networks_are_audited_up_to_a_global_cap(settings):
+    """Unauthenticated refusals from many different networks are audited at most
+    ANONYMOUS_AUDITS_PER_MINUTE times a minute in all."""
+    count = 2 * ANONYMOUS_AUDITS_PER_MINUTE + 30
+    srv = await start_server(settings.replace(trusted_proxies="127.0.0.1/32"))
+    try:
+        size = await audit_size(srv)
+        seen = await statuses(
+            srv, count, lambda n: {**_bearer(), "X-Forwarded-For": f"10.{n // 250}.{n % 250}.1"}
+        )
+        assert set(seen) == {401}
+        assert await audit_size(srv) - size <= 2 * ANONYMOUS_AUDITS_PER_MINUTE  # two minutes
+    finally:
+        await srv.runner.cleanup()
+
+
+def _bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {secrets.token_urlsafe(32)}"}
 
 
 def test_the_bucket_map_forgets_the_least_recently_used_key_instead_of_clearing():
