@@ -7,6 +7,7 @@ that it fails.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -35,7 +36,7 @@ async def test_new_joiner_refuses_a_charter_signed_by_a_revoked_coordinator_key(
         server, onboarded.home, "wco", "wco-deputy", "wco-deputy-device", onboarded.roots["wco"]
     )
     onboarded.clients["wco-deputy-device"] = deputy
-    deputy_key, deputy_cert = deputy.profile.load_user(PASSPHRASE)
+    deputy_key, deputy_cert = await asyncio.to_thread(deputy.profile.load_user, PASSPHRASE)
     assert deputy_cert is not None
     (wco,) = members(attacker, "wco")
     await wco.revoke(onboarded.roots["wco"], deputy_cert, "left the secretariat")
@@ -57,7 +58,7 @@ async def test_another_operations_coordinator_cannot_revoke_keys_in_this_operati
     operation a device shares with that organisation."""
     op, roots = attacker.op, attacker.onboarded.roots
     wco, fr, de = await synced(attacker, "wco", "fr-customs", "de-customs")
-    user_key, _ = wco.profile.load_user(PASSPHRASE)
+    user_key, _ = await asyncio.to_thread(wco.profile.load_user, PASSPHRASE)
     other = await wco.create_operation(
         Charter.create(
             operation_id="op-other", code="OTHER", name="Operation Other",
