@@ -14,7 +14,7 @@ from opseal.client.client import Client
 from opseal.client.errors import ClientError
 from opseal.client.profile import Profile
 from opseal.client.seizures import RecordError, read_seizures_csv
-from opseal.server.http.keys import HUB
+from opseal.server.http.stream import HUB
 from opseal.server.storage.tables import blob_chunks, blobs
 from opseal.wire.stream import StreamIdle
 
