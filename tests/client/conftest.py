@@ -123,7 +123,7 @@ async def grant_reporting(onboarded: Onboarded, codes: dict[str, tuple[str, ...]
         for m in charter.members
     ]
     draft = charter.next_version(issued_at=coordinator.now() - 1, members=members)
-    user_key, _ = coordinator.profile.load_user(PASSPHRASE)
+    user_key, _ = await asyncio.to_thread(coordinator.profile.load_user, PASSPHRASE)
     signed = draft.signed(user_key, coordinator.identity.user_cert)
     await coordinator.api.publish_charter(op, signed.to_bytes())
     for client in onboarded.clients.values():

@@ -18,8 +18,8 @@ async def test_a_receipt_reaches_the_coordinator(onboarded):
     await fr.receipts.ack(message_id)
     await wco.verifier.sync()
     answer = await wco.receipts.acks(message_id)
-    status = next(o for o in answer.organisations if o.org_id == "fr-customs")
-    assert status.acked == ["fr-customs-device"]
+    status = next(o for o in answer["organisations"] if o["org_id"] == "fr-customs")
+    assert status["acked"] == ["fr-customs-device"]
 
 
 async def test_only_verified_messages_are_acknowledged(onboarded):

@@ -5,6 +5,7 @@ in other countries' names and squats their message ids; the coordinator's
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import random
 import re
@@ -120,7 +121,8 @@ async def set_up(server, home: Path) -> dict[str, Client]:
         operation_id=OP, code="STOP VI", name="Operation STOP VI", starts_at=wco.now(),
         ends_at=wco.now() + 30 * 86400, members=members, areas=AREAS, issued_at=wco.now() - 5,
     )  # fmt: skip
-    await wco.create_operation(draft, wco.profile.load_user(PASSPHRASE)[0])
+    user_key, _ = await asyncio.to_thread(wco.profile.load_user, PASSPHRASE)
+    await wco.create_operation(draft, user_key)
     for org, client in clients.items():
         if org != "wco":
             await client.join(OP, wco.root.verify_key.key_id)
@@ -167,7 +169,7 @@ async def test_a_60_administration_operation_reports_the_honest_totals_despite_a
     with structlog.testing.capture_logs():
         for code in CODES:
             path = tmp_path / f"{code}.csv"
-            write_seizures_csv(path, files[code])
+            await asyncio.to_thread(write_seizures_csv, path, files[code])
             run = await opseal(f"{org_of(code)}-device", "--json", "submit", "seizures",
                                str(path), "--op", OP)  # fmt: skip
             assert run.code == 0, (code, run.err)
