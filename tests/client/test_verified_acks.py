@@ -66,7 +66,7 @@ async def test_proxy_adding_an_acknowledging_organisation_makes_acks_warn(
     message_id = await _plan_acked_by_france(attacker)
     attacker.proxy.rewrite(RECEIPTS, _claim_acked("de-customs", "de-customs-device"))
     wco = await attacker.victim("wco")
-    wco.profile.save_info(wco.info)  # the CLI below goes through the proxy too
+    await asyncio.to_thread(wco.profile.save_info, wco.info)  # the CLI goes through the proxy too
 
     status = await wco.acks(message_id)
 

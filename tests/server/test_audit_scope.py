@@ -52,11 +52,11 @@ async def test_stakeholder_sees_no_customs_only_entry_and_no_address(operation):
     everything = await all_entries(auditor)
 
     assert len(seen) == len(everything)
-    assert all(item["entry"] is not None for item in everything)
-    full = [item["entry"] for item in everything]
+    assert all(item.entry is not None for item in everything)
+    full = [item.entry for item in everything]
     assert any(e.get("area") == "plan" for e in full)
     assert any(e["event"] == "refused" and e.get("device") == "outsider-device" for e in full)
-    shown = [item["entry"] for item in seen if item["entry"] is not None]
+    shown = [item.entry for item in seen if item.entry is not None]
     assert shown
     assert len(shown) < len(full)
     assert not [e for e in shown if e.get("area") == "plan"]
@@ -66,18 +66,18 @@ async def test_stakeholder_sees_no_customs_only_entry_and_no_address(operation):
     assert "127.0.0.1" not in text
     assert '"remote"' not in text
 
-    checkpoint = Checkpoint.from_bytes(b64d((await stakeholder.audit_checkpoint())["checkpoint"]))
+    checkpoint = Checkpoint.from_bytes(b64d((await stakeholder.audit_checkpoint()).checkpoint))
     assert checkpoint.size == len(seen)
     for item in seen:
-        if item["entry"] is None:
+        if item.entry is None:
             continue
-        proof = await stakeholder.audit_inclusion_proof(item["index"], checkpoint.size)
-        leaf = leaf_hash(encode_entry(item["entry"]))
-        verify_inclusion(leaf, item["index"], checkpoint.size, proof, checkpoint.root)
+        proof = await stakeholder.audit_inclusion_proof(item.index, checkpoint.size)
+        leaf = leaf_hash(encode_entry(item.entry))
+        verify_inclusion(leaf, item.index, checkpoint.size, proof, checkpoint.root)
     report = await verify_audit(stakeholder, log_key(operation.server), None)
     assert report.hidden == len(full) - len(shown)
     assert report.entries_checked == len(full)
-    hidden_index = next(item["index"] for item in seen if item["entry"] is None)
+    hidden_index = next(item.index for item in seen if item.entry is None)
     with pytest.raises(AuditError, match="not for this device"):
         await verify_entry(stakeholder, report.checkpoint, hidden_index)
 
@@ -87,9 +87,9 @@ async def test_refusals_carry_a_keyed_address_tag(operation):
     and never the address."""
     await _plan_commit_and_refusals(operation)
     refusals = [
-        item["entry"]
+        item.entry
         for item in await all_entries(operation.actors["observer"].api)
-        if item["entry"]["event"] == "refused"
+        if item.entry["event"] == "refused"
     ]
     tags = {e["remote_tag"] for e in refusals}
     assert len(refusals) >= 2

@@ -31,7 +31,7 @@ def settings(database_url) -> Settings:
 async def _declare(operation, who: str, size: int) -> str:
     api = operation.actors[who].api
     digest = hashlib.sha256(b"x" * size).digest()
-    return (await api.create_blob(operation.id, "seizures", size, digest))["blob_id"]
+    return (await api.create_blob(operation.id, "seizures", size, digest)).blob_id
 
 
 async def test_blob_quotas_per_organisation_and_operation_answer_413(operation):

@@ -11,6 +11,8 @@ import pytest
 
 from opseal.client.errors import ForbiddenError
 from opseal.crypto.charter import AreaPolicy
+from opseal.wire.operations import Event
+from opseal.wire.stream import StreamEvent, StreamIdle
 
 from .helpers import make_area, post_text
 
@@ -33,11 +35,11 @@ async def _remove_partner_read_right(operation) -> None:
     await operation.actors["coordinator"].api.publish_charter(operation.id, signed.to_bytes())
 
 
-async def _follow(api, seen: list[dict], idle: asyncio.Event) -> None:
+async def _follow(api, seen: list[Event], idle: asyncio.Event) -> None:
     async for message in api.stream(""):
-        if message["type"] == "event":
-            seen.append(message["event"])
-        elif message["type"] == "idle":
+        if isinstance(message, StreamEvent):
+            seen.append(message.event)
+        elif isinstance(message, StreamIdle):
             idle.set()
 
 
@@ -50,13 +52,13 @@ async def test_removed_read_right_stops_sync_stream_events_and_blobs(operation):
     customs = operation.actors["customs"].api
     data = b"ciphertext" * 10_000
     blob = await customs.create_blob(operation.id, AREA, len(data), hashlib.sha256(data).digest())
-    await customs.put_blob_chunk(blob["blob_id"], 0, data)
-    assert await partner.download_blob(blob["blob_id"]) == data  # readable before
-    seen: list[dict] = []
+    await customs.put_blob_chunk(blob.blob_id, 0, data)
+    assert await partner.download_blob(blob.blob_id) == data  # readable before
+    seen: list[Event] = []
     idle = asyncio.Event()
     follower = asyncio.create_task(_follow(partner, seen, idle))
     await asyncio.wait_for(idle.wait(), 10)
-    assert any(e["area"] == AREA for e in seen)
+    assert any(e.area == AREA for e in seen)
     before = len(seen)
 
     await _remove_partner_read_right(operation)
@@ -64,11 +66,11 @@ async def test_removed_read_right_stops_sync_stream_events_and_blobs(operation):
     await asyncio.sleep(1.0)  # well below the stream's periodic refresh
 
     follower.cancel()
-    assert [e for e in seen[before:] if e["area"] == AREA] == []
+    assert [e for e in seen[before:] if e.area == AREA] == []
     page = await partner.sync()
-    assert [e for e in page["events"] if e["area"] == AREA] == []
+    assert [e for e in page.events if e.area == AREA] == []
     with pytest.raises(ForbiddenError, match="may not read area"):
         await partner.events(operation.id, AREA)
     with pytest.raises(ForbiddenError):
-        await partner.download_blob(blob["blob_id"])
-    assert [e["kind"] for e in await customs.events(operation.id, AREA)][-1] == "message"
+        await partner.download_blob(blob.blob_id)
+    assert [e.kind for e in await customs.events(operation.id, AREA)][-1] == "message"
