@@ -193,12 +193,11 @@ async def test_a_structurally_wrong_answer_is_a_malformed_answer_error(name):
     assert not escaped, "\n".join(escaped)
 
 
-@pytest.mark.parametrize("name", sorted({**CALLS, **UNSTRUCTURED}))
+# A refused stream handshake has no body: the transport types it, so "stream" is not here.
+@pytest.mark.parametrize("name", sorted(set({**CALLS, **UNSTRUCTURED}) - {"stream"}))
 @pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b'{"error": []}', b"[1]"])
 async def test_a_refusal_of_any_shape_is_a_typed_error(name, body):
     """An error status with a body that is not the API's error shape is still a ClientError."""
-    if name == "stream":
-        pytest.skip("a refused stream handshake has no body; the transport types it")
     fake = FakeServer(answers={name: Answer(502, body)})
     with pytest.raises(ClientError):
         await _run(fake, {**CALLS, **UNSTRUCTURED}[name])
