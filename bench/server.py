@@ -164,7 +164,7 @@ async def measure_latency(op: Operation, state: Any, secret: bytes, samples: int
     """Post one message at a time; milliseconds until the subscriber's stream delivers it."""
     poster, reader = op.actors[POSTERS[0]].api, op.actors[READER].api
     arrivals = Arrivals()
-    follower = asyncio.create_task(arrivals.follow(reader, (await reader.sync(limit=1))["cursor"]))
+    follower = asyncio.create_task(arrivals.follow(reader, (await reader.sync(limit=1)).cursor))
     latencies = []
     try:
         for n in range(samples + 10):  # the first 10 warm up
