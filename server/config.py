@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "load_settings", "normalise_database_url"]
 
 
 class ConfigError(Exception):
@@ -57,8 +57,11 @@ class Settings:
     log_json: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
-               "database_url", "a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")  # fmt: skip
+        url = normalise_database_url(self.database_url)
+        if url is None:
+            raise ConfigError("setting 'database_url': expected a postgresql://, postgres:// or "
+                              "sqlite:/// URL")  # fmt: skip
+        object.__setattr__(self, "database_url", url)
         _check(1 <= self.port <= 65535, "port", "a TCP port between 1 and 65535")
         _check(bool(self.tls_cert) == bool(self.tls_key), "tls_cert",
                "tls_cert and tls_key both set, or neither")  # fmt: skip
@@ -96,6 +99,28 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+# The schemes operators write, and the async driver each one runs on.
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg", "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite", "sqlite+pysqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}  # fmt: skip
+
+
+def normalise_database_url(url: str) -> str | None:
+    """``url`` with the async driver the server runs on, or None for an unknown scheme.
+
+    Operators write ``postgresql://``, ``postgres://`` (Heroku-style) or ``sqlite:///path``;
+    the server always talks through asyncpg or aiosqlite, so the driver is chosen here rather
+    than failing later on an import of a driver that is not installed.
+    """
+    scheme, sep, rest = url.partition("://")
+    driver = _DRIVERS.get(scheme.lower())
+    return f"{driver}://{rest}" if sep and driver and rest else None
 
 
 def _check(ok: bool, name: str, expected: str) -> None:
