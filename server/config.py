@@ -51,6 +51,9 @@ class Settings:
     """Most blob bytes (declared sizes) one organisation may hold on the instance."""
     max_operation_blob_bytes: int = 200 * 1024**3
     """Most blob bytes (declared sizes) one operation may hold."""
+    blob_store: str = "database"
+    """Where blob chunks' bytes live: ``database`` (in the database, the default, right for
+    one node on SQLite) or ``file:/absolute/folder`` (a local or shared filesystem)."""
     token_ttl: int = 3600
     challenge_ttl: int = 120
     log_level: str = "info"
@@ -62,6 +65,9 @@ class Settings:
             raise ConfigError("setting 'database_url': expected a postgresql://, postgres:// or "
                               "sqlite:/// URL")  # fmt: skip
         object.__setattr__(self, "database_url", url)
+        _check(self.blob_store == "database" or (self.blob_store.startswith("file:/")
+               and Path(self.blob_store.removeprefix("file:")).is_absolute()), "blob_store",
+               "'database' or 'file:/absolute/folder'")  # fmt: skip
         _check(1 <= self.port <= 65535, "port", "a TCP port between 1 and 65535")
         _check(bool(self.tls_cert) == bool(self.tls_key), "tls_cert",
                "tls_cert and tls_key both set, or neither")  # fmt: skip

@@ -22,6 +22,8 @@ __all__ = [
     "get",
     "insert_blob",
     "insert_chunk",
+    "object_keys_of_blob",
+    "object_keys_of_operation",
     "set_progress",
 ]
 
@@ -44,8 +46,16 @@ _ORGANISATION_BYTES = (
 )
 _INSERT_CHUNK = insert(blob_chunks)
 _DELETE_CHUNKS = delete(blob_chunks).where(blob_chunks.c.blob_id == _BLOB)
+_OBJECT_KEYS = select(blob_chunks.c.object_key).where(
+    blob_chunks.c.blob_id == _BLOB, blob_chunks.c.object_key.is_not(None)
+)
+_OPERATION_OBJECT_KEYS = (
+    select(blob_chunks.c.object_key)
+    .select_from(blob_chunks.join(blobs, blobs.c.blob_id == blob_chunks.c.blob_id))
+    .where(blobs.c.operation_id == bindparam("operation_id"), blob_chunks.c.object_key.is_not(None))
+)
 _CHUNK_AT = (
-    select(blob_chunks.c.offset, blob_chunks.c.data)
+    select(blob_chunks.c.offset, blob_chunks.c.data, blob_chunks.c.length, blob_chunks.c.object_key)
     .where(blob_chunks.c.blob_id == _BLOB, blob_chunks.c.offset <= bindparam("position"))
     .order_by(blob_chunks.c.offset.desc())
     .limit(1)
@@ -91,9 +101,28 @@ async def set_progress(conn: AsyncConnection, blob_id: str, received: int, compl
     )
 
 
-async def insert_chunk(conn: AsyncConnection, blob_id: str, offset: int, data: bytes) -> None:
-    """Store a chunk; one already stored at ``offset`` raises ``IntegrityError``."""
-    await conn.execute(_INSERT_CHUNK, {"blob_id": blob_id, "offset": offset, "data": data})
+async def insert_chunk(
+    conn: AsyncConnection, blob_id: str, offset: int, length: int, *, data: bytes | None = None,
+    object_key: str | None = None,
+) -> None:  # fmt: skip
+    """Record a chunk with its bytes (``data``) or the key of its bytes in an external store;
+    one already recorded at ``offset`` raises ``IntegrityError``."""
+    await conn.execute(
+        _INSERT_CHUNK,
+        {"blob_id": blob_id, "offset": offset, "data": data, "length": length,
+         "object_key": object_key},
+    )  # fmt: skip
+
+
+async def object_keys_of_blob(conn: AsyncConnection, blob_id: str) -> list[str]:
+    """The external-store keys of the blob's chunks (none with the database store)."""
+    return list((await conn.execute(_OBJECT_KEYS, {"blob_id": blob_id})).scalars())
+
+
+async def object_keys_of_operation(conn: AsyncConnection, operation_id: str) -> list[str]:
+    """The external-store keys of every chunk of the operation's blobs."""
+    result = await conn.execute(_OPERATION_OBJECT_KEYS, {"operation_id": operation_id})
+    return list(result.scalars())
 
 
 async def delete_chunks(conn: AsyncConnection, blob_id: str) -> None:
@@ -101,8 +130,8 @@ async def delete_chunks(conn: AsyncConnection, blob_id: str) -> None:
 
 
 async def chunk_at(conn: AsyncConnection, blob_id: str, position: int) -> Record | None:
-    """``(offset, data)`` of the stored chunk with the greatest offset at or below
-    ``position`` (the one holding it when chunks are contiguous), or None."""
+    """``(offset, data, length, object_key)`` of the stored chunk with the greatest offset at
+    or below ``position`` (the one holding it when chunks are contiguous), or None."""
     return (await conn.execute(_CHUNK_AT, {"blob_id": blob_id, "position": position})).first()
 
 
