@@ -58,7 +58,10 @@ async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[An
     try:
         await check_schema(engine)
         ctx = Context(settings, engine, await load_instance(engine), LocalBus())
-        return await action(ctx)
+        try:
+            return await action(ctx)
+        finally:
+            await ctx.chunks.close()
     finally:
         await engine.dispose()
 

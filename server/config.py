@@ -53,7 +53,12 @@ class Settings:
     """Most blob bytes (declared sizes) one operation may hold."""
     blob_store: str = "database"
     """Where blob chunks' bytes live: ``database`` (in the database, the default, right for
-    one node on SQLite) or ``file:/absolute/folder`` (a local or shared filesystem)."""
+    one node on SQLite), ``file:/absolute/folder`` (a local or shared filesystem) or
+    ``s3://bucket/prefix`` (S3-compatible object storage; credentials from the AWS
+    environment variables or profile, never from this file)."""
+    s3_endpoint_url: str = ""
+    """The S3 endpoint of a MinIO or Ceph gateway (``https://minio.lan:9000``); empty for AWS."""
+    s3_region: str = ""
     token_ttl: int = 3600
     challenge_ttl: int = 120
     log_level: str = "info"
@@ -65,9 +70,10 @@ class Settings:
             raise ConfigError("setting 'database_url': expected a postgresql://, postgres:// or "
                               "sqlite:/// URL")  # fmt: skip
         object.__setattr__(self, "database_url", url)
-        _check(self.blob_store == "database" or (self.blob_store.startswith("file:/")
-               and Path(self.blob_store.removeprefix("file:")).is_absolute()), "blob_store",
-               "'database' or 'file:/absolute/folder'")  # fmt: skip
+        _check(_is_blob_store(self.blob_store), "blob_store",
+               "'database', 'file:/absolute/folder' or 's3://bucket/prefix'")  # fmt: skip
+        _check(not self.s3_endpoint_url or self.s3_endpoint_url.startswith(("http://", "https://")),
+               "s3_endpoint_url", "empty, or an http:// or https:// URL")  # fmt: skip
         _check(1 <= self.port <= 65535, "port", "a TCP port between 1 and 65535")
         _check(bool(self.tls_cert) == bool(self.tls_key), "tls_cert",
                "tls_cert and tls_key both set, or neither")  # fmt: skip
@@ -127,6 +133,12 @@ def normalise_database_url(url: str) -> str | None:
     scheme, sep, rest = url.partition("://")
     driver = _DRIVERS.get(scheme.lower())
     return f"{driver}://{rest}" if sep and driver and rest else None
+
+
+def _is_blob_store(spec: str) -> bool:
+    if spec.startswith("file:"):
+        return Path(spec.removeprefix("file:")).is_absolute()
+    return spec == "database" or (spec.startswith("s3://") and len(spec) > len("s3://"))
 
 
 def _check(ok: bool, name: str, expected: str) -> None:

@@ -57,7 +57,11 @@ class Context:
     """Where blob chunks' bytes live (the ``blob_store`` setting)."""
 
     def __post_init__(self) -> None:
-        self.chunks = make_chunk_store(self.settings.blob_store)
+        self.chunks = make_chunk_store(
+            self.settings.blob_store,
+            s3_endpoint_url=self.settings.s3_endpoint_url,
+            s3_region=self.settings.s3_region,
+        )
 
     def now(self) -> int:
         return int(self.clock())
