@@ -26,7 +26,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["ChunkStore", "DirectoryStore", "S3Store", "make_chunk_store"]
+__all__ = ["ChunkStore", "DirectoryStore", "MissingObject", "S3Store", "make_chunk_store"]
+
+
+class MissingObject(LookupError):
+    """No object under this key."""
 
 
 class ChunkStore(Protocol):
@@ -38,7 +42,9 @@ class ChunkStore(Protocol):
         """Store ``data`` durably under a new key and return the key."""
         ...
 
-    async def get(self, key: str) -> bytes: ...
+    async def get(self, key: str) -> bytes:
+        """The object's bytes; :class:`MissingObject` when there is none."""
+        ...
 
     async def delete(self, keys: Iterable[str]) -> None:
         """Delete the objects; keys already gone are ignored."""
@@ -56,7 +62,7 @@ class DatabaseStore:
         raise AssertionError("the database store keeps bytes in the chunk rows")
 
     async def get(self, key: str) -> bytes:
-        raise AssertionError("the database store keeps bytes in the chunk rows")
+        raise MissingObject(key)  # its bytes are in the rows: it holds no object
 
     async def delete(self, keys: Iterable[str]) -> None:
         return None
@@ -109,7 +115,10 @@ class DirectoryStore:
             os.close(folder)
 
     async def get(self, key: str) -> bytes:
-        return await asyncio.to_thread(self._path(key).read_bytes)
+        try:
+            return await asyncio.to_thread(self._path(key).read_bytes)
+        except FileNotFoundError as exc:
+            raise MissingObject(key) from exc
 
     async def delete(self, keys: Iterable[str]) -> None:
         paths = [self._path(key) for key in keys]
@@ -172,7 +181,10 @@ class S3Store:
 
     async def get(self, key: str) -> bytes:
         s3 = await self._s3()
-        answer = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        try:
+            answer = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except s3.exceptions.NoSuchKey as exc:
+            raise MissingObject(key) from exc
         async with answer["Body"] as body:
             return bytes(await body.read())
 

@@ -47,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="instance id, log key fingerprint and counts, as JSON")
     purge = sub.add_parser("purge", help="purge archived operations past their retention")
     purge.add_argument("--dry-run", action="store_true", help="only list what is due")
+    blobs = sub.add_parser("blobs", help="attachment storage").add_subparsers(
+        dest="blobs_command", required=True, metavar="ACTION"
+    )
+    move = blobs.add_parser(
+        "migrate",
+        help="move every blob's bytes from the blob_store setting's store to another",
+        description="Stop the nodes, run this, set blob_store to the new store, start them. "
+        "An interrupted run loses nothing; run it again to finish.",
+    )
+    move.add_argument("--to", required=True, metavar="STORE",
+                      help="database, file:/absolute/folder or s3://bucket/prefix")  # fmt: skip
     return parser
 
 
@@ -115,6 +126,21 @@ async def _purge(ctx: Any, dry_run: bool) -> dict[str, Any]:
     return {op: await retention.purge(ctx, op) for op in due}
 
 
+async def _move(ctx: Any, target: Settings) -> dict[str, Any]:
+    from .blobstore import make_chunk_store
+    from .services import blobs
+
+    spec = target.blob_store
+    store = make_chunk_store(spec, s3_endpoint_url=target.s3_endpoint_url,
+                             s3_region=target.s3_region)  # fmt: skip
+    try:
+        counts = await blobs.move_chunks(ctx, store)
+    finally:
+        await store.close()
+    return {"from": ctx.settings.blob_store, "to": spec, **counts,
+            "next": f"set blob_store = {spec!r} on every node, then start them"}  # fmt: skip
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> None:
     from .services import instance
 
@@ -153,6 +179,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
                 indent=2,
             )
         )
+    elif args.command == "blobs":
+        target = settings.replace(blob_store=args.to)  # a bad store stops here (exit 2)
+        moved = asyncio.run(_with_context(settings, lambda ctx: _move(ctx, target)))
+        print(json.dumps(moved, indent=2))
     elif args.command == "status":
         print(json.dumps(asyncio.run(_with_context(settings, instance.status)), indent=2))
 
@@ -167,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_json)
     try:
         _run(args, settings)
+    except ConfigError as exc:
+        print(f"opseal-server: configuration error: {exc}", file=sys.stderr)
+        return 2
     except (SchemaError, OpSealError) as exc:
         print(f"opseal-server: {exc}", file=sys.stderr)
         return 1

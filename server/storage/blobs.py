@@ -7,7 +7,7 @@ Statements are built once at import; the upload and download rules live in
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -18,12 +18,14 @@ __all__ = [
     "bytes_of_operation",
     "bytes_of_organisation",
     "chunk_at",
+    "chunks_after",
     "delete_chunks",
     "get",
     "insert_blob",
     "insert_chunk",
     "object_keys_of_blob",
     "object_keys_of_operation",
+    "set_chunk_bytes",
     "set_progress",
 ]
 
@@ -53,6 +55,39 @@ _OPERATION_OBJECT_KEYS = (
     select(blob_chunks.c.object_key)
     .select_from(blob_chunks.join(blobs, blobs.c.blob_id == blob_chunks.c.blob_id))
     .where(blobs.c.operation_id == bindparam("operation_id"), blob_chunks.c.object_key.is_not(None))
+)
+_CHUNK_COLUMNS = (
+    blob_chunks.c.blob_id,
+    blob_chunks.c.offset,
+    blob_chunks.c.data,
+    blob_chunks.c.length,
+    blob_chunks.c.object_key,
+)
+_CHUNKS_AFTER = (
+    select(*_CHUNK_COLUMNS)
+    .where(
+        or_(
+            blob_chunks.c.blob_id > bindparam("after_blob"),
+            and_(
+                blob_chunks.c.blob_id == bindparam("after_blob"),
+                blob_chunks.c.offset > bindparam("after_offset"),
+            ),
+        )
+    )
+    .order_by(blob_chunks.c.blob_id, blob_chunks.c.offset)
+    .limit(bindparam("limit"))
+)
+_SET_CHUNK_BYTES = (
+    update(blob_chunks)
+    .where(
+        blob_chunks.c.blob_id == bindparam("b_blob_id"),
+        blob_chunks.c.offset == bindparam("b_offset"),
+    )
+    .values(
+        data=bindparam("b_data"),
+        length=bindparam("b_length"),
+        object_key=bindparam("b_object_key"),
+    )
 )
 _CHUNK_AT = (
     select(blob_chunks.c.offset, blob_chunks.c.data, blob_chunks.c.length, blob_chunks.c.object_key)
@@ -143,3 +178,26 @@ async def bytes_of_operation(conn: AsyncConnection, operation_id: str) -> int:
 async def bytes_of_organisation(conn: AsyncConnection, org_id: str) -> int:
     """The declared sizes of the blobs uploaded by the organisation's devices, summed."""
     return int((await conn.execute(_ORGANISATION_BYTES, {"org_id": org_id})).scalar_one())
+
+
+async def chunks_after(
+    conn: AsyncConnection, blob_id: str, offset: int, limit: int
+) -> list[Record]:
+    """Up to ``limit`` chunk rows after ``(blob_id, offset)`` in that order, every column but
+    the bytes' owner: ``(blob_id, offset, data, length, object_key)``."""
+    result = await conn.execute(
+        _CHUNKS_AFTER, {"after_blob": blob_id, "after_offset": offset, "limit": limit}
+    )
+    return list(result)
+
+
+async def set_chunk_bytes(
+    conn: AsyncConnection, blob_id: str, offset: int, length: int, *,
+    data: bytes | None = None, object_key: str | None = None,
+) -> None:  # fmt: skip
+    """Point a chunk row at its bytes' new home: the row itself, or an object key."""
+    await conn.execute(
+        _SET_CHUNK_BYTES,
+        {"b_blob_id": blob_id, "b_offset": offset, "b_data": data, "b_length": length,
+         "b_object_key": object_key},
+    )  # fmt: skip
