@@ -146,11 +146,16 @@ class Revocation(Request, frozen=True):
 class EnrolmentCodeRequest(Request, frozen=True):
     """A one-time enrolment code made by the focal point, granted by its organisation's root."""
 
-    code_hash: Annotated[B64_IN, Meta(description="SHA-256 of the code (the code stays with "
-                                      "the focal point)")]
+    code_hash: Annotated[
+        B64_IN, Meta(description="SHA-256 of the code (the code stays with the focal point)")
+    ]
     expires_at: Annotated[int, Meta(ge=0, description="Unix time; at most 30 days ahead")]
-    signature: Annotated[B64_IN, Meta(description="the organisation root's Ed25519 signature "
-                                      "of the enrolment-code statement")]
+    signature: Annotated[
+        B64_IN,
+        Meta(
+            description="the organisation root's Ed25519 signature of the enrolment-code statement"
+        ),
+    ]
 
 
 class EnrolmentCodeIssued(Response, frozen=True):

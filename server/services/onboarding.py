@@ -19,7 +19,7 @@ from ..errors import BadRequest, Conflict, Forbidden, InvalidSignature, NotFound
 from ..storage import identity as store
 from .base import Context, Principal
 
-__all__ = ["MAX_CODE_TTL", "ORG_KINDS", "check_kind", "issue_enrolment_code", "organisations"]
+__all__ = ["MAX_CODE_TTL", "ORG_KINDS", "issue_enrolment_code", "organisations"]
 
 MAX_CODE_TTL = 30 * 86400
 """The longest a focal point's code may stay valid."""
@@ -36,12 +36,6 @@ ORG_KINDS = (
     "postal-operator",
 )
 """The kinds ``opseal-server create-org --kind`` accepts."""
-
-
-def check_kind(kind: str) -> None:
-    """Refuse an organisation kind that is not in :data:`ORG_KINDS`, naming the allowed ones."""
-    if kind not in ORG_KINDS:
-        raise BadRequest(f"--kind {kind!r} is not a known kind; use one of {', '.join(ORG_KINDS)}")
 
 
 async def issue_enrolment_code(
