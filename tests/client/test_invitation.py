@@ -29,10 +29,11 @@ async def test_an_invitation_block_is_checked_before_anything_is_pinned(opseal, 
                            "--yes")  # fmt: skip
     assert created.code == 0, created.err
     block = await asyncio.to_thread((tmp_path / "inv").read_text)
-    assert block in created.out + "\n" and block.startswith(BEGIN)
+    assert block in created.out + "\n"
+    assert block.startswith(BEGIN)
     invitation = Invitation.parse(block)
     assert (invitation.operation_id, invitation.coordinator) == (OP, "wco")
-    assert invitation.fingerprint == wco["fingerprint"] and invitation.server == server.url
+    assert (invitation.fingerprint, invitation.server) == (wco["fingerprint"], server.url)
 
     def variant(old: str, new: str) -> str:
         return block.replace(old, new)
@@ -60,7 +61,7 @@ async def test_an_invitation_block_is_checked_before_anything_is_pinned(opseal, 
     assert "member: de-customs (customs)" in added.json["invitation"]
     assert added.json["version"] == 2
     again = await opseal("wco", "op", "add-member", OP, "de-customs:customs", "--yes")
-    assert again.code == 2 and "already a member" in again.err
+    assert (again.code, "already a member" in again.err) == (2, True)
     email = "Dear colleague,\n" + "".join(
         f"> {line}\n" for line in added.json["invitation"].splitlines()
     )

@@ -48,9 +48,14 @@ async def test_a_focal_point_issues_codes_for_its_own_organisation_only(server):
     device = world.device("fr-customs", "ncen", "ncen-1", "service")
     certs = (device.user_cert.to_bytes(), device.device_cert.to_bytes(), root_fr.verify_key.raw)
     hostile_device = world.device("de-customs", "mole", "mole-1")
-    with pytest.raises((ConflictError, InvalidSignatureError)):  # a code enrols into its org only
-        await fr.api.enrol(code, hostile_device.user_cert.to_bytes(),
-                           hostile_device.device_cert.to_bytes(), root_de.verify_key.raw)  # fmt: skip
+    # a code enrols into its own organisation only
+    with pytest.raises((ConflictError, InvalidSignatureError)):
+        await fr.api.enrol(
+            code,
+            hostile_device.user_cert.to_bytes(),
+            hostile_device.device_cert.to_bytes(),
+            root_de.verify_key.raw,
+        )
     with pytest.raises(NotFoundError):
         await fr.api.device("mole-1")
     assert (await fr.api.enrol(code, *certs)).device_id == "ncen-1"  # still unused, then used
