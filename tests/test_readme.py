@@ -77,9 +77,10 @@ class Replay:
         return done.stdout
 
 
-async def test_the_readme_walkthroughs_run_as_written(tmp_path):
+async def test_the_readme_walkthroughs_run_as_written(tmp_path, monkeypatch, capsys):
     """Onboarding an administration runs exactly as the README writes it, in at most six
-    commands and three hand-offs, and leaves every device enrolled in its organisation."""
+    commands and three hand-offs, and leaves every device enrolled in its organisation;
+    `opseal-server list-orgs` shows it, and an unknown `--kind` is refused naming the kinds."""
     text = README.read_text()
     blocks = replay_blocks(text)
     onboarding = blocks["onboarding"]
