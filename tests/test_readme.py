@@ -19,6 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from opseal.server import cli as server_cli
 from opseal.server.services.onboarding import organisations
 
 from .server.procs import SERVER, ServerProcess, admin_context, prepare_database
@@ -106,6 +109,15 @@ async def test_the_readme_walkthroughs_run_as_written(tmp_path, monkeypatch, cap
         "customs-administration",
         True,
     )
+    monkeypatch.setenv("OPSEAL_DATABASE_URL", url)
+    capsys.readouterr()
+    assert await asyncio.to_thread(server_cli.main, ["list-orgs"]) == 0
+    assert org["fingerprint"] in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        server_cli.main(["create-org", "x", "--name", "X", "--kind", "customs"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2
+    assert "'customs' is not a known kind; use one of customs-administration, secretariat" in err
     for profile, kind in (("fr-focal", "person"), ("anna", "person"), ("ncen", "service")):
         info = json.loads((tmp_path / "home" / profile / "profile.json").read_text())
         assert (info["org_id"], info["user_kind"]) == ("fr-customs", kind)
