@@ -264,7 +264,7 @@ async def _member(client: Client, org_id: str, role: str, codes: tuple[str, ...]
     if not record.root_key:
         raise CliError(
             f"organisation {org_id!r} has not enrolled yet (no root key registered)",
-            "ask its focal point to run `opseal org keygen` and `opseal enrol` first",
+            "ask its focal point to run `opseal enrol --new-root` first",
         )
     root = VerifyKey(b64d(record.root_key, field="root_key"))
     return Member(org_id, record.name, record.kind, role, root, codes)
