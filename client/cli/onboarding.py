@@ -179,8 +179,16 @@ async def _enrol_with_code(ctx: Ctx) -> None:
             "a focal point's first enrolment needs the instance admin's code; later ones take "
             "--root-profile of the enrolled focal point or a code from `opseal org enrol-code`",
         )
-    root = _new_root(ctx) if a.new_root else _load_root(ctx, a.root_profile)
-    code = a.code.strip() if a.code else await _code_from_focal_point(ctx, root)
+    if a.new_root and a.root_profile:
+        raise usage(
+            "--new-root makes a root in this profile; --root-profile uses another's",
+            "give one of them",
+        )
+    if a.new_root:
+        root, holder_passphrase = _new_root(ctx), ctx.passphrase()
+    else:
+        root, holder_passphrase = _unlock_root(ctx, a.root_profile)
+    code = a.code.strip() if a.code else await _code_from_focal_point(ctx, root, holder_passphrase)
     client = await Client.enrol(
         ctx.profile,
         server=a.server,
@@ -296,11 +304,12 @@ def _new_root(ctx: Ctx) -> SigningKey:
     return root
 
 
-async def _code_from_focal_point(ctx: Ctx, root: SigningKey) -> str:
-    """A one-time code issued by the enrolled focal point's own device (``--root-profile``)."""
+async def _code_from_focal_point(ctx: Ctx, root: SigningKey, passphrase: str) -> str:
+    """A one-time code issued by the enrolled focal point's own device (``--root-profile``),
+    opened with the passphrase that opened its root."""
     holder = Profile(ctx.args.root_profile, ctx.profile.path.parent)
     try:
-        client = await Client.open(holder, ctx.passphrase())
+        client = await Client.open(holder, passphrase)
     except WrongPassphrase as exc:
         raise wrong_passphrase(holder) from exc
     try:
@@ -338,6 +347,11 @@ async def org_enrol_code(ctx: Ctx) -> None:
 
 
 def _load_root(ctx: Ctx, root_profile: str | None) -> SigningKey:
+    return _unlock_root(ctx, root_profile)[0]
+
+
+def _unlock_root(ctx: Ctx, root_profile: str | None) -> tuple[SigningKey, str]:
+    """The organisation root and the passphrase that opened its profile."""
     holder = Profile(root_profile, ctx.profile.path.parent) if root_profile else ctx.profile
     if not holder.has_key("org-root"):
         raise usage(
@@ -346,12 +360,14 @@ def _load_root(ctx: Ctx, root_profile: str | None) -> SigningKey:
         )
     try:
         # a device enrolled from another profile's root gets a passphrase of its own: confirm it
-        return holder.load_root(ctx.passphrase(new=holder is not ctx.profile))
+        passphrase = ctx.passphrase(new=holder is not ctx.profile)
+        return holder.load_root(passphrase), passphrase
     except WrongPassphrase as exc:
         if holder is ctx.profile or not sys.stdin.isatty():
             raise wrong_passphrase(holder) from exc
     try:
-        return holder.load_root(prompt_passphrase(holder.name, new=False))
+        passphrase = prompt_passphrase(holder.name, new=False)
+        return holder.load_root(passphrase), passphrase
     except WrongPassphrase as exc:
         raise wrong_passphrase(holder) from exc
 
