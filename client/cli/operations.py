@@ -292,7 +292,7 @@ def _show_members(ctx: Ctx, members: list[Member]) -> None:
         help="instead of --invitation: the coordinator organisation's root public key"),
     arg("--fingerprint", metavar="DIGITS",
         help="the coordinator's root fingerprint as given by phone or letter: join only if it "
-        "matches (asked for when at a terminal)"),
+        "matches (without it, you are asked to compare at a terminal)"),
     arg("--yes", action="store_true", help="do not ask to confirm the fingerprint"),
 )  # fmt: skip
 async def op_join(ctx: Ctx) -> None:
