@@ -1,4 +1,5 @@
-"""Small signed statements: read / acknowledgement receipts and login proofs (design §7, §9)."""
+"""Small signed statements: read / acknowledgement receipts, login proofs and enrolment-code
+grants (design §3, §7, §9)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,26 @@ from .encoding import Reader, Writer, decode_all, label, length_prefixed
 from .errors import DecodeError
 from .keys import SigningKey, VerifyKey
 
-__all__ = ["RECEIPT_KINDS", "Receipt", "login_message"]
+__all__ = ["RECEIPT_KINDS", "Receipt", "enrolment_code_message", "login_message"]
 
 RECEIPT_KINDS = ("read", "ack")
 _RECEIPT = label("receipt")
 _LOGIN = label("login")
+_ENROLMENT_CODE = label("enrolment-code")
 
 
 def login_message(instance_id: str, device_id: str, challenge: bytes) -> bytes:
     """What a device signs to prove it holds its key when it logs in."""
     return Writer(_LOGIN).text(instance_id).text(device_id).blob(challenge).finish()
+
+
+def enrolment_code_message(
+    instance_id: str, organisation_id: str, code_hash: bytes, expires_at: int
+) -> bytes:
+    """What an organisation root signs to issue a one-time enrolment code for its own
+    organisation: the server stores only ``code_hash``, the code never leaves the focal point."""
+    w = Writer(_ENROLMENT_CODE).text(instance_id).text(organisation_id).blob(code_hash)
+    return w.u64(expires_at).finish()
 
 
 @dataclass(frozen=True)

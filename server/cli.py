@@ -21,6 +21,7 @@ from aiohttp import web
 from .config import ConfigError, Settings, load_settings
 from .errors import OpSealError
 from .logging import configure_logging
+from .services.onboarding import ORG_KINDS
 from .storage.db import SchemaError, check_schema, make_engine, migrate
 
 __all__ = ["main"]
@@ -39,11 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     org = sub.add_parser("create-org", help="register an organisation")
     org.add_argument("org_id")
     org.add_argument("--name", required=True)
-    org.add_argument("--kind", required=True, help="e.g. customs-administration, rights-holder")
+    org.add_argument("--kind", required=True, help=f"one of: {', '.join(ORG_KINDS)}")
     org.add_argument("--coordinator", action="store_true", help="may coordinate operations")
-    code = sub.add_parser("enrol-code", help="issue a one-time enrolment code for an organisation")
+    org.add_argument("--ttl-hours", type=int, default=168, help="validity of the printed code")
+    code = sub.add_parser(
+        "enrol-code",
+        help="a new one-time code for an organisation's focal point (before it has enrolled; "
+        "afterwards the focal point issues codes with `opseal org enrol-code`)",
+    )
     code.add_argument("org_id")
     code.add_argument("--ttl-hours", type=int, default=168)
+    orgs = sub.add_parser("list-orgs", help="the organisations, their kinds and root fingerprints")
+    orgs.add_argument("--json", action="store_true", help="one JSON document")
     sub.add_parser("status", help="instance id, log key fingerprint and counts, as JSON")
     purge = sub.add_parser("purge", help="purge archived operations past their retention")
     purge.add_argument("--dry-run", action="store_true", help="only list what is due")
@@ -141,8 +149,30 @@ async def _move(ctx: Any, target: Settings) -> dict[str, Any]:
             "next": f"set blob_store = {spec!r} on every node, then start them"}  # fmt: skip
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> None:
+async def _create_org(ctx: Any, args: argparse.Namespace) -> str:
+    """Register the organisation and issue its focal point's first code, as one step."""
     from .services import instance
+
+    await instance.create_organisation(
+        ctx, args.org_id, args.name, args.kind, can_coordinate=args.coordinator
+    )
+    return await instance.create_enrolment_code(ctx, args.org_id, ttl=args.ttl_hours * 3600)
+
+
+def _list_orgs(orgs: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"organisations": orgs}, indent=2))
+        return
+    if not orgs:
+        print("No organisations yet: opseal-server create-org ORG --name NAME --kind KIND")
+    for org in orgs:
+        role = " (may coordinate)" if org["can_coordinate"] else ""
+        root = org["fingerprint"] or "not enrolled yet"
+        print(f"{org['org_id']:<24} {org['kind']:<28} {root}  {org['name']}{role}")
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    from .services import instance, onboarding
 
     if args.command == "migrate":
         migrate(settings.database_url)
@@ -153,25 +183,24 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
     elif args.command == "serve":
         _serve(settings, args.host, args.port)
     elif args.command == "create-org":
-        asyncio.run(
-            _with_context(
-                settings,
-                lambda ctx: instance.create_organisation(
-                    ctx, args.org_id, args.name, args.kind, can_coordinate=args.coordinator
-                ),
-            )
-        )
+        code = asyncio.run(_with_context(settings, lambda ctx: _create_org(ctx, args)))
         print(f"organisation {args.org_id} created")
+        print(
+            f"one-time enrolment code for its focal point (valid {args.ttl_hours} h; send it "
+            f"by a channel you trust): {code}"
+        )
     elif args.command == "enrol-code":
         code = asyncio.run(
             _with_context(
                 settings,
-                lambda ctx: instance.create_enrolment_code(
+                lambda ctx: instance.first_enrolment_code(
                     ctx, args.org_id, ttl=args.ttl_hours * 3600
                 ),
             )
         )
         print(code)
+    elif args.command == "list-orgs":
+        _list_orgs(asyncio.run(_with_context(settings, onboarding.organisations)), args.json)
     elif args.command == "purge":
         print(
             json.dumps(
@@ -188,7 +217,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "create-org" and args.kind not in ORG_KINDS:
+        parser.error(f"--kind {args.kind!r} is not a known kind; use one of {', '.join(ORG_KINDS)}")
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

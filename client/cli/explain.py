@@ -95,7 +95,7 @@ def _client_hint(message: str) -> str:
     if "not a member" in message:
         return "join with `opseal op join`, wait to be admitted, then `opseal sync`"
     if "not pinned" in message:
-        return "run `opseal op join OP --root-key KEY` with the key from your invitation"
+        return "run `opseal op join --invitation FILE` with the invitation you were sent"
     if "https" in message:
         return "use an https:// URL (or --allow-http on a trusted network)"
     return "see `opseal --help`"

@@ -59,7 +59,7 @@ async def read(ctx: Ctx) -> int:
         if client.store.pin(op) is None:
             raise CliError(
                 f"this device has not joined operation {op!r}",
-                "see `opseal op list`, then `opseal op join OP --root-key KEY`",
+                "see `opseal op list`, then `opseal op join --invitation FILE`",
             )
         if area is not None:
             await _check_may_read(client, op, area)
