@@ -112,11 +112,21 @@ def last_warning(client: Client) -> int:
     return warnings[-1][0] if warnings else 0
 
 
-def confirm(ctx: Ctx, question: str) -> None:
-    """Ask before an irreversible step when someone is at the terminal (skip with --yes)."""
-    if getattr(ctx.args, "yes", False) or ctx.args.json or not sys.stdin.isatty():
+def confirm(ctx: Ctx, question: str, *, required: bool = False) -> None:
+    """Ask before an irreversible step when someone is at the terminal (skip with --yes).
+    ``required``: without a terminal (or with --json) and without --yes, refuse (exit 2)
+    rather than go ahead unasked."""
+    if getattr(ctx.args, "yes", False):
         return
-    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+    if ctx.args.json or not sys.stdin.isatty():
+        if not required:
+            return
+        raise usage(
+            f"not confirmed: {question} (no terminal to ask on, or --json)",
+            "add --yes to confirm it in a script; nothing was changed",
+        )
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise usage("stopped at your request", "nothing was changed")
 
 
