@@ -590,14 +590,14 @@ def _load_xlsx(
     except (OSError, zipfile.BadZipFile, InvalidFileException, KeyError, ValueError) as exc:
         raise ClientError(f"cannot read {path} as an XLSX workbook: {exc}") from exc
     try:
-        sheet = _pick_sheet(workbook, collector.options.sheet)
+        sheet, where = _pick_sheet(workbook, collector.options.sheet)
         sheet_rows = sheet.iter_rows(values_only=True)
         try:
             rows = ([_xlsx_text(v) for v in values] for values in sheet_rows)
             try:
                 header = _header(next(rows, None))
             except RecordError as exc:
-                raise RecordError(exc.errors, f"sheet {sheet.title!r}") from None
+                raise RecordError(exc.errors, where) from None
             for row, cells in _rows(rows, header):
                 collector.add(row, cells)
         finally:
@@ -607,21 +607,25 @@ def _load_xlsx(
     return collector.result(sheet.title)
 
 
-def _pick_sheet(workbook: Any, name: str | None) -> Any:
-    """The sheet named ``name``, else the first whose row 1 is a seizure header."""
+def _pick_sheet(workbook: Any, name: str | None) -> tuple[Any, str]:
+    """The sheet named ``name``, else the first whose row 1 is a seizure header (else the
+    first sheet), and how errors name it."""
     titles = [ws.title for ws in workbook.worksheets]
     if name is not None:
         if name not in titles:
             raise ClientError(f"no sheet {name!r} (the sheets: {', '.join(titles)})")
-        return workbook[name]
+        return workbook[name], f"sheet {name!r}"
     for ws in workbook.worksheets:
-        first = next(ws.iter_rows(max_row=1, values_only=True), None)
+        head = ws.iter_rows(max_row=1, values_only=True)
+        first = next(head, None)
+        head.close()
         if _matches([_xlsx_text(v) for v in first or ()]):
-            return ws
-    raise ClientError(
-        f"no sheet has the seizure columns in row 1 (required: {', '.join(REQUIRED_COLUMNS)}; "
-        f"the sheets: {', '.join(titles)}); give the sheet with --sheet NAME"
+            return ws, f"sheet {ws.title!r}"
+    # None matches: the first one's header errors say what is missing.
+    others = (
+        " (no sheet has the seizure header; pick one with --sheet NAME)" if len(titles) > 1 else ""
     )
+    return workbook.worksheets[0], f"sheet {titles[0]!r}{others}"
 
 
 def _xlsx_text(value: object) -> str:
