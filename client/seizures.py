@@ -476,18 +476,20 @@ def _disagreements(
 def _header(cells: list[str] | None) -> list[str]:
     names = [c.strip().lower() for c in cells or []]
     named = [n for n in names if n]  # a blank header cell (a trailing separator) names nothing
-    errors = [
-        RowError(1, column, "required column is missing")
-        for column in REQUIRED_COLUMNS
-        if column not in names
-    ]
+    missing = [column for column in REQUIRED_COLUMNS if column not in names]
+    if len(missing) == len(REQUIRED_COLUMNS):
+        raise RecordError(
+            [RowError(1, "header", "none of the seizure columns: not a record sheet")]
+        )
+    errors = []
+    if len(missing) == 1:
+        errors.append(RowError(1, missing[0], "required column is missing"))
+    elif missing:
+        errors.append(RowError(1, ", ".join(missing), "required columns are missing"))
     unknown = [_short(n) for n in named if n not in COLUMNS]
     if unknown:
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        errors.append(
-            RowError(1, ", ".join(unknown[:5]) + more, "unknown column "
-                     "(`opseal template seizures` writes the known ones)")
-        )  # fmt: skip
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        errors.append(RowError(1, ", ".join(unknown[:3]) + more, "unknown column"))
     if len(set(named)) != len(named):
         errors.append(RowError(1, "header", "a column appears twice"))
     if errors:
