@@ -21,6 +21,7 @@ import structlog
 from opseal.client import cli
 from opseal.client.seizures import COLUMNS
 from opseal.server.cli import exposed_files
+from opseal.server.services import instance as admin
 from opseal.server.storage.db import sqlite_path
 
 from .conftest import FAST, PASSPHRASE, grant_reporting
@@ -90,14 +91,15 @@ def workbook(path) -> None:
     book.save(path)
 
 
-async def test_imports_and_irreversible_actions_are_guarded(onboarded, opseal, tmp_path):
+async def test_imports_and_irreversible_actions_are_guarded(onboarded, opseal, server, tmp_path):
     """An XLSX with an instructions sheet first is read from its data sheet; a record with
     personal data is H2 unless its handling cell says otherwise, others get --handling;
     decimal commas are read only when asked. ``release --keep`` previews and erases every
     free-text field not kept (``--clear`` is refused, naming ``--keep``), on an H2 record its
     originator permitted; ``op phase`` refuses unasked without a terminal, explains the phase
     and refuses to skip one without --force; ``download`` keeps an existing file unless
-    --clobber; profile folder and files are private."""
+    --clobber; profile folder and files are private; an enrolment with a mistyped --org names
+    the organisation the code was issued for."""
     await grant_reporting(onboarded, {"fr-customs": ("FR",)})
     book = tmp_path / "national.xlsx"
     await asyncio.to_thread(workbook, book)
@@ -183,6 +185,16 @@ async def test_imports_and_irreversible_actions_are_guarded(onboarded, opseal, t
                              "--clobber")  # fmt: skip
     assert clobbered.code == 0, clobbered.err
     assert dest.read_bytes() == paper.read_bytes()
+
+    await admin.create_organisation(server.ctx, "nl-customs", "NL", "customs-administration")
+    code = await admin.create_enrolment_code(server.ctx, "nl-customs")
+    assert (await opseal("nl", "org", "keygen")).code == 0
+    typo = await opseal("nl", "enrol", "--server", server.url, "--code", code, "--org",
+                        "nl-custom", "--user", "focal", "--device", "nl-laptop")  # fmt: skip
+    assert typo.code == 1
+    assert "issued for 'nl-customs', not 'nl-custom'" in typo.err
+    assert "--org nl-customs" in typo.err  # the hint
+    assert "invalid_signature" not in typo.err
 
     profile = onboarded.home / "wco-device"
     assert stat.S_IMODE(profile.stat().st_mode) == 0o700
