@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -17,7 +18,7 @@ from ..errors import (
     ClientError,
     TransportError,
 )
-from ..report import aggregate, checked_records, reporting_codes
+from ..report import aggregate, checked_records, released_records, reporting_codes
 from ..report_render import FORMATS as REPORT_FORMATS
 from ..report_render import render as render_report
 from ..seizures import (
@@ -221,15 +222,47 @@ async def report(ctx: Ctx) -> int:
                 "see `opseal op list`, then `opseal op join OP --root-key KEY`",
             )
         charter = await client.charter(a.op, refresh=True)
-        submitted = corrections.submissions(client.read(a.op))
-    records, excluded = checked_records(submitted, reporting_codes(charter))
+        messages = client.read(a.op)
+    if charter.role_of(client.org_id) == "stakeholder":
+        return _released_report(ctx, charter, messages, client.org_id)
+    records, excluded = checked_records(corrections.submissions(messages), reporting_codes(charter))
     for item in excluded:
         ctx.out.warn(str(item))
     result = {
         "operation_id": a.op,
+        "covers": "submitted",
         **aggregate(records),
         "excluded": [dataclasses.asdict(e) for e in excluded],
     }
+    return _write_report(ctx, result, fmt, excluded)
+
+
+def _released_report(ctx: Ctx, charter: Any, messages: list[Any], org: str) -> int:
+    """A stakeholder's report: the released records it reads, and saying so."""
+    a = ctx.args
+    pairs = []
+    for m in messages:
+        if m.content_type == "release":
+            with contextlib.suppress(ValueError):
+                pairs.append((m.org, m.json()))
+    records = released_records(pairs, charter)
+    if not records:
+        ctx.out.result(
+            {"operation_id": a.op, "covers": "released", "records": 0},
+            f"No seizure record has been released to {org} in {a.op} "
+            "yet: as a stakeholder, your report covers released records only.",
+        )
+        return OK
+    ctx.out.note(
+        f"This report covers the {len(records)} records released to your organisation "
+        f"(sanitised copies), not every seizure of {a.op}."
+    )
+    result = {"operation_id": a.op, "covers": "released", **aggregate(records), "excluded": []}
+    return _write_report(ctx, result, a.format or ("json" if a.json else "table"), [])
+
+
+def _write_report(ctx: Ctx, result: dict[str, Any], fmt: str, excluded: list[Any]) -> int:
+    a = ctx.args
     text = render_report(result, fmt)
     if a.output is None:
         if ctx.args.json:

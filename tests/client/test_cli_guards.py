@@ -24,7 +24,7 @@ from opseal.server.cli import exposed_files
 from opseal.server.services import instance as admin
 from opseal.server.storage.db import sqlite_path
 
-from .conftest import FAST, PASSPHRASE, grant_reporting
+from .conftest import FAST, PASSPHRASE, enrol_client, grant_reporting
 from .test_cli import Run
 
 OP = "op-stop-v"
@@ -137,6 +137,11 @@ async def test_imports_and_irreversible_actions_are_guarded(onboarded, opseal, s
     h2 = next(m.message_id for m in fr.read(OP, "seizures") if m.json()["record_id"] == "FR-P")
     assert (await opseal("fr-customs", "permit-release", h2)).code == 0
 
+    nothing = await opseal("brandx", "report", OP)
+    assert nothing.code == 0, nothing.err
+    assert "No seizure record has been released to brandx" in nothing.out
+    assert "released records only" in nothing.out
+
     old = await opseal("wco", "release", h2, "--to", "stakeholders", "--clear", "description")
     assert old.code == 2
     assert "--keep" in old.err
@@ -157,6 +162,19 @@ async def test_imports_and_irreversible_actions_are_guarded(onboarded, opseal, s
     assert not erased & set(record)
     assert "tip-off" not in json.dumps(record)
     assert "J. Doe" not in json.dumps(record)
+
+    report = await opseal("brandx", "--json", "report", OP)
+    assert report.code == 0, report.err
+    assert report.json["covers"] == "released"
+    assert report.json["totals"]["seizures"] == 1
+
+    late = await enrol_client(server, onboarded.home, "de-customs", "de-2", "de2-device",
+                              onboarded.roots["de-customs"])  # fmt: skip
+    await late.join(OP, onboarded.roots["wco"].verify_key.key_id)
+    await late.close()
+    waiting = await opseal("de2", "read", OP, "seizures")
+    assert waiting.code == 0, waiting.err
+    assert waiting.out.startswith("Waiting to be admitted to seizures (asked at ")
 
     unasked = await subprocess_opseal(onboarded.home, "wco", "op", "phase", OP, "active")
     assert unasked.code == 2
