@@ -71,6 +71,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "respond": ('opseal respond ALERT_ID --outcome "Parcel inspected: 40 watches seized"',),
     "audit verify": ("opseal audit verify",),
+    "audit log": (
+        "opseal audit log --since 2025-05-12",
+        "opseal --json audit log --kind login --kind phase-changed",
+    ),
     "outbox": ("opseal outbox",),
     "sync": ("opseal sync", "opseal sync --retry-for 300"),
 }

@@ -189,6 +189,17 @@ async def test_imports_and_irreversible_actions_are_guarded(onboarded, opseal, s
     moved = await opseal("wco", "op", "phase", OP, "active", "--yes")
     assert moved.code == 0, moved.err
 
+    first, again = [(await opseal("wco", "--json", "audit", "verify")) for _ in range(2)]
+    assert first.code == again.code == 0, first.err
+    assert again.json["size"] == first.json["size"]  # verifying appended nothing (no login)
+    log = await opseal("wco", "--json", "audit", "log", "--kind", "phase-changed")
+    assert log.code == 0, log.err
+    assert [(e["operation"], e["previous"], e["phase"]) for e in log.json["entries"]] == [
+        (OP, "preparation", "active")
+    ]
+    later = await opseal("wco", "audit", "log", "--since", "2999-01-01")
+    assert later.out.startswith("No entries to show; the verified log holds")
+
     paper = tmp_path / "seal.bin"
     paper.write_bytes(b"seal" * 1000)
     attached = await opseal("fr-customs", "--json", "attach", OP, "seizures", str(paper))
