@@ -456,11 +456,12 @@ class Client:
         """Verified responses to an alert (call :meth:`sync` first for the newest)."""
         return self.alerts.responses(alert_id)
 
-    async def release(self, message_id: str, to_area: str, clear: Sequence[str] = ()) -> str:
+    async def release(self, message_id: str, to_area: str, keep: Sequence[str] = ()) -> str:
         """As a coordinator: post a sanitised copy of a verified seizure record into a
-        stakeholder area (rules and sanitising in :mod:`.release`); returns the release's
-        message id. Call :meth:`sync` first so that the record and any permission are known."""
-        return await self.releaser.release(message_id, to_area, clear)
+        stakeholder area (rules and sanitising in :mod:`.release`: free text is erased unless
+        named in ``keep``); returns the release's message id. Call :meth:`sync` first so that
+        the record and any permission are known."""
+        return await self.releaser.release(message_id, to_area, keep)
 
 
 def _unlock(profile: Profile, passphrase: str) -> tuple[ProfileInfo, DeviceIdentity, bytes]:

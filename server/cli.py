@@ -10,10 +10,12 @@ import argparse
 import asyncio
 import json
 import ssl
+import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +24,7 @@ from .config import ConfigError, Settings, load_settings
 from .errors import OpSealError
 from .logging import configure_logging
 from .services.onboarding import ORG_KINDS
-from .storage.db import SchemaError, check_schema, make_engine, migrate
+from .storage.db import SchemaError, check_schema, make_engine, migrate, sqlite_path
 
 __all__ = ["main"]
 
@@ -102,6 +104,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
     engine = make_engine(settings.database_url)
     asyncio.run(_check_then_dispose(engine))
+    for warning in exposed_files(settings):
+        print(f"opseal-server: warning: {warning}", file=sys.stderr, flush=True)
     context = None
     if settings.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -116,6 +120,30 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         print=None,
         access_log=None,
     )
+
+
+def exposed_files(settings: Settings) -> list[str]:
+    """Warnings for the secret-holding files others may read: the SQLite database (it holds
+    the audit log's signing key) with its -wal and -shm files, and the TLS key."""
+    db = sqlite_path(settings.database_url)
+    secrets: list[tuple[Path, str]] = []
+    if db is not None:
+        secrets += [(Path(f"{db}{end}"), "holds the audit log signing key") for end in
+                    ("", "-wal", "-shm")]  # fmt: skip
+    if settings.tls_key:
+        secrets.append((Path(settings.tls_key), "is the TLS private key"))
+    warnings = []
+    for path, what in secrets:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            warnings.append(
+                f"{path} {what} and other accounts may read or change it (mode {mode:04o}); "
+                f"run `chmod 600 {path}` (and `chmod 700 {path.parent}`)"
+            )
+    return warnings
 
 
 async def _check_then_dispose(engine: Any) -> None:

@@ -418,16 +418,52 @@ def _charter_text(c: Charter) -> list[str]:
     ]
 
 
+PHASE_MEANINGS = {
+    "preparation": "members join and plan; records and messages may be posted",
+    "active": "the operation runs: members post seizures, alerts and messages",
+    "follow-up": "the operation has ended; members still post late records and corrections",
+    "closed": "read-only for good: nothing more can be posted, corrected or released, and "
+    "phases never go back",
+    "archived": "the server refuses every request and purges the content after the retention "
+    "period; nobody can read it any more",
+}
+
+
 @command(
     "op phase",
-    "move an operation to its next phase (coordinator)",
+    "move an operation to its next phase (coordinator; asks first)",
     OP,
     arg("phase", choices=PHASES, metavar="PHASE", help=" -> ".join(PHASES)),
+    arg("--yes", action="store_true", help="do not ask (needed without a terminal, e.g. scripts)"),
+    arg("--force", action="store_true", help="allow skipping phases, e.g. active -> closed"),
 )
 async def op_phase(ctx: Ctx) -> None:
+    a = ctx.args
     async with ctx.client() as client:
-        answer = msgspec.to_builtins(await client.api.set_phase(ctx.args.op, ctx.args.phase))
-    ctx.out.result(answer, f"{ctx.args.op} is now in phase {ctx.args.phase}")
+        current = (await client.api.operation(a.op)).phase
+        _check_step(a.op, current, a.phase, a.force)
+        ctx.out.note(f"{a.op}: {current} -> {a.phase}. In {a.phase}, {PHASE_MEANINGS[a.phase]}.")
+        confirm(ctx, f"Move {a.op} to {a.phase}? This cannot be undone.", required=True)
+        answer = msgspec.to_builtins(await client.api.set_phase(a.op, a.phase))
+    ctx.out.result(answer, f"{a.op} is now in phase {a.phase}")
+
+
+def _check_step(op: str, current: str, target: str, force: bool) -> None:
+    """Phases move one step forward; a skip needs --force, going back is impossible."""
+    step = PHASES.index(target) - PHASES.index(current)
+    if step <= 0:
+        raise usage(
+            f"{op} is in phase {current}: phases only move forward",
+            f"the next phase is {PHASES[PHASES.index(current) + 1]}"
+            if current != PHASES[-1]
+            else "an archived operation stays archived",
+        )
+    if step > 1 and not force:
+        skipped = ", ".join(PHASES[PHASES.index(current) + 1 : PHASES.index(target)])
+        raise usage(
+            f"{current} -> {target} skips {skipped}",
+            f"move to {PHASES[PHASES.index(current) + 1]} first, or add --force to skip",
+        )
 
 
 @command(
