@@ -9,8 +9,8 @@ __all__ = ["EXAMPLES", "epilog"]
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "org keygen": ("opseal --profile fr-focal org keygen",),
     "enrol": (
-        "opseal --profile fr-focal enrol --server https://opseal.example.org --code CODE "
-        "--org fr-customs --user focal --device focal-laptop",
+        "opseal --profile fr-focal enrol --new-root --server https://opseal.example.org "
+        "--code CODE --org fr-customs --user focal --device focal-laptop",
         "opseal --profile officer enrol request --server https://opseal.example.org "
         "--org fr-customs --user j.martin --device laptop --out request.json",
         "opseal --profile officer enrol complete answer.json",
@@ -27,7 +27,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "--start 2025-05-12 --end 2025-05-30 --member fr-customs:customs:FR "
         "--member brandx:stakeholder",
     ),
-    "op join": ("opseal op join op-stop-v --root-key=KEY_FROM_THE_INVITATION",),
+    "op join": (
+        "opseal op join --invitation invitation.txt --fingerprint DIGITS_READ_OUT_BY_PHONE",
+        "opseal op join op-stop-v --root-key=KEY_FROM_THE_INVITATION",
+    ),
+    "op add-member": (
+        "opseal op add-member op-stop-v de-customs:customs:DE --out de-invitation.txt",
+    ),
+    "org enrol-code": (
+        "opseal --profile fr-focal org enrol-code              # for an officer's device",
+        "opseal --profile fr-focal org enrol-code --ttl-hours 24",
+    ),
     "op charter": ("opseal op charter op-stop-v",),
     "op phase": (
         "opseal op phase op-stop-v active",
