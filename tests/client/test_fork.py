@@ -8,6 +8,7 @@ The checks run in the client, so these tests run on SQLite only.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 from opseal.client.client import Client
 from opseal.client.forks import DEFAULT_ROTATION_PERIOD, FREEZE_GRACE, FREEZE_REPEAT
 from opseal.crypto.group import create_commit, epoch_authenticator
+from opseal.crypto.keys import SigningKey
+from opseal.crypto.statements import Receipt, ReceiptGossip
 
 from .malicious import Attacker, attacker  # noqa: F401 (fixture)
 from .test_malicious import kinds, refusals, state, synced
@@ -37,11 +40,20 @@ def warned(client: Client, kind: str) -> list[tuple[str, str]]:
 async def test_members_served_different_commits_for_one_epoch_both_detect_the_fork(attacker):
     """The server stores two commits for the same epoch and shows one to the French member,
     the other to the German one: each detects the fork at the other's next receipt or message,
-    as a fork (not a bare decryption failure), and neither shows the other branch's message."""
+    as a fork (not a bare decryption failure), and neither shows the other branch's message.
+    A receipt the server forges with another authenticator raises no false alarm."""
     op = attacker.op
     fr, de = await synced(attacker, "fr-customs", "de-customs")
     before = await fr.post(op, "seizures", "text", {"text": "before the fork"})
     await de.sync()
+    forged = Receipt.create(
+        SigningKey.generate(), instance_id=fr.info.instance_id, operation_id=op,
+        area="seizures", message_id=uuid.UUID(before), kind="read", device_id=de.device_id,
+        signed_at=de.now(), gossip=ReceiptGossip(state(fr, op, "seizures").epoch, bytes(32)),
+    )  # fmt: skip
+    await attacker.db.append(op, "seizures", "receipt", de.device_id, forged.to_bytes())
+    await fr.sync()
+    assert kinds(fr) == []
     charter = await fr.charter(op)
     ours, our_state, _ = create_commit(state(fr, op, "seizures"), charter, fr.identity, now=fr.now())
     theirs, _, _ = create_commit(state(de, op, "seizures"), charter, de.identity, now=de.now())
