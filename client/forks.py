@@ -178,9 +178,8 @@ class ForkWatch:
             if latest is None:
                 continue
             state = GroupState.from_bytes(latest[1])
-            if state.member(self._device_id) is None or now - state.created_at <= period + (
-                FREEZE_GRACE
-            ):
+            fresh = now - state.created_at <= period + FREEZE_GRACE
+            if fresh or state.member(self._device_id) is None:
                 continue
             key = f"frozen-warned/{op}/{area}"
             last = self._store.get(key)

@@ -7,18 +7,22 @@ The checks run in the client, so these tests run on SQLite only.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
 
 import pytest
 
+from opseal.client import cli
+from opseal.client.cli.codes import WARNINGS
 from opseal.client.client import Client
 from opseal.client.forks import DEFAULT_ROTATION_PERIOD, FREEZE_GRACE, FREEZE_REPEAT
 from opseal.crypto.group import create_commit, epoch_authenticator
 from opseal.crypto.keys import SigningKey
 from opseal.crypto.statements import Receipt, ReceiptGossip
 
+from .conftest import PASSPHRASE
 from .malicious import Attacker, attacker  # noqa: F401 (fixture)
 from .test_malicious import kinds, refusals, state, synced
 
@@ -55,7 +59,9 @@ async def test_members_served_different_commits_for_one_epoch_both_detect_the_fo
     await fr.sync()
     assert kinds(fr) == []
     charter = await fr.charter(op)
-    ours, our_state, _ = create_commit(state(fr, op, "seizures"), charter, fr.identity, now=fr.now())
+    ours, our_state, _ = create_commit(
+        state(fr, op, "seizures"), charter, fr.identity, now=fr.now()
+    )
     theirs, _, _ = create_commit(state(de, op, "seizures"), charter, de.identity, now=de.now())
     await attacker.db.add_commit(ours, our_state)  # the server's (and the French) branch
     attacker.proxy.on_commits(lambda c: theirs if c.hash == ours.hash else c)
@@ -70,12 +76,16 @@ async def test_members_served_different_commits_for_one_epoch_both_detect_the_fo
     await de.ack(before)  # the German receipt carries its branch's authenticator
     await fr.sync()
     [(area, message)] = warned(fr, "fork")
-    assert area == "seizures" and f"epoch {ours.epoch}" in message and "receipt" in message
+    assert area == "seizures"
+    assert f"epoch {ours.epoch}" in message
+    assert "receipt" in message
 
     after = await fr.post(op, "seizures", "text", {"text": "on the French branch"})
     await de.sync()
     [(area, message)] = warned(de, "fork")
-    assert area == "seizures" and f"epoch {ours.epoch}" in message and "fr-customs" in message
+    assert area == "seizures"
+    assert f"epoch {ours.epoch}" in message
+    assert "fr-customs" in message
     assert after not in {m.message_id for m in de.read(op, "seizures")}
     assert ("seizures", "message-refused") not in kinds(de)
 
@@ -84,9 +94,7 @@ async def test_members_served_different_commits_for_one_epoch_both_detect_the_fo
     assert [k for a, k in kinds(fr) if a == "seizures"] == ["fork", "fork"]
 
 
-async def test_member_frozen_on_an_old_epoch_warns_past_the_rotation_period(
-    attacker, monkeypatch
-):
+async def test_member_frozen_on_an_old_epoch_warns_past_the_rotation_period(attacker, monkeypatch):
     """The server withholds a new epoch of 'seizures' from the French member: once the rotation
     period (plus grace) has passed on its clock, it warns epoch-frozen for that area, again
     after an hour, while the German member, served the rotation, does not."""
@@ -125,6 +133,13 @@ async def test_member_frozen_on_an_old_epoch_warns_past_the_rotation_period(
     await fr.sync()
     assert len(warned(fr, "epoch-frozen")) == 6
 
+    clock["now"] += FREEZE_REPEAT  # `opseal sync` exits 4 on the warning, as on any other
+    monkeypatch.setattr(Client, "now", lambda self: clock["now"])
+    monkeypatch.setenv("OPSEAL_PASSPHRASE", PASSPHRASE)
+    home = str(attacker.onboarded.home)
+    argv = ["--home", home, "--profile", fr.device_id, "--json", "sync"]
+    assert await asyncio.to_thread(cli.main, argv) == WARNINGS
+
 
 async def test_inconsistent_checkpoints_are_detected_through_receipt_gossip(attacker):
     """The server shows the French member one audit log and, after rewriting its history, the
@@ -150,6 +165,8 @@ async def test_inconsistent_checkpoints_are_detected_through_receipt_gossip(atta
     await de.sync()
 
     [(area, text)] = warned(fr, "split-view")
-    assert area == "seizures" and "de-customs-device" in text
+    assert area == "seizures"
+    assert "de-customs-device" in text
     [(area, text)] = warned(de, "split-view")
-    assert area == "seizures" and "fr-customs-device" in text
+    assert area == "seizures"
+    assert "fr-customs-device" in text
