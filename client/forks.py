@@ -52,6 +52,16 @@ class ForkWatch:
     def __init__(self, session: Session, store: Store, device_id: str, log_key: bytes) -> None:
         self._session, self._store = session, store
         self._device_id, self._log_key = device_id, log_key
+        self._authenticators: dict[tuple[str, str, int, bytes], bytes] = {}
+
+    def authenticator(self, op: str, area: str, state: GroupState, secret: bytes) -> bytes:
+        """The epoch authenticator of ``state``, kept per epoch (it hashes the whole state:
+        tens of milliseconds for a roster of hundreds of devices). Keyed by the secret's hash
+        too: a sync page rolled back and served again may bring another commit for the epoch."""
+        key = (op, area, state.epoch, sha256(secret))
+        if key not in self._authenticators:
+            self._authenticators[key] = epoch_authenticator(secret, state)
+        return self._authenticators[key]
 
     # -- what this device tells the others ------------------------------------------------
     def gossip(self, op: str, area: str) -> ReceiptGossip | None:
@@ -65,7 +75,7 @@ class ForkWatch:
             return None
         state = GroupState.from_bytes(latest[1])
         checkpoint = self._store.get(_CHECKPOINT_KEY) or b""
-        return ReceiptGossip(state.epoch, epoch_authenticator(secret, state), checkpoint)
+        return ReceiptGossip(state.epoch, self.authenticator(op, area, state, secret), checkpoint)
 
     # -- what the others tell it --------------------------------------------------------------
     async def check_receipt(self, op: str, area: str, seq: int, body: bytes) -> None:
@@ -110,7 +120,7 @@ class ForkWatch:
         raw = self._store.state(op, area, gossip.epoch)
         secret = self._store.secret(op, area, gossip.epoch)
         if raw is not None and secret is not None:
-            mine = epoch_authenticator(secret, GroupState.from_bytes(raw))
+            mine = self.authenticator(op, area, GroupState.from_bytes(raw), secret)
             if not hmac.compare_digest(mine, gossip.authenticator):
                 self._store.warn(op, area, seq, "fork", (
                     f"fork in area {area!r}, epoch {gossip.epoch}: {signer!r} signed a receipt "

@@ -336,8 +336,9 @@ class Verifier:
         ):
             raise IntegrityWarning(f"sender {header.sender!r} was revoked before it wrote this")
         plaintext = open_envelope(
-            envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker
-        )
+            envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker,
+            authenticator=self.forks.authenticator(op, area, state, secret),
+        )  # fmt: skip
         sender = state.member(header.sender)
         assert sender is not None
         self._store.add_message(
