@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 
+from opseal.crypto.charter import DEFAULT_ROTATION_PERIOD
 from opseal.crypto.encoding import sha256
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import GroupState, epoch_authenticator
@@ -33,10 +35,8 @@ from .errors import BadRequestError, ConflictError, MalformedAnswerError, NotFou
 from .session import Session
 from .store import Store
 
-__all__ = ["DEFAULT_ROTATION_PERIOD", "FREEZE_GRACE", "FREEZE_REPEAT", "ForkWatch"]
+__all__ = ["FREEZE_GRACE", "FREEZE_REPEAT", "ForkWatch"]
 
-DEFAULT_ROTATION_PERIOD = 86400
-"""Seconds between scheduled epoch rotations when the charter sets none (design §4)."""
 FREEZE_GRACE = 3600
 """Slack past the rotation period before a member calls its area frozen (an admitter that
 rotates on a timer, clock skew)."""
@@ -179,15 +179,19 @@ class ForkWatch:
         return None
 
     # -- freezes ------------------------------------------------------------------------------
-    def check_frozen(self, now: int, period: int = DEFAULT_ROTATION_PERIOD) -> None:
+    def check_frozen(
+        self, now: int, period_of: Callable[[str, str], int] = lambda op, area: 0
+    ) -> None:
         """Warn (``epoch-frozen``) for every area this device belongs to whose newest epoch
-        is older than ``period`` plus :data:`FREEZE_GRACE`; at most every
-        :data:`FREEZE_REPEAT` seconds per area."""
+        is older than its rotation period (``period_of(op, area)``, the charter's; 0: the
+        default) plus :data:`FREEZE_GRACE`; at most every :data:`FREEZE_REPEAT` seconds per
+        area."""
         for op, area in self._store.areas():
             latest = self._store.latest_state(op, area)
             if latest is None:
                 continue
             state = GroupState.from_bytes(latest[1])
+            period = period_of(op, area) or DEFAULT_ROTATION_PERIOD
             fresh = now - state.created_at <= period + FREEZE_GRACE
             if fresh or state.member(self._device_id) is None:
                 continue

@@ -99,6 +99,17 @@ class Verifier:
                 known.append(Charter.from_bytes(stored[-1]))
         return known
 
+    def _rotation_period(self, op: str, area: str) -> int:
+        """The area's rotation period in its latest verified charter (0: the default)."""
+        charter = self._charters.get(op)
+        if charter is None:
+            stored = self._store.charters(op)
+            charter = Charter.from_bytes(stored[-1]) if stored else None
+        try:
+            return charter.area(area).rotation_period_s if charter else 0
+        except CryptoError:  # an area the charter no longer lists
+            return 0
+
     def save_tracker(self) -> None:
         """Persist the replay tracker (counters seen per sender)."""
         self._store.save_tracker(self._tracker)
@@ -183,7 +194,7 @@ class Verifier:
                 self._tracker = self._store.load_tracker()  # forget what was rolled back
                 raise
             if not page.more:
-                self.forks.check_frozen(self._clock())
+                self.forks.check_frozen(self._clock(), self._rotation_period)
                 return report
 
     async def ingest(

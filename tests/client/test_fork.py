@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ import pytest
 from opseal.client import cli
 from opseal.client.cli.codes import WARNINGS
 from opseal.client.client import Client
-from opseal.client.forks import DEFAULT_ROTATION_PERIOD, FREEZE_GRACE, FREEZE_REPEAT
+from opseal.client.forks import FREEZE_GRACE, FREEZE_REPEAT
+from opseal.crypto.charter import DEFAULT_ROTATION_PERIOD
 from opseal.crypto.group import create_commit, epoch_authenticator
 from opseal.crypto.keys import SigningKey
 from opseal.crypto.statements import Receipt, ReceiptGossip
@@ -94,20 +96,36 @@ async def test_members_served_different_commits_for_one_epoch_both_detect_the_fo
     assert [k for a, k in kinds(fr) if a == "seizures"] == ["fork", "fork"]
 
 
+async def set_rotation_period(attacker: Attacker, area: str, seconds: int) -> None:
+    """The coordinator publishes the next charter version with ``area``'s rotation period set,
+    and every member verifies it."""
+    op, clients = attacker.op, attacker.onboarded.clients
+    wco = clients["wco"]
+    charter = await wco.charter(op, refresh=True)
+    areas = [replace(a, rotation_period_s=seconds) if a.name == area else a
+             for a in charter.areas]  # fmt: skip
+    draft = charter.next_version(issued_at=wco.now() - 1, areas=areas)
+    user_key, _ = await asyncio.to_thread(wco.profile.load_user, PASSPHRASE)
+    await wco.api.publish_charter(op, draft.signed(user_key, wco.identity.user_cert).to_bytes())
+    for client in clients.values():
+        await client.charter(op, refresh=True)
+
+
 async def test_member_frozen_on_an_old_epoch_warns_past_the_rotation_period(attacker, monkeypatch):
-    """The server withholds a new epoch of 'seizures' from the French member: once the rotation
-    period (plus grace) has passed on its clock, it warns epoch-frozen for that area, again
-    after an hour, while the German member, served the rotation, does not."""
+    """The charter rotates 'seizures' every two hours and the server withholds its next epoch
+    from the French member: once that period (plus grace) has passed on its clock, the French
+    member warns epoch-frozen for 'seizures' only (the other areas rotate daily), again after
+    an hour, while the German member, served the rotation, warns nothing; a day later every
+    area is frozen and `opseal sync` exits 4."""
     op = attacker.op
     wco, fr, de = await synced(attacker, "wco", "fr-customs", "de-customs")
-    assert warned(fr, "epoch-frozen") == []
-    late = int(time.time()) + DEFAULT_ROTATION_PERIOD + FREEZE_GRACE + 60
+    await set_rotation_period(attacker, "seizures", 7200)
+    late = int(time.time()) + 7200 + FREEZE_GRACE + 60
     clock = {"now": late}
     for client in (wco, fr, de):
         monkeypatch.setattr(client, "now", lambda: clock["now"])
-    charter = await wco.charter(op)
     commit, new_state, _ = create_commit(
-        state(wco, op, "seizures"), charter, wco.identity, now=late
+        state(wco, op, "seizures"), await wco.charter(op), wco.identity, now=late
     )
     seq = await attacker.db.add_commit(commit, new_state)
 
@@ -122,23 +140,24 @@ async def test_member_frozen_on_an_old_epoch_warns_past_the_rotation_period(atta
     await fr.sync()
     await de.sync()
     assert state(fr, op, "seizures").epoch == commit.epoch - 1
-    frozen = dict(warned(fr, "epoch-frozen"))
-    assert set(frozen) == {"plan", "seizures", "stakeholders"}  # nobody rotated the others
-    assert {a for a, _ in warned(de, "epoch-frozen")} == {"plan", "stakeholders"}
-    assert f"(epoch {commit.epoch - 1})" in frozen["seizures"]
-    assert "rotation period of 86400 s" in frozen["seizures"]
+    [(area, message)] = warned(fr, "epoch-frozen")
+    assert area == "seizures"
+    assert f"(epoch {commit.epoch - 1})" in message
+    assert "rotation period of 7200 s" in message
+    assert warned(de, "epoch-frozen") == []
     await fr.sync()
-    assert len(warned(fr, "epoch-frozen")) == 3  # not repeated within the hour
+    assert len(warned(fr, "epoch-frozen")) == 1  # not repeated within the hour
     clock["now"] += FREEZE_REPEAT
     await fr.sync()
-    assert len(warned(fr, "epoch-frozen")) == 6
+    assert len(warned(fr, "epoch-frozen")) == 2
 
-    clock["now"] += FREEZE_REPEAT  # `opseal sync` exits 4 on the warning, as on any other
+    clock["now"] = int(time.time()) + DEFAULT_ROTATION_PERIOD + FREEZE_GRACE + 60
     monkeypatch.setattr(Client, "now", lambda self: clock["now"])
     monkeypatch.setenv("OPSEAL_PASSPHRASE", PASSPHRASE)
     home = str(attacker.onboarded.home)
     argv = ["--home", home, "--profile", fr.device_id, "--json", "sync"]
     assert await asyncio.to_thread(cli.main, argv) == WARNINGS
+    assert {a for a, _ in warned(fr, "epoch-frozen")} == {"plan", "seizures", "stakeholders"}
 
 
 async def test_inconsistent_checkpoints_are_detected_through_receipt_gossip(attacker):
