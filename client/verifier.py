@@ -99,12 +99,15 @@ class Verifier:
                 known.append(Charter.from_bytes(stored[-1]))
         return known
 
-    def _rotation_period(self, op: str, area: str) -> int:
-        """The area's rotation period in its latest verified charter (0: the default)."""
+    def _rotation_period(self, op: str, area: str) -> int | None:
+        """The area's rotation period in its latest verified charter (0: the default; None
+        once the operation has ended, when no rotation is due)."""
         charter = self._charters.get(op)
         if charter is None:
             stored = self._store.charters(op)
             charter = Charter.from_bytes(stored[-1]) if stored else None
+        if charter is not None and charter.ends_at < self._clock():
+            return None
         try:
             return charter.area(area).rotation_period_s if charter else 0
         except CryptoError:  # an area the charter no longer lists
@@ -278,7 +281,8 @@ class Verifier:
             try:
                 self._open_message(op, area, seq, Envelope.from_bytes(body), charter)
             except (CryptoError, IntegrityWarning) as exc:
-                self._store.warn(op, area, seq, "message-refused", str(exc))
+                kind = "fork" if isinstance(exc, ForkError) else "message-refused"
+                self._store.warn(op, area, seq, kind, str(exc))
             self._store.release(op, area, seq)
 
     def _is_own(self, op: str, area: str, commit: Commit) -> bool:

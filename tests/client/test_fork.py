@@ -116,7 +116,7 @@ async def test_member_frozen_on_an_old_epoch_warns_past_the_rotation_period(atta
     from the French member: once that period (plus grace) has passed on its clock, the French
     member warns epoch-frozen for 'seizures' only (the other areas rotate daily), again after
     an hour, while the German member, served the rotation, warns nothing; a day later every
-    area is frozen and `opseal sync` exits 4."""
+    area is frozen and `opseal sync` exits 4; once the operation has ended, nothing warns."""
     op = attacker.op
     wco, fr, de = await synced(attacker, "wco", "fr-customs", "de-customs")
     await set_rotation_period(attacker, "seizures", 7200)
@@ -158,6 +158,9 @@ async def test_member_frozen_on_an_old_epoch_warns_past_the_rotation_period(atta
     argv = ["--home", home, "--profile", fr.device_id, "--json", "sync"]
     assert await asyncio.to_thread(cli.main, argv) == WARNINGS
     assert {a for a, _ in warned(fr, "epoch-frozen")} == {"plan", "seizures", "stakeholders"}
+    clock["now"] = (await fr.charter(op)).ends_at + 1  # no rotation is due once it has ended
+    await fr.sync()
+    assert len(warned(fr, "epoch-frozen")) == 5
 
 
 async def test_inconsistent_checkpoints_are_detected_through_receipt_gossip(attacker):
