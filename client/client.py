@@ -83,15 +83,23 @@ class Client:
     ) -> None:
         self.profile, self.info, self.identity, self.store = profile, info, identity, store
         self.session = Session(api, info.instance_id, identity)
-        instance, clock = info.instance_id, self.now
-        self.verifier = Verifier(self.session, store, identity, instance, clock)
+        instance = info.instance_id
+
+        def clock() -> int:  # late-bound, so that a test can set the client's clock
+            return self.now()
+
+        log_key = b64d(info.log_key) if info.log_key else b""
+        self.verifier = Verifier(self.session, store, identity, instance, clock, log_key)
         self.outbox = Outbox(self.session, store, identity, instance, self.verifier, self.sync)
         self.admission = Admission(
             self.session, store, identity, instance, clock, self.verifier, self.verifier, self.sync,
             self.verifier,
         )  # fmt: skip
         self.attachments = attachments.Attachments(self.session, store, profile.path)
-        self.receipts = Receipts(self.session, store, identity, instance, clock, self.verifier)
+        self.receipts = Receipts(
+            self.session, store, identity, instance, clock, self.verifier,
+            self.verifier.forks.gossip,
+        )  # fmt: skip
         self.alerts = Alerts(store, identity, self.verifier, self.outbox)
         self.releaser = Releaser(store, identity.organisation_id, self.verifier, self.outbox)
         self.auditor = audit.Auditor(self.session, store)

@@ -93,9 +93,11 @@ def _local_area(client: Client, op: str, area: str) -> dict[str, Any]:
         help=f"a member organisation, its role ({', '.join(ROLES)}) and the countries it "
         "reports seizures for (ISO 3166 alpha-2, comma-separated, e.g. fr-customs:customs:FR; "
         "none: its records do not count); repeat"),
-    arg("--area", action="append", default=[], metavar="NAME:READ_ROLES:POST_ROLES:HISTORY",
-        help="an area; roles comma-separated, history shared or since-join; repeat "
-        "(default: plan, seizures, alerts, stakeholders)"),
+    arg("--area", action="append", default=[],
+        metavar="NAME:READ_ROLES:POST_ROLES[:HISTORY[:ROTATION_S]]",
+        help="an area; roles comma-separated, history shared or since-join, the seconds "
+        "between scheduled epoch rotations (default a day; members warn when an epoch is "
+        "older); repeat (default: plan, seizures, alerts, stakeholders)"),
     arg("--retention-days", type=int, default=365, help="keep the data this long after closing"),
     arg("--out", metavar="FILE", help="also write the invitation block to FILE, ready to send"),
     arg("--yes", action="store_true", help="do not ask before publishing"),
@@ -236,17 +238,18 @@ def _member_spec(spec: str) -> tuple[str, str, tuple[str, ...]]:
 
 def _parse_area(spec: str) -> AreaPolicy:
     parts = spec.split(":")
-    if len(parts) not in (3, 4) or not parts[0]:
+    if len(parts) not in (3, 4, 5) or not parts[0] or not (parts[4:] or ["0"])[0].isdigit():
         raise usage(
-            f"--area {spec!r}: expected NAME:READ_ROLES:POST_ROLES[:HISTORY]",
-            "e.g. --area plan:coordinator,customs:coordinator:shared",
+            f"--area {spec!r}: expected NAME:READ_ROLES:POST_ROLES[:HISTORY[:ROTATION_S]]",
+            "e.g. --area plan:coordinator,customs:coordinator:shared:86400",
         )
     name, read, post = parts[:3]
-    history = parts[3] if len(parts) == 4 else "shared"
+    history = parts[3] if len(parts) >= 4 else "shared"
+    rotation = int(parts[4]) if len(parts) == 5 else 0
     if history not in HISTORY_POLICIES:
         raise usage(f"--area {spec!r}: history {history!r}", f"use {' or '.join(HISTORY_POLICIES)}")
     try:
-        return AreaPolicy(name, _roles(read), _roles(post), history)
+        return AreaPolicy(name, _roles(read), _roles(post), history, rotation)
     except DecodeError as exc:
         raise usage(f"--area {spec!r}: {exc}", "see `opseal op create --help`") from exc
 
@@ -395,7 +398,7 @@ def _charter_json(c: Charter) -> dict[str, Any]:
         ],
         "areas": [
             {"area": a.name, "read": sorted(a.read_roles), "post": sorted(a.post_roles),
-             "history": a.history}
+             "history": a.history, "rotation_period_s": a.rotation_period}
             for a in c.areas
         ],
     }  # fmt: skip
@@ -407,14 +410,14 @@ def _charter_text(c: Charter) -> list[str]:
         (m["org_id"], m["role"], ",".join(m["reporting_codes"]) or "-", m["fingerprint"], m["name"])
         for m in data["members"]
     ]
-    areas = [(a["area"], ",".join(a["read"]), ",".join(a["post"]), a["history"])
-             for a in data["areas"]]  # fmt: skip
+    areas = [(a["area"], ",".join(a["read"]), ",".join(a["post"]), a["history"],
+              a["rotation_period_s"]) for a in data["areas"]]  # fmt: skip
     return [
         f"{c.code} — {c.name} ({c.operation_id}), charter v{c.version} (verified)",
         f"  {when(c.starts_at)} to {when(c.ends_at)}; signed by {data['signed_by']} "
         f"at {when(c.issued_at)}",
         *table(members, ("ORGANISATION", "ROLE", "REPORTS FOR", "ROOT FINGERPRINT", "NAME")),
-        *table(areas, ("AREA", "READ", "POST", "HISTORY")),
+        *table(areas, ("AREA", "READ", "POST", "HISTORY", "ROTATION S")),
     ]
 
 
