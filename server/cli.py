@@ -29,6 +29,9 @@ from .storage.db import SchemaError, check_schema, make_engine, migrate, sqlite_
 __all__ = ["main"]
 
 
+_UNLOCK_HELP = "read the passphrase from FILE (default: OPSEAL_BACKUP_PASSPHRASE, or asked)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opseal-server", description="Run an OpSeal instance.")
     parser.add_argument("--version", action="version", version=f"opseal {version('opseal')}")
@@ -66,6 +69,28 @@ def _parser() -> argparse.ArgumentParser:
         description="Stop the nodes, run this, set blob_store to the new store, start them. "
         "An interrupted run loses nothing; run it again to finish.",
     )
+    key = sub.add_parser(
+        "backup-key",
+        help="make the operator key pair backups are sealed to",
+        description="Writes FILE (the private key, sealed under a passphrase: keep it off the "
+        "server) and FILE.pub (give it to `backup --recipient`).",
+    )
+    key.add_argument("--out", required=True, metavar="FILE")
+    key.add_argument("--passphrase-file", metavar="FILE", help=_UNLOCK_HELP)
+    backup = sub.add_parser("backup", help="write an encrypted, consistent snapshot: database, "
+                            "blob bytes and instance keys")  # fmt: skip
+    backup.add_argument("--recipient", required=True, metavar="FILE.pub",
+                        help="the operator public key from `backup-key`")  # fmt: skip
+    backup.add_argument("--out", required=True, metavar="FILE")
+    restore = sub.add_parser(
+        "restore",
+        help="restore a backup into a new, migrated database",
+        description="Run `opseal-server migrate` on an empty database first; the blob bytes "
+        "go to the blob_store setting's store.",
+    )
+    restore.add_argument("backup_file", metavar="BACKUP")
+    restore.add_argument("--key", required=True, metavar="FILE", help="the operator private key")
+    restore.add_argument("--passphrase-file", metavar="FILE", help=_UNLOCK_HELP)
     move.add_argument("--to", required=True, metavar="STORE",
                       help="database, file:/absolute/folder or s3://bucket/prefix")  # fmt: skip
     return parser
@@ -199,6 +224,66 @@ def _list_orgs(orgs: list[dict[str, Any]], as_json: bool) -> None:
         print(f"{org['org_id']:<24} {org['kind']:<28} {root}  {org['name']}{role}")
 
 
+def _passphrase(args: argparse.Namespace, *, new: bool) -> str:
+    import getpass
+    import os
+
+    if args.passphrase_file:
+        return Path(args.passphrase_file).read_text().rstrip("\n")
+    if "OPSEAL_BACKUP_PASSPHRASE" in os.environ:
+        return os.environ["OPSEAL_BACKUP_PASSPHRASE"]
+    if not sys.stdin.isatty():
+        raise ConfigError("no passphrase: give --passphrase-file or OPSEAL_BACKUP_PASSPHRASE")
+    first = getpass.getpass("operator key passphrase: ")
+    if new and getpass.getpass("again: ") != first:
+        raise ConfigError("the two passphrases differ")
+    return first
+
+
+def _backups(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from . import backup
+
+    try:
+        if args.command == "backup-key":
+            out = Path(args.out)
+            fingerprint = backup.make_operator_key(out, _passphrase(args, new=True))
+            return {"private_key": str(out), "public_key": f"{out}.pub",
+                    "fingerprint": fingerprint,
+                    "next": "keep the private key and its passphrase off the server; give "
+                    "the .pub file to `opseal-server backup --recipient`"}  # fmt: skip
+        if args.command == "backup":
+            recipient = backup.read_recipient(Path(args.recipient))
+            return asyncio.run(_with_context(settings, lambda ctx: backup.write_backup(
+                ctx.engine, ctx.chunks, recipient, Path(args.out),
+                postgres=settings.is_postgres)))  # fmt: skip
+        passphrase = _passphrase(args, new=False)
+        return asyncio.run(_restore(settings, args, passphrase))
+    except backup.BackupError as exc:
+        raise _Refused(str(exc)) from exc
+    except OSError as exc:
+        raise _Refused(f"{exc.filename or ''}: {exc.strerror}") from exc
+
+
+async def _restore(settings: Settings, args: argparse.Namespace, passphrase: str) -> Any:
+    from .backup import restore
+    from .blobstore import make_chunk_store
+
+    engine = make_engine(settings.database_url)
+    chunks = make_chunk_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url,
+                              s3_region=settings.s3_region)  # fmt: skip
+    try:
+        await check_schema(engine)
+        return await restore(engine, chunks, Path(args.backup_file), Path(args.key), passphrase,
+                             postgres=settings.is_postgres, now=int(time.time()))  # fmt: skip
+    finally:
+        await chunks.close()
+        await engine.dispose()
+
+
+class _Refused(Exception):
+    """A refused action: printed, exit 1."""
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> None:
     from .services import instance, onboarding
 
@@ -236,6 +321,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
                 indent=2,
             )
         )
+    elif args.command in ("backup-key", "backup", "restore"):
+        print(json.dumps(_backups(args, settings), indent=2))
     elif args.command == "blobs":
         target = settings.replace(blob_store=args.to)  # a bad store stops here (exit 2)
         moved = asyncio.run(_with_context(settings, lambda ctx: _move(ctx, target)))
@@ -260,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"opseal-server: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (SchemaError, OpSealError) as exc:
+    except (SchemaError, OpSealError, _Refused) as exc:
         print(f"opseal-server: {exc}", file=sys.stderr)
         return 1
     return 0

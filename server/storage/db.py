@@ -30,6 +30,7 @@ __all__ = [
     "SchemaError",
     "alembic_config",
     "check_schema",
+    "head_revision",
     "make_engine",
     "migrate",
     "ping",
@@ -118,6 +119,12 @@ def alembic_config(url: str) -> Config:
 
 def _head(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+async def head_revision(engine: AsyncEngine) -> str | None:
+    """The latest revision the installed migrations define."""
+    url = engine.url.render_as_string(hide_password=False)
+    return await asyncio.to_thread(_head, url)  # reads the migration scripts from disk
 
 
 async def check_schema(engine: AsyncEngine) -> None:
