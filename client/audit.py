@@ -56,6 +56,21 @@ class AuditError(ClientError):
     """The audit log, a checkpoint or a proof does not verify: the server cannot be trusted."""
 
 
+class LogRestoredError(AuditError):
+    """The log does not extend the remembered checkpoint, and says why: the instance was
+    restored from a backup holding its first ``kept`` entries, so the entries ``kept`` to
+    ``seen - 1`` this device verified before are lost. Only the instance's log key can sign
+    that, but a dishonest server could claim it too: accepting is a person's decision."""
+
+    def __init__(self, kept: int, seen: int, restored_at: int) -> None:
+        self.kept, self.seen, self.restored_at = kept, seen, restored_at
+        super().__init__(
+            f"the instance was restored from a backup holding the first {kept} audit entries; "
+            f"this device had verified {seen}: entries {kept} to {seen - 1} are lost. If the "
+            "operator announced the restore, run `opseal audit verify --accept-restore`"
+        )
+
+
 @dataclass(frozen=True)
 class AuditReport:
     """What :func:`verify_audit` checked: remember ``checkpoint`` for the next run."""
@@ -69,6 +84,8 @@ class AuditReport:
     """Entries the server showed as a leaf hash only (not for this device)."""
     shown: tuple[tuple[int, dict[str, Any]], ...] = ()
     """The entries shown to this device, with their index, each checked against its leaf."""
+    restored: LogRestoredError | None = None
+    """Set when a restore was accepted: which remembered entries it lost."""
 
 
 class Auditor:
@@ -78,12 +95,12 @@ class Auditor:
     def __init__(self, session: Session, store: Store) -> None:
         self._session, self._store = session, store
 
-    async def verify(self, log_key: bytes) -> AuditReport:
+    async def verify(self, log_key: bytes, *, accept_restore: bool = False) -> AuditReport:
         """Verify the whole log against ``log_key`` (:func:`verify_audit`) and remember its
         checkpoint for the next run."""
         last_raw = self._store.get("audit-checkpoint")
         last = Checkpoint.from_bytes(last_raw) if last_raw else None
-        report = await verify_audit(self._session.api, log_key, last)
+        report = await verify_audit(self._session.api, log_key, last, accept_restore=accept_restore)
         self._store.put("audit-checkpoint", report.checkpoint.to_bytes())
         return report
 
@@ -93,17 +110,20 @@ def encode_entry(entry: Mapping[str, Any]) -> bytes:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def verify_audit(api: ApiClient, log_key: bytes, last: Checkpoint | None) -> AuditReport:
+async def verify_audit(
+    api: ApiClient, log_key: bytes, last: Checkpoint | None, *, accept_restore: bool = False
+) -> AuditReport:
     """Verify the whole audit log against ``log_key`` and the remembered checkpoint ``last``.
 
     Raises :class:`AuditError` if the newest checkpoint is not signed by ``log_key``, if any
-    entry or the recomputed root disagrees with it, or if it does not extend ``last``.
+    entry or the recomputed root disagrees with it, or if it does not extend ``last`` —
+    :class:`LogRestoredError` when the log says it was restored from a backup, unless
+    ``accept_restore`` (then the report names what was lost).
     """
     key = _verify_key(log_key)
     checkpoint = await latest_checkpoint(api, log_key)
     if last is not None:
         _check_signature(last, key, "the remembered checkpoint")
-        await _check_extends(api, last, checkpoint)
     leaves, shown = await _entry_leaves(api, checkpoint.size)
     root = await asyncio.to_thread(root_hash, leaves)
     if root != checkpoint.root:
@@ -111,8 +131,33 @@ async def verify_audit(api: ApiClient, log_key: bytes, last: Checkpoint | None) 
             f"the root of the {checkpoint.size} entries does not match the signed checkpoint: "
             "entries were altered"
         )
+    restored = None
+    if last is not None:
+        try:
+            await _check_extends(api, last, checkpoint)
+        except AuditError as exc:
+            restored = _restore_in(shown, last)
+            if restored is None:
+                raise
+            if not accept_restore:
+                raise restored from exc
     hidden = len(leaves) - len(shown)
-    return AuditReport(checkpoint.size, root, len(leaves), checkpoint, hidden, tuple(shown))
+    return AuditReport(
+        checkpoint.size, root, len(leaves), checkpoint, hidden, tuple(shown), restored
+    )
+
+
+def _restore_in(shown: list[tuple[int, Any]], last: Checkpoint) -> LogRestoredError | None:
+    """The restore that explains why the log no longer extends ``last``: an
+    ``instance-restored`` entry at index B saying the backup held B entries, with B below the
+    remembered size (a restore of a later backup would not break the prefix)."""
+    for index, entry in reversed(shown):
+        if entry.get("event") != "instance-restored":
+            continue
+        kept = entry.get("backup_audit_size")
+        if kept == index and isinstance(kept, int) and kept < last.size:
+            return LogRestoredError(kept, last.size, int(entry.get("time", 0)))
+    return None
 
 
 async def latest_checkpoint(api: ApiClient, log_key: bytes) -> Checkpoint:

@@ -399,10 +399,16 @@ class Client:
         here; ``unverified`` lists where the server's summary claims otherwise."""
         return await self.receipts.acks(message_id)
 
-    async def verify_audit(self, max_age: int = enrolment.CHECKPOINT_MAX_AGE) -> audit.AuditReport:
+    async def verify_audit(
+        self, max_age: int = enrolment.CHECKPOINT_MAX_AGE, *, accept_restore: bool = False
+    ) -> audit.AuditReport:
         """Verify the audit log against the pinned log key and the last checkpoint seen; a
-        newest checkpoint older than ``max_age`` seconds is recorded as a warning."""
-        report = await self.auditor.verify(b64d(self.info.log_key))
+        newest checkpoint older than ``max_age`` seconds is recorded as a warning. A log
+        restored from a backup raises :class:`~.audit.LogRestoredError` naming the lost
+        entries, unless ``accept_restore`` (a person's decision, recorded as a warning)."""
+        report = await self.auditor.verify(b64d(self.info.log_key), accept_restore=accept_restore)
+        if report.restored is not None:
+            self.store.warn("", "", None, "log-restored", str(report.restored))
         problem = enrolment.checkpoint_age_problem(report.checkpoint.timestamp, self.now(), max_age)
         if problem is not None:
             self.store.warn("", "", None, "checkpoint-stale", problem)

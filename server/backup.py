@@ -131,45 +131,61 @@ class _Sink:
 async def write_backup(
     engine: Any, chunks: ChunkStore, recipient: HpkePublicKey, path: Path, *, postgres: bool
 ) -> dict[str, Any]:
-    """Write the encrypted snapshot to ``path`` (created 0600, replaced only when complete)."""
+    """Write the encrypted snapshot to ``path`` (created 0600, replaced only when complete).
+    File work runs off the event loop (the CLI's loop, or a server's)."""
     partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    out = await asyncio.to_thread(_create_private, partial)
     counts: dict[str, int] = {}
     try:
-        with os.fdopen(fd, "wb") as out:
-            await asyncio.to_thread(out.write, MAGIC)
-            sink = _Sink(out)
-            header = {"format": FORMAT, "revision": await head_revision(engine),
-                      "created_at": int(time.time())}  # fmt: skip
-            sink.frame({"header": header})
-            pending: list[list[Any]] = []
-            waiting = 0
-            async for table, columns, rows in snapshot.read_snapshot(engine, postgres=postgres):
-                for row in rows:
-                    if table == "blob_chunks":
-                        row = await _inline_chunk(chunks, columns, row)
-                    pending.append(row)
-                    waiting += sum(len(v) for v in row if isinstance(v, bytes | str))
-                    if waiting >= _FRAME_BYTES:
-                        await asyncio.to_thread(sink.frame, {"table": table, "columns": columns,
-                                                             "rows": pending})  # fmt: skip
-                        pending, waiting = [], 0
-                    counts[table] = counts.get(table, 0) + 1
-                if pending:
-                    await asyncio.to_thread(sink.frame, {"table": table, "columns": columns,
-                                                         "rows": pending})  # fmt: skip
+        sink = _Sink(out)
+        header = {"format": FORMAT, "revision": await head_revision(engine),
+                  "created_at": int(time.time())}  # fmt: skip
+        await asyncio.to_thread(out.write, MAGIC)
+        await asyncio.to_thread(sink.frame, {"header": header})
+        pending: list[list[Any]] = []
+        waiting = 0
+        async for table, columns, rows in snapshot.read_snapshot(engine, postgres=postgres):
+            for row in rows:
+                if table == "blob_chunks":
+                    row = await _inline_chunk(chunks, columns, row)
+                pending.append(row)
+                counts[table] = counts.get(table, 0) + 1
+                waiting += sum(len(v) for v in row if isinstance(v, bytes | str))
+                if waiting >= _FRAME_BYTES:
+                    await asyncio.to_thread(sink.frame, _page(table, columns, pending))
                     pending, waiting = [], 0
-            log_size = counts.get("audit_leaves", 0)  # the log in the snapshot, not after it
-            sink.frame({"end": {"rows": counts, "audit_size": log_size}})
-            size = await asyncio.to_thread(sink.close, recipient)
-            await asyncio.to_thread(out.flush)
-            await asyncio.to_thread(os.fsync, out.fileno())
-        os.replace(partial, path)
+            if pending:
+                await asyncio.to_thread(sink.frame, _page(table, columns, pending))
+                pending, waiting = [], 0
+        log_size = counts.get("audit_leaves", 0)  # the log in the snapshot, not after it
+        await asyncio.to_thread(sink.frame, {"end": {"rows": counts, "audit_size": log_size}})
+        size = await asyncio.to_thread(sink.close, recipient)
+        await asyncio.to_thread(_finish, out, partial, path)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        await asyncio.to_thread(_discard, out, partial)
         raise
     return {"file": str(path), "bytes": size, "audit_size": log_size, "rows": counts,
             "recipient": fingerprint_text(recipient.key_id)}  # fmt: skip
+
+
+def _page(table: str, columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    return {"table": table, "columns": columns, "rows": rows}
+
+
+def _create_private(path: Path) -> IO[bytes]:
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
+def _finish(out: IO[bytes], partial: Path, path: Path) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+    out.close()
+    os.replace(partial, path)
+
+
+def _discard(out: IO[bytes], partial: Path) -> None:
+    out.close()
+    partial.unlink(missing_ok=True)
 
 
 async def _inline_chunk(chunks: ChunkStore, columns: list[str], row: list[Any]) -> list[Any]:

@@ -80,7 +80,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "--deadline 2025-05-20",
     ),
     "respond": ('opseal respond ALERT_ID --outcome "Parcel inspected: 40 watches seized"',),
-    "audit verify": ("opseal audit verify",),
+    "audit verify": (
+        "opseal audit verify",
+        "opseal audit verify --accept-restore   # after the operator announced a restore",
+    ),
     "audit log": (
         "opseal audit log --since 2025-05-12",
         "opseal --json audit log --kind login --kind phase-changed",

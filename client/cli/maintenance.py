@@ -18,11 +18,17 @@ from .render import table, warning_json, when
     "verify the audit log against its key and your last check",
     arg("--max-age", type=int, default=CHECKPOINT_MAX_AGE, metavar="S",
         help="warn (exit 4) when the newest checkpoint is older than this"),
+    arg("--accept-restore", action="store_true",
+        help="continue from a log the operator restored from a backup (its lost entries "
+        "are reported)"),
 )  # fmt: skip
 async def audit_verify(ctx: Ctx) -> int | None:
+    accept = ctx.args.accept_restore
     async with ctx.client(login=False) as client:
         before = last_warning(client)
-        report = await reusing_login(client, lambda: client.verify_audit(ctx.args.max_age))
+        report = await reusing_login(
+            client, lambda: client.verify_audit(ctx.args.max_age, accept_restore=accept)
+        )
         stale = [w for w in client.warnings(before) if w[4] == "checkpoint-stale"]
     cp = report.checkpoint
     ctx.out.result(
@@ -31,11 +37,13 @@ async def audit_verify(ctx: Ctx) -> int | None:
         [
             f"Audit log verified: {report.size} entries, root {report.root.hex()}",
             f"  checkpoint of {when(cp.timestamp)} signed by the pinned log key; it extends "
-            "the last checkpoint this profile saw",
+            "the last checkpoint this profile saw"
+            if report.restored is None
+            else f"  accepted a restore: {report.restored}",
             *(f"warning: {w[5]}" for w in stale),
         ],
     )  # fmt: skip
-    return WARNINGS if stale else None
+    return WARNINGS if stale or report.restored else None
 
 
 @command(

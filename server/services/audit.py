@@ -109,6 +109,11 @@ async def checkpoint_at(ctx: Context, size: int) -> Checkpoint:
     return Checkpoint.from_bytes(body)
 
 
+PUBLIC_EVENTS = frozenset({"instance-restored"})
+"""Entries about the whole instance that every device reads: a restore tells every member
+which of the entries it verified before were lost (design §13)."""
+
+
 @dataclass(frozen=True)
 class Scope:
     """What one device may read of the log: everything (an auditor), or its organisation's
@@ -120,7 +125,7 @@ class Scope:
     roles: dict[str, str] = field(default_factory=dict)
 
     def sees(self, entry: dict[str, Any]) -> bool:
-        if self.auditor:
+        if self.auditor or entry.get("event") in PUBLIC_EVENTS:
             return True
         operation = entry.get("operation")
         if operation is None:
