@@ -37,7 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"opseal {version('opseal')}")
     parser.add_argument("--config", help="TOML settings file (OPSEAL_* variables override it)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("migrate", help="create or upgrade the database schema")
+    upgrade = sub.add_parser("migrate", help="create or upgrade the database schema")
+    upgrade.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing: print the database's revision and the migrations pending, as "
+        "JSON; exit 0 when current, 1 when migrations are pending or the database is newer",
+    )
     sub.add_parser("init", help="create the instance keys (once, after migrate)")
     serve = sub.add_parser("serve", help="serve the API (HTTPS when tls_cert/tls_key are set)")
     serve.add_argument("--host", help="override the host setting")
@@ -280,6 +286,16 @@ async def _restore(settings: Settings, args: argparse.Namespace, passphrase: str
         await engine.dispose()
 
 
+async def _schema_status(settings: Settings) -> dict[str, Any]:
+    from .storage.db import schema_status
+
+    engine = make_engine(settings.database_url)
+    try:
+        return await schema_status(engine)
+    finally:
+        await engine.dispose()
+
+
 class _Refused(Exception):
     """A refused action: printed, exit 1."""
 
@@ -287,7 +303,16 @@ class _Refused(Exception):
 def _run(args: argparse.Namespace, settings: Settings) -> None:
     from .services import instance, onboarding
 
-    if args.command == "migrate":
+    if args.command == "migrate" and args.check:
+        status = asyncio.run(_schema_status(settings))
+        print(json.dumps(status, indent=2))
+        if status["state"] != "current":
+            raise _Refused(
+                f"{len(status['pending'])} migration(s) pending: run `opseal-server migrate`"
+                if status["state"] == "pending"
+                else "the database was migrated by a later OpSeal version than this one"
+            )
+    elif args.command == "migrate":
         migrate(settings.database_url)
         print("database is at the latest schema")
     elif args.command == "init":

@@ -34,6 +34,7 @@ __all__ = [
     "make_engine",
     "migrate",
     "ping",
+    "schema_status",
     "sqlite_path",
     "write_transaction",
 ]
@@ -142,6 +143,36 @@ async def check_schema(engine: AsyncEngine) -> None:
         raise SchemaError(
             f"the database is {state}, not at {head}: run `opseal-server migrate` first"
         )
+
+
+async def schema_status(engine: AsyncEngine) -> dict[str, object]:
+    """Where the database stands against the installed migrations: ``state`` is ``current``,
+    ``pending`` (with the migrations ``migrate`` would run, oldest first) or ``newer`` (the
+    database was migrated by a later OpSeal version than this one)."""
+    url = engine.url.render_as_string(hide_password=False)
+
+    def current(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    def plan(revision: str | None) -> tuple[str | None, list[dict[str, str]] | None]:
+        scripts = ScriptDirectory.from_config(alembic_config(url))
+        head = scripts.get_current_head()
+        if revision is not None and scripts.get_revision(revision) is None:
+            return head, None
+        steps = scripts.iterate_revisions(head, revision or "base")
+        found = [{"revision": s.revision, "about": (s.doc or "").strip()} for s in steps]
+        return head, [step for step in reversed(found) if step["revision"] != revision]
+
+    async with engine.connect() as connection:
+        revision = await connection.run_sync(current)
+    try:
+        head, pending = await asyncio.to_thread(plan, revision)
+    except Exception:  # an unknown revision makes alembic raise while resolving it
+        head, pending = await asyncio.to_thread(_head, url), None
+    if pending is None:
+        return {"state": "newer", "database": revision, "head": head, "pending": []}
+    state = "current" if not pending else "pending"
+    return {"state": state, "database": revision, "head": head, "pending": pending}
 
 
 def migrate(url: str) -> None:
