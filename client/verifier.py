@@ -34,7 +34,7 @@ from opseal.crypto.group import (
 )
 from opseal.wire.operations import Event
 
-from . import membership
+from . import membership, secrecy
 from .errors import ClientError
 from .ports import Clock
 from .revocations import Revocations
@@ -241,10 +241,15 @@ class Verifier:
             self._store.add_state(op, area, commit.epoch, new_state.to_bytes())
             self._store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
             if new_state.member(self._identity.device_id) is not None:
-                secret = open_epoch_secret(commit, new_state, self._identity)
+                keys = secrecy.held_init_keys(self._store, op, area)
+                secret = open_epoch_secret(commit, new_state, self._identity, keys)
                 self._store.add_secret(op, area, commit.epoch, secret)
-                for epoch, past in open_history(commit, new_state, self._identity).items():
+                for epoch, past in open_history(commit, new_state, self._identity, keys).items():
                     self._store.add_secret(op, area, epoch, past)
+            secrecy.after_commit(
+                self._store, state, new_state, self._identity.device_id,
+                window=secrecy.secret_window(charter, area), now=self._clock(),
+            )  # fmt: skip
         self._release_held(op, area, charter)
 
     def _release_held(self, op: str, area: str, charter: Charter) -> None:
