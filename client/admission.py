@@ -233,9 +233,7 @@ class Admission:
                 state, _ = self._states.current(op, area)
             except ClientError:
                 continue
-            if now - state.created_at >= period and await self._commit_area(
-                op, area, rotate=True
-            ):
+            if now - state.created_at >= period and await self._commit_area(op, area, rotate=True):
                 done.append((op, area))
         return done
 
@@ -337,6 +335,7 @@ class Admission:
         while rounds is None or done < rounds:
             try:
                 await self.admit()
+                await self.rotate_due()
             except (ClientError, CryptoError) as exc:
                 self._store.warn("", "", None, "admit-failed", str(exc))
             done += 1

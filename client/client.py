@@ -37,7 +37,7 @@ from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
 
 from . import attachments, audit, enrolment
-from .admission import YEAR, Admission, certify_user_key
+from .admission import ROTATION_PERIOD, YEAR, Admission, certify_user_key
 from .alerts import Alerts
 from .api import ApiClient
 from .errors import ClientError
@@ -274,6 +274,15 @@ class Client:
         return await self.revoke(
             root, Certificate.from_bytes(b64d(record.device_certificate)), reason
         )
+
+    async def rotate(self, op: str, area: str | None = None) -> list[str]:
+        """Update commit: a new epoch in ``area`` (or every area of ``op`` this device
+        belongs to), this device's init key replaced; returns the areas rotated."""
+        return await self.admission.rotate(op, area)
+
+    async def rotate_due(self, period: int = ROTATION_PERIOD) -> list[tuple[str, str]]:
+        """Rotate every area whose epoch is ``period`` seconds old; returns those rotated."""
+        return await self.admission.rotate_due(period)
 
     async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:
         """Admit pending devices every ``interval`` seconds (``rounds`` times, or forever)."""

@@ -1,4 +1,5 @@
-"""Commands: operations (``op list|show|create|join|charter|phase``, ``admit``)."""
+"""Commands: operations (``op list|show|create|join|charter|phase``, ``admit``, ``remove``,
+``rotate``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import CryptoError, DecodeError
 from opseal.crypto.keys import VerifyKey
 
+from ..admission import ROTATION_PERIOD
 from ..client import Client
 from ..errors import (
     ClientError,
@@ -315,6 +317,8 @@ async def op_phase(ctx: Ctx) -> None:
     arg("--interval", type=float, default=5.0, metavar="S", help="seconds between rounds"),
     arg("--readmit", action="append", default=[], metavar="DEVICE",
         help="admit again a device that was removed (repeat); others stay out"),
+    arg("--rotate-every", type=int, default=ROTATION_PERIOD, metavar="S",
+        help="with --watch: rotate an area whose epoch is this many seconds old (default a day)"),
     follows=True,
 )  # fmt: skip
 async def admit(ctx: Ctx) -> None:
@@ -339,6 +343,26 @@ async def _admit_round(ctx: Ctx, client: Client) -> None:
         return
     for device in admitted:
         ctx.out.line({"admitted": device}, f"{when(client.now())}  admitted {device}")
+    try:
+        rotated = await client.rotate_due(ctx.args.rotate_every)
+    except (ClientError, CryptoError) as exc:
+        ctx.out.note(f"{when(client.now())}  rotation failed: {exc}")
+        return
+    for op, area in rotated:
+        ctx.out.line({"rotated": f"{op}/{area}"}, f"{when(client.now())}  rotated {op}/{area}")
+
+
+@command(
+    "rotate",
+    "start a new epoch now: fresh secret for every member, this device's init key replaced",
+    arg("--op", required=True, help="the operation"),
+    arg("--area", help="only this area (default: every area this device belongs to)"),
+)
+async def rotate(ctx: Ctx) -> None:
+    async with ctx.client() as client:
+        rotated = await client.rotate(ctx.args.op, ctx.args.area)
+    text = f"Rotated: {', '.join(rotated)}" if rotated else "Nothing to rotate."
+    ctx.out.result({"rotated": rotated}, text)
 
 
 @command(
