@@ -142,7 +142,7 @@ class Admission:
         charter = await self._charters.charter(operation_id)
         commit, state, secret = create_area(
             charter, self._identity, instance_id=self._instance_id, area=area, now=self._clock(),
-            init_key=secrecy.fresh_init_key(self._store, operation_id, area),
+            init_key=secrecy.fresh_init_key(self._store, operation_id, area, self._clock()),
         )  # fmt: skip
         await self._session.api.post_commit(operation_id, area, commit.to_bytes())
         with self._store.transaction():
@@ -169,7 +169,7 @@ class Admission:
             ):
                 package = KeyPackage.create(
                     self._identity, operation_id=operation_id, area=area, now=self._clock(),
-                    init_key=secrecy.fresh_init_key(self._store, operation_id, area),
+                    init_key=secrecy.fresh_init_key(self._store, operation_id, area, self._clock()),
                 )  # fmt: skip
                 await self._session.api.post_key_package(operation_id, area, package.to_bytes())
         return areas
@@ -237,6 +237,28 @@ class Admission:
                 done.append((op, area))
         return done
 
+    async def refresh_keys(self, period: int | None = None) -> list[tuple[str, str]]:
+        """Replace this device's own init key (an update commit) in every area where it is
+        ``period`` seconds old (default :data:`~opseal.client.secrecy.INIT_KEY_PERIOD`), not
+        held, or still the certificate's long-term key from before init keys. Runs after
+        every sync; a failure is recorded as a ``key-update-failed`` warning."""
+        now, done = self._clock(), []
+        period = secrecy.INIT_KEY_PERIOD if period is None else period
+        for op, area in self._store.areas():
+            try:
+                state, _ = self._states.current(op, area)
+            except ClientError:
+                continue
+            age = secrecy.key_age(self._store, state, self._identity, now)
+            if age is not None and age < period:
+                continue
+            try:
+                if await self._commit_area(op, area, rotate=True):
+                    done.append((op, area))
+            except (ClientError, CryptoError) as exc:
+                self._store.warn(op, area, None, "key-update-failed", str(exc))
+        return done
+
     async def _commit_area(
         self,
         op: str,
@@ -272,11 +294,11 @@ class Admission:
         if not packages and not removes and not rotate:
             return None
         history = self._store.secrets(op, area) if charter.area(area).history == "shared" else None
-        try:
-            commit, new_state, secret = create_commit(
-                state, charter, self._identity, now=now, adds=packages, removes=removes,
-                history=history, revoked=revoked.at(now),
-                init_key=secrecy.fresh_init_key(self._store, op, area),
+        init_key = secrecy.fresh_init_key(self._store, op, area, now)
+        try:  # sealing to hundreds of devices: off the event loop
+            commit, new_state, secret = await asyncio.to_thread(
+                create_commit, state, charter, self._identity, now=now, adds=packages,
+                removes=removes, history=history, revoked=revoked.at(now), init_key=init_key,
             )  # fmt: skip
         except CryptoError as exc:  # e.g. a removal this organisation may not make
             self._store.warn(op, area, None, "admit-refused", str(exc))

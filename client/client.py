@@ -290,8 +290,11 @@ class Client:
 
     # -- sync and verification (Verifier) --------------------------------------------------
     async def sync(self) -> SyncReport:
-        """Fetch everything new in this device's areas and verify it."""
-        return await self.verifier.sync()
+        """Fetch everything new in this device's areas and verify it; then replace this
+        device's init key in any area where it is a day old (forward secrecy, design §3)."""
+        report = await self.verifier.sync()
+        await self.admission.refresh_keys()
+        return report
 
     async def ingest(self, entry: dict[str, Any], report: SyncReport | None = None) -> None:
         """Verify one area entry and record it (or a warning) in the local store."""

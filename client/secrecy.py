@@ -20,28 +20,45 @@ from __future__ import annotations
 import json
 
 from opseal.crypto.charter import Charter
-from opseal.crypto.group import GroupState
+from opseal.crypto.group import DeviceIdentity, GroupState
 from opseal.crypto.keys import HpkePrivateKey, HpkePublicKey
 
 from .store import Store
 
 __all__ = [
+    "INIT_KEY_PERIOD",
     "SINCE_JOIN_WINDOW",
     "after_commit",
     "fresh_init_key",
     "held_init_keys",
+    "key_age",
     "secret_window",
 ]
 
 SINCE_JOIN_WINDOW = 7 * 86400
 """Seconds a ``since-join`` area's epoch secret is kept after the next epoch began."""
+INIT_KEY_PERIOD = 86400
+"""Seconds after which a device replaces its own init key in an area (an update commit at
+its next sync), so what a thief's copy opens from the server ends within a day of the theft."""
 
 
-def fresh_init_key(store: Store, op: str, area: str) -> HpkePublicKey:
+def fresh_init_key(store: Store, op: str, area: str, now: int) -> HpkePublicKey:
     """Make and keep a new init key for ``op``/``area``; return its public half."""
     key = HpkePrivateKey.generate()
-    store.add_init_key(op, area, key.public_key.key_id, key.private_bytes())
+    store.add_init_key(op, area, key.public_key.key_id, key.private_bytes(), now)
     return key.public_key
+
+
+def key_age(store: Store, state: GroupState, identity: DeviceIdentity, now: int) -> int | None:
+    """Seconds since this device made the key its roster entry in ``state`` lists (the
+    certificate's long-term key counts from the certificate's issue); None if not a member."""
+    entry = state.member(identity.device_id)
+    if entry is None:
+        return None
+    if entry.hpke_key == identity.hpke_key.public_key:
+        return now - identity.device_cert.issued_at
+    made = store.init_key_made(state.operation_id, state.area, entry.hpke_key.key_id)
+    return now - made if made is not None else None
 
 
 def held_init_keys(store: Store, op: str, area: str) -> list[HpkePrivateKey]:

@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS pins (op TEXT PRIMARY KEY, root_key_id BLOB NOT NULL)
 CREATE TABLE IF NOT EXISTS states (op TEXT, area TEXT, epoch INTEGER, state BLOB NOT NULL,
     PRIMARY KEY (op, area, epoch));
 CREATE TABLE IF NOT EXISTS init_keys (op TEXT, area TEXT, key_id BLOB, key BLOB NOT NULL,
-    PRIMARY KEY (op, area, key_id));
+    made INTEGER NOT NULL, PRIMARY KEY (op, area, key_id));
 CREATE TABLE IF NOT EXISTS secrets (op TEXT, area TEXT, epoch INTEGER, secret BLOB NOT NULL,
     PRIMARY KEY (op, area, epoch));
 CREATE TABLE IF NOT EXISTS counters (op TEXT, area TEXT, next INTEGER NOT NULL,
@@ -322,9 +322,19 @@ class Store:
         return cursor.rowcount
 
     # -- init keys (short-lived HPKE keys epoch secrets are sealed to) ----------------------
-    def add_init_key(self, op: str, area: str, key_id: bytes, key: bytes) -> None:
+    def add_init_key(self, op: str, area: str, key_id: bytes, key: bytes, made: int) -> None:
         sealed = self.seal(key, f"init-key/{op}/{area}/{key_id.hex()}")
-        self.db.execute("INSERT INTO init_keys VALUES (?, ?, ?, ?)", (op, area, key_id, sealed))
+        self.db.execute(
+            "INSERT INTO init_keys VALUES (?, ?, ?, ?, ?)", (op, area, key_id, sealed, made)
+        )
+
+    def init_key_made(self, op: str, area: str, key_id: bytes) -> int | None:
+        """When this device made the init key ``key_id`` of ``op``/``area`` (None: not held)."""
+        row = self.db.execute(
+            "SELECT made FROM init_keys WHERE op = ? AND area = ? AND key_id = ?",
+            (op, area, key_id),
+        ).fetchone()
+        return int(row[0]) if row else None
 
     def init_keys(self, op: str, area: str) -> list[bytes]:
         rows = self.db.execute(

@@ -232,6 +232,9 @@ class Verifier:
         ):
             self._store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
             return  # a commit this device made and applied when it posted it
+        problem = membership.check_adds(self._store, commit)
+        if problem is not None:
+            raise IntegrityWarning(problem)
         new_state = apply_commit(
             state, commit, charter, now=self._clock(), instance_id=self._instance_id,
             revoked=self.revoked(charter).at(commit.created_at),
