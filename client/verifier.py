@@ -232,13 +232,13 @@ class Verifier:
         ):
             self._store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
             return  # a commit this device made and applied when it posted it
-        problem = membership.check_adds(self._store, commit)
-        if problem is not None:
-            raise IntegrityWarning(problem)
         new_state = apply_commit(
             state, commit, charter, now=self._clock(), instance_id=self._instance_id,
             revoked=self.revoked(charter).at(commit.created_at),
         )  # fmt: skip
+        problem = membership.check_adds(self._store, commit)  # after the epoch checks
+        if problem is not None:
+            raise IntegrityWarning(problem)
         with self._store.transaction():
             membership.note_commit(self._store, commit, self._clock())
             self._store.add_state(op, area, commit.epoch, new_state.to_bytes())
