@@ -143,6 +143,7 @@ def bench_update(devices: int) -> dict[str, float]:
     return {
         f"update_commit_{devices}_s": round(created, 4),
         f"update_commit_{devices}_apply_s": round(applied, 4),
+        f"update_commit_{devices}_bytes": len(commit.to_bytes()),
     }
 
 
