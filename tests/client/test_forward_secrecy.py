@@ -131,3 +131,7 @@ async def test_a_stolen_device_opens_nothing_older_than_the_window(server, attac
     for epoch in range(latest + 2):
         opened = await thief_opens(attacker, epoch, fr.identity, keys)
         assert (opened is not None) == (epoch == latest + 1)
+
+    # the schedule admit --watch runs: only areas whose epoch is older than the period turn
+    assert await wco.rotate_due() == []  # every epoch just moved
+    assert sorted(await wco.rotate_due(period=0)) == sorted(wco.store.areas())
