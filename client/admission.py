@@ -34,7 +34,7 @@ from .ports import Charters, Clock, MemberStates, Resync, Revoked
 from .session import Session
 from .store import Store
 
-__all__ = ["ROTATION_PERIOD", "YEAR", "Admission", "certify_user_key"]
+__all__ = ["ROTATION_PERIOD", "YEAR", "Admission", "asked_key", "certify_user_key"]
 
 YEAR = 365 * 86400
 ROTATION_PERIOD = 86400
@@ -61,6 +61,11 @@ def certify_user_key(
         issued_at=now - 60,
         expires_at=now + YEAR,
     )
+
+
+def asked_key(op: str, area: str) -> str:
+    """The store key under which :meth:`Admission.join` notes when it asked to join."""
+    return f"asked/{op}/{area}"
 
 
 class Admission:
@@ -172,6 +177,7 @@ class Admission:
                     init_key=secrecy.fresh_init_key(self._store, operation_id, area, self._clock()),
                 )  # fmt: skip
                 await self._session.api.post_key_package(operation_id, area, package.to_bytes())
+                self._store.put(asked_key(operation_id, area), str(self._clock()).encode())
         return areas
 
     async def admit(self, op: str | None = None, readmit: Iterable[str] = ()) -> list[str]:
