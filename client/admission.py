@@ -34,11 +34,9 @@ from .ports import Charters, Clock, MemberStates, Resync, Revoked
 from .session import Session
 from .store import Store
 
-__all__ = ["ROTATION_PERIOD", "YEAR", "Admission", "asked_key", "certify_user_key"]
+__all__ = ["YEAR", "Admission", "asked_key", "certify_user_key"]
 
 YEAR = 365 * 86400
-ROTATION_PERIOD = 86400
-"""Seconds after which ``admit --watch`` rotates an area whose epoch has not moved (daily)."""
 
 
 def certify_user_key(
@@ -230,18 +228,26 @@ class Admission:
                 rotated.append(a)
         return rotated
 
-    async def rotate_due(self, period: int = ROTATION_PERIOD) -> list[tuple[str, str]]:
-        """Rotate every area this device belongs to whose epoch is ``period`` seconds old or
-        more (``admit --watch`` calls it each round). Returns the (operation, area) rotated."""
+    async def rotate_due(self, period: int | None = None) -> list[tuple[str, str]]:
+        """Rotate every area this device belongs to whose epoch is as old as the area's
+        charter rotation period (``period`` seconds instead, if given), so members' freeze
+        checks stay quiet; ``admit --watch`` calls it each round. Returns what it rotated."""
         now, done = self._clock(), []
         for op, area in self._store.areas():
             try:
                 state, _ = self._states.current(op, area)
+                due = period if period is not None else await self._period(op, area)
             except ClientError:
                 continue
-            if now - state.created_at >= period and await self._commit_area(op, area, rotate=True):
+            if now - state.created_at >= due and await self._commit_area(op, area, rotate=True):
                 done.append((op, area))
         return done
+
+    async def _period(self, op: str, area: str) -> int:
+        try:
+            return (await self._charters.charter(op)).area(area).rotation_period
+        except CryptoError as exc:  # an area the current charter no longer lists
+            raise ClientError(str(exc)) from exc
 
     async def refresh_keys(self, period: int | None = None) -> list[tuple[str, str]]:
         """Replace this device's own init key (an update commit) in every area where it is

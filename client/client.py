@@ -37,7 +37,7 @@ from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
 
 from . import attachments, audit, enrolment
-from .admission import ROTATION_PERIOD, YEAR, Admission, certify_user_key
+from .admission import YEAR, Admission, certify_user_key
 from .alerts import Alerts
 from .api import ApiClient
 from .errors import ClientError
@@ -288,8 +288,9 @@ class Client:
         belongs to), this device's init key replaced; returns the areas rotated."""
         return await self.admission.rotate(op, area)
 
-    async def rotate_due(self, period: int = ROTATION_PERIOD) -> list[tuple[str, str]]:
-        """Rotate every area whose epoch is ``period`` seconds old; returns those rotated."""
+    async def rotate_due(self, period: int | None = None) -> list[tuple[str, str]]:
+        """Rotate every area whose epoch is as old as its charter period (or ``period``
+        seconds); returns those rotated."""
         return await self.admission.rotate_due(period)
 
     async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:

@@ -15,7 +15,6 @@ from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import CryptoError, DecodeError
 from opseal.crypto.keys import VerifyKey
 
-from ..admission import ROTATION_PERIOD
 from ..client import Client
 from ..errors import (
     ClientError,
@@ -479,8 +478,9 @@ def _check_step(op: str, current: str, target: str, force: bool) -> None:
     arg("--interval", type=float, default=5.0, metavar="S", help="seconds between rounds"),
     arg("--readmit", action="append", default=[], metavar="DEVICE",
         help="admit again a device that was removed (repeat); others stay out"),
-    arg("--rotate-every", type=int, default=ROTATION_PERIOD, metavar="S",
-        help="with --watch: rotate an area whose epoch is this many seconds old (default a day)"),
+    arg("--rotate-every", type=int, default=None, metavar="S",
+        help="with --watch: rotate an area whose epoch is this many seconds old "
+             "(default: the area's rotation period in the charter, a day unless set)"),
     follows=True,
 )  # fmt: skip
 async def admit(ctx: Ctx) -> None:
