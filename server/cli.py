@@ -164,13 +164,13 @@ async def _purge(ctx: Any, dry_run: bool) -> dict[str, Any]:
 
 async def _move(ctx: Any, target: Settings) -> dict[str, Any]:
     from .blobstore import make_chunk_store
-    from .services import blobs
+    from .services.blob_moves import move_chunks
 
     spec = target.blob_store
     store = make_chunk_store(spec, s3_endpoint_url=target.s3_endpoint_url,
                              s3_region=target.s3_region)  # fmt: skip
     try:
-        counts = await blobs.move_chunks(ctx, store)
+        counts = await move_chunks(ctx, store)
     finally:
         await store.close()
     return {"from": ctx.settings.blob_store, "to": spec, **counts,

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from opseal.crypto.charter import HISTORY_POLICIES, ROLES, AreaPolicy, Charter, Member
-from opseal.crypto.encoding import b64d, b64e
+from opseal.crypto.encoding import b64d
 from opseal.crypto.errors import CryptoError, DecodeError
 from opseal.crypto.keys import VerifyKey
 
@@ -21,6 +21,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..invitation import Invitation, InvitationError, same_fingerprint
+from .charter_view import charter_json, charter_text, show_members
 from .codes import CliError, usage
 from .context import Ctx, confirm, parse_time
 from .registry import OP, PHASES, arg, command
@@ -113,7 +114,7 @@ async def op_create(ctx: Ctx) -> None:
         members = [
             await _member(client, org, role, codes.get(org, ())) for org, role in roles.items()
         ]
-        _show_members(ctx, members)
+        show_members(ctx, members)
         confirm(ctx, "Are these the fingerprints on the nomination letters? Publish the charter?")
         try:
             draft = Charter.create(
@@ -133,7 +134,7 @@ async def op_create(ctx: Ctx) -> None:
         invitation = _invitation(client, charter)
     _send_invitation(
         ctx,
-        _charter_json(charter),
+        charter_json(charter),
         invitation,
         f"Operation {charter.code} ({charter.operation_id}) created: charter v1 published "
         f"and {len(charter.areas)} areas created.",
@@ -189,7 +190,7 @@ async def op_add_member(ctx: Ctx) -> None:
                 f"`opseal op charter {ctx.args.op}` lists the members",
             )
         member = await _member(client, org, role, codes)
-        _show_members(ctx, [member])
+        show_members(ctx, [member])
         confirm(ctx, "Is this the fingerprint on its nomination letter? Publish the charter?")
         draft = charter.next_version(issued_at=client.now() - 1, members=[*charter.members, member])
         user_key, _ = ctx.profile.load_user(ctx.passphrase())
@@ -200,7 +201,7 @@ async def op_add_member(ctx: Ctx) -> None:
         invitation = _invitation(client, charter, member)
     _send_invitation(
         ctx,
-        _charter_json(charter),
+        charter_json(charter),
         invitation,
         f"{org} added to {charter.code} ({charter.operation_id}) as {role}: "
         f"charter v{charter.version} published.",
@@ -272,18 +273,6 @@ async def _member(client: Client, org_id: str, role: str, codes: tuple[str, ...]
         )
     root = VerifyKey(b64d(record.root_key, field="root_key"))
     return Member(org_id, record.name, record.kind, role, root, codes)
-
-
-def _show_members(ctx: Ctx, members: list[Member]) -> None:
-    ctx.out.note("Member organisations and their root key fingerprints — check each one:")
-    for m in members:
-        ctx.out.note(f"  {m.organisation_id:<20} {m.role:<12} {m.fingerprint}")
-    for m in members:
-        if m.role == "customs" and not m.reporting_codes:
-            ctx.out.warn(
-                f"{m.organisation_id} reports for no country: its seizure records will not "
-                f"count; give --member {m.organisation_id}:{m.role}:CC to let it report for CC"
-            )
 
 
 @command(
@@ -378,48 +367,7 @@ def _invitation_text(value: str) -> str:
 async def op_charter(ctx: Ctx) -> None:
     async with ctx.client() as client:
         charter = await client.charter(ctx.args.op, refresh=True)
-    ctx.out.result(_charter_json(charter), _charter_text(charter))
-
-
-def _charter_json(c: Charter) -> dict[str, Any]:
-    return {
-        "operation_id": c.operation_id,
-        "code": c.code,
-        "name": c.name,
-        "version": c.version,
-        "starts_at": c.starts_at,
-        "ends_at": c.ends_at,
-        "issued_at": c.issued_at,
-        "signed_by": None if c.signer is None else f"{c.signer.user_id}@{c.signer.organisation_id}",
-        "members": [
-            {"org_id": m.organisation_id, "name": m.name, "kind": m.kind, "role": m.role,
-             "reporting_codes": list(m.reporting_codes), "root_key": b64e(m.root_key.raw),
-             "fingerprint": m.fingerprint}
-            for m in c.members
-        ],
-        "areas": [
-            {"area": a.name, "read": sorted(a.read_roles), "post": sorted(a.post_roles),
-             "history": a.history, "rotation_period_s": a.rotation_period}
-            for a in c.areas
-        ],
-    }  # fmt: skip
-
-
-def _charter_text(c: Charter) -> list[str]:
-    data = _charter_json(c)
-    members = [
-        (m["org_id"], m["role"], ",".join(m["reporting_codes"]) or "-", m["fingerprint"], m["name"])
-        for m in data["members"]
-    ]
-    areas = [(a["area"], ",".join(a["read"]), ",".join(a["post"]), a["history"],
-              a["rotation_period_s"]) for a in data["areas"]]  # fmt: skip
-    return [
-        f"{c.code} — {c.name} ({c.operation_id}), charter v{c.version} (verified)",
-        f"  {when(c.starts_at)} to {when(c.ends_at)}; signed by {data['signed_by']} "
-        f"at {when(c.issued_at)}",
-        *table(members, ("ORGANISATION", "ROLE", "REPORTS FOR", "ROOT FINGERPRINT", "NAME")),
-        *table(areas, ("AREA", "READ", "POST", "HISTORY", "ROTATION S")),
-    ]
+    ctx.out.result(charter_json(charter), charter_text(charter))
 
 
 PHASE_MEANINGS = {
