@@ -284,13 +284,11 @@ class Client:
         )
 
     async def rotate(self, op: str, area: str | None = None) -> list[str]:
-        """Update commit: a new epoch in ``area`` (or every area of ``op`` this device
-        belongs to), this device's init key replaced; returns the areas rotated."""
+        """A new epoch in ``area`` (else every area of ``op``), this device's init key renewed."""
         return await self.admission.rotate(op, area)
 
     async def rotate_due(self, period: int | None = None) -> list[tuple[str, str]]:
-        """Rotate every area whose epoch is as old as its charter period (or ``period``
-        seconds); returns those rotated."""
+        """Rotate every area whose epoch is as old as its charter period (or ``period``)."""
         return await self.admission.rotate_due(period)
 
     async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:
