@@ -1,4 +1,5 @@
-"""Crypto-core benchmark: message seal/open, commits for 300 and 1,500 devices, attachments.
+"""Crypto-core benchmark: message seal/open, commits for 300 and 1,500 devices, update
+commits (rotation) for 300 and 500 devices, attachments.
 
 Runs on one core (the process is pinned to CPU 0 where the OS allows). The last line printed
 is one JSON object with the figures. Usage: ``.venv/bin/python bench/crypto.py [--quick]``.
@@ -24,7 +25,7 @@ from opseal.crypto.group import (
     create_area,
     create_commit,
 )
-from opseal.crypto.keys import SigningKey
+from opseal.crypto.keys import HpkePrivateKey, SigningKey
 
 NOW = 1_780_000_000
 YEAR = 365 * 86400
@@ -114,6 +115,38 @@ def bench_commit(devices: int) -> dict[str, float]:
     }
 
 
+def bench_update(devices: int) -> dict[str, float]:
+    """An update commit (design §3): a fresh init key for the committer and the new epoch
+    secret sealed to every member's init key — what `opseal rotate` and each scheduled
+    rotation cost the committer, and what applying it costs every member."""
+    charter, ids = world(devices)
+    coordinator, others = ids[0], ids[1:]
+    _, state0, _ = create_area(
+        charter, coordinator, instance_id=INSTANCE, area="seizures", now=NOW,
+        init_key=HpkePrivateKey.generate().public_key,
+    )  # fmt: skip
+    packages = [
+        KeyPackage.create(d, operation_id="op", area="seizures", now=NOW,
+                          init_key=HpkePrivateKey.generate().public_key)
+        for d in others
+    ]  # fmt: skip
+    _, state1, _ = create_commit(state0, charter, coordinator, now=NOW, adds=packages)
+    start = time.perf_counter()
+    fresh = HpkePrivateKey.generate()
+    commit, state2, _ = create_commit(
+        state1, charter, coordinator, now=NOW, init_key=fresh.public_key
+    )
+    created = time.perf_counter() - start
+    start = time.perf_counter()
+    assert apply_commit(state1, commit, charter, now=NOW) == state2
+    applied = time.perf_counter() - start
+    return {
+        f"update_commit_{devices}_s": round(created, 4),
+        f"update_commit_{devices}_apply_s": round(applied, 4),
+        f"update_commit_{devices}_bytes": len(commit.to_bytes()),
+    }
+
+
 def bench_messages(count: int) -> dict[str, float]:
     charter, ids = world(2)
     coordinator, sender = ids[0], ids[1]
@@ -167,6 +200,8 @@ def main() -> None:
     results: dict[str, float] = {"cores": len(os.sched_getaffinity(0))}
     results |= bench_messages(2_000 if args.quick else 20_000)
     results |= bench_commit(300)
+    results |= bench_update(300)
+    results |= bench_update(500)
     if not args.quick:
         results |= bench_commit(1500)
     results |= bench_attachments((16 if args.quick else 512) << 20)

@@ -28,7 +28,7 @@ from opseal.crypto.group import (
 )
 from opseal.crypto.keys import SigningKey, VerifyKey
 
-from . import membership
+from . import membership, secrecy
 from .errors import ClientError, WrongEpochError
 from .ports import Charters, Clock, MemberStates, Resync, Revoked
 from .session import Session
@@ -144,11 +144,16 @@ class Admission:
     async def create_area(self, operation_id: str, area: str) -> None:
         charter = await self._charters.charter(operation_id)
         commit, state, secret = create_area(
-            charter, self._identity, instance_id=self._instance_id, area=area, now=self._clock()
-        )
+            charter, self._identity, instance_id=self._instance_id, area=area, now=self._clock(),
+            init_key=secrecy.fresh_init_key(self._store, operation_id, area, self._clock()),
+        )  # fmt: skip
         await self._session.api.post_commit(operation_id, area, commit.to_bytes())
         with self._store.transaction():
             membership.note_commit(self._store, commit, self._clock())
+            secrecy.after_commit(
+                self._store, None, state, self._identity.device_id,
+                window=secrecy.secret_window(charter, area), now=self._clock(),
+            )  # fmt: skip
             self._store.add_state(operation_id, area, 0, state.to_bytes())
             self._store.add_secret(operation_id, area, 0, secret)
 
@@ -166,8 +171,9 @@ class Admission:
                 or GroupState.from_bytes(latest[1]).member(self._identity.device_id) is None
             ):
                 package = KeyPackage.create(
-                    self._identity, operation_id=operation_id, area=area, now=self._clock()
-                )
+                    self._identity, operation_id=operation_id, area=area, now=self._clock(),
+                    init_key=secrecy.fresh_init_key(self._store, operation_id, area, self._clock()),
+                )  # fmt: skip
                 await self._session.api.post_key_package(operation_id, area, package.to_bytes())
                 self._store.put(asked_key(operation_id, area), str(self._clock()).encode())
         return areas
@@ -182,7 +188,8 @@ class Admission:
         for o, area in self._store.areas():
             if op is not None and o != op:
                 continue
-            admitted += (await self._commit_area(o, area, readmit=set(readmit)))[0]
+            done = await self._commit_area(o, area, readmit=set(readmit))
+            admitted += done[0] if done else []
         for o in {o for o, _ in self._store.areas() if op is None or o == op}:
             for org in readmit:  # an organisation named in readmit may be admitted again
                 membership.forget_removed_org(self._store, o, org)
@@ -203,11 +210,66 @@ class Admission:
 
         for o, area in self._store.areas():
             if o == op:
-                removed |= set((await self._commit_area(o, area, targets=targets))[1])
+                done = await self._commit_area(o, area, targets=targets)
+                removed |= set(done[1] if done else [])
         if org is not None:  # its other devices stay out of later admit rounds too
             charter = await self._charters.charter(op)
             membership.note_removed_org(self._store, op, org, charter.hash)
         return sorted(removed)
+
+    async def rotate(self, op: str, area: str | None = None) -> list[str]:
+        """An update commit to ``area`` (every area of ``op`` this device belongs to if None):
+        a new epoch secret for every member, this device's init key replaced, and any
+        removal due folded in. Returns the areas rotated."""
+        await self._resync()
+        rotated = []
+        for o, a in self._store.areas():
+            if o == op and area in (None, a) and await self._commit_area(o, a, rotate=True):
+                rotated.append(a)
+        return rotated
+
+    async def rotate_due(self, period: int | None = None) -> list[tuple[str, str]]:
+        """Rotate every area this device belongs to whose epoch is as old as the area's
+        charter rotation period (``period`` seconds instead, if given), so members' freeze
+        checks stay quiet; ``admit --watch`` calls it each round. Returns what it rotated."""
+        now, done = self._clock(), []
+        for op, area in self._store.areas():
+            try:
+                state, _ = self._states.current(op, area)
+                due = period if period is not None else await self._period(op, area)
+            except ClientError:
+                continue
+            if now - state.created_at >= due and await self._commit_area(op, area, rotate=True):
+                done.append((op, area))
+        return done
+
+    async def _period(self, op: str, area: str) -> int:
+        try:
+            return (await self._charters.charter(op)).area(area).rotation_period
+        except CryptoError as exc:  # an area the current charter no longer lists
+            raise ClientError(str(exc)) from exc
+
+    async def refresh_keys(self, period: int | None = None) -> list[tuple[str, str]]:
+        """Replace this device's own init key (an update commit) in every area where it is
+        ``period`` seconds old (default :data:`~opseal.client.secrecy.INIT_KEY_PERIOD`), not
+        held, or still the certificate's long-term key from before init keys. Runs after
+        every sync; a failure is recorded as a ``key-update-failed`` warning."""
+        now, done = self._clock(), []
+        period = secrecy.INIT_KEY_PERIOD if period is None else period
+        for op, area in self._store.areas():
+            try:
+                state, _ = self._states.current(op, area)
+            except ClientError:
+                continue
+            age = secrecy.key_age(self._store, state, self._identity, now)
+            if age is not None and age < period:
+                continue
+            try:
+                if await self._commit_area(op, area, rotate=True):
+                    done.append((op, area))
+            except (ClientError, CryptoError) as exc:
+                self._store.warn(op, area, None, "key-update-failed", str(exc))
+        return done
 
     async def _commit_area(
         self,
@@ -216,13 +278,16 @@ class Admission:
         *,
         readmit: set[str] | None = None,
         targets: Callable[[RosterEntry], bool] | None = None,
-    ) -> tuple[list[str], list[str]]:
+        rotate: bool = False,
+    ) -> tuple[list[str], list[str]] | None:
         """One commit to ``area``: the removals due (and ``targets``), plus the admissible
-        key packages unless only removing. Returns (added, removed) device ids."""
+        key packages unless only removing or rotating; every commit also replaces this
+        device's init key. Returns (added, removed) device ids, or None if nothing was
+        committed."""
         try:
             state, _ = self._states.current(op, area)
         except ClientError:
-            return [], []
+            return None
         charter = await self._charters.charter(op)
         revoked, now = self._revoked.revoked(charter), self._clock()
         me = self._identity.organisation_id
@@ -235,28 +300,33 @@ class Admission:
         ]
         packages = (
             await self._admissible(op, area, state, charter, revoked, readmit)
-            if targets is None
+            if targets is None and not rotate
             else []
         )
-        if not packages and not removes:
-            return [], []
+        if not packages and not removes and not rotate:
+            return None
         history = self._store.secrets(op, area) if charter.area(area).history == "shared" else None
-        try:
-            commit, new_state, secret = create_commit(
-                state, charter, self._identity, now=now, adds=packages, removes=removes,
-                history=history, revoked=revoked.at(now),
+        init_key = secrecy.fresh_init_key(self._store, op, area, now)
+        try:  # sealing to hundreds of devices: off the event loop
+            commit, new_state, secret = await asyncio.to_thread(
+                create_commit, state, charter, self._identity, now=now, adds=packages,
+                removes=removes, history=history, revoked=revoked.at(now), init_key=init_key,
             )  # fmt: skip
         except CryptoError as exc:  # e.g. a removal this organisation may not make
             self._store.warn(op, area, None, "admit-refused", str(exc))
-            return [], []
+            return None
         try:
             await self._session.api.post_commit(op, area, commit.to_bytes())
         except WrongEpochError:
-            return [], []  # someone else committed first; the next round sees their state
+            return None  # someone else committed first; the next round sees their state
         with self._store.transaction():
             self._store.add_state(op, area, commit.epoch, new_state.to_bytes())
             self._store.add_secret(op, area, commit.epoch, secret)
             membership.note_commit(self._store, commit, now)
+            secrecy.after_commit(
+                self._store, state, new_state, self._identity.device_id,
+                window=secrecy.secret_window(charter, area), now=now,
+            )  # fmt: skip
         return [p.device_id for p in packages], removes
 
     async def _admissible(
@@ -299,6 +369,7 @@ class Admission:
         while rounds is None or done < rounds:
             try:
                 await self.admit()
+                await self.rotate_due()
             except (ClientError, CryptoError) as exc:
                 self._store.warn("", "", None, "admit-failed", str(exc))
             done += 1

@@ -283,14 +283,25 @@ class Client:
             root, Certificate.from_bytes(b64d(record.device_certificate)), reason
         )
 
+    async def rotate(self, op: str, area: str | None = None) -> list[str]:
+        """A new epoch in ``area`` (else every area of ``op``), this device's init key renewed."""
+        return await self.admission.rotate(op, area)
+
+    async def rotate_due(self, period: int | None = None) -> list[tuple[str, str]]:
+        """Rotate every area whose epoch is as old as its charter period (or ``period``)."""
+        return await self.admission.rotate_due(period)
+
     async def admit_watch(self, interval: float = 5.0, rounds: int | None = None) -> None:
         """Admit pending devices every ``interval`` seconds (``rounds`` times, or forever)."""
         await self.admission.admit_watch(interval, rounds)
 
     # -- sync and verification (Verifier) --------------------------------------------------
     async def sync(self) -> SyncReport:
-        """Fetch everything new in this device's areas and verify it."""
-        return await self.verifier.sync()
+        """Fetch everything new in this device's areas and verify it; then replace this
+        device's init key in any area where it is a week old (forward secrecy, design §3)."""
+        report = await self.verifier.sync()
+        await self.admission.refresh_keys()
+        return report
 
     async def ingest(self, entry: dict[str, Any], report: SyncReport | None = None) -> None:
         """Verify one area entry and record it (or a warning) in the local store."""

@@ -10,8 +10,10 @@
   deliberately) or a re-admission forgets the mark.
 - **Key packages are single-use and expire**: an admitting client refuses a package older than
   :data:`KEY_PACKAGE_TTL` (or dated in the future) and one whose exact bytes an earlier commit
-  of the area already added. Used packages are remembered for as long as they could still be
-  fresh, so the record stays small.
+  of the area already added; every member refuses a commit that adds one (so an init key the
+  device has since deleted — or a thief still holds — is never sealed a live epoch). Used
+  packages are remembered for as long as they could still be fresh, so the record stays
+  small.
 
 Both records are kept in the store for every commit the device verifies or makes, so every
 member that may admit holds the same ones.
@@ -28,6 +30,7 @@ from .store import Store
 
 __all__ = [
     "KEY_PACKAGE_TTL",
+    "check_adds",
     "check_fresh",
     "forget_removed_org",
     "note_commit",
@@ -106,4 +109,16 @@ def check_fresh(store: Store, package: KeyPackage, now: int) -> str | None:
     used = _load(store, f"used-packages/{package.operation_id}/{package.area}")
     if sha256(package.to_bytes()).hex() in used:
         return f"key package of {package.device_id!r} was already used once"
+    return None
+
+
+def check_adds(store: Store, commit: Commit) -> str | None:
+    """Why a received ``commit`` may not be taken: it adds a key package that was stale when
+    the commit was made, or that an earlier commit of the area already used; else None."""
+    used = _load(store, f"used-packages/{commit.operation_id}/{commit.area}")
+    for package in commit.adds:
+        if package.created_at < commit.created_at - KEY_PACKAGE_TTL:
+            return f"commit adds an expired key package of {package.device_id!r}"
+        if sha256(package.to_bytes()).hex() in used:
+            return f"commit adds the key package of {package.device_id!r} a second time"
     return None

@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS charters (op TEXT, version INTEGER, body BLOB NOT NUL
 CREATE TABLE IF NOT EXISTS pins (op TEXT PRIMARY KEY, root_key_id BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS states (op TEXT, area TEXT, epoch INTEGER, state BLOB NOT NULL,
     PRIMARY KEY (op, area, epoch));
+CREATE TABLE IF NOT EXISTS init_keys (op TEXT, area TEXT, key_id BLOB, key BLOB NOT NULL,
+    made INTEGER NOT NULL, PRIMARY KEY (op, area, key_id));
 CREATE TABLE IF NOT EXISTS secrets (op TEXT, area TEXT, epoch INTEGER, secret BLOB NOT NULL,
     PRIMARY KEY (op, area, epoch));
 CREATE TABLE IF NOT EXISTS counters (op TEXT, area TEXT, next INTEGER NOT NULL,
@@ -138,6 +140,8 @@ class Store:
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # the outbox must survive a power cut
+        # deleted init keys and epoch secrets are overwritten, not left in free pages
+        self.db.execute("PRAGMA secure_delete=ON")
         self.db.executescript(_SCHEMA)
         self._tamper_warnings: list[tuple[str, str, int | None, str]] = []
         if self.get("integrity") != INTEGRITY_VERSION:
@@ -317,6 +321,41 @@ class Store:
         sealed = self.seal(secret, f"secret/{op}/{area}/{epoch}")
         self.db.execute(
             "INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?)", (op, area, epoch, sealed)
+        )
+
+    def drop_secrets(self, op: str, area: str, before: int) -> int:
+        """Delete the epoch secrets of ``op``/``area`` older than epoch ``before``."""
+        cursor = self.db.execute(
+            "DELETE FROM secrets WHERE op = ? AND area = ? AND epoch < ?", (op, area, before)
+        )
+        return cursor.rowcount
+
+    # -- init keys (short-lived HPKE keys epoch secrets are sealed to) ----------------------
+    def add_init_key(self, op: str, area: str, key_id: bytes, key: bytes, made: int) -> None:
+        sealed = self.seal(key, f"init-key/{op}/{area}/{key_id.hex()}")
+        self.db.execute(
+            "INSERT INTO init_keys VALUES (?, ?, ?, ?, ?)", (op, area, key_id, sealed, made)
+        )
+
+    def init_key_made(self, op: str, area: str, key_id: bytes) -> int | None:
+        """When this device made the init key ``key_id`` of ``op``/``area`` (None: not held)."""
+        row = self.db.execute(
+            "SELECT made FROM init_keys WHERE op = ? AND area = ? AND key_id = ?",
+            (op, area, key_id),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def init_keys(self, op: str, area: str) -> list[bytes]:
+        rows = self.db.execute(
+            "SELECT key_id, key FROM init_keys WHERE op = ? AND area = ?", (op, area)
+        )
+        return [self.open(k, f"init-key/{op}/{area}/{i.hex()}") for i, k in rows]
+
+    def drop_init_keys(self, op: str, area: str, keep: bytes | None = None) -> None:
+        """Delete the init keys of ``op``/``area``, all but ``keep`` (a key id) if given."""
+        self.db.execute(
+            "DELETE FROM init_keys WHERE op = ? AND area = ? AND key_id IS NOT ?",
+            (op, area, keep),
         )
 
     def areas(self) -> list[tuple[str, str]]:

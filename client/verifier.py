@@ -36,7 +36,7 @@ from opseal.crypto.group import (
 )
 from opseal.wire.operations import Event
 
-from . import membership
+from . import membership, secrecy
 from .errors import ClientError
 from .forks import ForkWatch
 from .ports import Clock
@@ -261,15 +261,23 @@ class Verifier:
             state, commit, charter, now=self._clock(), instance_id=self._instance_id,
             revoked=self.revoked(charter).at(commit.created_at),
         )  # fmt: skip
+        problem = membership.check_adds(self._store, commit)  # after the epoch checks
+        if problem is not None:
+            raise IntegrityWarning(problem)
         with self._store.transaction():
             membership.note_commit(self._store, commit, self._clock())
             self._store.add_state(op, area, commit.epoch, new_state.to_bytes())
             self._store.put(f"sequence-epoch/{op}/{area}", str(commit.epoch).encode())
             if new_state.member(self._identity.device_id) is not None:
-                secret = open_epoch_secret(commit, new_state, self._identity)
+                keys = secrecy.held_init_keys(self._store, op, area)
+                secret = open_epoch_secret(commit, new_state, self._identity, keys)
                 self._store.add_secret(op, area, commit.epoch, secret)
-                for epoch, past in open_history(commit, new_state, self._identity).items():
+                for epoch, past in open_history(commit, new_state, self._identity, keys).items():
                     self._store.add_secret(op, area, epoch, past)
+            secrecy.after_commit(
+                self._store, state, new_state, self._identity.device_id,
+                window=secrecy.secret_window(charter, area), now=self._clock(),
+            )  # fmt: skip
         self._release_held(op, area, charter)
 
     def _release_held(self, op: str, area: str, charter: Charter) -> None:

@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 _KEY_PACKAGE = label("key-package")
+_KEY_PACKAGE_INIT = label("key-package/2")
 _ROSTER = label("roster")
 _STATE = label("group-state")
 _COMMIT = label("commit")
@@ -103,7 +104,10 @@ class DeviceIdentity:
 
 @dataclass(frozen=True)
 class KeyPackage:
-    """A device's request to join an area: its certificate chain, signed by the device key."""
+    """A device's request to join an area (or its own key update): its certificate chain and,
+    in the current encoding, a short-lived HPKE *init key* to which epoch secrets are sealed,
+    all signed by the device key. A package without an init key (the first encoding, still
+    read) has secrets sealed to the long-term HPKE key of the device certificate."""
 
     operation_id: str
     area: str
@@ -111,40 +115,68 @@ class KeyPackage:
     device_cert: Certificate
     created_at: int
     signature: bytes = b""
+    init_key: HpkePublicKey | None = None
 
     @classmethod
     def create(
-        cls, identity: DeviceIdentity, *, operation_id: str, area: str, now: int
+        cls,
+        identity: DeviceIdentity,
+        *,
+        operation_id: str,
+        area: str,
+        now: int,
+        init_key: HpkePublicKey | None = None,
     ) -> KeyPackage:
+        """A package signed by ``identity``; pass the public half of a fresh ``init_key``
+        (the device keeps the private half until a later key update replaces it)."""
         draft = cls(operation_id, area, identity.user_cert, identity.device_cert, now)
+        draft = replace(draft, init_key=init_key)
         return replace(draft, signature=identity.signing_key.sign(draft.to_be_signed()))
 
     @property
     def device_id(self) -> str:
         return self.device_cert.device_id
 
+    @property
+    def sealing_key(self) -> HpkePublicKey:
+        """The key epoch secrets are sealed to: the init key, else the certificate's key."""
+        if self.init_key is not None:
+            return self.init_key
+        assert self.device_cert.hpke_key is not None
+        return self.device_cert.hpke_key
+
     def to_be_signed(self) -> bytes:
-        w = Writer(_KEY_PACKAGE).text(self.operation_id).text(self.area)
+        w = Writer(_KEY_PACKAGE if self.init_key is None else _KEY_PACKAGE_INIT)
+        w.text(self.operation_id).text(self.area)
         w.blob(self.user_cert.to_bytes()).blob(self.device_cert.to_bytes())
-        return w.u64(self.created_at).finish()
+        w.u64(self.created_at)
+        if self.init_key is not None:
+            w.blob(self.init_key.raw)
+        return w.finish()
 
     def to_bytes(self) -> bytes:
         return self.to_be_signed() + length_prefixed(self.signature)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> KeyPackage:
-        return decode_all(data, _KEY_PACKAGE, "key package", cls._read_fields)
+        if bytes(data[: 4 + len(_KEY_PACKAGE)]) == length_prefixed(_KEY_PACKAGE):
+            return decode_all(data, _KEY_PACKAGE, "key package", cls._reader(False))
+        return decode_all(data, _KEY_PACKAGE_INIT, "key package", cls._reader(True))
 
     @classmethod
-    def _read_fields(cls, r: Reader) -> KeyPackage:
-        return cls(
-            r.text(max_len=128, field="operation_id"),
-            r.text(max_len=64, field="area"),
-            Certificate.from_bytes(r.blob(max_len=8192, field="user_cert")),
-            Certificate.from_bytes(r.blob(max_len=8192, field="device_cert")),
-            r.u64("created_at"),
-            r.blob(exact=64, field="signature"),
-        )
+    def _reader(cls, with_init_key: bool) -> Callable[[Reader], KeyPackage]:
+        def read(r: Reader) -> KeyPackage:
+            fields = (
+                r.text(max_len=128, field="operation_id"),
+                r.text(max_len=64, field="area"),
+                Certificate.from_bytes(r.blob(max_len=8192, field="user_cert")),
+                Certificate.from_bytes(r.blob(max_len=8192, field="device_cert")),
+                r.u64("created_at"),
+            )
+            init = HpkePublicKey(r.blob(max_len=2048, field="init_key")) if with_init_key else None
+            return cls(*fields, r.blob(exact=64, field="signature"), init)
+
+        return read
 
     def verify(self, charter: Charter, *, now: int, revoked: Container[bytes]) -> None:
         """Check the package's signature and its chain to a root listed in ``charter``."""
@@ -175,10 +207,9 @@ class RosterEntry:
     @classmethod
     def from_package(cls, package: KeyPackage) -> RosterEntry:
         cert = package.device_cert
-        assert cert.hpke_key is not None
         return cls(
             cert.device_id, cert.user_id, cert.organisation_id, cert.user_kind,
-            cert.signing_key, cert.hpke_key, package.user_cert.signing_key.key_id,
+            cert.signing_key, package.sealing_key, package.user_cert.signing_key.key_id,
         )  # fmt: skip
 
     def is_revoked(self, revoked: Container[bytes]) -> bool:
@@ -421,6 +452,8 @@ def _next_roster(
         if entry.is_revoked(revoked):
             raise CommitError(f"device {entry.device_id!r} is revoked and must be removed")
     _check_service_accounts(roster.values())
+    if len({e.hpke_key for e in roster.values()}) != len(roster):
+        raise CommitError("two devices of the roster share an HPKE key")
     return tuple(roster[d] for d in sorted(roster))
 
 
@@ -473,6 +506,8 @@ def _check_update(
         raise CommitError("a key update must keep the device's organisation and user")
     if update.area != commit.area:
         raise CommitError("a key update must be for the area it is committed to")
+    if update.sealing_key == current.hpke_key:
+        raise CommitError("a key update must bring a new init key")
     update.verify(charter, now=now, revoked=revoked)
 
 
@@ -579,9 +614,13 @@ def create_area(
     adds: Iterable[KeyPackage] = (),
     revoked: Container[bytes] = frozenset(),
     random: Callable[[int], bytes] = os.urandom,
+    init_key: HpkePublicKey | None = None,
 ) -> tuple[Commit, GroupState, bytes]:
-    """Create ``area`` at epoch 0 with its coordinator creator (and optional first members)."""
-    own = KeyPackage.create(creator, operation_id=charter.operation_id, area=area, now=now)
+    """Create ``area`` at epoch 0 with its coordinator creator (and optional first members);
+    the creator's secrets are sealed to ``init_key`` when given."""
+    own = KeyPackage.create(
+        creator, operation_id=charter.operation_id, area=area, now=now, init_key=init_key
+    )
     draft = _draft(instance_id, charter, area, 0, _NO_STATE, creator, (own, *adds), (), None, now)
     return _finish(
         None, draft, charter, creator, now=now, history={}, random=random, revoked=revoked
@@ -597,21 +636,25 @@ def create_commit(
     adds: Iterable[KeyPackage] = (),
     removes: Iterable[str] = (),
     update: DeviceIdentity | None = None,
+    init_key: HpkePublicKey | None = None,
     history: Mapping[int, bytes] | None = None,
     revoked: Container[bytes] = frozenset(),
     random: Callable[[int], bytes] = os.urandom,
 ) -> tuple[Commit, GroupState, bytes]:
     """Build, seal and sign the commit to epoch ``state.epoch + 1``.
 
-    ``update`` is the committer's new identity (new keys, same device id) for a key update.
-    ``history`` maps past epochs to their secrets, sealed to newcomers in ``shared`` areas.
-    Returns the commit, the state it leads to and the new epoch secret.
+    An *update commit* replaces the committer's own keys: ``init_key`` is the public half of
+    its fresh init key (its next epoch secrets are sealed to it), ``update`` a new identity
+    (new certificate, same device id). ``history`` maps past epochs to their secrets, sealed
+    to newcomers in ``shared`` areas. Returns the commit, the state it leads to and the new
+    epoch secret.
     """
     package = None
-    if update is not None:
+    if update is not None or init_key is not None:
         package = KeyPackage.create(
-            update, operation_id=state.operation_id, area=state.area, now=now
-        )
+            update or committer, operation_id=state.operation_id, area=state.area, now=now,
+            init_key=init_key,
+        )  # fmt: skip
     draft = _draft(
         state.instance_id, charter, state.area, state.epoch + 1, state.hash, committer,
         tuple(adds), tuple(removes), package, now,
@@ -681,23 +724,39 @@ def _finish(
 
 
 # -- receiving secrets -----------------------------------------------------------------
-def _own_entry(new_state: GroupState, identity: DeviceIdentity) -> RosterEntry:
+def _own_key(
+    new_state: GroupState, identity: DeviceIdentity, init_keys: Iterable[HpkePrivateKey]
+) -> tuple[RosterEntry, HpkePrivateKey]:
+    """This device's roster entry and the private key its secrets are sealed to: one of its
+    init keys, or (rosters from before init keys) the certificate's long-term key."""
     entry = new_state.member(identity.device_id)
-    if entry is None or entry.hpke_key != identity.hpke_key.public_key:
+    if entry is None:
         raise CommitError(f"device {identity.device_id!r} is not a member of this epoch")
-    return entry
+    for key in (*init_keys, identity.hpke_key):
+        if key.public_key == entry.hpke_key:
+            return entry, key
+    raise CommitError(
+        f"the key device {identity.device_id!r} is listed with in this epoch is not one it "
+        "holds (an init key it deleted, or never made)"
+    )
 
 
-def open_epoch_secret(commit: Commit, new_state: GroupState, identity: DeviceIdentity) -> bytes:
+def open_epoch_secret(
+    commit: Commit,
+    new_state: GroupState,
+    identity: DeviceIdentity,
+    init_keys: Iterable[HpkePrivateKey] = (),
+) -> bytes:
     """The epoch secret sealed to ``identity`` in a commit already validated into ``new_state``.
 
-    Checks the commit's confirmation, so every member is sure to hold the same secret.
+    ``init_keys`` are the init keys the device still holds. Checks the commit's
+    confirmation, so every member is sure to hold the same secret.
     """
-    entry = _own_entry(new_state, identity)
+    entry, key = _own_key(new_state, identity, init_keys)
     sealed = next((s for s in commit.sealed if s.device_id == entry.device_id), None)
     if sealed is None:
         raise CommitError("no epoch secret is sealed to this device")
-    secret = identity.hpke_key.open(sealed.ciphertext, _seal_info(_EPOCH_INFO, commit, entry))
+    secret = key.open(sealed.ciphertext, _seal_info(_EPOCH_INFO, commit, entry))
     expected = _confirmation(secret, commit)
     if len(secret) != 32 or not hmac.compare_digest(expected, commit.confirmation):
         raise CommitError("the sealed epoch secret does not match the commit's confirmation")
@@ -705,14 +764,17 @@ def open_epoch_secret(commit: Commit, new_state: GroupState, identity: DeviceIde
 
 
 def open_history(
-    commit: Commit, new_state: GroupState, identity: DeviceIdentity
+    commit: Commit,
+    new_state: GroupState,
+    identity: DeviceIdentity,
+    init_keys: Iterable[HpkePrivateKey] = (),
 ) -> dict[int, bytes]:
     """Past epoch secrets sealed to a newcomer ``identity`` (empty when there are none)."""
-    entry = _own_entry(new_state, identity)
+    entry, key = _own_key(new_state, identity, init_keys)
     sealed = next((s for s in commit.history if s.device_id == entry.device_id), None)
     if sealed is None:
         return {}
-    data = identity.hpke_key.open(sealed.ciphertext, _seal_info(_HISTORY_INFO, commit, entry))
+    data = key.open(sealed.ciphertext, _seal_info(_HISTORY_INFO, commit, entry))
 
     def pair(r: Reader) -> tuple[int, bytes]:
         return r.u64("epoch"), r.blob(exact=32, field="secret")

@@ -46,6 +46,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "admit": ("opseal admit", "opseal admit --watch --op op-stop-v"),
     "remove": ("opseal remove --op op-stop-v --device de-phone-2",),
+    "rotate": ("opseal rotate --op op-stop-v", "opseal rotate --op op-stop-v --area seizures"),
     "post": ('opseal post op-stop-v seizures --text "40 fake watches" --handling H2',),
     "read": ("opseal read op-stop-v", "opseal read op-stop-v alerts --after 120"),
     "tail": ("opseal tail", "opseal --json tail --count 10"),

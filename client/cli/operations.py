@@ -1,4 +1,5 @@
-"""Commands: operations (``op list|show|create|add-member|join|charter|phase``, ``admit``)."""
+"""Commands: operations (``op list|show|create|add-member|join|charter|phase``, ``admit``,
+``remove``, ``rotate``)."""
 
 from __future__ import annotations
 
@@ -425,6 +426,9 @@ def _check_step(op: str, current: str, target: str, force: bool) -> None:
     arg("--interval", type=float, default=5.0, metavar="S", help="seconds between rounds"),
     arg("--readmit", action="append", default=[], metavar="DEVICE",
         help="admit again a device that was removed (repeat); others stay out"),
+    arg("--rotate-every", type=int, default=None, metavar="S",
+        help="with --watch: rotate an area whose epoch is this many seconds old "
+             "(default: the area's rotation period in the charter, a day unless set)"),
     follows=True,
 )  # fmt: skip
 async def admit(ctx: Ctx) -> None:
@@ -449,6 +453,26 @@ async def _admit_round(ctx: Ctx, client: Client) -> None:
         return
     for device in admitted:
         ctx.out.line({"admitted": device}, f"{when(client.now())}  admitted {device}")
+    try:
+        rotated = await client.rotate_due(ctx.args.rotate_every)
+    except (ClientError, CryptoError) as exc:
+        ctx.out.note(f"{when(client.now())}  rotation failed: {exc}")
+        return
+    for op, area in rotated:
+        ctx.out.line({"rotated": f"{op}/{area}"}, f"{when(client.now())}  rotated {op}/{area}")
+
+
+@command(
+    "rotate",
+    "start a new epoch now: fresh secret for every member, this device's init key replaced",
+    arg("--op", required=True, help="the operation"),
+    arg("--area", help="only this area (default: every area this device belongs to)"),
+)
+async def rotate(ctx: Ctx) -> None:
+    async with ctx.client() as client:
+        rotated = await client.rotate(ctx.args.op, ctx.args.area)
+    text = f"Rotated: {', '.join(rotated)}" if rotated else "Nothing to rotate."
+    ctx.out.result({"rotated": rotated}, text)
 
 
 @command(

@@ -368,11 +368,13 @@ async def test_enrolment_by_request_revocation_and_removal_through_the_cli(
     assert "fr-phone" in (await opseal("wco", "--json", "admit")).json["admitted"]
     removed = await opseal("wco", "--json", "remove", "--op", OP, "--device", "fr-phone")
     assert removed.json["removed"] == ["fr-phone"]
-    await asyncio.sleep(1.1)  # a fresh key package, not the used one
+    # a fresh key package (a new init key), not the used one
     assert (await opseal("phone", "op", "join", OP, "--root-key", wco_root)).code == 0
     assert (await opseal("wco", "--json", "admit")).json["admitted"] == []
     readmitted = await opseal("wco", "--json", "admit", "--readmit", "fr-phone")
     assert readmitted.json["admitted"] == ["fr-phone"]
+    rotated = await opseal("wco", "--json", "rotate", "--op", OP, "--area", "seizures")
+    assert rotated.json["rotated"] == ["seizures"], rotated.err
 
     revoked = await opseal("fr", "--json", "device", "revoke", "fr-phone", "--reason", "lost")
     assert revoked.code == 0, revoked.err

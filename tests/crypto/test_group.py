@@ -300,6 +300,28 @@ def test_device_updates_its_own_keys(world, coordinator, seizures):
         open_epoch_secret(commit, state1, fr)
 
 
+def test_init_key_update_rotates_and_refuses_a_reused_key(world, coordinator, seizures):
+    """An update commit seals the next secret to the committer's fresh init key (read back
+    through the second key-package encoding); its long-term key and an old init key open
+    nothing, and an update that keeps the current init key is refused."""
+    _, state0, _, fr = seizures
+    old, new = HpkePrivateKey.generate(), HpkePrivateKey.generate()
+    commit, state1, _ = create_commit(state0, world.charter, fr, now=NOW, init_key=old.public_key)
+    commit, state2, secret = create_commit(
+        state1, world.charter, fr, now=NOW, init_key=new.public_key
+    )
+    received = Commit.from_bytes(commit.to_bytes())
+    assert received.update is not None
+    assert received.update.init_key == new.public_key
+    assert apply_commit(state1, received, world.charter, now=NOW) == state2
+    assert open_epoch_secret(received, state2, fr, [old, new]) == secret
+    for keys in ([], [old]):
+        with pytest.raises(CommitError, match="not one it holds"):
+            open_epoch_secret(received, state2, fr, keys)
+    with pytest.raises(CommitError, match="new init key"):  # the rule apply_commit runs
+        create_commit(state2, world.charter, fr, now=NOW, init_key=new.public_key)
+
+
 def test_revoked_device_is_refused(world, coordinator, seizures):
     """A device whose key its organisation revoked cannot be admitted."""
     _, state0, _, _ = seizures

@@ -1,0 +1,118 @@
+"""Forward secrecy on the device: short-lived init keys and how long epoch secrets are kept
+(design §3, "What a stolen device opens").
+
+**Init keys.** Epoch secrets are sealed to the init key a device's roster entry lists, never
+(for rosters made since init keys) to the long-term HPKE key of its one-year certificate. The
+device makes a fresh init key for every key package it posts and for every commit it makes
+(an update commit replaces its own key in the roster); the private half is kept, sealed, in
+the local store and deleted as soon as an applied commit shows the roster no longer lists it.
+So a thief who steals the device later cannot open the commits the server still stores for
+earlier epochs, and one who stole it earlier holds a key the roster has dropped.
+
+**Retention.** A ``shared`` area keeps every epoch secret (newcomers are sealed the history,
+and the operation wants it read); a ``since-join`` area keeps an epoch's secret only until
+its successor is :data:`SINCE_JOIN_WINDOW` old, so a stolen device opens none of the server's
+ciphertext of older epochs.
+"""
+
+from __future__ import annotations
+
+import json
+
+from opseal.crypto.charter import Charter
+from opseal.crypto.group import DeviceIdentity, GroupState
+from opseal.crypto.keys import HpkePrivateKey, HpkePublicKey
+
+from .store import Store
+
+__all__ = [
+    "INIT_KEY_PERIOD",
+    "SINCE_JOIN_WINDOW",
+    "after_commit",
+    "fresh_init_key",
+    "held_init_keys",
+    "key_age",
+    "secret_window",
+]
+
+SINCE_JOIN_WINDOW = 7 * 86400
+"""Seconds a ``since-join`` area's epoch secret is kept after the next epoch began."""
+INIT_KEY_PERIOD = 7 * 86400
+"""Seconds after which a device replaces its own init key in an area (an update commit at
+its next sync): a week, like :data:`SINCE_JOIN_WINDOW`, so a stolen device opens about a
+week of past epochs whether from its store or from the server's commits. Every member
+downloads every update (360 kB for 300 devices), so a daily update by each of 300 devices
+would cost each member some 100 MB a day per area; weekly, some 15 MB."""
+
+
+def fresh_init_key(store: Store, op: str, area: str, now: int) -> HpkePublicKey:
+    """Make and keep a new init key for ``op``/``area``; return its public half."""
+    key = HpkePrivateKey.generate()
+    store.add_init_key(op, area, key.public_key.key_id, key.private_bytes(), now)
+    return key.public_key
+
+
+def key_age(store: Store, state: GroupState, identity: DeviceIdentity, now: int) -> int | None:
+    """Seconds since this device made the key its roster entry in ``state`` lists (the
+    certificate's long-term key counts from the certificate's issue); None if not a member."""
+    entry = state.member(identity.device_id)
+    if entry is None:
+        return None
+    if entry.hpke_key == identity.hpke_key.public_key:
+        return now - identity.device_cert.issued_at
+    made = store.init_key_made(state.operation_id, state.area, entry.hpke_key.key_id)
+    return now - made if made is not None else None
+
+
+def held_init_keys(store: Store, op: str, area: str) -> list[HpkePrivateKey]:
+    """The init keys this device still holds for ``op``/``area``."""
+    return [HpkePrivateKey(raw) for raw in store.init_keys(op, area)]
+
+
+def secret_window(charter: Charter, area: str) -> int | None:
+    """Seconds an epoch secret of ``area`` is kept once superseded (None: for ever)."""
+    return None if charter.area(area).history == "shared" else SINCE_JOIN_WINDOW
+
+
+def after_commit(
+    store: Store,
+    before: GroupState | None,
+    after: GroupState,
+    device_id: str,
+    *,
+    window: int | None,
+    now: int,
+) -> None:
+    """Once a commit moved ``before`` to ``after``: drop the init keys the roster no longer
+    lists for this device and the epoch secrets older than ``window``."""
+    _settle_init_keys(store, before, after, device_id)
+    _forget_old_secrets(store, after, window, now)
+
+
+def _settle_init_keys(
+    store: Store, before: GroupState | None, after: GroupState, device_id: str
+) -> None:
+    """Keep only the init key the roster lists, or none once removed; a device not yet
+    admitted keeps the keys of the packages it waits with."""
+    entry = after.member(device_id)
+    if entry is not None:
+        store.drop_init_keys(after.operation_id, after.area, keep=entry.hpke_key.key_id)
+    elif before is not None and before.member(device_id) is not None:
+        store.drop_init_keys(after.operation_id, after.area)
+
+
+def _forget_old_secrets(store: Store, after: GroupState, window: int | None, now: int) -> None:
+    """Epoch ``e``'s secret goes once epoch ``e + 1`` began more than ``window`` ago: the
+    dates of epochs still held are remembered as commits are applied."""
+    op, area, key = after.operation_id, after.area, f"epoch-dates/{after.operation_id}/"
+    key += after.area
+    raw = store.get(key)
+    dates = {int(e): at for e, at in json.loads(raw).items()} if raw else {}
+    dates[after.epoch] = after.created_at
+    if window is not None:
+        begun = [e for e, at in dates.items() if at <= now - window]
+        if begun:
+            cutoff = max(begun)
+            store.drop_secrets(op, area, before=cutoff)
+            dates = {e: at for e, at in dates.items() if e >= cutoff}
+    store.put(key, json.dumps(dates, sort_keys=True).encode())
