@@ -16,11 +16,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import content
 from .report import RECORD_TYPES, Submission, record_heads
-from .store import StoredMessage
+
+if TYPE_CHECKING:
+    from .store import StoredMessage
 
 __all__ = ["Plan", "plan", "submissions"]
 

@@ -13,9 +13,10 @@ import math
 from collections.abc import Iterator, Sequence
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
+if TYPE_CHECKING:  # jsonschema is imported by the first validation: `opseal --help` skips it
+    from jsonschema import ValidationError
 
 __all__ = [
     "SCHEMA",
@@ -38,14 +39,6 @@ def _is_number(_checker: Any, value: object) -> bool:
 
 def _is_integer(_checker: Any, value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-_Validator = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
-        {"number": _is_number, "integer": _is_integer}
-    ),
-)
 
 
 @cache
@@ -81,8 +74,16 @@ def _inlined(node: Any, defs: dict[str, Any]) -> Any:
 
 @cache
 def _validator() -> Any:
-    _Validator.check_schema(SCHEMA)
-    return _Validator(_inlined(SCHEMA, SCHEMA["$defs"]), format_checker=FormatChecker(("date",)))
+    from jsonschema import Draft202012Validator, FormatChecker, validators
+
+    extended = validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator,
+        type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+            {"number": _is_number, "integer": _is_integer}
+        ),
+    )
+    extended.check_schema(SCHEMA)
+    return extended(_inlined(SCHEMA, SCHEMA["$defs"]), format_checker=FormatChecker(("date",)))
 
 
 def field_path(path: Sequence[str | int]) -> str:

@@ -31,6 +31,7 @@ from .certs import Certificate, verify_user_certificate
 from .encoding import Reader, Writer, label, length_prefixed, sha256
 from .errors import CertificateError, CharterError, DecodeError, PolicyError, SignatureError
 from .keys import SigningKey, VerifyKey
+from .roles import HISTORY_POLICIES, ROLES
 
 __all__ = [
     "ENCODINGS",
@@ -44,8 +45,6 @@ __all__ = [
     "verify_successor",
 ]
 
-ROLES = ("coordinator", "customs", "partner", "stakeholder", "observer")
-HISTORY_POLICIES = ("shared", "since-join")
 _CHARTER_V1 = label("charter")
 _CHARTER = label("charter/2")
 ENCODINGS = {1: _CHARTER_V1, 2: _CHARTER}

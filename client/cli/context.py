@@ -12,16 +12,20 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opseal.crypto.errors import CryptoError, WrongPassphrase
-from opseal.crypto.keys import KdfParams
 
-from ..client import Client, SyncReport
 from ..errors import TransportError
 from ..profile import Profile
-from ..store import StoredMessage
 from .codes import UNREACHABLE, CliError, usage
 from .render import Out
+
+if TYPE_CHECKING:  # the client loads when a command opens it, so `opseal --help` stays fast
+    from opseal.crypto.keys import KdfParams
+
+    from ..client import Client, SyncReport
+    from ..store import StoredMessage
 
 
 # -- the invocation ---------------------------------------------------------------------------
@@ -66,6 +70,8 @@ class Ctx:
     @contextlib.asynccontextmanager
     async def client(self, *, login: bool = True, sync: bool = False) -> AsyncIterator[Client]:
         """The profile's client, logged in (and synced) as the command needs."""
+        from ..client import Client
+
         self.profile.info()  # a missing profile says so before asking for a passphrase
         try:
             client = await Client.open(self.profile, self.passphrase(), login=False)

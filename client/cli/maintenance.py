@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..enrolment import CHECKPOINT_MAX_AGE
 from .codes import WARNINGS
 from .context import Ctx, last_warning, send
 from .registry import RETRY, arg, command
@@ -16,13 +15,16 @@ from .render import table, warning_json, when
 @command(
     "audit verify",
     "verify the audit log against its key and your last check",
-    arg("--max-age", type=int, default=CHECKPOINT_MAX_AGE, metavar="S",
-        help="warn (exit 4) when the newest checkpoint is older than this"),
+    arg("--max-age", type=int, metavar="S",
+        help="warn (exit 4) when the newest checkpoint is older than this (default: an hour)"),
 )  # fmt: skip
 async def audit_verify(ctx: Ctx) -> int | None:
+    from ..enrolment import CHECKPOINT_MAX_AGE
+
+    max_age = CHECKPOINT_MAX_AGE if ctx.args.max_age is None else ctx.args.max_age
     async with ctx.client() as client:
         before = last_warning(client)
-        report = await client.verify_audit(ctx.args.max_age)
+        report = await client.verify_audit(max_age)
         stale = [w for w in client.warnings(before) if w[4] == "checkpoint-stale"]
     cp = report.checkpoint
     ctx.out.result(

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 from opseal.crypto.errors import CryptoError
 
 from .. import content as payloads
-from ..client import Client
-from ..store import StoredMessage
 from .codes import OK, WARNINGS, CliError, usage
 from .context import Ctx, check_may_post, last_warning, send
 from .registry import AREA, HANDLING, OP, RETRY, arg, command
 from .render import WarningRow, message_json, message_text, warning_json
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..store import StoredMessage
 
 # -- messages ---------------------------------------------------------------------------------
 

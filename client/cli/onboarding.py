@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import WrongPassphrase
-from opseal.crypto.keys import SigningKey, VerifyKey
 
-from .. import enrolment
-from ..client import Client, check_server_url
 from ..profile import Profile, ProfileInfo
 from .codes import usage
 from .context import Ctx, confirm, prompt_passphrase, wrong_passphrase
 from .registry import arg, command
 
+if TYPE_CHECKING:
+    from opseal.crypto.keys import SigningKey
+
 
 # -- onboarding -------------------------------------------------------------------------------
 @command("org keygen", "create the organisation root key (focal point)")
 async def org_keygen(ctx: Ctx) -> None:
+    from opseal.crypto.keys import SigningKey
+
     if ctx.profile.has_key("org-root"):
         raise usage(
             f"profile {ctx.profile.name!r} already holds an organisation root key",
@@ -95,6 +96,9 @@ def _new_profile(ctx: Ctx) -> None:
 
 
 async def _enrol_request(ctx: Ctx) -> None:
+    from .. import enrolment
+    from ..client import check_server_url
+
     a = ctx.args
     _require(ctx, "server", "org", "user", "device")
     _new_profile(ctx)
@@ -125,6 +129,10 @@ async def _enrol_request(ctx: Ctx) -> None:
 
 
 async def _enrol_complete(ctx: Ctx) -> None:
+    from opseal.crypto.keys import VerifyKey
+
+    from .. import enrolment
+
     a = ctx.args
     if not a.file:
         raise usage("enrol complete needs the FILE the focal point sent back")
@@ -155,6 +163,10 @@ async def _enrol_complete(ctx: Ctx) -> None:
 
 
 async def _enrol_with_code(ctx: Ctx) -> None:
+    from opseal.crypto.keys import VerifyKey
+
+    from ..client import Client
+
     a = ctx.args
     _require(ctx, "server", "code", "org", "user", "device")
     if ctx.profile.exists:
@@ -217,6 +229,8 @@ async def _enrol_with_code(ctx: Ctx) -> None:
     arg("--root-profile", metavar="NAME", help="profile holding the org root (default: this one)"),
 )  # fmt: skip
 async def org_certify(ctx: Ctx) -> None:
+    from .. import enrolment
+
     a = ctx.args
     try:
         text = Path(a.request).read_text()
@@ -288,6 +302,8 @@ def _load_root(ctx: Ctx, root_profile: str | None) -> SigningKey:
 
 @command("whoami", "show this device's organisation, user, device and server")
 async def whoami(ctx: Ctx) -> None:
+    import msgspec
+
     async with ctx.client() as client:
         me = await client.api.whoami()
         org = await client.api.organisation(client.org_id)

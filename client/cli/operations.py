@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from opseal.crypto.charter import HISTORY_POLICIES, ROLES, AreaPolicy, Charter, Member
 from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import CryptoError, DecodeError
-from opseal.crypto.keys import VerifyKey
+from opseal.crypto.roles import HISTORY_POLICIES, ROLES
 
-from ..client import Client
 from ..errors import (
     ClientError,
     NotFoundError,
@@ -22,21 +18,33 @@ from .context import Ctx, confirm, parse_time
 from .registry import OP, PHASES, arg, command
 from .render import table, when
 
-DEFAULT_AREAS = (
-    AreaPolicy("plan", frozenset({"coordinator", "customs", "partner", "observer"}),
-               frozenset({"coordinator"}), "shared"),
-    AreaPolicy("seizures", frozenset({"coordinator", "customs", "partner", "observer"}),
-               frozenset({"coordinator", "customs"}), "shared"),
-    AreaPolicy("alerts", frozenset({"coordinator", "customs", "partner"}),
-               frozenset({"coordinator", "customs", "partner"}), "shared"),
-    AreaPolicy("stakeholders", frozenset(ROLES), frozenset({"coordinator", "stakeholder"}),
-               "shared"),
-)  # fmt: skip
+if TYPE_CHECKING:
+    from opseal.crypto.charter import AreaPolicy, Charter, Member
+
+    from ..client import Client
+
+
+def default_areas() -> tuple[AreaPolicy, ...]:
+    """The areas of an operation created without ``--area``."""
+    from opseal.crypto.charter import AreaPolicy
+
+    return (
+        AreaPolicy("plan", frozenset({"coordinator", "customs", "partner", "observer"}),
+                   frozenset({"coordinator"}), "shared"),
+        AreaPolicy("seizures", frozenset({"coordinator", "customs", "partner", "observer"}),
+                   frozenset({"coordinator", "customs"}), "shared"),
+        AreaPolicy("alerts", frozenset({"coordinator", "customs", "partner"}),
+                   frozenset({"coordinator", "customs", "partner"}), "shared"),
+        AreaPolicy("stakeholders", frozenset(ROLES), frozenset({"coordinator", "stakeholder"}),
+                   "shared"),
+    )  # fmt: skip
 
 
 # -- operations -------------------------------------------------------------------------------
 @command("op list", "list the operations your organisation is invited to")
 async def op_list(ctx: Ctx) -> None:
+    import msgspec
+
     async with ctx.client() as client:
         ops = msgspec.to_builtins(await client.api.operations())
         for op in ops:
@@ -52,6 +60,8 @@ async def op_list(ctx: Ctx) -> None:
 
 @command("op show", "show an operation and this device's areas in it", OP)
 async def op_show(ctx: Ctx) -> None:
+    import msgspec
+
     async with ctx.client(sync=True) as client:
         op = msgspec.to_builtins(await client.api.operation(ctx.args.op))
         for area in op["areas"]:
@@ -97,9 +107,11 @@ def _local_area(client: Client, op: str, area: str) -> dict[str, Any]:
     arg("--yes", action="store_true", help="do not ask before publishing"),
 )  # fmt: skip
 async def op_create(ctx: Ctx) -> None:
+    from opseal.crypto.charter import Charter
+
     a = ctx.args
     roles, codes = _parse_members(a.member)
-    areas = tuple(_parse_area(text) for text in a.area) or DEFAULT_AREAS
+    areas = tuple(_parse_area(text) for text in a.area) or default_areas()
     starts, ends = parse_time(a.start, "--start"), parse_time(a.end, "--end", end_of_day=True)
     async with ctx.client() as client:
         roles.setdefault(client.org_id, "coordinator")
@@ -166,6 +178,8 @@ def _member_spec(spec: str) -> tuple[str, str, tuple[str, ...]]:
 
 
 def _parse_area(spec: str) -> AreaPolicy:
+    from opseal.crypto.charter import AreaPolicy
+
     parts = spec.split(":")
     if len(parts) not in (3, 4) or not parts[0]:
         raise usage(
@@ -187,6 +201,9 @@ def _roles(text: str) -> frozenset[str]:
 
 
 async def _member(client: Client, org_id: str, role: str, codes: tuple[str, ...]) -> Member:
+    from opseal.crypto.charter import Member
+    from opseal.crypto.keys import VerifyKey
+
     try:
         record = await client.api.organisation(org_id)
     except NotFoundError as exc:
@@ -222,6 +239,8 @@ def _show_members(ctx: Ctx, members: list[Member]) -> None:
     arg("--yes", action="store_true", help="do not ask to confirm the fingerprint"),
 )  # fmt: skip
 async def op_join(ctx: Ctx) -> None:
+    from opseal.crypto.keys import VerifyKey
+
     try:
         root = VerifyKey(b64d(ctx.args.root_key.strip(), field="--root-key"))
     except CryptoError as exc:
@@ -302,6 +321,8 @@ def _charter_text(c: Charter) -> list[str]:
     arg("phase", choices=PHASES, metavar="PHASE", help=" -> ".join(PHASES)),
 )
 async def op_phase(ctx: Ctx) -> None:
+    import msgspec
+
     async with ctx.client() as client:
         answer = msgspec.to_builtins(await client.api.set_phase(ctx.args.op, ctx.args.phase))
     ctx.out.result(answer, f"{ctx.args.op} is now in phase {ctx.args.phase}")

@@ -7,10 +7,9 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import content, corrections, export, release
-from ..client import Client
+from .. import content, corrections, export
 from ..errors import (
     ApiError,
     ClientError,
@@ -32,6 +31,9 @@ from ..seizures import (
 from .codes import OK, REFUSED, WARNINGS, CliError, usage
 from .context import Ctx, check_may_post, verified
 from .registry import MESSAGE_ID, OP, arg, command
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 
 @command(
@@ -303,6 +305,8 @@ def _write_private(path: Path, text: str) -> None:
     ),
 )
 async def release_record(ctx: Ctx) -> None:
+    from .. import release
+
     a = ctx.args
     async with ctx.client(sync=True) as client:
         verified(client, a.message_id)
@@ -323,6 +327,8 @@ async def release_record(ctx: Ctx) -> None:
     arg("--note", default="", help="the permission's text (default: a standard sentence)"),
 )
 async def permit_release(ctx: Ctx) -> None:
+    from .. import release
+
     a = ctx.args
     async with ctx.client(sync=True) as client:
         source = verified(client, a.message_id)
