@@ -38,6 +38,7 @@ __all__ = [
     "ProfileError",
     "ProfileInfo",
     "check_passphrase",
+    "device_from",
 ]
 
 DEFAULT_HOME = Path(os.environ.get("OPSEAL_HOME", Path.home() / ".opseal"))
@@ -198,15 +199,19 @@ class Profile:
         )
 
     def load_device(self, passphrase: str) -> tuple[DeviceIdentity, bytes]:
-        from opseal.crypto.certs import Certificate
-        from opseal.crypto.group import DeviceIdentity
-        from opseal.crypto.keys import HpkePrivateKey, SigningKey
+        return device_from(self.load_key("device", passphrase))
 
-        data = self.load_key("device", passphrase)
-        identity = DeviceIdentity(
-            Certificate.from_bytes(b64d(data["user_certificate"])),
-            Certificate.from_bytes(b64d(data["device_certificate"])),
-            SigningKey(b64d(data["signing"])),
-            HpkePrivateKey(b64d(data["hpke"])),
-        )
-        return identity, b64d(data["store_key"])
+
+def device_from(data: dict[str, str]) -> tuple[DeviceIdentity, bytes]:
+    """The device identity and store key in an opened device key file (or from the agent)."""
+    from opseal.crypto.certs import Certificate
+    from opseal.crypto.group import DeviceIdentity
+    from opseal.crypto.keys import HpkePrivateKey, SigningKey
+
+    identity = DeviceIdentity(
+        Certificate.from_bytes(b64d(data["user_certificate"])),
+        Certificate.from_bytes(b64d(data["device_certificate"])),
+        SigningKey(b64d(data["signing"])),
+        HpkePrivateKey(b64d(data["hpke"])),
+    )
+    return identity, b64d(data["store_key"])

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # Importing a command group registers its commands; this order is the order of `--help`.
 # isort: off
 from . import onboarding, operations, messages, records, files, alerts, maintenance  # noqa: F401
+from . import agent  # noqa: F401
 # isort: on
 
 

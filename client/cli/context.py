@@ -4,6 +4,7 @@ client; the argument parsers for times; and the helpers several command groups s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import getpass
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from opseal.crypto.errors import CryptoError, WrongPassphrase
 
+from .. import agent
 from ..errors import TransportError
 from ..profile import Profile
 from .codes import UNREACHABLE, CliError, usage
@@ -72,9 +74,11 @@ class Ctx:
         """The profile's client, logged in (and synced) as the command needs."""
         from ..client import Client
 
-        self.profile.info()  # a missing profile says so before asking for a passphrase
+        info = self.profile.info()  # a missing profile says so before asking for a passphrase
+        keys = await asyncio.to_thread(agent.device_keys, self.profile.path, info.device_id)
         try:
-            client = await Client.open(self.profile, self.passphrase(), login=False)
+            passphrase = None if keys is not None else self.passphrase()
+            client = await Client.open(self.profile, passphrase, login=False, keys=keys)
         except WrongPassphrase as exc:
             raise wrong_passphrase(self.profile) from exc
         try:

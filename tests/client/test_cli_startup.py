@@ -26,4 +26,5 @@ def test_help_and_usage_errors_import_no_heavy_module():
     result = json.loads(done.stderr.strip().splitlines()[-1])
     assert result["codes"] == [0, 0, 2], done.stderr
     assert result["heavy"] == [], result
-    assert "submit seizures" in done.stdout and "--op" in done.stdout
+    assert "submit seizures" in done.stdout
+    assert "--op" in done.stdout
