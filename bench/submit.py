@@ -5,6 +5,11 @@ national system are onboarded as in the test suite; then the CLI, a separate pro
 CSV of 10,000 records (about 12,000 rows), validates, seals, queues and sends them. Timed:
 the CLI process from start to exit. Its peak resident memory comes from ``wait4``.
 
+Then the cost of one command (issue 10): ``help_s``, ``opseal --help`` as a new process, and
+``cli_roundtrip_s``, one submission of a single record as a new process (start-up, unlock,
+login, sync, seal, send), without an agent (the device key re-sealed at the default Argon2id
+cost, as on a real device) and with ``opseal agent`` running; medians of several runs.
+
 The last line printed is one JSON object. Usage: ``.venv/bin/python bench/submit.py
 [--records N]``.
 """
@@ -16,6 +21,8 @@ import asyncio
 import datetime
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,12 +31,52 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's helpers
 
 from opseal.client._demo_data import seizure_records
+from opseal.client.profile import Profile
 from opseal.client.seizures import write_seizures_csv
-from tests.client.national import cli, onboard, stored_messages
+from tests.client.conftest import PASSPHRASE
+from tests.client.national import NATIONAL_SYSTEM, OPSEAL, cli, onboard, stored_messages
 from tests.server.procs import Node, ServerProcess, admin_context, prepare_database
 
 
-async def run(records: int) -> dict[str, float]:
+def _timed(*argv: str) -> float:
+    env = {**os.environ, "OPSEAL_PASSPHRASE": PASSPHRASE}
+    start = time.perf_counter()
+    done = subprocess.run([str(OPSEAL), *argv], env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stdout + done.stderr
+    return elapsed
+
+
+def _roundtrips(home: Path, csvs: list[Path]) -> list[float]:
+    profile = ("--home", str(home), "--profile", NATIONAL_SYSTEM)
+    return [_timed(*profile, "submit", "seizures", str(c), "--op", "op-stop-v") for c in csvs]
+
+
+def _command_costs(home: Path, runs: int, first: int) -> dict[str, float]:
+    """``opseal --help`` and single-record submissions, without and with the agent."""
+    device = Profile(NATIONAL_SYSTEM, home)
+    device.save_key("device", device.load_key("device", PASSPHRASE), PASSPHRASE)  # default cost
+    extra = seizure_records("DE", first + 2 * runs, datetime.date.today())[first:]
+    csvs = []
+    for n, record in enumerate(extra):
+        csvs.append(home / f"one-{n}.csv")
+        write_seizures_csv(csvs[-1], [record])
+    help_s = [_timed("--help") for _ in range(runs)]
+    without = _roundtrips(home, csvs[:runs])
+    profile = ("--home", str(home), "--profile", NATIONAL_SYSTEM)
+    _timed(*profile, "agent", "start", "--idle-timeout", "5m")
+    try:
+        with_agent = _roundtrips(home, csvs[runs:])
+    finally:
+        _timed(*profile, "agent", "stop")
+    return {
+        "help_s": round(statistics.median(help_s), 3),
+        "cli_roundtrip_s_without_agent": round(statistics.median(without), 3),
+        "cli_roundtrip_s_with_agent": round(statistics.median(with_agent), 3),
+    }
+
+
+async def run(records: int, runs: int = 5) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         url = f"sqlite+aiosqlite:///{home / 'opseal.db'}"
@@ -49,12 +96,14 @@ async def run(records: int) -> dict[str, float]:
             assert proc.returncode == 0, output
             stored, distinct = await stored_messages(ctx)
             assert (stored, distinct) == (records, records), (stored, distinct)
+            costs = await asyncio.to_thread(_command_costs, home, runs, records)
     return {
         "records": records,
         "csv_rows": rows,
         "records_per_s": round(records / elapsed),
         "elapsed_s": round(elapsed, 2),
         "client_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        **costs,
         "cores": len(os.sched_getaffinity(0)),
     }
 
@@ -62,8 +111,9 @@ async def run(records: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5, help="runs of each single command")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.records))
+    figures = asyncio.run(run(args.records, args.runs))
     for key, value in figures.items():
         print(f"{key:>20}: {value}")
     print(json.dumps(figures))
