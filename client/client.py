@@ -36,7 +36,7 @@ from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
 
-from . import attachments, audit, enrolment
+from . import attachments, audit, enrolment, schema
 from .admission import YEAR, Admission, certify_user_key
 from .alerts import Alerts
 from .api import ApiClient
@@ -479,6 +479,7 @@ def _unlock(
     slow key derivation, run in a thread by :meth:`Client.open`."""
     info = profile.info()
     check_server_url(info.server, allow_http=info.allow_http)
+    schema.prepare()  # records are checked on the loop: load the validator (file reads) here
     if keys is not None:
         identity, store_key = device_from(keys)
         if identity.device_id != info.device_id:

@@ -25,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "enum",
     "field_path",
+    "prepare",
     "problems",
     "schema",
 ]
@@ -70,6 +71,12 @@ def _inlined(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
         out = {**_inlined(defs[ref.removeprefix("#/$defs/")], defs), **out}
     return out
+
+
+def prepare() -> None:
+    """Load jsonschema and build the validator now. Its import reads files, so async code calls
+    this in a thread (:meth:`~.client.Client.open` does) rather than on first use on the loop."""
+    _validator()
 
 
 @cache
