@@ -36,13 +36,13 @@ from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
 
-from . import attachments, audit, enrolment
+from . import attachments, audit, enrolment, schema
 from .admission import YEAR, Admission, certify_user_key
 from .alerts import Alerts
 from .api import ApiClient
 from .errors import ClientError
 from .outbox import Outbox
-from .profile import Profile, ProfileInfo, check_passphrase
+from .profile import Profile, ProfileError, ProfileInfo, check_passphrase, device_from
 from .receipts import Receipts
 from .release import Releaser
 from .session import Session
@@ -116,8 +116,17 @@ class Client:
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    async def open(cls, profile: Profile, passphrase: str, *, login: bool = True) -> Client:
-        info, identity, store_key = await asyncio.to_thread(_unlock, profile, passphrase)
+    async def open(
+        cls,
+        profile: Profile,
+        passphrase: str | None,
+        *,
+        login: bool = True,
+        keys: dict[str, str] | None = None,
+    ) -> Client:
+        """Open an enrolled profile, its device key unlocked with ``passphrase`` — or, given
+        ``keys``, the already opened device key file (what :mod:`.agent` serves)."""
+        info, identity, store_key = await asyncio.to_thread(_unlock, profile, passphrase, keys)
         store = Store(profile.path / "state.db", store_key)  # sqlite3 keeps to its thread
         api = await ApiClient(info.server, ssl_context=_ssl_context(info)).__aenter__()
         client = cls(profile, info, identity, store, api)
@@ -489,12 +498,22 @@ class Client:
         return await self.releaser.release(message_id, to_area, keep)
 
 
-def _unlock(profile: Profile, passphrase: str) -> tuple[ProfileInfo, DeviceIdentity, bytes]:
+def _unlock(
+    profile: Profile, passphrase: str | None, keys: dict[str, str] | None
+) -> tuple[ProfileInfo, DeviceIdentity, bytes]:
     """Read the profile and unlock the device key (Argon2id): file work and a deliberately
     slow key derivation, run in a thread by :meth:`Client.open`."""
     info = profile.info()
     check_server_url(info.server, allow_http=info.allow_http)
-    identity, store_key = profile.load_device(passphrase)
+    schema.prepare()  # records are checked on the loop: load the validator (file reads) here
+    if keys is not None:
+        identity, store_key = device_from(keys)
+        if identity.device_id != info.device_id:
+            raise ProfileError(f"the keys given are not those of profile {profile.name!r}")
+    elif passphrase is None:
+        raise ProfileError("a passphrase (or the opened device key) is needed")
+    else:
+        identity, store_key = profile.load_device(passphrase)
     return info, identity, store_key
 
 

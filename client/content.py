@@ -34,11 +34,13 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import schema
-from .attachments import Attachment
 from .errors import ClientError
+
+if TYPE_CHECKING:  # attachments bring the crypto core: loaded when an attachment is handled
+    from .attachments import Attachment
 
 __all__ = [
     "CATEGORIES",
@@ -124,6 +126,8 @@ def _list(value: object, field: str, *, least: int = 0) -> list[Any]:
 
 
 def _attachments(value: object, field: str = "attachments") -> list[dict[str, Any]]:
+    from .attachments import Attachment
+
     out = []
     for n, item in enumerate(_list(value, field)):
         if isinstance(item, Attachment):
@@ -271,4 +275,6 @@ def field_of(plaintext: bytes, name: str) -> Any:
 
 def attachments_of(payload: Mapping[str, Any]) -> list[Attachment]:
     """The attachments a document or seizure payload references."""
+    from .attachments import Attachment
+
     return [Attachment.from_json(a) for a in payload.get("attachments") or []]

@@ -16,11 +16,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import content
 from .report import RECORD_TYPES, Submission, record_heads
-from .store import StoredMessage
+
+if TYPE_CHECKING:
+    from .store import StoredMessage
 
 __all__ = ["Plan", "plan", "submissions"]
 
@@ -59,10 +61,23 @@ def submissions(messages: Iterable[StoredMessage]) -> list[Submission]:
     return out
 
 
+def _about(submission: Submission, record_ids: set[str]) -> bool:
+    """Whether a submission may carry a version of one of ``record_ids`` (an unreadable one is
+    kept, to be judged as before)."""
+    payload = submission.payload
+    if isinstance(payload, dict) and submission.content_type == "correction":
+        payload = payload.get("record")
+    if not isinstance(payload, dict) or not isinstance(payload.get("record_id"), str):
+        return True
+    return payload["record_id"] in record_ids
+
+
 def plan(op: str, org: str, records: Sequence[dict[str, Any]], own: Iterable[Submission]) -> Plan:
     """Sort checked ``records`` against ``own``, the organisation's verified submissions in
-    the area."""
-    heads = record_heads(s for s in own if s.org == org)
+    the area. Only the versions of these records are checked (a national system's submission
+    of one record does not re-validate its whole history)."""
+    wanted = {record["record_id"] for record in records}
+    heads = record_heads(s for s in own if s.org == org and _about(s, wanted))
     result = Plan()
     for record in records:
         head = heads.get((org, record["record_id"]))

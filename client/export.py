@@ -40,15 +40,17 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from opseal.crypto.charter import Charter
+from typing import TYPE_CHECKING, Any
 
 from .corrections import submissions
 from .errors import ClientError
 from .report import latest_versions, reporting_codes
 from .schema import SCHEMA
-from .store import StoredMessage
+
+if TYPE_CHECKING:  # annotations only: `opseal --help` lists the formats without the crypto core
+    from opseal.crypto.charter import Charter
+
+    from .store import StoredMessage
 
 __all__ = [
     "FORMATS",

@@ -20,14 +20,16 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opseal.crypto.certs import Certificate
 from opseal.crypto.encoding import b64d, b64e
-from opseal.crypto.group import DeviceIdentity
-from opseal.crypto.keys import HpkePrivateKey, KdfParams, SigningKey, open_key_file, seal_key_file
 
 from .errors import ClientError
+
+if TYPE_CHECKING:  # the key code (cryptography) loads when a key is read, not for `--help`
+    from opseal.crypto.certs import Certificate
+    from opseal.crypto.group import DeviceIdentity
+    from opseal.crypto.keys import KdfParams, SigningKey
 
 __all__ = [
     "DEFAULT_HOME",
@@ -36,6 +38,7 @@ __all__ = [
     "ProfileError",
     "ProfileInfo",
     "check_passphrase",
+    "device_from",
 ]
 
 DEFAULT_HOME = Path(os.environ.get("OPSEAL_HOME", Path.home() / ".opseal"))
@@ -125,6 +128,8 @@ class Profile:
         passphrase: str,
         params: KdfParams | None = None,
     ) -> None:
+        from opseal.crypto.keys import seal_key_file
+
         check_passphrase(passphrase, purpose)
         self.create()
         blob = seal_key_file(
@@ -133,6 +138,8 @@ class Profile:
         self._write(self.path / f"{purpose}.key", blob)
 
     def load_key(self, purpose: str, passphrase: str) -> dict[str, str]:
+        from opseal.crypto.keys import open_key_file
+
         try:
             blob = (self.path / f"{purpose}.key").read_bytes()
         except FileNotFoundError as exc:
@@ -147,6 +154,8 @@ class Profile:
         self.save_key("org-root", {"seed": b64e(root.private_bytes())}, passphrase, params)
 
     def load_root(self, passphrase: str) -> SigningKey:
+        from opseal.crypto.keys import SigningKey
+
         return SigningKey(b64d(self.load_key("org-root", passphrase)["seed"]))
 
     def save_user(
@@ -162,6 +171,9 @@ class Profile:
         self.save_key("user", payload, passphrase, params)
 
     def load_user(self, passphrase: str) -> tuple[SigningKey, Certificate | None]:
+        from opseal.crypto.certs import Certificate
+        from opseal.crypto.keys import SigningKey
+
         data = self.load_key("user", passphrase)
         cert = Certificate.from_bytes(b64d(data["certificate"])) if "certificate" in data else None
         return SigningKey(b64d(data["seed"])), cert
@@ -187,11 +199,19 @@ class Profile:
         )
 
     def load_device(self, passphrase: str) -> tuple[DeviceIdentity, bytes]:
-        data = self.load_key("device", passphrase)
-        identity = DeviceIdentity(
-            Certificate.from_bytes(b64d(data["user_certificate"])),
-            Certificate.from_bytes(b64d(data["device_certificate"])),
-            SigningKey(b64d(data["signing"])),
-            HpkePrivateKey(b64d(data["hpke"])),
-        )
-        return identity, b64d(data["store_key"])
+        return device_from(self.load_key("device", passphrase))
+
+
+def device_from(data: dict[str, str]) -> tuple[DeviceIdentity, bytes]:
+    """The device identity and store key in an opened device key file (or from the agent)."""
+    from opseal.crypto.certs import Certificate
+    from opseal.crypto.group import DeviceIdentity
+    from opseal.crypto.keys import HpkePrivateKey, SigningKey
+
+    identity = DeviceIdentity(
+        Certificate.from_bytes(b64d(data["user_certificate"])),
+        Certificate.from_bytes(b64d(data["device_certificate"])),
+        SigningKey(b64d(data["signing"])),
+        HpkePrivateKey(b64d(data["hpke"])),
+    )
+    return identity, b64d(data["store_key"])

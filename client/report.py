@@ -41,12 +41,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
-
-from opseal.crypto.charter import Charter
+from typing import TYPE_CHECKING, Any
 
 from . import content
 from .schema import SCHEMA_ID
+
+if TYPE_CHECKING:  # annotations only (the crypto core is not needed to aggregate)
+    from opseal.crypto.charter import Charter
 
 __all__ = [
     "RECORD_TYPES",

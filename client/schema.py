@@ -13,9 +13,10 @@ import math
 from collections.abc import Iterator, Sequence
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
+if TYPE_CHECKING:  # jsonschema is imported by the first validation: `opseal --help` skips it
+    from jsonschema import ValidationError
 
 __all__ = [
     "SCHEMA",
@@ -24,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "enum",
     "field_path",
+    "prepare",
     "problems",
     "schema",
 ]
@@ -38,14 +40,6 @@ def _is_number(_checker: Any, value: object) -> bool:
 
 def _is_integer(_checker: Any, value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-_Validator = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
-        {"number": _is_number, "integer": _is_integer}
-    ),
-)
 
 
 @cache
@@ -79,10 +73,24 @@ def _inlined(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+def prepare() -> None:
+    """Load jsonschema and build the validator now. Its import reads files, so async code calls
+    this in a thread (:meth:`~.client.Client.open` does) rather than on first use on the loop."""
+    _validator()
+
+
 @cache
 def _validator() -> Any:
-    _Validator.check_schema(SCHEMA)
-    return _Validator(_inlined(SCHEMA, SCHEMA["$defs"]), format_checker=FormatChecker(("date",)))
+    from jsonschema import Draft202012Validator, FormatChecker, validators
+
+    extended = validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator,
+        type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+            {"number": _is_number, "integer": _is_integer}
+        ),
+    )
+    extended.check_schema(SCHEMA)
+    return extended(_inlined(SCHEMA, SCHEMA["$defs"]), format_checker=FormatChecker(("date",)))
 
 
 def field_path(path: Sequence[str | int]) -> str:

@@ -16,9 +16,10 @@ import io
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import aiohttp
+if TYPE_CHECKING:  # aiohttp (~0.2 s to import) is loaded by the first transport, not by --help
+    pass
 
 from .errors import TransportError, error_for
 
@@ -65,10 +66,14 @@ class AiohttpTransport:
     """The default transport: one ``aiohttp.ClientSession``. Create it inside a running loop."""
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None, timeout: float = 60.0) -> None:
+        import aiohttp
+
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
+        import aiohttp
+
         body = None if request.body is None else io.BytesIO(request.body)  # big bytes block
         try:
             async with self._session.request(
@@ -84,6 +89,8 @@ class AiohttpTransport:
             raise TransportError(_what(request, exc)) from exc
 
     async def stream(self, request: HttpRequest) -> AsyncIterator[str]:
+        import aiohttp
+
         try:
             async with self._session.ws_connect(
                 request.url,

@@ -13,24 +13,79 @@ Modules, each with its own ``__all__``:
 - :mod:`.merkle` — RFC 9162 Merkle tree proofs and signed checkpoints.
 """
 
-from .attachments import FileMeta, decrypt_file, encrypt_file
-from .certs import Certificate, Revocation
-from .charter import AreaPolicy, Charter, Member, verify_charter_chain
-from .envelope import Envelope, Header, ReplayTracker, open_envelope, seal
-from .errors import CryptoError
-from .group import (
-    Commit,
-    DeviceIdentity,
-    GroupState,
-    KeyPackage,
-    apply_commit,
-    create_area,
-    create_commit,
-    open_epoch_secret,
-    open_history,
-)
-from .keys import HpkePrivateKey, HpkePublicKey, SigningKey, VerifyKey
-from .merkle import Checkpoint, verify_consistency, verify_inclusion
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .attachments import FileMeta, decrypt_file, encrypt_file
+    from .certs import Certificate, Revocation
+    from .charter import AreaPolicy, Charter, Member, verify_charter_chain
+    from .envelope import Envelope, Header, ReplayTracker, open_envelope, seal
+    from .errors import CryptoError
+    from .group import (
+        Commit,
+        DeviceIdentity,
+        GroupState,
+        KeyPackage,
+        apply_commit,
+        create_area,
+        create_commit,
+        open_epoch_secret,
+        open_history,
+    )
+    from .keys import HpkePrivateKey, HpkePublicKey, SigningKey, VerifyKey
+    from .merkle import Checkpoint, verify_consistency, verify_inclusion
+
+# Names are loaded on first use (PEP 562), so that importing one light submodule, or
+# `opseal --help`, does not pay for cryptography.
+_WHERE = {
+    "AreaPolicy": "charter",
+    "Certificate": "certs",
+    "Charter": "charter",
+    "Checkpoint": "merkle",
+    "Commit": "group",
+    "CryptoError": "errors",
+    "DeviceIdentity": "group",
+    "Envelope": "envelope",
+    "FileMeta": "attachments",
+    "GroupState": "group",
+    "Header": "envelope",
+    "HpkePrivateKey": "keys",
+    "HpkePublicKey": "keys",
+    "KeyPackage": "group",
+    "Member": "charter",
+    "ReplayTracker": "envelope",
+    "Revocation": "certs",
+    "SigningKey": "keys",
+    "VerifyKey": "keys",
+    "apply_commit": "group",
+    "create_area": "group",
+    "create_commit": "group",
+    "decrypt_file": "attachments",
+    "encrypt_file": "attachments",
+    "open_envelope": "envelope",
+    "open_epoch_secret": "group",
+    "open_history": "group",
+    "seal": "envelope",
+    "verify_charter_chain": "charter",
+    "verify_consistency": "merkle",
+    "verify_inclusion": "merkle",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AreaPolicy",

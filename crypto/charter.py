@@ -37,6 +37,7 @@ from .certs import Certificate, verify_user_certificate
 from .encoding import Reader, Writer, label, length_prefixed, sha256
 from .errors import CertificateError, CharterError, DecodeError, PolicyError, SignatureError
 from .keys import SigningKey, VerifyKey
+from .roles import HISTORY_POLICIES, ROLES
 
 __all__ = [
     "DEFAULT_ROTATION_PERIOD",
@@ -51,8 +52,6 @@ __all__ = [
     "verify_successor",
 ]
 
-ROLES = ("coordinator", "customs", "partner", "stakeholder", "observer")
-HISTORY_POLICIES = ("shared", "since-join")
 _CHARTER_V1 = label("charter")
 _CHARTER = label("charter/2")
 _CHARTER_3 = label("charter/3")

@@ -18,12 +18,14 @@ exit code), :mod:`.render` (text, tables, JSON), :mod:`.context` (one invocation
 from __future__ import annotations
 
 import sys
-
-from opseal.crypto.keys import KdfParams
+from typing import TYPE_CHECKING
 
 from .app import build_parser, run
 from .codes import EXIT_CODES
 from .registry import COMMANDS
+
+if TYPE_CHECKING:
+    from opseal.crypto.keys import KdfParams
 
 __all__ = ["COMMANDS", "EXIT_CODES", "KDF_PARAMS", "build_parser", "main"]
 

@@ -8,23 +8,24 @@ import asyncio
 import os
 import sys
 import traceback
-from importlib.metadata import version
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
-
-from opseal.crypto.keys import KdfParams
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..profile import DEFAULT_HOME, Profile
 from .codes import EXIT_CODES, OK, USAGE, WARNINGS
 from .context import Ctx
 from .examples import epilog
-from .explain import explain
 from .registry import COMMANDS, Command
 from .render import Out
+
+if TYPE_CHECKING:
+    from opseal.crypto.keys import KdfParams
 
 # Importing a command group registers its commands; this order is the order of `--help`.
 # isort: off
 from . import onboarding, operations, messages, records, files, alerts, maintenance  # noqa: F401
+from . import agent  # noqa: F401
 # isort: on
 
 
@@ -36,6 +37,19 @@ class Parser(argparse.ArgumentParser):
             self.print_help(sys.stderr)
         print(f"opseal: {message}; see `{self.prog} --help`", file=sys.stderr)
         raise SystemExit(USAGE)
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the installed metadata only when asked (it costs ~20 ms)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from importlib.metadata import version
+
+        print(f"opseal {version('opseal')}")
+        parser.exit()
 
 
 def _epilog() -> str:
@@ -68,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"opseal {version('opseal')}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     _global_options(parser, top=True)
     common = Parser(add_help=False)
     _global_options(common, top=False)
@@ -142,6 +156,8 @@ def run(argv: list[str] | None = None, *, kdf_params: KdfParams | None = None) -
     except KeyboardInterrupt:
         return OK if spec.follows else 130
     except Exception as exc:
+        from .explain import explain  # imports most of the client: only on a failure
+
         error = explain(exc, ctx)
         if args.debug:
             traceback.print_exc()

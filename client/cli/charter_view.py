@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opseal.crypto.charter import Charter, Member
 from opseal.crypto.encoding import b64e
 
 from .context import Ctx
 from .render import table, when
+
+if TYPE_CHECKING:  # the crypto core loads when a command runs, so `opseal --help` stays fast
+    from opseal.crypto.charter import Charter, Member
 
 __all__ = ["charter_json", "charter_text", "show_members"]
 

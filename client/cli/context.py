@@ -4,6 +4,7 @@ client; the argument parsers for times; and the helpers several command groups s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import getpass
@@ -12,17 +13,21 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from opseal.crypto.errors import CryptoError, WrongPassphrase
-from opseal.crypto.keys import KdfParams
 
-from ..client import Client, SyncReport
+from .. import agent
 from ..errors import ClientError, TransportError, UnauthorizedError
 from ..profile import Profile
-from ..store import StoredMessage
 from .codes import UNREACHABLE, CliError, usage
 from .render import Out
+
+if TYPE_CHECKING:  # the client loads when a command opens it, so `opseal --help` stays fast
+    from opseal.crypto.keys import KdfParams
+
+    from ..client import Client, SyncReport
+    from ..store import StoredMessage
 
 T = TypeVar("T")
 
@@ -69,9 +74,13 @@ class Ctx:
     @contextlib.asynccontextmanager
     async def client(self, *, login: bool = True, sync: bool = False) -> AsyncIterator[Client]:
         """The profile's client, logged in (and synced) as the command needs."""
-        self.profile.info()  # a missing profile says so before asking for a passphrase
+        from ..client import Client
+
+        info = self.profile.info()  # a missing profile says so before asking for a passphrase
+        keys = await asyncio.to_thread(agent.device_keys, self.profile.path, info.device_id)
         try:
-            client = await Client.open(self.profile, self.passphrase(), login=False)
+            passphrase = None if keys is not None else self.passphrase()
+            client = await Client.open(self.profile, passphrase, login=False, keys=keys)
         except WrongPassphrase as exc:
             raise wrong_passphrase(self.profile) from exc
         try:

@@ -46,6 +46,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "admit": ("opseal admit", "opseal admit --watch --op op-stop-v"),
     "remove": ("opseal remove --op op-stop-v --device de-phone-2",),
+    "agent start": (
+        "opseal --profile national-system agent start --idle-timeout 8h",
+        "opseal --profile national-system submit seizures op-stop-v export.csv  # no unlock",
+    ),
+    "agent status": ("opseal --profile national-system agent status",),
+    "agent stop": ("opseal --profile national-system agent stop",),
     "rotate": ("opseal rotate --op op-stop-v", "opseal rotate --op op-stop-v --area seizures"),
     "post": ('opseal post op-stop-v seizures --text "40 fake watches" --handling H2',),
     "read": ("opseal read op-stop-v", "opseal read op-stop-v alerts --after 120"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..enrolment import CHECKPOINT_MAX_AGE
 from .codes import WARNINGS
 from .context import Ctx, last_warning, parse_time, reusing_login, send
 from .registry import RETRY, arg, command
@@ -16,18 +15,21 @@ from .render import table, warning_json, when
 @command(
     "audit verify",
     "verify the audit log against its key and your last check",
-    arg("--max-age", type=int, default=CHECKPOINT_MAX_AGE, metavar="S",
-        help="warn (exit 4) when the newest checkpoint is older than this"),
+    arg("--max-age", type=int, metavar="S",
+        help="warn (exit 4) when the newest checkpoint is older than this (default: an hour)"),
     arg("--accept-restore", action="store_true",
         help="continue from a log the operator restored from a backup (its lost entries "
         "are reported)"),
 )  # fmt: skip
 async def audit_verify(ctx: Ctx) -> int | None:
+    from ..enrolment import CHECKPOINT_MAX_AGE
+
+    max_age = CHECKPOINT_MAX_AGE if ctx.args.max_age is None else ctx.args.max_age
     accept = ctx.args.accept_restore
     async with ctx.client(login=False) as client:
         before = last_warning(client)
         report = await reusing_login(
-            client, lambda: client.verify_audit(ctx.args.max_age, accept_restore=accept)
+            client, lambda: client.verify_audit(max_age, accept_restore=accept)
         )
         stale = [w for w in client.warnings(before) if w[4] == "checkpoint-stale"]
     cp = report.checkpoint

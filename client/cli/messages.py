@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opseal.crypto.errors import CryptoError
 
 from .. import content as payloads
-from ..admission import asked_key
-from ..client import Client
-from ..store import StoredMessage
 from .codes import OK, WARNINGS, CliError, usage
 from .context import Ctx, check_may_post, last_warning, send
 from .registry import AREA, HANDLING, OP, RETRY, arg, command
 from .render import WarningRow, message_json, message_text, warning_json, when
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..store import StoredMessage
 
 # -- messages ---------------------------------------------------------------------------------
 
@@ -95,6 +96,8 @@ async def read(ctx: Ctx) -> int:
 async def _waiting(client: Client, op: str, area: str | None) -> list[dict[str, Any]]:
     """The areas (``area``, or every one this organisation reads) this device asked to join
     and is not admitted to yet, with when it asked."""
+    from ..admission import asked_key
+
     charter = await client.charter(op)
     role = charter.role_of(client.org_id)
     names = [area] if area is not None else [a.name for a in charter.areas]

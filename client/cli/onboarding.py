@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import WrongPassphrase
-from opseal.crypto.keys import SigningKey, VerifyKey
 
-from .. import enrolment
-from ..client import Client, check_server_url
 from ..profile import Profile, ProfileInfo
 from .codes import usage
 from .context import Ctx, confirm, prompt_passphrase, wrong_passphrase
 from .registry import arg, command
 from .render import when
 
+if TYPE_CHECKING:
+    from opseal.crypto.keys import SigningKey
+
 
 # -- onboarding -------------------------------------------------------------------------------
 @command("org keygen", "create the organisation root key (focal point)")
 async def org_keygen(ctx: Ctx) -> None:
+    from opseal.crypto.keys import SigningKey
+
     if ctx.profile.has_key("org-root"):
         raise usage(
             f"profile {ctx.profile.name!r} already holds an organisation root key",
@@ -100,6 +101,9 @@ def _new_profile(ctx: Ctx) -> None:
 
 
 async def _enrol_request(ctx: Ctx) -> None:
+    from .. import enrolment
+    from ..client import check_server_url
+
     a = ctx.args
     _require(ctx, "server", "org", "user", "device")
     _new_profile(ctx)
@@ -130,6 +134,10 @@ async def _enrol_request(ctx: Ctx) -> None:
 
 
 async def _enrol_complete(ctx: Ctx) -> None:
+    from opseal.crypto.keys import VerifyKey
+
+    from .. import enrolment
+
     a = ctx.args
     if not a.file:
         raise usage("enrol complete needs the FILE the focal point sent back")
@@ -160,6 +168,10 @@ async def _enrol_complete(ctx: Ctx) -> None:
 
 
 async def _enrol_with_code(ctx: Ctx) -> None:
+    from opseal.crypto.keys import VerifyKey
+
+    from ..client import Client
+
     a = ctx.args
     _require(ctx, "server", "org", "user", "device")
     if ctx.profile.exists:
@@ -239,6 +251,8 @@ async def _enrol_with_code(ctx: Ctx) -> None:
     arg("--root-profile", metavar="NAME", help="profile holding the org root (default: this one)"),
 )  # fmt: skip
 async def org_certify(ctx: Ctx) -> None:
+    from .. import enrolment
+
     a = ctx.args
     try:
         text = Path(a.request).read_text()
@@ -292,6 +306,8 @@ async def device_revoke(ctx: Ctx) -> None:
 def _new_root(ctx: Ctx) -> SigningKey:
     """The organisation root for a focal point's first enrolment, saved before it is
     registered: a root registered but lost would lock the organisation out."""
+    from opseal.crypto.keys import SigningKey
+
     if ctx.profile.has_key("org-root"):
         raise usage(
             f"profile {ctx.profile.name!r} already holds an organisation root key",
@@ -307,6 +323,9 @@ def _new_root(ctx: Ctx) -> SigningKey:
 async def _code_from_focal_point(ctx: Ctx, root: SigningKey, passphrase: str) -> str:
     """A one-time code issued by the enrolled focal point's own device (``--root-profile``),
     opened with the passphrase that opened its root."""
+    from .. import enrolment
+    from ..client import Client
+
     holder = Profile(ctx.args.root_profile, ctx.profile.path.parent)
     try:
         client = await Client.open(holder, passphrase)
@@ -318,7 +337,7 @@ async def _code_from_focal_point(ctx: Ctx, root: SigningKey, passphrase: str) ->
         )
     finally:
         await client.close()
-    return code
+    return str(code)
 
 
 @command(
@@ -330,6 +349,8 @@ async def _code_from_focal_point(ctx: Ctx, root: SigningKey, passphrase: str) ->
 async def org_enrol_code(ctx: Ctx) -> None:
     if not 1 <= ctx.args.ttl_hours <= 720:
         raise usage(f"--ttl-hours {ctx.args.ttl_hours}: out of range", "give 1 to 720 hours")
+    from .. import enrolment
+
     root = _load_root(ctx, ctx.args.root_profile)
     async with ctx.client() as client:
         code, expires_at = await enrolment.issue_code(
@@ -374,6 +395,8 @@ def _unlock_root(ctx: Ctx, root_profile: str | None) -> tuple[SigningKey, str]:
 
 @command("whoami", "show this device's organisation, user, device and server")
 async def whoami(ctx: Ctx) -> None:
+    import msgspec
+
     async with ctx.client() as client:
         me = await client.api.whoami()
         org = await client.api.organisation(client.org_id)

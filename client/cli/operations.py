@@ -6,42 +6,51 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from opseal.crypto.charter import HISTORY_POLICIES, ROLES, AreaPolicy, Charter, Member
 from opseal.crypto.encoding import b64d
 from opseal.crypto.errors import CryptoError, DecodeError
-from opseal.crypto.keys import VerifyKey
+from opseal.crypto.roles import HISTORY_POLICIES, ROLES
 
-from ..client import Client
 from ..errors import (
     ClientError,
     NotFoundError,
 )
-from ..invitation import Invitation, InvitationError, same_fingerprint
 from .charter_view import charter_json, charter_text, show_members
 from .codes import CliError, usage
 from .context import Ctx, confirm, parse_time
 from .registry import OP, PHASES, arg, command
 from .render import table, when
 
-DEFAULT_AREAS = (
-    AreaPolicy("plan", frozenset({"coordinator", "customs", "partner", "observer"}),
-               frozenset({"coordinator"}), "shared"),
-    AreaPolicy("seizures", frozenset({"coordinator", "customs", "partner", "observer"}),
-               frozenset({"coordinator", "customs"}), "shared"),
-    AreaPolicy("alerts", frozenset({"coordinator", "customs", "partner"}),
-               frozenset({"coordinator", "customs", "partner"}), "shared"),
-    AreaPolicy("stakeholders", frozenset(ROLES), frozenset({"coordinator", "stakeholder"}),
-               "shared"),
-)  # fmt: skip
+if TYPE_CHECKING:
+    from opseal.crypto.charter import AreaPolicy, Charter, Member
+    from opseal.crypto.keys import VerifyKey
+
+    from ..client import Client
+    from ..invitation import Invitation
+
+
+def default_areas() -> tuple[AreaPolicy, ...]:
+    """The areas of an operation created without ``--area``."""
+    from opseal.crypto.charter import AreaPolicy
+
+    return (
+        AreaPolicy("plan", frozenset({"coordinator", "customs", "partner", "observer"}),
+                   frozenset({"coordinator"}), "shared"),
+        AreaPolicy("seizures", frozenset({"coordinator", "customs", "partner", "observer"}),
+                   frozenset({"coordinator", "customs"}), "shared"),
+        AreaPolicy("alerts", frozenset({"coordinator", "customs", "partner"}),
+                   frozenset({"coordinator", "customs", "partner"}), "shared"),
+        AreaPolicy("stakeholders", frozenset(ROLES), frozenset({"coordinator", "stakeholder"}),
+                   "shared"),
+    )  # fmt: skip
 
 
 # -- operations -------------------------------------------------------------------------------
 @command("op list", "list the operations your organisation is invited to")
 async def op_list(ctx: Ctx) -> None:
+    import msgspec
+
     async with ctx.client() as client:
         ops = msgspec.to_builtins(await client.api.operations())
         for op in ops:
@@ -57,6 +66,8 @@ async def op_list(ctx: Ctx) -> None:
 
 @command("op show", "show an operation and this device's areas in it", OP)
 async def op_show(ctx: Ctx) -> None:
+    import msgspec
+
     async with ctx.client(sync=True) as client:
         op = msgspec.to_builtins(await client.api.operation(ctx.args.op))
         for area in op["areas"]:
@@ -105,9 +116,11 @@ def _local_area(client: Client, op: str, area: str) -> dict[str, Any]:
     arg("--yes", action="store_true", help="do not ask before publishing"),
 )  # fmt: skip
 async def op_create(ctx: Ctx) -> None:
+    from opseal.crypto.charter import Charter
+
     a = ctx.args
     roles, codes = _parse_members(a.member)
-    areas = tuple(_parse_area(text) for text in a.area) or DEFAULT_AREAS
+    areas = tuple(_parse_area(text) for text in a.area) or default_areas()
     starts, ends = parse_time(a.start, "--start"), parse_time(a.end, "--end", end_of_day=True)
     async with ctx.client() as client:
         roles.setdefault(client.org_id, "coordinator")
@@ -142,6 +155,8 @@ async def op_create(ctx: Ctx) -> None:
 
 
 def _invitation(client: Client, charter: Charter, member: Member | None = None) -> Invitation:
+    from ..invitation import Invitation
+
     return Invitation(
         operation_id=charter.operation_id, code=charter.code, name=charter.name,
         coordinator=client.org_id, server=client.info.server,
@@ -239,6 +254,8 @@ def _member_spec(spec: str) -> tuple[str, str, tuple[str, ...]]:
 
 
 def _parse_area(spec: str) -> AreaPolicy:
+    from opseal.crypto.charter import AreaPolicy
+
     parts = spec.split(":")
     if len(parts) not in (3, 4, 5) or not parts[0] or not (parts[4:] or ["0"])[0].isdigit():
         raise usage(
@@ -261,6 +278,9 @@ def _roles(text: str) -> frozenset[str]:
 
 
 async def _member(client: Client, org_id: str, role: str, codes: tuple[str, ...]) -> Member:
+    from opseal.crypto.charter import Member
+    from opseal.crypto.keys import VerifyKey
+
     try:
         record = await client.api.organisation(org_id)
     except NotFoundError as exc:
@@ -289,6 +309,8 @@ async def _member(client: Client, org_id: str, role: str, codes: tuple[str, ...]
     arg("--yes", action="store_true", help="do not ask to confirm the fingerprint"),
 )  # fmt: skip
 async def op_join(ctx: Ctx) -> None:
+    from ..invitation import same_fingerprint
+
     a = ctx.args
     op, root, invitation = _join_target(a)
     ctx.out.note(f"Coordinator root key fingerprint: {root.fingerprint}")
@@ -327,6 +349,10 @@ async def op_join(ctx: Ctx) -> None:
 
 def _join_target(a: Any) -> tuple[str, VerifyKey, Invitation | None]:
     """The operation and coordinator root to join, from ``--invitation`` or ``--root-key``."""
+    from opseal.crypto.keys import VerifyKey
+
+    from ..invitation import Invitation, InvitationError
+
     if (a.invitation is None) == (a.root_key is None):
         raise usage(
             "give exactly one of --invitation and --root-key", "see `opseal op join --help`"
@@ -390,6 +416,8 @@ PHASE_MEANINGS = {
     arg("--force", action="store_true", help="allow skipping phases, e.g. active -> closed"),
 )
 async def op_phase(ctx: Ctx) -> None:
+    import msgspec
+
     a = ctx.args
     async with ctx.client() as client:
         current = (await client.api.operation(a.op)).phase

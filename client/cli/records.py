@@ -9,10 +9,9 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import content, corrections, export, release
-from ..client import Client
+from .. import content, corrections, export
 from ..errors import (
     ApiError,
     ClientError,
@@ -37,6 +36,9 @@ from ..seizures import (
 from .codes import OK, REFUSED, WARNINGS, CliError, usage
 from .context import Ctx, check_may_post, confirm, verified
 from .registry import MESSAGE_ID, OP, arg, command
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 
 @command(
@@ -390,6 +392,8 @@ class _Refuse(argparse.Action):
     arg("--yes", action="store_true", help="do not ask before releasing"),
 )
 async def release_record(ctx: Ctx) -> None:
+    from .. import release
+
     a = ctx.args
     async with ctx.client(sync=True) as client:
         verified(client, a.message_id)
@@ -435,6 +439,8 @@ def _preview_text(area: str, preview: dict[str, Any]) -> list[str]:
     arg("--note", default="", help="the permission's text (default: a standard sentence)"),
 )
 async def permit_release(ctx: Ctx) -> None:
+    from .. import release
+
     a = ctx.args
     async with ctx.client(sync=True) as client:
         source = verified(client, a.message_id)

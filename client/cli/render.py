@@ -8,10 +8,12 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..store import StoredMessage
 from .codes import REFUSED
+
+if TYPE_CHECKING:
+    from ..store import StoredMessage
 
 WARNINGS_SHOWN = 20
 """Integrity warnings printed in full per command; the rest are counted."""
