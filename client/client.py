@@ -40,8 +40,8 @@ from . import attachments, audit, enrolment
 from .admission import YEAR, Admission, certify_user_key
 from .alerts import Alerts
 from .api import ApiClient
-from .errors import ClientError
-from .outbox import Outbox
+from .errors import ClientError, Refusal
+from .outbox import OnWait, Outbox, Queued
 from .profile import Profile, ProfileInfo, check_passphrase
 from .receipts import Receipts
 from .release import Releaser
@@ -236,6 +236,10 @@ class Client:
         """The latest charter version, verified from the pinned root."""
         return await self.verifier.charter(operation_id, refresh=refresh)
 
+    def stored_charter(self, operation_id: str) -> Charter | None:
+        """The latest charter version verified earlier and kept in the store (no network)."""
+        return self.verifier.stored_charter(operation_id)
+
     async def create_operation(
         self, draft: Charter, user_key: SigningKey, retention_days: int = 365
     ) -> Charter:
@@ -346,10 +350,35 @@ class Client:
             op, area, content_type, payload, handling=handling, requires_ack=requires_ack
         )
 
-    async def flush(self, *, deadline: float = 120.0, progress: Any = None) -> int:
-        """Send the outbox until it is empty, retrying with backoff; returns how many were
-        confirmed. A transport failure past ``deadline`` seconds leaves the rest pending."""
-        return await self.outbox.flush(deadline=deadline, progress=progress)
+    async def flush(
+        self, *, deadline: float = 60.0, progress: Any = None, on_wait: OnWait | None = None
+    ) -> int:
+        """Send the outbox until it is empty, retrying an unreachable server with backoff;
+        returns how many were confirmed. After ``deadline`` seconds unreachable the
+        :class:`~.errors.TransportError` is raised and the rest stays queued; refusals are
+        set aside (see :meth:`refusals`)."""
+        return await self.outbox.flush(deadline=deadline, progress=progress, on_wait=on_wait)
+
+    def refusals(self, message_ids: Sequence[str]) -> list[Refusal]:
+        """Of ``message_ids``, those the server refused for good, with its code and message."""
+        return self.outbox.refusals(message_ids)
+
+    def check_submitted(self, message_ids: Sequence[str]) -> None:
+        """Raise :class:`~.errors.SubmissionRefused` if the server refused any of
+        ``message_ids`` (after :meth:`flush`)."""
+        self.outbox.check(message_ids)
+
+    def queue_seizures(
+        self,
+        op: str,
+        records: Sequence[dict[str, Any]],
+        area: str = "seizures",
+        *,
+        handling: str = "H0",
+    ) -> Queued:
+        """Put seizure records in the outbox, each once, without sending (works offline);
+        :meth:`flush` sends them."""
+        return self.outbox.queue_seizures(op, records, area, handling=handling)
 
     async def post_seizures(
         self,
@@ -363,7 +392,8 @@ class Client:
         """Submit seizure records exactly once: each gets a deterministic message id
         (:func:`~.content.record_message_id`, from the operation, this organisation and the
         record id); records this organisation already queued or
-        posted are skipped, the rest go through the outbox. Returns every record's id.
+        posted are skipped, the rest go through the outbox. Returns every record's id; records
+        the server refused raise :class:`~.errors.SubmissionRefused` naming each.
 
         ``progress(n)`` is called with counts of records done, the skipped ones first.
         """

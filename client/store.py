@@ -130,6 +130,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # the outbox must survive a power cut
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(warnings)")}
+        if "resolved_at" not in columns:  # stores made before warnings could be resolved
+            self.db.execute("ALTER TABLE warnings ADD COLUMN resolved_at INTEGER")
         self._tamper_warnings: list[tuple[str, str, int | None, str]] = []
         if self.get("integrity") != INTEGRITY_VERSION:
             with self.transaction():
@@ -257,6 +260,9 @@ class Store:
         """The pinned coordinator root key id of ``op``; :class:`StoreTampered` if altered."""
         row = self.db.execute("SELECT root_key_id FROM pins WHERE op = ?", (op,)).fetchone()
         return self._checked(row[0], f"pin/{op}", op) if row else None
+
+    def unpin(self, op: str) -> None:
+        self.db.execute("DELETE FROM pins WHERE op = ?", (op,))
 
     def set_pin(self, op: str, key_id: bytes) -> None:
         sealed = self.seal(key_id, f"pin/{op}")
@@ -420,11 +426,25 @@ class Store:
         )
 
     def warnings(self, since_id: int = 0) -> list[tuple[int, str, str, int | None, str, str]]:
+        """The open warnings after ``since_id`` (resolved ones are left out)."""
         rows = self.db.execute(
-            "SELECT id, op, area, seq, kind, message FROM warnings WHERE id > ? ORDER BY id",
+            "SELECT id, op, area, seq, kind, message FROM warnings "
+            "WHERE id > ? AND resolved_at IS NULL ORDER BY id",
             (since_id,),
         )
         return [tuple(row) for row in rows]
+
+    def resolve_warnings(self, op: str, kind: str, area: str | None = None) -> int:
+        """Mark the open ``kind`` warnings of ``op`` (and ``area``) resolved: what they
+        reported has since been set right. Returns how many."""
+        query = (
+            "UPDATE warnings SET resolved_at = ? WHERE resolved_at IS NULL AND op = ? AND kind = ?"
+        )
+        args: list[Any] = [int(time.time()), op, kind]
+        if area is not None:
+            query += " AND area = ?"
+            args.append(area)
+        return self.db.execute(query, args).rowcount
 
     # -- outbox ----------------------------------------------------------------------------
     def enqueue(self, items: list[OutboxItem]) -> None:
@@ -489,6 +509,24 @@ class Store:
             "UPDATE outbox SET status = 'refused', last_error = ? WHERE message_id = ?",
             [(error, m) for m in message_ids],
         )
+
+    def outbox_refused(self, message_ids: list[str]) -> list[tuple[str, str, str, str]]:
+        """Of ``message_ids``, those the server refused: (message id, op, area, error)."""
+        found: list[tuple[str, str, str, str]] = []
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += self.db.execute(
+                "SELECT message_id, op, area, COALESCE(last_error, '') FROM outbox "  # noqa: S608
+                f"WHERE status = 'refused' AND message_id IN ({marks})",
+                chunk,
+            ).fetchall()
+        return found
+
+    def outbox_pending_count(self) -> int:
+        """How many submissions wait to be sent."""
+        row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()
+        return int(row[0])
 
     def delete(self, key: str) -> None:
         self.db.execute("DELETE FROM meta WHERE key = ?", (key,))

@@ -106,11 +106,36 @@ class Verifier:
     async def pin(self, operation_id: str, coordinator_root_key_id: bytes) -> Charter:
         """Pin the coordinator organisation's root (from the invitation) and verify the
         charter from it."""
+        previous = self._store.pin(operation_id)
+        verified = self._store.charters(operation_id)
+        if verified and previous != coordinator_root_key_id:
+            raise IntegrityWarning(
+                f"operation {operation_id!r} is already pinned to another coordinator root, "
+                "whose charter verified"
+            )
         self._store.set_pin(operation_id, coordinator_root_key_id)
-        return await self.charter(operation_id, refresh=True)
+        try:
+            charter = await self.charter(operation_id, refresh=True, warn=False)
+        except BaseException:
+            # a root whose charter does not verify is not kept (nor one pinned before that
+            # never verified)
+            self._store.unpin(operation_id)
+            raise
+        self._store.resolve_warnings(operation_id, "charter-refused")
+        return charter
 
-    async def charter(self, operation_id: str, *, refresh: bool = False) -> Charter:
-        """The latest charter version, verified from the pinned root."""
+    def stored_charter(self, operation_id: str) -> Charter | None:
+        """The latest charter version verified earlier (kept sealed in the store), if any."""
+        if operation_id in self._charters:
+            return self._charters[operation_id]
+        known = self._store.charters(operation_id)
+        return Charter.from_bytes(known[-1]) if known else None
+
+    async def charter(
+        self, operation_id: str, *, refresh: bool = False, warn: bool = True
+    ) -> Charter:
+        """The latest charter version, verified from the pinned root; a refusal is recorded
+        as a ``charter-refused`` warning (unless ``warn`` is false) and raised."""
         if operation_id in self._charters and not refresh:
             return self._charters[operation_id]
         pinned = self._store.pin(operation_id)
@@ -149,7 +174,8 @@ class Verifier:
                 if mine.hash != theirs.hash:
                     raise CryptoError(f"charter version {mine.version} was rewritten")
         except CryptoError as exc:
-            self._store.warn(operation_id, "", None, "charter-refused", str(exc))
+            if warn:
+                self._store.warn(operation_id, "", None, "charter-refused", str(exc))
             raise IntegrityWarning(f"charter of {operation_id!r} refused: {exc}") from exc
         for c in chain:
             self._store.add_charter(operation_id, c.version, c.to_bytes())

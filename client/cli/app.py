@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from opseal.crypto.keys import KdfParams
 
 from ..profile import DEFAULT_HOME, Profile
-from .codes import EXIT_CODES, OK, USAGE, WARNINGS
+from .codes import EXIT_CODES, INTERRUPTED, OK, USAGE, WARNINGS
 from .context import Ctx
 from .explain import explain
 from .registry import COMMANDS, Command
@@ -127,7 +127,14 @@ def run(argv: list[str] | None = None, *, kdf_params: KdfParams | None = None) -
         code: int = asyncio.run(spec.handler(ctx)) or OK
         return WARNINGS if code == OK and ctx.fresh_warnings else code
     except KeyboardInterrupt:
-        return OK if spec.follows else 130
+        if ctx.queued:
+            print(
+                f"opseal: interrupted; {ctx.queued} queued in the outbox stay there; "
+                "re-run or `opseal sync` sends them",
+                file=sys.stderr,
+                flush=True,
+            )
+        return OK if spec.follows else INTERRUPTED
     except Exception as exc:
         error = explain(exc, ctx)
         if args.debug:

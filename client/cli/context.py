@@ -9,19 +9,24 @@ import datetime as dt
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from opseal.crypto.charter import Charter
 from opseal.crypto.errors import CryptoError, WrongPassphrase
 from opseal.crypto.keys import KdfParams
 
 from ..client import Client, SyncReport
-from ..errors import TransportError
+from ..errors import RateLimitedError, Refusal, TransportError, UnavailableError
+from ..outbox import retrying
 from ..profile import Profile
 from ..store import StoredMessage
 from .codes import UNREACHABLE, CliError, usage
 from .render import Out
+
+T = TypeVar("T")
 
 
 # -- the invocation ---------------------------------------------------------------------------
@@ -36,6 +41,7 @@ class Ctx:
     fresh_warnings: int = 0
     seen_warning: int | None = None
     shown_warnings: set[int] = field(default_factory=set)
+    queued: int = 0  # submissions pending in the outbox when the client closed
     _passphrase: str | None = field(default=None, repr=False)
 
     def passphrase(self, *, new: bool = False) -> str:
@@ -78,7 +84,45 @@ class Ctx:
                 await self.sync(client)
             yield client
         finally:
+            with contextlib.suppress(Exception):  # told on Ctrl-C: what stays queued
+                self.queued = client.store.outbox_pending_count()
             await client.close()
+
+    @property
+    def retry_for(self) -> float:
+        return float(getattr(self.args, "retry_for", 60.0))
+
+    def countdown(self, wait: float, left: float, error: TransportError) -> None:
+        """What an unreachable server means for this run, before each wait (on stderr)."""
+        until = "Ctrl-C to stop" if left == float("inf") else f"giving up in {left:.0f} s"
+        print(
+            f"opseal: the server is unreachable ({error}); retrying in {wait:.0f} s ({until})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def unreachable(self, client: Client, error: TransportError) -> CliError:
+        queued = client.store.outbox_pending_count()
+        return CliError(
+            f"the server could not be reached for {self.retry_for:g} s ({error}); {queued} queued",
+            "re-run or `opseal sync` when it answers (`opseal outbox` shows what waits)",
+            UNREACHABLE,
+        )
+
+    async def connect(self, client: Client) -> None:
+        """Log in and sync, retrying an unreachable server for --retry-for seconds."""
+
+        async def attempt() -> None:
+            try:
+                await client.login()
+                await self.sync(client)
+            except (UnavailableError, RateLimitedError) as exc:  # a restarting server
+                raise TransportError(str(exc)) from exc
+
+        try:
+            await retrying(attempt, self.retry_for, self.countdown)
+        except TransportError as exc:
+            raise self.unreachable(client, exc) from exc
 
     async def sync(self, client: Client) -> SyncReport:
         """Sync, and report the integrity warnings it recorded."""
@@ -163,21 +207,71 @@ def verified(client: Client, message_id: str) -> StoredMessage:
 
 async def check_may_post(client: Client, op: str, area: str) -> None:
     """Refuse before sealing what the charter would refuse: a refused item blocks the outbox."""
-    charter = await client.charter(op)
+    may_post(await client.charter(op), client.org_id, op, area)
+
+
+def may_post(charter: Charter, org: str, op: str, area: str) -> None:
+    """Refuse before sealing what the charter would refuse: a refused item blocks the outbox."""
     try:
         charter.area(area)
-        charter.check_may_post(client.org_id, area)
+        charter.check_may_post(org, area)
     except CryptoError as exc:
         raise CliError(str(exc), f"see who may post where with `opseal op charter {op}`") from exc
 
 
-async def send(client: Client, ctx: Ctx, progress: Callable[[int], None] | None = None) -> int:
-    """Flush the outbox; an unreachable server leaves it queued (exit 3 with a hint)."""
+async def queue_first(ctx: Ctx, client: Client, op: str, area: str, make: Callable[[], T]) -> T:
+    """Put a submission in the outbox before the server is asked anything (``make()`` seals
+    and queues it), so an unreachable server loses nothing. A device that has not yet the
+    area's verified state connects first."""
+    charter = client.stored_charter(op)
+    if charter is None or client.store.latest_state(op, area) is None:
+        await ctx.connect(client)
+        charter = await client.charter(op)
+    may_post(charter, client.org_id, op, area)
+    return make()
+
+
+async def send(
+    client: Client,
+    ctx: Ctx,
+    message_ids: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, list[Refusal]]:
+    """Flush the outbox (a countdown on stderr while the server is unreachable); returns how
+    many were sent and which of ``message_ids`` the server refused. Unreachable past
+    --retry-for: exit 3 naming what stays queued."""
     try:
-        return await client.flush(deadline=ctx.args.retry_for, progress=progress)
+        sent = await client.flush(deadline=ctx.retry_for, progress=progress, on_wait=ctx.countdown)
     except TransportError as exc:
-        raise CliError(
-            f"the server is unreachable, the submission is queued in the outbox ({exc})",
-            "run `opseal sync` later to send it; `opseal outbox` shows what waits",
-            UNREACHABLE,
-        ) from exc
+        raise ctx.unreachable(client, exc) from exc
+    return sent, client.refusals(message_ids)
+
+
+def refusal_json(r: Refusal) -> dict[str, str]:
+    return {"message_id": r.message_id, "op": r.op, "area": r.area, "code": r.code,
+            "message": r.message}  # fmt: skip
+
+
+def report_refused(
+    ctx: Ctx, refused: Sequence[Refusal], names: Mapping[str, str] | None = None
+) -> None:
+    """Each refusal on stderr, then the one-line failure (the command exits 1)."""
+    for r in refused:
+        name = f"{names[r.message_id]} " if names and r.message_id in names else ""
+        ctx.out.warn(f"refused: {name}({r.message_id}, {r.op}/{r.area}): {r.code}: {r.message}")
+    codes = sorted({r.code for r in refused})
+    ctx.out.fail(
+        f"the server refused {len(refused)} submission(s) ({', '.join(codes)}); "
+        "they were not sent and stay in `opseal outbox` as refused",
+        _REFUSAL_HINTS.get(codes[0], "see `opseal outbox` and `opseal op show OP`")
+        if len(codes) == 1
+        else "see `opseal outbox` and `opseal op show OP`",
+    )
+
+
+_REFUSAL_HINTS = {
+    "phase_closed": "the operation's phase no longer takes submissions (`opseal op show OP`); "
+    "ask the coordinator",
+    "not_member": "this device is not (or no longer) a member of the area; ask to be admitted",
+    "forbidden": "the charter does not let your organisation post there (`opseal op charter OP`)",
+}

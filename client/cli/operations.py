@@ -16,6 +16,8 @@ from ..client import Client
 from ..errors import (
     ClientError,
     NotFoundError,
+    TransportError,
+    UnauthorizedError,
 )
 from .codes import CliError, usage
 from .context import Ctx, confirm, parse_time
@@ -325,20 +327,34 @@ async def admit(ctx: Ctx) -> None:
             ctx.out.result({"admitted": admitted}, text)
             return
         ctx.out.note(f"Admitting every {ctx.args.interval:g} s; Ctrl-C to stop.")
+        delay = ctx.args.interval
         while True:
-            await _admit_round(ctx, client)
-            await asyncio.sleep(ctx.args.interval)
+            reached = await _admit_round(ctx, client, delay)
+            delay = ctx.args.interval if reached else min(max(delay, 0.5) * 2, WATCH_BACKOFF)
+            await asyncio.sleep(delay)
 
 
-async def _admit_round(ctx: Ctx, client: Client) -> None:
-    """One round of ``admit --watch``: a refusal is reported and the watch goes on."""
+WATCH_BACKOFF = 30.0
+"""The longest wait of ``admit --watch`` between tries while the server is unreachable."""
+
+
+async def _admit_round(ctx: Ctx, client: Client, delay: float) -> bool:
+    """One round of ``admit --watch``: a refusal is reported and the watch goes on; an
+    unreachable server is retried with backoff (False), logging in again once it answers."""
     try:
         admitted = sorted(set(await client.admit(ctx.args.op, ctx.args.readmit)))
+    except TransportError as exc:
+        ctx.countdown(min(max(delay, 0.5) * 2, WATCH_BACKOFF), float("inf"), exc)
+        return False
+    except UnauthorizedError:  # the server restarted or the session expired
+        await client.session.relogin()
+        return True
     except (ClientError, CryptoError) as exc:
         ctx.out.note(f"{when(client.now())}  admission round failed: {exc}")
-        return
+        return True
     for device in admitted:
         ctx.out.line({"admitted": device}, f"{when(client.now())}  admitted {device}")
+    return True
 
 
 @command(

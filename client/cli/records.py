@@ -14,8 +14,10 @@ from ..client import Client
 from ..errors import (
     ApiError,
     ClientError,
+    SubmissionRefused,
     TransportError,
 )
+from ..outbox import Queued
 from ..report import aggregate, checked_records, reporting_codes
 from ..report_render import FORMATS as REPORT_FORMATS
 from ..report_render import render as render_report
@@ -30,8 +32,16 @@ from ..seizures import (
     write_seizures_xlsx,
 )
 from .codes import OK, REFUSED, WARNINGS, CliError, usage
-from .context import Ctx, check_may_post, verified
-from .registry import MESSAGE_ID, OP, arg, command
+from .context import (
+    Ctx,
+    check_may_post,
+    queue_first,
+    refusal_json,
+    report_refused,
+    send,
+    verified,
+)
+from .registry import MESSAGE_ID, OP, RETRY, arg, command
 
 
 @command(
@@ -57,14 +67,16 @@ from .registry import MESSAGE_ID, OP, arg, command
         help="send records that differ from the version your organisation submitted as "
         "corrections of it (default: report them and send nothing for them)",
     ),
+    RETRY,
 )
 async def submit_seizures(ctx: Ctx) -> int:
     a = ctx.args
     if not a.file.is_file():
         raise usage(f"{a.file}: no such file", "give the path of a CSV or XLSX file")
-    async with ctx.client(sync=True) as client:
-        await check_may_post(client, a.op, a.area)
-        charter = await client.charter(a.op)
+    async with ctx.client(login=False) as client:
+        # Queued before the server is asked anything: an outage loses nothing.
+        charter = await queue_first(ctx, client, a.op, a.area, lambda: client.stored_charter(a.op))
+        assert charter is not None
         reporting = (client.org_id, charter.member(client.org_id).reporting_codes)
         records, rejected = _read_csv(a.file, reporting)
         for row in rejected:
@@ -72,21 +84,39 @@ async def submit_seizures(ctx: Ctx) -> int:
         if rejected and a.all_or_nothing:
             _refuse_all(ctx, a.file, rejected)
         records = _hold_changed(ctx, client, a, records)
-        with ctx.out.progress(len(records), "submitting", "record") as bar:
-            if a.correct:
+        if a.correct:
+            await ctx.connect(client)
+            try:
                 ids = await client.post_corrections(a.op, records, area=a.area)
-                bar.update(len(records))
-            else:
-                ids = await client.post_seizures(a.op, records, area=a.area, progress=bar.update)
+            except SubmissionRefused as exc:
+                ids = [*exc.accepted, *(r.message_id for r in exc.refused)]
+            queued = Queued(ids, len(ids))
+        else:
+            queued = client.queue_seizures(a.op, records, area=a.area)
+            await ctx.connect(client)
+            with ctx.out.progress(queued.new, "submitting", "record") as bar:
+                await send(client, ctx, queued.ids, bar.update)
+        refused = client.refusals(queued.ids)
+    names = {i: str(r.get("record_id")) for i, r in zip(queued.ids, records, strict=False)}
+    held = len(queued.ids) - len(refused)
     ctx.out.result(
         {
-            "submitted": len(ids),
-            "message_ids": ids,
+            "submitted": held,
+            "records": len(queued.ids),
+            "new": queued.new,
+            "already_sent": queued.already,
+            "message_ids": queued.ids,
+            "refused": [{"record_id": names.get(r.message_id), **refusal_json(r)} for r in refused],
             "rejected": [dataclasses.asdict(r) for r in rejected],
         },
-        f"Submitted {len(ids)} records to {a.op}/{a.area}"
+        f"{len(queued.ids)} records: {queued.new} new, {queued.already} already sent or queued "
+        f"before; {held} held by the server in {a.op}/{a.area}"
+        + (f", {len(refused)} refused" if refused else "")
         + (f"; {len(rejected)} rejected cells withheld their records." if rejected else "."),
     )
+    if refused:
+        report_refused(ctx, refused, names)
+        return REFUSED
     if not rejected:
         return OK
     withheld = len({r.record_id or r.row for r in rejected})
