@@ -320,7 +320,8 @@ async def op_phase(ctx: Ctx) -> None:
     follows=True,
 )  # fmt: skip
 async def admit(ctx: Ctx) -> None:
-    async with ctx.client() as client:
+    # --watch logs in within its rounds: a server down at the start is waited for too
+    async with ctx.client(login=not ctx.args.watch) as client:
         if not ctx.args.watch:
             admitted = sorted(set(await client.admit(ctx.args.op, ctx.args.readmit)))
             text = f"Admitted: {', '.join(admitted)}" if admitted else "Nobody is waiting."

@@ -290,6 +290,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 sub.poke.clear()
                 if not reader.done() and not await sub.refresh(hub.latest):
                     break
+    except ConnectionResetError:
+        pass  # the client went away, or the server closed the stream to shut down
     finally:
         hub.subscribers.discard(sub)
         SUBSCRIBERS.set(len(hub.subscribers))
