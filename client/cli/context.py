@@ -104,7 +104,9 @@ class Ctx:
     def unreachable(self, client: Client, error: TransportError) -> CliError:
         queued = client.store.outbox_pending_count()
         return CliError(
-            f"the server could not be reached for {self.retry_for:g} s ({error}); {queued} queued",
+            f"cannot reach the server at {client.info.server}"
+            + (f" for {self.retry_for:g} s" if self.retry_for > 0 else "")
+            + f" ({error}); {queued} queued",
             "re-run or `opseal sync` when it answers (`opseal outbox` shows what waits)",
             UNREACHABLE,
         )
