@@ -84,7 +84,12 @@ CREATE TABLE IF NOT EXISTS revocation_checks (digest BLOB, root BLOB, status TEX
     PRIMARY KEY (digest, root));
 CREATE TABLE IF NOT EXISTS held (op TEXT, area TEXT, seq INTEGER, epoch INTEGER NOT NULL,
     body BLOB NOT NULL, PRIMARY KEY (op, area, seq));
+CREATE TABLE IF NOT EXISTS missing (op TEXT, area TEXT, seq INTEGER,
+    warning_id INTEGER NOT NULL, PRIMARY KEY (op, area, seq));
 """
+
+MISSING_TRACKED = 10_000
+"""The longest run of skipped entries whose refill is tracked (a longer gap stays open)."""
 
 
 @dataclass(frozen=True)
@@ -418,12 +423,53 @@ class Store:
             bool(requires_ack), client_time_ms, opened[4 + size :],
         )  # fmt: skip
 
-    def warn(self, op: str, area: str, seq: int | None, kind: str, message: str) -> None:
-        self.db.execute(
+    def warn(self, op: str, area: str, seq: int | None, kind: str, message: str) -> int:
+        """Record a warning; returns its id."""
+        cursor = self.db.execute(
             "INSERT INTO warnings (op, area, seq, kind, message, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (op, area, seq, kind, message, int(time.time())),
         )
+        return int(cursor.lastrowid or 0)
+
+    # -- entries the server skipped (a "gap" warning each) ---------------------------------
+    def add_missing(self, op: str, area: str, first: int, last: int, warning_id: int) -> None:
+        """Entries ``first..last`` were skipped: the gap's warning stays open until each
+        arrives (a gap longer than :data:`MISSING_TRACKED` is not tracked)."""
+        if last - first + 1 > MISSING_TRACKED:
+            return
+        self.db.executemany(
+            "INSERT OR IGNORE INTO missing VALUES (?, ?, ?, ?)",
+            [(op, area, seq, warning_id) for seq in range(first, last + 1)],
+        )
+
+    def is_missing(self, op: str, area: str, seq: int) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM missing WHERE op = ? AND area = ? AND seq = ?", (op, area, seq)
+        ).fetchone()
+        return row is not None
+
+    def missing(self) -> list[tuple[str, str, int, int]]:
+        """Per area with skipped entries: (op, area, first, last) still missing."""
+        rows = self.db.execute(
+            "SELECT op, area, MIN(seq), MAX(seq) FROM missing GROUP BY op, area ORDER BY op, area"
+        )
+        return [tuple(row) for row in rows]
+
+    def fill_missing(self, op: str, area: str, seq: int) -> None:
+        """A skipped entry arrived; its gap's warning is resolved once none is missing."""
+        row = self.db.execute(
+            "DELETE FROM missing WHERE op = ? AND area = ? AND seq = ? RETURNING warning_id",
+            (op, area, seq),
+        ).fetchone()
+        if row is None:
+            return
+        left = self.db.execute("SELECT 1 FROM missing WHERE warning_id = ?", row).fetchone()
+        if left is None:
+            self.db.execute(
+                "UPDATE warnings SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL",
+                (int(time.time()), row[0]),
+            )
 
     def warnings(self, since_id: int = 0) -> list[tuple[int, str, str, int | None, str, str]]:
         """The open warnings after ``since_id`` (resolved ones are left out)."""

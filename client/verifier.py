@@ -14,6 +14,7 @@ serves the other parts as :class:`~opseal.client.ports.Charters` and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -204,7 +205,9 @@ class Verifier:
                 self._tracker = self._store.load_tracker()  # forget what was rolled back
                 raise
             if not page.more:
-                return report
+                break
+        await self.refill_gaps(report)
+        return report
 
     async def ingest(
         self, entry: Event | Mapping[str, Any], report: SyncReport | None = None
@@ -216,15 +219,18 @@ class Verifier:
         op, area, seq, kind, text = _place(entry)
         position = self._store.position(op, area)
         if seq <= position:
+            if self._store.is_missing(op, area, seq):
+                await self._refill(op, area, seq, kind, text, report)
             return
         if seq != position + 1:
-            self._store.warn(
+            warning = self._store.warn(
                 op,
                 area,
                 seq,
                 "gap",
                 f"the server skipped entries {position + 1}..{seq - 1} of {area}",
             )
+            self._store.add_missing(op, area, position + 1, seq - 1, warning)
         report.entries += 1
         try:
             body = b64d(text, field="body")
@@ -241,6 +247,39 @@ class Verifier:
             report.refused += 1
             self._store.warn(op, area, seq, f"{kind}-refused", str(exc))
         self._store.set_position(op, area, seq)
+
+    async def _refill(
+        self, op: str, area: str, seq: int, kind: str, text: str, report: SyncReport
+    ) -> None:
+        """An entry the server had skipped arrives: a message is verified like any other (the
+        replay tracker accepts a counter it noted missing); a commit is not applied out of
+        order (the later commits applied since already hold the group state). Once the whole
+        gap is present, its warning is resolved."""
+        report.entries += 1
+        if kind == "message":
+            try:
+                self._take_message(op, area, seq, b64d(text, field="body"), await self.charter(op))
+                report.messages += 1
+            except (CryptoError, IntegrityWarning) as exc:
+                report.refused += 1
+                self._store.warn(op, area, seq, "message-refused", str(exc))
+        self._store.fill_missing(op, area, seq)
+
+    async def refill_gaps(self, report: SyncReport) -> None:
+        """Fetch again the entries the server skipped (``gap`` warnings) from each area."""
+        for op, area, first, last in self._store.missing():
+            after = first - 1
+            with contextlib.suppress(ClientError):  # no longer readable: the gap stays open
+                while after < last:
+                    events = await self._session.api.events(op, area, after=after, limit=500)
+                    if not events:
+                        break
+                    with self._store.transaction():
+                        for event in events:
+                            if event.seq <= last:
+                                await self.ingest(event, report)
+                        self.save_tracker()
+                    after = events[-1].seq
 
     async def _take_commit(self, op: str, area: str, body: bytes) -> None:
         commit = Commit.from_bytes(body)
