@@ -42,6 +42,7 @@ class Ctx:
     seen_warning: int | None = None
     shown_warnings: set[int] = field(default_factory=set)
     queued: int = 0  # submissions pending in the outbox when the client closed
+    connected: bool = False  # logged in and synced by connect()
     _passphrase: str | None = field(default=None, repr=False)
 
     def passphrase(self, *, new: bool = False) -> str:
@@ -111,8 +112,11 @@ class Ctx:
             UNREACHABLE,
         )
 
-    async def connect(self, client: Client) -> None:
-        """Log in and sync, retrying an unreachable server for --retry-for seconds."""
+    async def connect(self, client: Client, *, wait: bool = True) -> bool:
+        """Log in and sync, retrying an unreachable server for --retry-for seconds (exit 3
+        after). Without ``wait``, one try: False when the server is unreachable."""
+        if self.connected:
+            return True
 
         async def attempt() -> None:
             try:
@@ -122,9 +126,13 @@ class Ctx:
                 raise TransportError(str(exc)) from exc
 
         try:
-            await retrying(attempt, self.retry_for, self.countdown)
+            await retrying(attempt, self.retry_for if wait else 0, self.countdown)
         except TransportError as exc:
+            if not wait:
+                return False
             raise self.unreachable(client, exc) from exc
+        self.connected = True
+        return True
 
     async def sync(self, client: Client) -> SyncReport:
         """Sync, and report the integrity warnings it recorded."""

@@ -74,7 +74,9 @@ async def submit_seizures(ctx: Ctx) -> int:
     if not a.file.is_file():
         raise usage(f"{a.file}: no such file", "give the path of a CSV or XLSX file")
     async with ctx.client(login=False) as client:
-        # Queued before the server is asked anything: an outage loses nothing.
+        # One try to sync (what this organisation submitted decides what is new or changed);
+        # an unreachable server is waited for only once the records are queued.
+        await ctx.connect(client, wait=False)
         charter = await queue_first(ctx, client, a.op, a.area, lambda: client.stored_charter(a.op))
         assert charter is not None
         reporting = (client.org_id, charter.member(client.org_id).reporting_codes)
