@@ -23,7 +23,7 @@ from .render import Out
 
 # Importing a command group registers its commands; this order is the order of `--help`.
 # isort: off
-from . import onboarding, operations, messages, records, files, alerts, maintenance  # noqa: F401
+from . import onboarding, operations, messages, records, files, alerts, maintenance, integrity  # noqa: F401
 # isort: on
 
 

@@ -101,7 +101,9 @@ def _gaps(client: Client, op: str, area: str | None) -> dict[str, dict[str, list
 
 
 def _concerns(w: WarningRow, op: str, area: str | None, after: int) -> bool:
-    _id, w_op, w_area, seq, _kind, _msg = w
+    _id, w_op, w_area, seq, kind, _msg = w
+    if kind == "submission-refused":  # about what this device sent: `opseal outbox`
+        return False
     return w_op == op and area in (None, w_area or area) and (seq is None or seq > after)
 
 

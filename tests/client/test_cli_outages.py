@@ -204,3 +204,8 @@ async def _closed_operation(server: ServerProcess, home: Path, csv: Path, tmp_pa
     assert code == 1, err
     assert "phase_closed" in err
     assert "Posted" not in out
+    code, out, _ = await run(home, NATIONAL_SYSTEM, "--json", "warnings")
+    assert code == 4  # the open warnings, each with what to do
+    listed = json.loads(out)
+    assert {w["kind"] for w in listed["warnings"]} == {"submission-refused"}
+    assert all("opseal outbox" in w["todo"] for w in listed["warnings"])
