@@ -116,7 +116,7 @@ class Verifier:
             )
         self._store.set_pin(operation_id, coordinator_root_key_id)
         try:
-            charter = await self.charter(operation_id, refresh=True, warn=False)
+            charter = await self.charter(operation_id, refresh=True)
         except BaseException:
             # a root whose charter does not verify is not kept (nor one pinned before that
             # never verified)
@@ -132,11 +132,9 @@ class Verifier:
         known = self._store.charters(operation_id)
         return Charter.from_bytes(known[-1]) if known else None
 
-    async def charter(
-        self, operation_id: str, *, refresh: bool = False, warn: bool = True
-    ) -> Charter:
+    async def charter(self, operation_id: str, *, refresh: bool = False) -> Charter:
         """The latest charter version, verified from the pinned root; a refusal is recorded
-        as a ``charter-refused`` warning (unless ``warn`` is false) and raised."""
+        as a ``charter-refused`` warning and raised."""
         if operation_id in self._charters and not refresh:
             return self._charters[operation_id]
         pinned = self._store.pin(operation_id)
@@ -175,8 +173,7 @@ class Verifier:
                 if mine.hash != theirs.hash:
                     raise CryptoError(f"charter version {mine.version} was rewritten")
         except CryptoError as exc:
-            if warn:
-                self._store.warn(operation_id, "", None, "charter-refused", str(exc))
+            self._store.warn(operation_id, "", None, "charter-refused", str(exc))
             raise IntegrityWarning(f"charter of {operation_id!r} refused: {exc}") from exc
         for c in chain:
             self._store.add_charter(operation_id, c.version, c.to_bytes())

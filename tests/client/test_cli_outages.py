@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from opseal.client._demo_data import seizure_records
+from opseal.client.errors import SubmissionRefused
 from opseal.client.profile import Profile
 from opseal.client.seizures import write_seizures_csv
 from opseal.client.store import Store
@@ -186,6 +187,10 @@ async def _closed_operation(server: ServerProcess, home: Path, csv: Path, tmp_pa
     try:
         for phase in ("active", "follow-up", "closed"):
             await asyncio.to_thread(wco._loop.run, wco.aio.api.set_phase(OP, phase))
+        await asyncio.to_thread(wco.sync)
+        with pytest.raises(SubmissionRefused) as refused:  # the library says so too
+            await asyncio.to_thread(wco.post, OP, "plan", "text", {"text": "late"})
+        assert [r.code for r in refused.value.refused] == ["phase_closed"]
     finally:
         await asyncio.to_thread(wco.close)
     late = tmp_path / "late.csv"
