@@ -115,8 +115,9 @@ def _concerns(w: WarningRow, op: str, area: str | None, after: int) -> bool:
 )
 async def tail(ctx: Ctx) -> None:
     # No sync first: the stream resumes from the sync cursor, so what arrived since the last
-    # command is shown too, verified the same way, and then what arrives next.
-    async with ctx.client() as client:
+    # command is shown too, verified the same way, and then what arrives next. The stream
+    # logs in itself, so a server down at the start is waited for like a later outage.
+    async with ctx.client(login=False) as client:
         ctx.out.note("Following; Ctrl-C to stop.")
         stop, shown = asyncio.Event(), 0
 
