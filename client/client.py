@@ -353,31 +353,21 @@ class Client:
     async def flush(
         self, *, deadline: float = 60.0, progress: Any = None, on_wait: OnWait | None = None
     ) -> int:
-        """Send the outbox until it is empty, retrying an unreachable server with backoff;
-        returns how many were confirmed. After ``deadline`` seconds unreachable the
-        :class:`~.errors.TransportError` is raised and the rest stays queued; refusals are
-        set aside (see :meth:`refusals`)."""
+        """Send the outbox, retrying an unreachable server with backoff (telling ``on_wait``);
+        returns how many were confirmed. Unreachable for ``deadline`` seconds: raises
+        :class:`~.errors.TransportError`, the rest stays queued. Refusals: :meth:`refusals`."""
         return await self.outbox.flush(deadline=deadline, progress=progress, on_wait=on_wait)
 
     def refusals(self, message_ids: Sequence[str]) -> list[Refusal]:
         """Of ``message_ids``, those the server refused for good, with its code and message."""
         return self.outbox.refusals(message_ids)
 
-    def check_submitted(self, message_ids: Sequence[str]) -> None:
-        """Raise :class:`~.errors.SubmissionRefused` if the server refused any of
-        ``message_ids`` (after :meth:`flush`)."""
-        self.outbox.check(message_ids)
-
     def queue_seizures(
-        self,
-        op: str,
-        records: Sequence[dict[str, Any]],
-        area: str = "seizures",
-        *,
+        self, op: str, records: Sequence[dict[str, Any]], area: str = "seizures", *,
         handling: str = "H0",
-    ) -> Queued:
+    ) -> Queued:  # fmt: skip
         """Put seizure records in the outbox, each once, without sending (works offline);
-        :meth:`flush` sends them."""
+        :meth:`flush` sends them and :meth:`refusals` tells what the server refused."""
         return self.outbox.queue_seizures(op, records, area, handling=handling)
 
     async def post_seizures(
@@ -391,9 +381,8 @@ class Client:
     ) -> list[str]:
         """Submit seizure records exactly once: each gets a deterministic message id
         (:func:`~.content.record_message_id`, from the operation, this organisation and the
-        record id); records this organisation already queued or
-        posted are skipped, the rest go through the outbox. Returns every record's id; records
-        the server refused raise :class:`~.errors.SubmissionRefused` naming each.
+        record id); records already queued or posted are skipped, the rest go through the
+        outbox. Returns every record's id; refusals raise :class:`~.errors.SubmissionRefused`.
 
         ``progress(n)`` is called with counts of records done, the skipped ones first.
         """
