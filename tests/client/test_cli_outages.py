@@ -143,12 +143,12 @@ async def _outage(server: ServerProcess, ctx, home: Path, csv: Path) -> None:
         await session.close()
 
     code, out, err = await run(home, NATIONAL_SYSTEM, "post", OP, "seizures", "--text",
-                               "parcel CN1", "--retry-for", "1")  # fmt: skip
+                               "parcel CN1", "--retry-for", "0.5")  # fmt: skip
     assert code == 3, err
     assert "1 queued; re-run or `opseal sync`" in err
     assert "retrying in" in err  # the countdown
     code, out, err = await run(home, NATIONAL_SYSTEM, "submit", "seizures", str(csv), "--op", OP,
-                               "--retry-for", "1")  # fmt: skip
+                               "--retry-for", "0.5")  # fmt: skip
     assert code == 3, err
     assert "4 queued; re-run or `opseal sync`" in err
 
@@ -177,9 +177,6 @@ async def _wrong_root_then_watch_admits(home: Path, roots, watch: subprocess.Pop
     # The watch started before the restart admits the device that joined after it.
     line = await asyncio.wait_for(asyncio.to_thread(watch.stdout.readline), 30)
     assert json.loads(line) == {"admitted": "de-device"}, line
-    code, out, err = await run(home, "de-device", "--json", "read", OP2)
-    assert code == 0, err
-    assert json.loads(out)["warnings"] == []
 
 
 async def _closed_operation(server: ServerProcess, home: Path, csv: Path, tmp_path: Path) -> None:
