@@ -129,8 +129,8 @@ def run(argv: list[str] | None = None, *, kdf_params: KdfParams | None = None) -
     except KeyboardInterrupt:
         if ctx.queued:
             print(
-                f"opseal: interrupted; {ctx.queued} queued in the outbox stay there; "
-                "re-run or `opseal sync` sends them",
+                f"opseal: interrupted; {ctx.queued} queued in the outbox; "
+                "re-run or `opseal sync` to send them",
                 file=sys.stderr,
                 flush=True,
             )

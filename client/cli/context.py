@@ -97,7 +97,8 @@ class Ctx:
         """What an unreachable server means for this run, before each wait (on stderr)."""
         until = "Ctrl-C to stop" if left == float("inf") else f"giving up in {left:.0f} s"
         print(
-            f"opseal: the server is unreachable ({error}); retrying in {wait:.0f} s ({until})",
+            f"opseal: the server is unreachable ({error}); "
+            f"retrying in {round(wait, 1):g} s ({until})",
             file=sys.stderr,
             flush=True,
         )
