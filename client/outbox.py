@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from opseal.crypto.envelope import Envelope, Header, seal
-from opseal.crypto.group import DeviceIdentity, GroupState
+from opseal.crypto.group import DeviceIdentity, GroupState, epoch_authenticator
 
 from . import attachments, content, corrections
 from .errors import (
@@ -134,6 +134,7 @@ class Outbox:
             handling,
             requires_ack,
             int(time.time() * 1000),
+            epoch_authenticator(secret, state),  # a member on another branch sees the fork
         )
         return seal(header, plaintext, secret, self._identity.signing_key)
 

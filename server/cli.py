@@ -10,10 +10,12 @@ import argparse
 import asyncio
 import json
 import ssl
+import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +23,8 @@ from aiohttp import web
 from .config import ConfigError, Settings, load_settings
 from .errors import OpSealError
 from .logging import configure_logging
-from .storage.db import SchemaError, check_schema, make_engine, migrate
+from .services.onboarding import ORG_KINDS
+from .storage.db import SchemaError, check_schema, make_engine, migrate, sqlite_path
 
 __all__ = ["main"]
 
@@ -39,14 +42,32 @@ def _parser() -> argparse.ArgumentParser:
     org = sub.add_parser("create-org", help="register an organisation")
     org.add_argument("org_id")
     org.add_argument("--name", required=True)
-    org.add_argument("--kind", required=True, help="e.g. customs-administration, rights-holder")
+    org.add_argument("--kind", required=True, help=f"one of: {', '.join(ORG_KINDS)}")
     org.add_argument("--coordinator", action="store_true", help="may coordinate operations")
-    code = sub.add_parser("enrol-code", help="issue a one-time enrolment code for an organisation")
+    org.add_argument("--ttl-hours", type=int, default=168, help="validity of the printed code")
+    code = sub.add_parser(
+        "enrol-code",
+        help="a new one-time code for an organisation's focal point (before it has enrolled; "
+        "afterwards the focal point issues codes with `opseal org enrol-code`)",
+    )
     code.add_argument("org_id")
     code.add_argument("--ttl-hours", type=int, default=168)
+    orgs = sub.add_parser("list-orgs", help="the organisations, their kinds and root fingerprints")
+    orgs.add_argument("--json", action="store_true", help="one JSON document")
     sub.add_parser("status", help="instance id, log key fingerprint and counts, as JSON")
     purge = sub.add_parser("purge", help="purge archived operations past their retention")
     purge.add_argument("--dry-run", action="store_true", help="only list what is due")
+    blobs = sub.add_parser("blobs", help="attachment storage").add_subparsers(
+        dest="blobs_command", required=True, metavar="ACTION"
+    )
+    move = blobs.add_parser(
+        "migrate",
+        help="move every blob's bytes from the blob_store setting's store to another",
+        description="Stop the nodes, run this, set blob_store to the new store, start them. "
+        "An interrupted run loses nothing; run it again to finish.",
+    )
+    move.add_argument("--to", required=True, metavar="STORE",
+                      help="database, file:/absolute/folder or s3://bucket/prefix")  # fmt: skip
     return parser
 
 
@@ -58,7 +79,10 @@ async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[An
     try:
         await check_schema(engine)
         ctx = Context(settings, engine, await load_instance(engine), LocalBus())
-        return await action(ctx)
+        try:
+            return await action(ctx)
+        finally:
+            await ctx.chunks.close()
     finally:
         await engine.dispose()
 
@@ -80,6 +104,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
     engine = make_engine(settings.database_url)
     asyncio.run(_check_then_dispose(engine))
+    for warning in exposed_files(settings):
+        print(f"opseal-server: warning: {warning}", file=sys.stderr, flush=True)
     context = None
     if settings.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -116,6 +142,30 @@ async def _announce_shutdown(app: web.Application) -> None:
     )
 
 
+def exposed_files(settings: Settings) -> list[str]:
+    """Warnings for the secret-holding files others may read: the SQLite database (it holds
+    the audit log's signing key) with its -wal and -shm files, and the TLS key."""
+    db = sqlite_path(settings.database_url)
+    secrets: list[tuple[Path, str]] = []
+    if db is not None:
+        secrets += [(Path(f"{db}{end}"), "holds the audit log signing key") for end in
+                    ("", "-wal", "-shm")]  # fmt: skip
+    if settings.tls_key:
+        secrets.append((Path(settings.tls_key), "is the TLS private key"))
+    warnings = []
+    for path, what in secrets:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            warnings.append(
+                f"{path} {what} and other accounts may read or change it (mode {mode:04o}); "
+                f"run `chmod 600 {path}` (and `chmod 700 {path.parent}`)"
+            )
+    return warnings
+
+
 async def _check_then_dispose(engine: Any) -> None:
     try:
         await check_schema(engine)
@@ -132,8 +182,45 @@ async def _purge(ctx: Any, dry_run: bool) -> dict[str, Any]:
     return {op: await retention.purge(ctx, op) for op in due}
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> None:
+async def _move(ctx: Any, target: Settings) -> dict[str, Any]:
+    from .blobstore import make_chunk_store
+    from .services.blob_moves import move_chunks
+
+    spec = target.blob_store
+    store = make_chunk_store(spec, s3_endpoint_url=target.s3_endpoint_url,
+                             s3_region=target.s3_region)  # fmt: skip
+    try:
+        counts = await move_chunks(ctx, store)
+    finally:
+        await store.close()
+    return {"from": ctx.settings.blob_store, "to": spec, **counts,
+            "next": f"set blob_store = {spec!r} on every node, then start them"}  # fmt: skip
+
+
+async def _create_org(ctx: Any, args: argparse.Namespace) -> str:
+    """Register the organisation and issue its focal point's first code, as one step."""
     from .services import instance
+
+    await instance.create_organisation(
+        ctx, args.org_id, args.name, args.kind, can_coordinate=args.coordinator
+    )
+    return await instance.create_enrolment_code(ctx, args.org_id, ttl=args.ttl_hours * 3600)
+
+
+def _list_orgs(orgs: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"organisations": orgs}, indent=2))
+        return
+    if not orgs:
+        print("No organisations yet: opseal-server create-org ORG --name NAME --kind KIND")
+    for org in orgs:
+        role = " (may coordinate)" if org["can_coordinate"] else ""
+        root = org["fingerprint"] or "not enrolled yet"
+        print(f"{org['org_id']:<24} {org['kind']:<28} {root}  {org['name']}{role}")
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    from .services import instance, onboarding
 
     if args.command == "migrate":
         migrate(settings.database_url)
@@ -144,25 +231,24 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
     elif args.command == "serve":
         _serve(settings, args.host, args.port)
     elif args.command == "create-org":
-        asyncio.run(
-            _with_context(
-                settings,
-                lambda ctx: instance.create_organisation(
-                    ctx, args.org_id, args.name, args.kind, can_coordinate=args.coordinator
-                ),
-            )
-        )
+        code = asyncio.run(_with_context(settings, lambda ctx: _create_org(ctx, args)))
         print(f"organisation {args.org_id} created")
+        print(
+            f"one-time enrolment code for its focal point (valid {args.ttl_hours} h; send it "
+            f"by a channel you trust): {code}"
+        )
     elif args.command == "enrol-code":
         code = asyncio.run(
             _with_context(
                 settings,
-                lambda ctx: instance.create_enrolment_code(
+                lambda ctx: instance.first_enrolment_code(
                     ctx, args.org_id, ttl=args.ttl_hours * 3600
                 ),
             )
         )
         print(code)
+    elif args.command == "list-orgs":
+        _list_orgs(asyncio.run(_with_context(settings, onboarding.organisations)), args.json)
     elif args.command == "purge":
         print(
             json.dumps(
@@ -170,12 +256,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
                 indent=2,
             )
         )
+    elif args.command == "blobs":
+        target = settings.replace(blob_store=args.to)  # a bad store stops here (exit 2)
+        moved = asyncio.run(_with_context(settings, lambda ctx: _move(ctx, target)))
+        print(json.dumps(moved, indent=2))
     elif args.command == "status":
         print(json.dumps(asyncio.run(_with_context(settings, instance.status)), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "create-org" and args.kind not in ORG_KINDS:
+        parser.error(f"--kind {args.kind!r} is not a known kind; use one of {', '.join(ORG_KINDS)}")
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -184,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_json)
     try:
         _run(args, settings)
+    except ConfigError as exc:
+        print(f"opseal-server: configuration error: {exc}", file=sys.stderr)
+        return 2
     except (SchemaError, OpSealError) as exc:
         print(f"opseal-server: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ import datetime as dt
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -17,9 +17,17 @@ from typing import TypeVar
 from opseal.crypto.charter import Charter
 from opseal.crypto.errors import CryptoError, WrongPassphrase
 from opseal.crypto.keys import KdfParams
+from opseal.wire.errors import ERRORS
 
 from ..client import Client, SyncReport
-from ..errors import RateLimitedError, Refusal, TransportError, UnavailableError
+from ..errors import (
+    ClientError,
+    RateLimitedError,
+    Refusal,
+    TransportError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from ..outbox import retrying
 from ..profile import Profile
 from ..store import StoredMessage
@@ -81,6 +89,7 @@ class Ctx:
         try:
             if login:  # here, so that a failed login still closes the client
                 await client.login()
+                remember_login(client)
             if sync:
                 await self.sync(client)
             yield client
@@ -146,6 +155,33 @@ class Ctx:
         return report
 
 
+TOKEN_KEY = "session-token"  # noqa: S105 -- the store key it lives under, not a secret
+
+
+def remember_login(client: Client) -> None:
+    """Keep the bearer token, sealed in the store, for commands that should not log in."""
+    if client.api.token:
+        client.store.put(TOKEN_KEY, client.store.seal(client.api.token.encode(), TOKEN_KEY))
+
+
+async def reusing_login(client: Client, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()`` with the token of an earlier command, logging in only when there is none
+    or the server refuses it: a login is an audit entry, and reading the log should not grow
+    it."""
+    sealed = client.store.get(TOKEN_KEY)
+    token = None
+    if sealed is not None:
+        with contextlib.suppress(ClientError, UnicodeDecodeError):
+            token = client.store.open(sealed, TOKEN_KEY).decode()
+    if token:
+        client.api.token = token
+        with contextlib.suppress(UnauthorizedError):
+            return await call()
+    await client.login()
+    remember_login(client)
+    return await call()
+
+
 def prompt_passphrase(profile: str, new: bool) -> str:
     first = getpass.getpass(f"Passphrase for profile {profile!r}: ")
     if new and getpass.getpass("Repeat the passphrase: ") != first:
@@ -167,11 +203,21 @@ def last_warning(client: Client) -> int:
     return warnings[-1][0] if warnings else 0
 
 
-def confirm(ctx: Ctx, question: str) -> None:
-    """Ask before an irreversible step when someone is at the terminal (skip with --yes)."""
-    if getattr(ctx.args, "yes", False) or ctx.args.json or not sys.stdin.isatty():
+def confirm(ctx: Ctx, question: str, *, required: bool = False) -> None:
+    """Ask before an irreversible step when someone is at the terminal (skip with --yes).
+    ``required``: without a terminal (or with --json) and without --yes, refuse (exit 2)
+    rather than go ahead unasked."""
+    if getattr(ctx.args, "yes", False):
         return
-    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+    if ctx.args.json or not sys.stdin.isatty():
+        if not required:
+            return
+        raise usage(
+            f"not confirmed: {question} (no terminal to ask on, or --json)",
+            "add --yes to confirm it in a script; nothing was changed",
+        )
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise usage("stopped at your request", "nothing was changed")
 
 
@@ -271,18 +317,9 @@ def report_refused(
         name = f"{names[r.message_id]} " if names and r.message_id in names else ""
         ctx.out.warn(f"refused: {name}({r.message_id}, {r.op}/{r.area}): {r.code}: {r.message}")
     codes = sorted({r.code for r in refused})
+    entry = ERRORS.get(codes[0]) if len(codes) == 1 else None
     ctx.out.fail(
         f"the server refused {len(refused)} submission(s) ({', '.join(codes)}); "
         "they were not sent and stay in `opseal outbox` as refused",
-        _REFUSAL_HINTS.get(codes[0], "see `opseal outbox` and `opseal op show OP`")
-        if len(codes) == 1
-        else "see `opseal outbox` and `opseal op show OP`",
+        entry.hint if entry is not None and entry.hint else "see `opseal outbox`",
     )
-
-
-_REFUSAL_HINTS = {
-    "phase_closed": "the operation's phase no longer takes submissions (`opseal op show OP`); "
-    "ask the coordinator",
-    "not_member": "this device is not (or no longer) a member of the area; ask to be admitted",
-    "forbidden": "the charter does not let your organisation post there (`opseal op charter OP`)",
-}
