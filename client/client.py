@@ -14,6 +14,9 @@ store and connection, and composes parts that each get a narrow interface (desig
 
 Every public method below delegates to one part; their names and signatures are the
 library's surface (mirrored by :class:`~.sync.SyncClient`).
+
+Long because: it is the library's whole surface — one short delegating method per operation
+of every part, each with the docstring that :class:`~.sync.SyncClient` mirrors.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from . import attachments, audit, enrolment, schema
 from .admission import YEAR, Admission, certify_user_key
 from .alerts import Alerts
 from .api import ApiClient
-from .errors import ClientError
-from .outbox import Outbox
+from .errors import ClientError, Refusal
+from .outbox import OnWait, Outbox, Queued
 from .profile import Profile, ProfileError, ProfileInfo, check_passphrase, device_from
 from .receipts import Receipts
 from .release import Releaser
@@ -253,6 +256,10 @@ class Client:
         """The latest charter version, verified from the pinned root."""
         return await self.verifier.charter(operation_id, refresh=refresh)
 
+    def stored_charter(self, operation_id: str) -> Charter | None:
+        """The latest charter version verified earlier and kept in the store (no network)."""
+        return self.verifier.stored_charter(operation_id)
+
     async def create_operation(
         self, draft: Charter, user_key: SigningKey, retention_days: int = 365
     ) -> Charter:
@@ -374,10 +381,25 @@ class Client:
             op, area, content_type, payload, handling=handling, requires_ack=requires_ack
         )
 
-    async def flush(self, *, deadline: float = 120.0, progress: Any = None) -> int:
-        """Send the outbox until it is empty, retrying with backoff; returns how many were
-        confirmed. A transport failure past ``deadline`` seconds leaves the rest pending."""
-        return await self.outbox.flush(deadline=deadline, progress=progress)
+    async def flush(
+        self, *, deadline: float = 60.0, progress: Any = None, on_wait: OnWait | None = None
+    ) -> int:
+        """Send the outbox, retrying an unreachable server with backoff (telling ``on_wait``);
+        returns how many were confirmed. Unreachable for ``deadline`` seconds: raises
+        :class:`~.errors.TransportError`, the rest stays queued. Refusals: :meth:`refusals`."""
+        return await self.outbox.flush(deadline=deadline, progress=progress, on_wait=on_wait)
+
+    def refusals(self, message_ids: Sequence[str]) -> list[Refusal]:
+        """Of ``message_ids``, those the server refused for good, with its code and message."""
+        return self.outbox.refusals(message_ids)
+
+    def queue_seizures(
+        self, op: str, records: Sequence[dict[str, Any]], area: str = "seizures", *,
+        handling: str = "H0",
+    ) -> Queued:  # fmt: skip
+        """Put seizure records in the outbox, each once, without sending (works offline);
+        :meth:`flush` sends them and :meth:`refusals` tells what the server refused."""
+        return self.outbox.queue_seizures(op, records, area, handling=handling)
 
     async def post_seizures(
         self,
@@ -390,8 +412,8 @@ class Client:
     ) -> list[str]:
         """Submit seizure records exactly once: each gets a deterministic message id
         (:func:`~.content.record_message_id`, from the operation, this organisation and the
-        record id); records this organisation already queued or
-        posted are skipped, the rest go through the outbox. Returns every record's id.
+        record id); records already queued or posted are skipped, the rest go through the
+        outbox. Returns every record's id; refusals raise :class:`~.errors.SubmissionRefused`.
 
         ``progress(n)`` is called with counts of records done, the skipped ones first.
         """

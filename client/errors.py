@@ -2,6 +2,7 @@
 
 ClientError
 ├── TransportError            the server could not be reached or answered garbage
+├── SubmissionRefused         the server refused queued submissions for good (``refused``)
 └── ApiError                  the server refused (code, message, details, status)
     ├── BadRequestError       bad_request
     │   └── InvalidSignatureError invalid_signature
@@ -28,6 +29,7 @@ The registry covers every code of :data:`opseal.wire.errors.ERRORS` (checked by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -46,7 +48,9 @@ __all__ = [
     "PhaseClosedError",
     "RangeNotSatisfiableError",
     "RateLimitedError",
+    "Refusal",
     "ServerError",
+    "SubmissionRefused",
     "TransportError",
     "UnauthorizedError",
     "UnavailableError",
@@ -61,6 +65,30 @@ class ClientError(Exception):
 
 class TransportError(ClientError):
     """The server could not be reached, or its answer was not the API's."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One submission the server refused for good: kept in the outbox, never sent again."""
+
+    message_id: str
+    op: str
+    area: str
+    code: str
+    message: str
+
+
+class SubmissionRefused(ClientError):
+    """The server refused some of the submissions of a call; ``refused`` lists each (the
+    others, ``accepted``, are held by the server)."""
+
+    def __init__(self, refused: list[Refusal], accepted: list[str]) -> None:
+        first = refused[0]
+        super().__init__(
+            f"the server refused {len(refused)} of {len(refused) + len(accepted)} submissions "
+            f"({first.code}: {first.message})"
+        )
+        self.refused, self.accepted = refused, accepted
 
 
 class ApiError(ClientError):

@@ -15,11 +15,14 @@ verified group state (:class:`~opseal.client.ports.MemberStates`) and a resync c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.group import DeviceIdentity, GroupState, epoch_authenticator
@@ -29,7 +32,9 @@ from .errors import (
     ApiError,
     MalformedAnswerError,
     RateLimitedError,
+    Refusal,
     ServerError,
+    SubmissionRefused,
     TransportError,
     UnauthorizedError,
     UnavailableError,
@@ -39,10 +44,56 @@ from .ports import MemberStates, Resync
 from .session import Session
 from .store import OutboxItem, Store
 
-__all__ = ["BATCH", "Outbox"]
+__all__ = ["BATCH", "OnWait", "Outbox", "Queued", "retrying"]
+
+OnWait = Callable[[float, float, TransportError], None]
+"""Told before each wait for an unreachable server: the delay, the seconds left, the error."""
 
 BATCH = 500
 """Outbox items sent per round."""
+
+
+T = TypeVar("T")
+
+
+async def retrying(
+    action: Callable[[], Awaitable[T]],
+    deadline: float,
+    on_wait: OnWait | None = None,
+    between: Callable[[], Awaitable[None]] | None = None,
+) -> T:
+    """``action()``, tried again with backoff (0.5 s doubling to 10 s) while the server is
+    unreachable, until it has been so for ``deadline`` seconds; ``between()`` (e.g. a fresh
+    login) runs before each new try."""
+    delay, stop = 0.5, time.monotonic() + deadline
+    while True:
+        try:
+            return await action()
+        except TransportError as exc:
+            left = stop - time.monotonic()
+            if left <= 0:
+                raise
+            wait = min(delay, left)
+            if on_wait is not None:
+                on_wait(wait, left, exc)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, 10.0)
+        if between is not None:
+            with contextlib.suppress(TransportError):
+                await between()
+
+
+@dataclass(frozen=True)
+class Queued:
+    """Seizure records put in the outbox: every record's id, and how many were new (the
+    others were queued or sent before)."""
+
+    ids: list[str]
+    new: int
+
+    @property
+    def already(self) -> int:
+        return len(self.ids) - self.new
 
 
 class Outbox:
@@ -141,33 +192,49 @@ class Outbox:
         handling: str = "H0",
         requires_ack: bool = False,
     ) -> str:
-        """Seal, queue and send one message; returns its message id."""
+        """Seal, queue and send one message; returns its message id. A refusal raises
+        :class:`~.errors.SubmissionRefused` (the message stays in the outbox, refused)."""
         [message_id] = self.enqueue(
             op, area, [(content_type, payload)], handling=handling, requires_ack=requires_ack
         )
         await self.flush()
+        self.check([message_id])
         return message_id
 
-    async def flush(self, *, deadline: float = 120.0, progress: Any = None) -> int:
-        """Send the outbox until it is empty, retrying with backoff; returns how many were
-        confirmed. A transport failure past ``deadline`` seconds leaves the rest pending."""
-        sent, delay, stop = 0, 0.5, time.monotonic() + deadline
+    def refusals(self, message_ids: Sequence[str]) -> list[Refusal]:
+        """Of ``message_ids``, those the server refused for good, with its code and message."""
+        out = []
+        for message_id, op, area, error in self._store.outbox_refused(list(message_ids)):
+            code, _, message = error.partition(": ")
+            out.append(Refusal(message_id, op, area, code, message or error))
+        return out
+
+    def check(self, message_ids: Sequence[str]) -> None:
+        """Raise :class:`~.errors.SubmissionRefused` if the server refused any of
+        ``message_ids``: a refused submission is never reported as sent."""
+        refused = self.refusals(message_ids)
+        if refused:
+            gone = {r.message_id for r in refused}
+            raise SubmissionRefused(refused, [m for m in message_ids if m not in gone])
+
+    async def flush(
+        self, *, deadline: float = 60.0, progress: Any = None, on_wait: OnWait | None = None
+    ) -> int:
+        """Send the outbox until it is empty; returns how many were confirmed. An unreachable
+        server is retried with backoff (``on_wait(delay, remaining, error)`` is told before
+        each wait) until it has been unreachable for ``deadline`` seconds; then the
+        :class:`~.errors.TransportError` is raised and the rest stays queued. Refusals are
+        set aside (see :meth:`refusals`), not raised."""
+        sent = 0
         while batch := self._store.pending(BATCH):
             by_area: dict[tuple[str, str], list[OutboxItem]] = {}
             for item in batch:
                 by_area.setdefault((item.op, item.area), []).append(item)
-            try:
-                for (op, area), items in by_area.items():
-                    sent += await self._send(op, area, items)
-                    if progress is not None:
-                        progress(len(items))
-                delay = 0.5
-            except TransportError:
-                if time.monotonic() > stop:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                await self._session.relogin()
+            for (op, area), items in by_area.items():
+                send = functools.partial(self._send, op, area, items)
+                sent += await retrying(send, deadline, on_wait, self._session.relogin)
+                if progress is not None:
+                    progress(len(items))
         return sent
 
     async def _send(self, op: str, area: str, items: list[OutboxItem]) -> int:
@@ -228,16 +295,32 @@ class Outbox:
     ) -> list[str]:
         """Submit seizure records exactly once: each gets a deterministic message id
         (:func:`~.content.record_message_id`); records this organisation already queued or
-        posted are skipped, the rest go through the outbox. Returns every record's id.
+        posted are skipped, the rest go through the outbox. Returns every record's id; records
+        the server refused raise :class:`~.errors.SubmissionRefused` naming each.
 
         ``progress(n)`` is called with counts of records done, the skipped ones first.
         """
+        queued = self.queue_seizures(op, records, area, handling=handling)
+        if progress is not None and queued.already:
+            progress(queued.already)
+        await self.flush(progress=progress)
+        self.check(queued.ids)
+        return queued.ids
+
+    def queue_seizures(
+        self,
+        op: str,
+        records: Sequence[dict[str, Any]],
+        area: str = "seizures",
+        *,
+        handling: str = "H0",
+    ) -> Queued:
+        """Put seizure records in the outbox, each once (see :meth:`post_seizures`), without
+        sending anything: works while the server is unreachable."""
         payloads = self._seizure_payloads(records)
         org = self._identity.organisation_id
         ids = [content.record_message_id(op, org, p) for p in payloads]
         fresh = self._unsubmitted(payloads, ids)
-        if progress is not None and len(fresh) < len(payloads):
-            progress(len(payloads) - len(fresh))
         if fresh:
             self.enqueue(
                 op,
@@ -246,8 +329,7 @@ class Outbox:
                 handling=handling,
                 message_ids=[i for _, i in fresh],
             )
-        await self.flush(progress=progress)
-        return [str(i) for i in ids]
+        return Queued([str(i) for i in ids], len(fresh))
 
     async def post_corrections(
         self,
@@ -272,7 +354,9 @@ class Outbox:
                 handling=handling,
                 message_ids=[i for _, i in fixes],
             )
-        new_ids = await self.post_seizures(op, plan.new, area, handling=handling)
+        new_ids = self.queue_seizures(op, plan.new, area, handling=handling).ids
+        await self.flush()
+        self.check([*(str(i) for _, i in fixes), *new_ids])
         held = dict(plan.unchanged)
         held.update((r["record_id"], str(i)) for _, r, i in plan.changed)
         held.update(zip((r["record_id"] for r in plan.new), new_ids, strict=True))

@@ -87,7 +87,12 @@ CREATE TABLE IF NOT EXISTS revocation_checks (digest BLOB, root BLOB, status TEX
     PRIMARY KEY (digest, root));
 CREATE TABLE IF NOT EXISTS held (op TEXT, area TEXT, seq INTEGER, epoch INTEGER NOT NULL,
     body BLOB NOT NULL, PRIMARY KEY (op, area, seq));
+CREATE TABLE IF NOT EXISTS missing (op TEXT, area TEXT, seq INTEGER,
+    warning_id INTEGER NOT NULL, PRIMARY KEY (op, area, seq));
 """
+
+MISSING_TRACKED = 10_000
+"""The longest run of skipped entries whose refill is tracked (a longer gap stays open)."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,9 @@ class Store:
         # deleted init keys and epoch secrets are overwritten, not left in free pages
         self.db.execute("PRAGMA secure_delete=ON")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(warnings)")}
+        if "resolved_at" not in columns:  # stores made before warnings could be resolved
+            self.db.execute("ALTER TABLE warnings ADD COLUMN resolved_at INTEGER")
         self._tamper_warnings: list[tuple[str, str, int | None, str]] = []
         if self.get("integrity") != INTEGRITY_VERSION:
             with self.transaction():
@@ -270,6 +278,9 @@ class Store:
         """The pinned coordinator root key id of ``op``; :class:`StoreTampered` if altered."""
         row = self.db.execute("SELECT root_key_id FROM pins WHERE op = ?", (op,)).fetchone()
         return self._checked(row[0], f"pin/{op}", op) if row else None
+
+    def unpin(self, op: str) -> None:
+        self.db.execute("DELETE FROM pins WHERE op = ?", (op,))
 
     def set_pin(self, op: str, key_id: bytes) -> None:
         sealed = self.seal(key_id, f"pin/{op}")
@@ -460,19 +471,74 @@ class Store:
             bool(requires_ack), client_time_ms, opened[4 + size :],
         )  # fmt: skip
 
-    def warn(self, op: str, area: str, seq: int | None, kind: str, message: str) -> None:
-        self.db.execute(
+    def warn(self, op: str, area: str, seq: int | None, kind: str, message: str) -> int:
+        """Record a warning; returns its id."""
+        cursor = self.db.execute(
             "INSERT INTO warnings (op, area, seq, kind, message, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (op, area, seq, kind, message, int(time.time())),
         )
+        return int(cursor.lastrowid or 0)
+
+    # -- entries the server skipped (a "gap" warning each) ---------------------------------
+    def add_missing(self, op: str, area: str, first: int, last: int, warning_id: int) -> None:
+        """Entries ``first..last`` were skipped: the gap's warning stays open until each
+        arrives (a gap longer than :data:`MISSING_TRACKED` is not tracked)."""
+        if last - first + 1 > MISSING_TRACKED:
+            return
+        self.db.executemany(
+            "INSERT OR IGNORE INTO missing VALUES (?, ?, ?, ?)",
+            [(op, area, seq, warning_id) for seq in range(first, last + 1)],
+        )
+
+    def is_missing(self, op: str, area: str, seq: int) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM missing WHERE op = ? AND area = ? AND seq = ?", (op, area, seq)
+        ).fetchone()
+        return row is not None
+
+    def missing(self) -> list[tuple[str, str, int, int]]:
+        """Per area with skipped entries: (op, area, first, last) still missing."""
+        rows = self.db.execute(
+            "SELECT op, area, MIN(seq), MAX(seq) FROM missing GROUP BY op, area ORDER BY op, area"
+        )
+        return [tuple(row) for row in rows]
+
+    def fill_missing(self, op: str, area: str, seq: int) -> None:
+        """A skipped entry arrived; its gap's warning is resolved once none is missing."""
+        row = self.db.execute(
+            "DELETE FROM missing WHERE op = ? AND area = ? AND seq = ? RETURNING warning_id",
+            (op, area, seq),
+        ).fetchone()
+        if row is None:
+            return
+        left = self.db.execute("SELECT 1 FROM missing WHERE warning_id = ?", row).fetchone()
+        if left is None:
+            self.db.execute(
+                "UPDATE warnings SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL",
+                (int(time.time()), row[0]),
+            )
 
     def warnings(self, since_id: int = 0) -> list[tuple[int, str, str, int | None, str, str]]:
+        """The open warnings after ``since_id`` (resolved ones are left out)."""
         rows = self.db.execute(
-            "SELECT id, op, area, seq, kind, message FROM warnings WHERE id > ? ORDER BY id",
+            "SELECT id, op, area, seq, kind, message FROM warnings "
+            "WHERE id > ? AND resolved_at IS NULL ORDER BY id",
             (since_id,),
         )
         return [tuple(row) for row in rows]
+
+    def resolve_warnings(self, op: str, kind: str, area: str | None = None) -> int:
+        """Mark the open ``kind`` warnings of ``op`` (and ``area``) resolved: what they
+        reported has since been set right. Returns how many."""
+        query = (
+            "UPDATE warnings SET resolved_at = ? WHERE resolved_at IS NULL AND op = ? AND kind = ?"
+        )
+        args: list[Any] = [int(time.time()), op, kind]
+        if area is not None:
+            query += " AND area = ?"
+            args.append(area)
+        return self.db.execute(query, args).rowcount
 
     # -- outbox ----------------------------------------------------------------------------
     def enqueue(self, items: list[OutboxItem]) -> None:
@@ -537,6 +603,24 @@ class Store:
             "UPDATE outbox SET status = 'refused', last_error = ? WHERE message_id = ?",
             [(error, m) for m in message_ids],
         )
+
+    def outbox_refused(self, message_ids: list[str]) -> list[tuple[str, str, str, str]]:
+        """Of ``message_ids``, those the server refused: (message id, op, area, error)."""
+        found: list[tuple[str, str, str, str]] = []
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += self.db.execute(
+                "SELECT message_id, op, area, COALESCE(last_error, '') FROM outbox "  # noqa: S608
+                f"WHERE status = 'refused' AND message_id IN ({marks})",
+                chunk,
+            ).fetchall()
+        return found
+
+    def outbox_pending_count(self) -> int:
+        """How many submissions wait to be sent."""
+        row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()
+        return int(row[0])
 
     def delete(self, key: str) -> None:
         self.db.execute("DELETE FROM meta WHERE key = ?", (key,))

@@ -128,11 +128,34 @@ class Verifier:
     async def pin(self, operation_id: str, coordinator_root_key_id: bytes) -> Charter:
         """Pin the coordinator organisation's root (from the invitation) and verify the
         charter from it."""
+        previous = self._store.pin(operation_id)
+        verified = self._store.charters(operation_id)
+        if verified and previous != coordinator_root_key_id:
+            raise IntegrityWarning(
+                f"operation {operation_id!r} is already pinned to another coordinator root, "
+                "whose charter verified"
+            )
         self._store.set_pin(operation_id, coordinator_root_key_id)
-        return await self.charter(operation_id, refresh=True)
+        try:
+            charter = await self.charter(operation_id, refresh=True)
+        except BaseException:
+            # a root whose charter does not verify is not kept (nor one pinned before that
+            # never verified)
+            self._store.unpin(operation_id)
+            raise
+        self._store.resolve_warnings(operation_id, "charter-refused")
+        return charter
+
+    def stored_charter(self, operation_id: str) -> Charter | None:
+        """The latest charter version verified earlier (kept sealed in the store), if any."""
+        if operation_id in self._charters:
+            return self._charters[operation_id]
+        known = self._store.charters(operation_id)
+        return Charter.from_bytes(known[-1]) if known else None
 
     async def charter(self, operation_id: str, *, refresh: bool = False) -> Charter:
-        """The latest charter version, verified from the pinned root."""
+        """The latest charter version, verified from the pinned root; a refusal is recorded
+        as a ``charter-refused`` warning and raised."""
         if operation_id in self._charters and not refresh:
             return self._charters[operation_id]
         pinned = self._store.pin(operation_id)
@@ -212,9 +235,11 @@ class Verifier:
                         await ahead
                 raise
             if ahead is None:
-                self.forks.check_frozen(self._clock(), self._rotation_period)
-                return report
+                break
             page = await ahead
+        await self.refill_gaps(report)
+        self.forks.check_frozen(self._clock(), self._rotation_period)
+        return report
 
     async def ingest(
         self, entry: Event | Mapping[str, Any], report: SyncReport | None = None
@@ -226,15 +251,18 @@ class Verifier:
         op, area, seq, kind, text = _place(entry)
         position = self._store.position(op, area)
         if seq <= position:
+            if self._store.is_missing(op, area, seq):
+                await self._refill(op, area, seq, kind, text, report)
             return
         if seq != position + 1:
-            self._store.warn(
+            warning = self._store.warn(
                 op,
                 area,
                 seq,
                 "gap",
                 f"the server skipped entries {position + 1}..{seq - 1} of {area}",
             )
+            self._store.add_missing(op, area, position + 1, seq - 1, warning)
         report.entries += 1
         try:
             body = b64d(text, field="body")
@@ -256,6 +284,39 @@ class Verifier:
             report.refused += 1
             self._store.warn(op, area, seq, f"{kind}-refused", str(exc))
         self._store.set_position(op, area, seq)
+
+    async def _refill(
+        self, op: str, area: str, seq: int, kind: str, text: str, report: SyncReport
+    ) -> None:
+        """An entry the server had skipped arrives: a message is verified like any other (the
+        replay tracker accepts a counter it noted missing); a commit is not applied out of
+        order (the later commits applied since already hold the group state). Once the whole
+        gap is present, its warning is resolved."""
+        report.entries += 1
+        if kind == "message":
+            try:
+                self._take_message(op, area, seq, b64d(text, field="body"), await self.charter(op))
+                report.messages += 1
+            except (CryptoError, IntegrityWarning) as exc:
+                report.refused += 1
+                self._store.warn(op, area, seq, "message-refused", str(exc))
+        self._store.fill_missing(op, area, seq)
+
+    async def refill_gaps(self, report: SyncReport) -> None:
+        """Fetch again the entries the server skipped (``gap`` warnings) from each area."""
+        for op, area, first, last in self._store.missing():
+            after = first - 1
+            with contextlib.suppress(ClientError):  # no longer readable: the gap stays open
+                while after < last:
+                    events = await self._session.api.events(op, area, after=after, limit=500)
+                    if not events:
+                        break
+                    with self._store.transaction():
+                        for event in events:
+                            if event.seq <= last:
+                                await self.ingest(event, report)
+                        self.save_tracker()
+                    after = events[-1].seq
 
     async def _take_commit(self, op: str, area: str, body: bytes) -> None:
         commit = Commit.from_bytes(body)

@@ -143,13 +143,33 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         context.load_cert_chain(settings.tls_cert, settings.tls_key)
     scheme = "https" if context else "http"
     print(f"opseal-server: serving on {scheme}://{settings.host}:{settings.port}", flush=True)
+    app = create_app(settings)
+    app.on_shutdown.insert(0, _announce_shutdown)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         ssl_context=context,
         print=None,
         access_log=None,
+        shutdown_timeout=SHUTDOWN_SECONDS,
+    )
+    print("opseal-server: stopped", flush=True)
+
+
+SHUTDOWN_SECONDS = 5.0
+"""How long requests in flight get to finish when the server stops (open streams are closed
+at once, told to reconnect)."""
+
+
+async def _announce_shutdown(app: web.Application) -> None:
+    from .http.stream import HUB
+
+    streams = len(app[HUB].subscribers) if HUB in app else 0
+    print(
+        f"opseal-server: stopping; closing {streams} open streams (their clients are told to "
+        f"reconnect) and waiting at most {SHUTDOWN_SECONDS:g} s for requests in flight",
+        flush=True,
     )
 
 

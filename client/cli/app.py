@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..profile import DEFAULT_HOME, Profile
-from .codes import EXIT_CODES, OK, USAGE, WARNINGS
+from .codes import EXIT_CODES, INTERRUPTED, OK, USAGE, WARNINGS
 from .context import Ctx
 from .examples import epilog
 from .registry import COMMANDS, Command
@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
 # Importing a command group registers its commands; this order is the order of `--help`.
 # isort: off
-from . import onboarding, operations, messages, records, files, alerts, maintenance  # noqa: F401
+from . import onboarding  # noqa: F401
+from . import operations  # noqa: F401
+from . import membership  # noqa: F401
+from . import messages  # noqa: F401
+from . import records  # noqa: F401
+from . import sharing  # noqa: F401
+from . import files  # noqa: F401
+from . import alerts  # noqa: F401
+from . import maintenance  # noqa: F401
+from . import integrity  # noqa: F401
 from . import agent  # noqa: F401
 # isort: on
 
@@ -154,7 +163,14 @@ def run(argv: list[str] | None = None, *, kdf_params: KdfParams | None = None) -
         code: int = asyncio.run(spec.handler(ctx)) or OK
         return WARNINGS if code == OK and ctx.fresh_warnings else code
     except KeyboardInterrupt:
-        return OK if spec.follows else 130
+        if ctx.queued:
+            print(
+                f"opseal: interrupted; {ctx.queued} queued in the outbox; "
+                "re-run or `opseal sync` to send them",
+                file=sys.stderr,
+                flush=True,
+            )
+        return OK if spec.follows else INTERRUPTED
     except Exception as exc:
         from .explain import explain  # imports most of the client: only on a failure
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 OK, REFUSED, USAGE, UNREACHABLE, WARNINGS = 0, 1, 2, 3, 4
+INTERRUPTED = 130  # Ctrl-C (what stays queued is said first)
 EXIT_CODES = {
     OK: "ok",
     REFUSED: "refused by the server, or something failed verification (or rows were rejected)",

@@ -10,20 +10,29 @@ import datetime as dt
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from opseal.crypto.errors import CryptoError, WrongPassphrase
+from opseal.wire.errors import ERRORS
 
 from .. import agent
-from ..errors import ClientError, TransportError, UnauthorizedError
+from ..errors import (
+    ClientError,
+    RateLimitedError,
+    Refusal,
+    TransportError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from ..profile import Profile
 from .codes import UNREACHABLE, CliError, usage
 from .render import Out
 
 if TYPE_CHECKING:  # the client loads when a command opens it, so `opseal --help` stays fast
+    from opseal.crypto.charter import Charter
     from opseal.crypto.keys import KdfParams
 
     from ..client import Client, SyncReport
@@ -44,6 +53,8 @@ class Ctx:
     fresh_warnings: int = 0
     seen_warning: int | None = None
     shown_warnings: set[int] = field(default_factory=set)
+    queued: int = 0  # submissions pending in the outbox when the client closed
+    connected: bool = False  # logged in and synced by connect()
     _passphrase: str | None = field(default=None, repr=False)
 
     def passphrase(self, *, new: bool = False) -> str:
@@ -91,7 +102,57 @@ class Ctx:
                 await self.sync(client)
             yield client
         finally:
+            with contextlib.suppress(Exception):  # told on Ctrl-C: what stays queued
+                self.queued = client.store.outbox_pending_count()
             await client.close()
+
+    @property
+    def retry_for(self) -> float:
+        return float(getattr(self.args, "retry_for", 60.0))
+
+    def countdown(self, wait: float, left: float, error: TransportError) -> None:
+        """What an unreachable server means for this run, before each wait (on stderr)."""
+        until = "Ctrl-C to stop" if left == float("inf") else f"giving up in {left:.0f} s"
+        print(
+            f"opseal: the server is unreachable ({error}); "
+            f"retrying in {round(wait, 1):g} s ({until})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def unreachable(self, client: Client, error: TransportError) -> CliError:
+        queued = client.store.outbox_pending_count()
+        return CliError(
+            f"cannot reach the server at {client.info.server}"
+            + (f" for {self.retry_for:g} s" if self.retry_for > 0 else "")
+            + f" ({error}); {queued} queued",
+            "re-run or `opseal sync` when it answers (`opseal outbox` shows what waits)",
+            UNREACHABLE,
+        )
+
+    async def connect(self, client: Client, *, wait: bool = True) -> bool:
+        """Log in and sync, retrying an unreachable server for --retry-for seconds (exit 3
+        after). Without ``wait``, one try: False when the server is unreachable."""
+        from ..outbox import retrying
+
+        if self.connected:
+            return True
+
+        async def attempt() -> None:
+            try:
+                await client.login()
+                await self.sync(client)
+            except (UnavailableError, RateLimitedError) as exc:  # a restarting server
+                raise TransportError(str(exc)) from exc
+
+        try:
+            await retrying(attempt, self.retry_for if wait else 0, self.countdown)
+        except TransportError as exc:
+            if not wait:
+                return False
+            raise self.unreachable(client, exc) from exc
+        self.connected = True
+        return True
 
     async def sync(self, client: Client) -> SyncReport:
         """Sync, and report the integrity warnings it recorded."""
@@ -213,21 +274,62 @@ def verified(client: Client, message_id: str) -> StoredMessage:
 
 async def check_may_post(client: Client, op: str, area: str) -> None:
     """Refuse before sealing what the charter would refuse: a refused item blocks the outbox."""
-    charter = await client.charter(op)
+    may_post(await client.charter(op), client.org_id, op, area)
+
+
+def may_post(charter: Charter, org: str, op: str, area: str) -> None:
+    """Refuse before sealing what the charter would refuse: a refused item blocks the outbox."""
     try:
         charter.area(area)
-        charter.check_may_post(client.org_id, area)
+        charter.check_may_post(org, area)
     except CryptoError as exc:
         raise CliError(str(exc), f"see who may post where with `opseal op charter {op}`") from exc
 
 
-async def send(client: Client, ctx: Ctx, progress: Callable[[int], None] | None = None) -> int:
-    """Flush the outbox; an unreachable server leaves it queued (exit 3 with a hint)."""
+async def queue_first(ctx: Ctx, client: Client, op: str, area: str, make: Callable[[], T]) -> T:
+    """Put a submission in the outbox before the server is asked anything (``make()`` seals
+    and queues it), so an unreachable server loses nothing. A device that has not yet the
+    area's verified state connects first."""
+    charter = client.stored_charter(op)
+    if charter is None or client.store.latest_state(op, area) is None:
+        await ctx.connect(client)
+        charter = await client.charter(op)
+    may_post(charter, client.org_id, op, area)
+    return make()
+
+
+async def send(
+    client: Client,
+    ctx: Ctx,
+    message_ids: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, list[Refusal]]:
+    """Flush the outbox (a countdown on stderr while the server is unreachable); returns how
+    many were sent and which of ``message_ids`` the server refused. Unreachable past
+    --retry-for: exit 3 naming what stays queued."""
     try:
-        return await client.flush(deadline=ctx.args.retry_for, progress=progress)
+        sent = await client.flush(deadline=ctx.retry_for, progress=progress, on_wait=ctx.countdown)
     except TransportError as exc:
-        raise CliError(
-            f"the server is unreachable, the submission is queued in the outbox ({exc})",
-            "run `opseal sync` later to send it; `opseal outbox` shows what waits",
-            UNREACHABLE,
-        ) from exc
+        raise ctx.unreachable(client, exc) from exc
+    return sent, client.refusals(message_ids)
+
+
+def refusal_json(r: Refusal) -> dict[str, str]:
+    return {"message_id": r.message_id, "op": r.op, "area": r.area, "code": r.code,
+            "message": r.message}  # fmt: skip
+
+
+def report_refused(
+    ctx: Ctx, refused: Sequence[Refusal], names: Mapping[str, str] | None = None
+) -> None:
+    """Each refusal on stderr, then the one-line failure (the command exits 1)."""
+    for r in refused:
+        name = f"{names[r.message_id]} " if names and r.message_id in names else ""
+        ctx.out.warn(f"refused: {name}({r.message_id}, {r.op}/{r.area}): {r.code}: {r.message}")
+    codes = sorted({r.code for r in refused})
+    entry = ERRORS.get(codes[0]) if len(codes) == 1 else None
+    ctx.out.fail(
+        f"the server refused {len(refused)} submission(s) ({', '.join(codes)}); "
+        "they were not sent and stay in `opseal outbox` as refused",
+        entry.hint if entry is not None and entry.hint else "see `opseal outbox`",
+    )

@@ -60,6 +60,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "opseal submit seizures seizures.csv --op op-stop-v",
         "opseal submit seizures export.xlsx --op op-stop-v --sheet Data --handling H1",
         "opseal submit seizures export.csv --op op-stop-v --decimal-comma   # 12,5 kg",
+        "opseal submit seizures seizures.csv --op op-stop-v --retry-for 600  # wait out an outage",
     ),
     "template seizures": (
         "opseal template seizures > seizures.csv",
@@ -97,6 +98,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "outbox": ("opseal outbox",),
     "sync": ("opseal sync", "opseal sync --retry-for 300"),
+    "warnings": ("opseal warnings", "opseal --json warnings"),
 }
 """Example command lines by command name."""
 

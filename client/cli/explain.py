@@ -16,6 +16,7 @@ from ..errors import (
     ClientError,
     ConflictError,
     MalformedAnswerError,
+    SubmissionRefused,
     TransportError,
     UnauthorizedError,
 )
@@ -29,6 +30,11 @@ def explain(exc: BaseException, ctx: Ctx | None) -> CliError:
     """The one-line report and exit code for a failure."""
     if isinstance(exc, CliError):
         return exc
+    if isinstance(exc, SubmissionRefused):
+        return CliError(
+            f"{exc}; nothing refused was sent",
+            "see `opseal outbox` for each refusal; the rest was delivered",
+        )
     if isinstance(exc, TransportError):
         server = _server(ctx)
         return CliError(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import content as payloads
-from .codes import CliError, usage
-from .context import Ctx, check_may_post, send, verified
+from .codes import OK, REFUSED, CliError, usage
+from .context import Ctx, check_may_post, refusal_json, report_refused, send, verified
 from .registry import AREA, HANDLING, MESSAGE_ID, OP, RETRY, arg, command
 from .render import redacted
 
@@ -23,7 +23,7 @@ from .render import redacted
     arg("--handling", choices=HANDLING, default="H0", help="handling code (default H0)"),
     RETRY,
 )
-async def attach(ctx: Ctx) -> None:
+async def attach(ctx: Ctx) -> int:
     a = ctx.args
     if not a.file.is_file():
         raise usage(f"{a.file}: no such file", "give the path of the file to attach")
@@ -38,11 +38,17 @@ async def attach(ctx: Ctx) -> None:
             a.op, a.area, [("document", content)], handling=a.handling,
             requires_ack=a.requires_ack,
         )  # fmt: skip
-        await send(client, ctx)
+        _, refused = await send(client, ctx, [message_id])
     ctx.out.result(
-        {"message_id": message_id, "content": redacted(content)},
+        {"message_id": message_id, "content": redacted(content),
+         "refused": [refusal_json(r) for r in refused]},
+        f"Refused document {message_id}" if refused else
         f"Posted document {message_id} with {a.file.name} ({a.file.stat().st_size} bytes)",
-    )
+    )  # fmt: skip
+    if refused:
+        report_refused(ctx, refused)
+        return REFUSED
+    return OK
 
 
 @command(

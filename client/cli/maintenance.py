@@ -5,8 +5,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .codes import WARNINGS
-from .context import Ctx, last_warning, parse_time, reusing_login, send
+from .codes import OK, REFUSED, WARNINGS
+from .context import (
+    Ctx,
+    last_warning,
+    parse_time,
+    refusal_json,
+    report_refused,
+    reusing_login,
+    send,
+)
 from .registry import RETRY, arg, command
 from .render import table, warning_json, when
 
@@ -104,14 +112,17 @@ async def outbox(ctx: Ctx) -> None:
 
 
 @command("sync", "send the outbox, fetch and verify everything new", RETRY)
-async def sync(ctx: Ctx) -> None:
-    async with ctx.client() as client:
-        sent = await send(client, ctx)
+async def sync(ctx: Ctx) -> int:
+    async with ctx.client(login=False) as client:
+        pending = [i.message_id for i in client.store.pending(1 << 30)]
+        await ctx.connect(client)
+        sent, refused = await send(client, ctx, pending)
         before = last_warning(client)
         report = await ctx.sync(client)
         fresh = client.warnings(before)
     data = {
         "sent": sent,
+        "refused_submissions": [refusal_json(r) for r in refused],
         **dataclasses.asdict(report),
         "warnings": [warning_json(w) for w in fresh],
     }
@@ -120,3 +131,7 @@ async def sync(ctx: Ctx) -> None:
         f"Sent {sent}; received {report.entries} entries ({report.messages} messages, "
         f"{report.commits} commits); {report.refused} refused.",
     )
+    if refused:
+        report_refused(ctx, refused)
+        return REFUSED
+    return OK

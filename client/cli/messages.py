@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from opseal.crypto.errors import CryptoError
 
 from .. import content as payloads
-from .codes import OK, WARNINGS, CliError, usage
-from .context import Ctx, check_may_post, last_warning, send
+from .codes import OK, REFUSED, WARNINGS, CliError, usage
+from .context import Ctx, last_warning, queue_first, refusal_json, report_refused, send
 from .registry import AREA, HANDLING, OP, RETRY, arg, command
 from .render import WarningRow, message_json, message_text, warning_json, when
 
@@ -32,21 +32,28 @@ if TYPE_CHECKING:
     arg("--handling", choices=HANDLING, default="H0", help="handling code (default H0)"),
     RETRY,
 )
-async def post(ctx: Ctx) -> None:
-    text = sys.stdin.read() if ctx.args.text == "-" else ctx.args.text
+async def post(ctx: Ctx) -> int:
+    a = ctx.args
+    text = sys.stdin.read() if a.text == "-" else a.text
     if not text.strip():
         raise usage("--text is empty", "write the message, or pipe it with --text -")
-    async with ctx.client(sync=True) as client:
-        await check_may_post(client, ctx.args.op, ctx.args.area)
-        [message_id] = client.enqueue(
-            ctx.args.op,
-            ctx.args.area,
-            [("text", payloads.text(text))],
-            handling=ctx.args.handling,
-            requires_ack=ctx.args.requires_ack,
-        )
-        await send(client, ctx)
-    ctx.out.result({"message_id": message_id}, f"Posted {message_id}")
+    async with ctx.client(login=False) as client:
+        [message_id] = await queue_first(
+            ctx, client, a.op, a.area,
+            lambda: client.enqueue(a.op, a.area, [("text", payloads.text(text))],
+                                   handling=a.handling, requires_ack=a.requires_ack),
+        )  # fmt: skip
+        await ctx.connect(client)
+        _, refused = await send(client, ctx, [message_id])
+    ctx.out.result(
+        {"message_id": message_id, "submitted": 0 if refused else 1,
+         "refused": [refusal_json(r) for r in refused]},
+        f"Refused {message_id}" if refused else f"Posted {message_id}",
+    )  # fmt: skip
+    if refused:
+        report_refused(ctx, refused)
+        return REFUSED
+    return OK
 
 
 @command(
@@ -128,7 +135,9 @@ def _gaps(client: Client, op: str, area: str | None) -> dict[str, dict[str, list
 
 
 def _concerns(w: WarningRow, op: str, area: str | None, after: int) -> bool:
-    _id, w_op, w_area, seq, _kind, _msg = w
+    _id, w_op, w_area, seq, kind, _msg = w
+    if kind == "submission-refused":  # about what this device sent: `opseal outbox`
+        return False
     return w_op == op and area in (None, w_area or area) and (seq is None or seq > after)
 
 
@@ -140,8 +149,9 @@ def _concerns(w: WarningRow, op: str, area: str | None, after: int) -> bool:
 )
 async def tail(ctx: Ctx) -> None:
     # No sync first: the stream resumes from the sync cursor, so what arrived since the last
-    # command is shown too, verified the same way, and then what arrives next.
-    async with ctx.client() as client:
+    # command is shown too, verified the same way, and then what arrives next. The stream
+    # logs in itself, so a server down at the start is waited for like a later outage.
+    async with ctx.client(login=False) as client:
         ctx.out.note("Following; Ctrl-C to stop.")
         stop, shown = asyncio.Event(), 0
 

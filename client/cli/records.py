@@ -1,21 +1,18 @@
-"""Commands: seizure records (``submit seizures``, ``template seizures``, ``report``,
-``export``, ``release``, ``permit-release``)."""
+"""Commands: seizure records (``submit seizures``, ``template seizures``, ``report``); what
+leaves the operation (``export``, ``release``) is in :mod:`.sharing`."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import content, corrections, export
+from .. import content, corrections
 from ..errors import (
-    ApiError,
     ClientError,
-    TransportError,
+    SubmissionRefused,
 )
 from ..report import aggregate, checked_records, released_records, reporting_codes
 from ..report_render import FORMATS as REPORT_FORMATS
@@ -34,11 +31,18 @@ from ..seizures import (
     write_seizures_xlsx,
 )
 from .codes import OK, REFUSED, WARNINGS, CliError, usage
-from .context import Ctx, check_may_post, confirm, verified
-from .registry import MESSAGE_ID, OP, arg, command
+from .context import (
+    Ctx,
+    queue_first,
+    refusal_json,
+    report_refused,
+    send,
+)
+from .registry import OP, RETRY, arg, command
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..outbox import Queued
 
 
 @command(
@@ -81,14 +85,18 @@ if TYPE_CHECKING:
         action="store_true",
         help="weight_kg is written 12,5 (a ';'- or tab-separated CSV); never guessed",
     ),
+    RETRY,
 )
 async def submit_seizures(ctx: Ctx) -> int:
     a = ctx.args
     if not a.file.is_file():
         raise usage(f"{a.file}: no such file", "give the path of a CSV or XLSX file")
-    async with ctx.client(sync=True) as client:
-        await check_may_post(client, a.op, a.area)
-        charter = await client.charter(a.op)
+    async with ctx.client(login=False) as client:
+        # One try to sync (what this organisation submitted decides what is new or changed);
+        # an unreachable server is waited for only once the records are queued.
+        await ctx.connect(client, wait=False)
+        charter = await queue_first(ctx, client, a.op, a.area, lambda: client.stored_charter(a.op))
+        assert charter is not None
         reporting = (client.org_id, charter.member(client.org_id).reporting_codes)
         found = _read_csv(a.file, reporting, ReadOptions(a.handling, a.sheet, a.decimal_comma))
         rejected, where = found.rejected, _where(a.file, found.sheet)
@@ -98,27 +106,27 @@ async def submit_seizures(ctx: Ctx) -> int:
             _refuse_all(ctx, where, rejected)
         records = _hold_changed(ctx, client, a, found.records)
         codes = dict(zip((r["record_id"] for r in found.records), found.handling, strict=True))
-        ids = []
-        with ctx.out.progress(len(records), "submitting", "record") as bar:
-            for handling, group in _by_handling(records, codes):
-                if a.correct:
-                    ids += await client.post_corrections(
-                        a.op, group, area=a.area, handling=handling
-                    )
-                    bar.update(len(group))
-                else:
-                    ids += await client.post_seizures(
-                        a.op, group, area=a.area, progress=bar.update, handling=handling
-                    )
+        queued, names = await _submit(ctx, client, a, records, codes)
+        refused = client.refusals(queued.ids)
+    held = len(queued.ids) - len(refused)
     ctx.out.result(
         {
-            "submitted": len(ids),
-            "message_ids": ids,
+            "submitted": held,
+            "records": len(queued.ids),
+            "new": queued.new,
+            "already_sent": queued.already,
+            "message_ids": queued.ids,
+            "refused": [{"record_id": names.get(r.message_id), **refusal_json(r)} for r in refused],
             "rejected": [dataclasses.asdict(r) for r in rejected],
         },
-        f"Submitted {len(ids)} records to {a.op}/{a.area}"
+        f"{len(queued.ids)} records: {queued.new} new, {queued.already} already sent or queued "
+        f"before; {held} held by the server in {a.op}/{a.area}"
+        + (f", {len(refused)} refused" if refused else "")
         + (f"; {len(rejected)} rejected cells withheld their records." if rejected else "."),
     )
+    if refused:
+        report_refused(ctx, refused, names)
+        return REFUSED
     if not rejected:
         return OK
     withheld = len({r.record_id or r.row for r in rejected})
@@ -128,6 +136,38 @@ async def submit_seizures(ctx: Ctx) -> int:
         "correct the rows listed above and submit the file again (nothing is sent twice)",
     )
     return REFUSED
+
+
+async def _submit(
+    ctx: Ctx, client: Client, a: Any, records: list[dict[str, Any]], codes: dict[str, str]
+) -> tuple[Queued, dict[str, str]]:
+    """Queue every record (by handling code) before waiting for the server, then send;
+    returns what was queued and each message id's record id."""
+    from ..outbox import Queued
+
+    ids: list[str] = []
+    new = 0
+    names: dict[str, str] = {}
+    groups = _by_handling(records, codes)
+    if a.correct:  # corrections are planned from what the server holds: connect first
+        await ctx.connect(client)
+        for handling, group in groups:
+            try:
+                held = await client.post_corrections(a.op, group, area=a.area, handling=handling)
+            except SubmissionRefused as exc:
+                held = [*exc.accepted, *(r.message_id for r in exc.refused)]
+            ids += held
+            names.update(zip(held, (str(r["record_id"]) for r in group), strict=False))
+        return Queued(ids, len(ids)), names
+    for handling, group in groups:
+        queued = client.queue_seizures(a.op, group, area=a.area, handling=handling)
+        ids += queued.ids
+        new += queued.new
+        names.update(zip(queued.ids, (str(r["record_id"]) for r in group), strict=True))
+    await ctx.connect(client)
+    with ctx.out.progress(new, "submitting", "record") as bar:
+        await send(client, ctx, ids, bar.update)
+    return Queued(ids, new), names
 
 
 def _where(path: Path, sheet: str | None) -> str:
@@ -283,176 +323,3 @@ def _write_report(ctx: Ctx, result: dict[str, Any], fmt: str, excluded: list[Any
         f"seizures from {result['totals']['administrations']} administrations.",
     )
     return WARNINGS if excluded else OK
-
-
-@command(
-    "export",
-    "write the decrypted seizure records you may read as CSV or JSON",
-    OP,
-    arg("--format", choices=export.FORMATS, default="csv", help="csv (default) or json"),
-    arg("--output", type=Path, metavar="FILE", help="write to FILE, mode 0600 (default: stdout)"),
-    arg(
-        "--include-personal",
-        action="store_true",
-        help="keep personal data (consignor, consignee) where the handling code allows; "
-        "declared to the server's audit log",
-    ),
-)
-async def export_records(ctx: Ctx) -> None:
-    a = ctx.args
-    async with ctx.client(sync=True) as client:
-        if client.store.pin(a.op) is None:
-            raise CliError(
-                f"this device has not joined operation {a.op!r}",
-                "see `opseal op list`, then `opseal op join OP --root-key KEY`",
-            )
-        charter = await client.charter(a.op, refresh=True)
-        try:
-            rows = export.collect(
-                client.read(a.op), client.org_id, charter, include_personal=a.include_personal
-            )
-        except export.ExportRefused as exc:
-            raise CliError(
-                str(exc), "export without --include-personal, or ask the originating organisation"
-            ) from exc
-        if a.include_personal:
-            try:
-                await client.api.declare("export", a.op, len(rows), include_personal=True)
-            except (ApiError, TransportError) as exc:
-                raise CliError(
-                    f"the export with personal data could not be declared ({exc}); "
-                    "nothing was written",
-                    "retry when the server answers, or export without --include-personal",
-                ) from exc
-        _, excluded = checked_records(
-            corrections.submissions(client.read(a.op)), reporting_codes(charter)
-        )
-    for item in excluded:
-        ctx.out.warn(str(item))
-    h1 = sum(1 for r in rows if r.warnings)
-    if h1:
-        ctx.out.warn(f"{h1} exported record(s) are {export.H1_WARNING}")
-    if a.format == "json":
-        body = export.to_json(rows, a.op, include_personal=a.include_personal)
-    else:
-        body = export.to_csv(rows)
-    if a.output is None:
-        ctx.out.answered = True
-        sys.stdout.write(body)
-        sys.stdout.flush()
-        return
-    _write_private(a.output, body)
-    personal = "with" if a.include_personal else "without"
-    ctx.out.result(
-        {
-            "output": str(a.output),
-            "records": len(rows),
-            "format": a.format,
-            "include_personal": a.include_personal,
-        },
-        f"Exported {len(rows)} records of {a.op} to {a.output} ({personal} personal data).",
-    )
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by its owner only; it appears whole or not at all."""
-    part = path.with_name(path.name + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(part, path)
-
-
-class _Refuse(argparse.Action):
-    """An option that no longer exists: name what to use instead."""
-
-    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
-        parser.error(
-            f"{option} is ambiguous and no longer exists: free text is erased unless kept; "
-            "name the fields to keep in the copy with --keep FIELD (e.g. --keep description)"
-        )
-
-
-@command(
-    "release",
-    "put a sanitised copy of a seizure record into a stakeholder area (coordinator)",
-    MESSAGE_ID,
-    arg("--to", required=True, dest="to_area", metavar="AREA", help="a stakeholder area"),
-    arg(
-        "--keep",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="FIELD",
-        help="a free-text field to keep in the copy, e.g. description remarks; every other "
-        "free-text field is erased (personal data and attachments always are)",
-    ),
-    arg("--clear", nargs="*", action=_Refuse, help=argparse.SUPPRESS),
-    arg("--dry-run", action="store_true", help="show the sanitised copy, release nothing"),
-    arg("--yes", action="store_true", help="do not ask before releasing"),
-)
-async def release_record(ctx: Ctx) -> None:
-    from .. import release
-
-    a = ctx.args
-    async with ctx.client(sync=True) as client:
-        verified(client, a.message_id)
-        try:
-            source, body = await client.releaser.prepare(a.message_id, a.to_area, a.keep)
-        except release.ReleaseRefused as exc:
-            raise CliError(str(exc), "see `opseal release --help` and `opseal op charter`") from exc
-        erased = release.erased_fields(release.source_record(source), body["record"])
-        preview = {"record": body["record"], "erased": erased, "handling": source.handling}
-        if a.dry_run:
-            ctx.out.result(
-                {"source_message_id": a.message_id, "area": a.to_area, **preview},
-                [*_preview_text(a.to_area, preview), "Dry run: nothing was released."],
-            )
-            return
-        for line in _preview_text(a.to_area, preview):
-            ctx.out.note(line)
-        confirm(ctx, f"Release this copy to every reader of {a.to_area}? It cannot be undone.")
-        release_id = await client.release(a.message_id, a.to_area, a.keep)
-    ctx.out.result(
-        {"message_id": release_id, "source_message_id": a.message_id, "area": a.to_area,
-         **preview},
-        f"Released {a.message_id} into {a.to_area} as {release_id}",
-    )  # fmt: skip
-
-
-def _preview_text(area: str, preview: dict[str, Any]) -> list[str]:
-    record = preview["record"]
-    kept = [f"  {k}: {v}" for k, v in record.items() if k != "goods"]
-    for n, line in enumerate(record.get("goods") or [], start=1):
-        kept.append(f"  goods[{n}]: " + ", ".join(f"{k}={v}" for k, v in line.items()))
-    return [
-        f"The copy {area} would receive ({preview['handling']}):",
-        *kept,
-        f"Erased: {', '.join(preview['erased']) or 'nothing'}",
-    ]
-
-
-@command(
-    "permit-release",
-    "permit the coordinator to release your H2 seizure record to stakeholders",
-    MESSAGE_ID,
-    arg("--note", default="", help="the permission's text (default: a standard sentence)"),
-)
-async def permit_release(ctx: Ctx) -> None:
-    from .. import release
-
-    a = ctx.args
-    async with ctx.client(sync=True) as client:
-        source = verified(client, a.message_id)
-        if source.org != client.org_id or source.content_type != "seizure":
-            raise CliError(
-                f"{a.message_id} is not a seizure record of {client.org_id}",
-                "only the originating organisation permits the release of its records",
-            )
-        await check_may_post(client, source.op, source.area)
-        payload = release.permission(source.message_id, a.note)
-        permission_id = await client.post(source.op, source.area, "text", payload)
-    ctx.out.result(
-        {"message_id": permission_id, "permits": a.message_id},
-        f"Permitted the release of {a.message_id} ({permission_id})",
-    )

@@ -51,5 +51,7 @@ MESSAGE_ID = arg("message_id", metavar="MESSAGE_ID", help="a message id (see `op
 
 RETRY = arg(
     "--retry-for", type=float, default=60.0, metavar="S",
-    help="keep retrying an unreachable server this long (the outbox keeps the rest)",
+    help="keep retrying an unreachable server this long, with a countdown on stderr "
+    "(default 60); then exit 3: what is queued stays in the outbox for a re-run or "
+    "`opseal sync`",
 )  # fmt: skip

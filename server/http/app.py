@@ -30,7 +30,7 @@ from .middlewares import (
 from .openapi import routes as openapi_routes
 from .parse import reply
 from .routing import EndpointRoutes
-from .stream import HUB, StreamHub
+from .stream import HUB, StreamHub, close_streams
 from .stream import routes as stream_routes
 from .views import routes as api_routes
 from .views_audit import routes as audit_routes
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_context)
+    app.on_shutdown.append(close_streams)
     app.add_routes(ops_routes)
     app.add_routes(api_routes)
     app.add_routes(blob_routes)

@@ -29,7 +29,7 @@ from collections import defaultdict
 from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import Gauge, Histogram
 
 from opseal.wire import encode
@@ -50,7 +50,16 @@ from .keys import CONTEXT
 from .parse import typed
 from .routing import EndpointRoutes
 
-__all__ = ["HUB", "POLL_SECONDS", "REFRESH_SECONDS", "StreamHub", "encode_event", "routes"]
+__all__ = [
+    "CLOSE_SECONDS",
+    "HUB",
+    "POLL_SECONDS",
+    "REFRESH_SECONDS",
+    "StreamHub",
+    "close_streams",
+    "encode_event",
+    "routes",
+]
 
 routes = EndpointRoutes()
 log = structlog.get_logger("opseal.stream")
@@ -62,6 +71,9 @@ FANOUT_SECONDS = Histogram(
 SUBSCRIBERS = Gauge("opseal_stream_subscribers", "Open WebSocket streams on this node")
 POLL_SECONDS = 5.0
 REFRESH_SECONDS = 15.0
+CLOSE_SECONDS = 3.0
+"""On shutdown, how long the streams get to close before they are dropped."""
+RECONNECT_HINT = b"server shutting down; reconnect with your cursor"
 BATCH = 500
 
 
@@ -235,6 +247,20 @@ class StreamHub:
 HUB = web.AppKey("hub", StreamHub)
 
 
+async def close_streams(app: web.Application) -> None:
+    """On shutdown, close every open stream at once with 1012 (service restart) and a
+    reconnect hint, so that the server stops in seconds: a client resumes from its cursor,
+    later or on another node, and misses nothing."""
+    subscribers = list(app[HUB].subscribers)
+    closing = [
+        asyncio.ensure_future(s.ws.close(code=WSCloseCode.SERVICE_RESTART, message=RECONNECT_HINT))
+        for s in subscribers
+    ]
+    if closing:
+        await asyncio.wait(closing, timeout=CLOSE_SECONDS)
+    log.info("streams closed for shutdown", streams=len(subscribers))
+
+
 @routes.endpoint("stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     who = await principal(request)
@@ -264,6 +290,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 sub.poke.clear()
                 if not reader.done() and not await sub.refresh(hub.latest):
                     break
+    except ConnectionResetError:
+        pass  # the client went away, or the server closed the stream to shut down
     finally:
         hub.subscribers.discard(sub)
         SUBSCRIBERS.set(len(hub.subscribers))

@@ -236,7 +236,7 @@ async def test_an_unreachable_server_exits_3_with_one_line(opseal, server):
     info = await asyncio.to_thread(profile.info)
     info.server = f"http://127.0.0.1:{free_port()}"
     await asyncio.to_thread(profile.save_info, info)
-    run = await opseal("wco", "sync")
+    run = await opseal("wco", "sync", "--retry-for", "0")
     assert run.code == 3
     assert run.err.startswith(f"opseal: cannot reach the server at {info.server}")
     assert len(run.err.splitlines()) == 1

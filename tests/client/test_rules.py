@@ -7,6 +7,8 @@ import json
 import time
 import uuid
 
+import pytest
+
 from opseal.client.client import Client
 from opseal.crypto.envelope import MAX_COUNTER_JUMP
 
@@ -73,3 +75,32 @@ async def test_counter_jumps_leave_the_reader_small_replay_state_and_a_fast_sync
     assert runs[-1] == [499 * JUMP + 1, 500 * JUMP - 1]
     saved = dict(de.store.db.execute("SELECT sender, missing FROM replay").fetchall())
     assert json.loads(saved[fr.device_id]) == runs
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # client-side logic
+async def test_a_gap_warning_is_resolved_once_the_skipped_entries_are_present(attacker: Attacker):
+    """Entries a server skipped leave a gap warning and possibly missing counters; once the
+    server serves them, the next sync fetches them again, and both warnings are gone."""
+    op = attacker.op
+    fr = attacker.onboarded.clients["fr-customs"]
+    de = await attacker.victim("de-customs")
+    for client in (fr, de):
+        await client.sync()
+    fr.enqueue(op, "seizures", [("seizure", {"record_id": f"FR-{n}"}) for n in range(1, 4)])
+    await fr.flush()
+    withheld = (await attacker.db.messages(op, "seizures"))[1][0]
+    attacker.proxy.rewrite(
+        r"/api/v1/(sync|operations/.*/events)",
+        lambda page: {**page, "events": [e for e in page["events"] if e["seq"] != withheld]},
+    )
+    await de.sync()
+    [(area, seq, _)] = gap_warnings(de)
+    assert (area, seq) == ("seizures", withheld + 1)
+    assert de.gaps(op, "seizures") == {fr.device_id: [2]}
+
+    attacker.proxy.rewrites.clear()  # the server now serves the skipped entry
+    await de.sync()
+    assert gap_warnings(de) == []
+    assert de.gaps(op, "seizures") == {}
+    records = sorted(m.json()["record_id"] for m in de.read(op, "seizures"))
+    assert records == ["FR-1", "FR-2", "FR-3"]

@@ -12,8 +12,9 @@ from opseal.crypto.keys import SigningKey
 from .conftest import enrol_client
 
 
-async def test_a_charter_from_another_root_is_refused_and_recorded(server, onboarded):
-    """A new device pinning a root that did not sign the charter refuses it with a warning."""
+async def test_a_charter_from_another_root_is_refused_and_nothing_is_pinned(server, onboarded):
+    """A new device pinning a root that did not sign the charter refuses it with a warning and
+    pins nothing; the right root then verifies, and the warning is resolved."""
     laptop = await enrol_client(
         server,
         onboarded.home,
@@ -27,6 +28,11 @@ async def test_a_charter_from_another_root_is_refused_and_recorded(server, onboa
         await laptop.verifier.pin(onboarded.operation_id, SigningKey.generate().verify_key.key_id)
     assert [w[4] for w in laptop.store.warnings()] == ["charter-refused"]
     assert laptop.store.charters(onboarded.operation_id) == []
+    assert laptop.store.pin(onboarded.operation_id) is None
+    await laptop.verifier.pin(onboarded.operation_id, onboarded.roots["wco"].verify_key.key_id)
+    assert laptop.store.warnings() == []
+    with pytest.raises(IntegrityWarning, match="already pinned"):  # a verified root stays
+        await laptop.verifier.pin(onboarded.operation_id, SigningKey.generate().verify_key.key_id)
 
 
 async def test_a_forged_entry_after_a_gap_is_refused_and_both_are_recorded(onboarded):
