@@ -93,8 +93,10 @@ async def post_text(
     return sealed.header.message_id
 
 
-def receipt(operation: Operation, who: str, area: str, message_id: uuid.UUID, kind: str) -> bytes:
-    """A ``read`` or ``ack`` receipt signed by ``who``'s device."""
+def receipt(
+    operation: Operation, who: str, area: str, message_id: uuid.UUID, kind: str, *, of: str
+) -> bytes:
+    """A ``read`` or ``ack`` receipt signed by ``who``'s device for actor ``of``'s message."""
     actor = operation.actors[who]
     return Receipt.create(
         actor.identity.signing_key,
@@ -105,4 +107,5 @@ def receipt(operation: Operation, who: str, area: str, message_id: uuid.UUID, ki
         kind=kind,
         device_id=actor.device_id,
         signed_at=int(time.time()),
+        sender_device_id=operation.actors[of].device_id,
     ).to_bytes()
