@@ -14,7 +14,7 @@ A coordinator asks, per message (sender and id), which organisations of the area
 which of their devices have read and acknowledged it. An acknowledgement counts as a read. The
 sender's own organisation is never listed as pending an acknowledgement. The answer also
 carries every signed statement stored for the message, so the coordinator's client computes the
-status itself from what it can verify rather than trusting this summary. """
+status itself from what it can verify rather than trusting this summary."""
 
 from __future__ import annotations
 
