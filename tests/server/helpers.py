@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from opseal.crypto.charter import AreaPolicy
 from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.group import GroupState, KeyPackage, create_area, create_commit
 from opseal.crypto.statements import Receipt
@@ -109,3 +110,19 @@ def receipt(
         signed_at=int(time.time()),
         sender_device_id=operation.actors[of].device_id,
     ).to_bytes()
+
+
+async def remove_partner_read_right(operation: Operation) -> None:
+    """The coordinator publishes charter version 2: the partner role no longer reads
+    'seizures' (its device stays in the area's roster)."""
+    charter = operation.world.charter
+    areas = [
+        AreaPolicy(a.name, a.read_roles - {"partner"}, a.post_roles - {"partner"}, a.history)
+        if a.name == "seizures"
+        else a
+        for a in charter.areas
+    ]
+    coordinator = operation.world.user("wco", "ocu-lead")
+    v2 = charter.next_version(issued_at=int(time.time()) - 1, areas=areas)
+    signed = v2.signed(coordinator.key, coordinator.cert)
+    await operation.actors["coordinator"].api.publish_charter(operation.id, signed.to_bytes())

@@ -5,35 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 
 import pytest
 
 from opseal.client.errors import ForbiddenError
-from opseal.crypto.charter import AreaPolicy
 from opseal.server.services.charter_cache import CharterVersions
 from opseal.wire.operations import Event
 from opseal.wire.stream import StreamEvent, StreamIdle
 
-from .helpers import make_area, post_text
+from .helpers import make_area, post_text, remove_partner_read_right
 
 AREA = "seizures"
-
-
-async def _remove_partner_read_right(operation) -> None:
-    """The coordinator publishes charter version 2: the partner role no longer reads
-    'seizures' (its device stays in the area's roster)."""
-    charter = operation.world.charter
-    areas = [
-        AreaPolicy(a.name, a.read_roles - {"partner"}, a.post_roles - {"partner"}, a.history)
-        if a.name == AREA
-        else a
-        for a in charter.areas
-    ]
-    coordinator = operation.world.user("wco", "ocu-lead")
-    v2 = charter.next_version(issued_at=int(time.time()) - 1, areas=areas)
-    signed = v2.signed(coordinator.key, coordinator.cert)
-    await operation.actors["coordinator"].api.publish_charter(operation.id, signed.to_bytes())
 
 
 async def _follow(api, seen: list[Event], idle: asyncio.Event) -> None:
@@ -66,7 +48,7 @@ async def test_removed_read_right_stops_sync_stream_events_and_blobs(operation):
             await asyncio.sleep(0.02)
     before = len(seen)
 
-    await _remove_partner_read_right(operation)
+    await remove_partner_read_right(operation)
     await post_text(operation, "customs", AREA, state, secret, 2)
     await asyncio.sleep(1.0)  # well below the stream's periodic refresh
 
