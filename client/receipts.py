@@ -63,8 +63,8 @@ class Receipts:
         if len(found) > 1:
             senders = ", ".join(sorted({m.sender for m in found}))
             raise ClientError(
-                f"message id {message_id} was used by more than one sender ({senders}): "
-                "name the sender"
+                f"message id {message_id} names more than one verified message (senders: "
+                f"{senders}): name the sender"
             )
         return found[0]
 

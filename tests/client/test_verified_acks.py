@@ -140,7 +140,7 @@ async def test_a_receipt_relabelled_to_another_senders_message_is_refused(
     )
     await de.flush()
     await wco.sync()
-    with pytest.raises(ClientError, match="more than one sender"):
+    with pytest.raises(ClientError, match="more than one verified message"):
         await wco.ack(message_id)
     await wco.ack(message_id, sender=de_dev)
 
