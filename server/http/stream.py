@@ -184,19 +184,24 @@ class StreamHub:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                async with self.ctx.engine.connect() as conn:
-                    rows = await area_store.heads(conn)
-                    # After the heads: a version committed before any entry seen is seen.
-                    versions = await operation_store.charter_versions(conn)
-                known = self.ctx.charter_versions.known()
-                for operation_id, version in versions.items():
-                    if known.get(operation_id, version) != version:  # a lost notification
-                        self._charter_published(operation_id, version)
-                for row in rows:
-                    if row.next_seq > self.latest.get(AreaRef(row.operation_id, row.area), 0):
-                        await self.deliver(Event(row.operation_id, row.area, row.next_seq))
+                await self.poll_once()
             except Exception:
                 log.exception("stream poll failed")
+
+    async def poll_once(self) -> None:
+        """Deliver what every area holds beyond what this node saw, after dropping cached
+        charter versions older than the database's (a lost ``charter`` notification)."""
+        async with self.ctx.engine.connect() as conn:
+            rows = await area_store.heads(conn)
+            # After the heads: a version committed before any entry seen is seen.
+            versions = await operation_store.current_versions(conn)
+        known = self.ctx.charter_versions.known()
+        for operation_id, version in versions.items():
+            if known.get(operation_id, version) != version:
+                self._charter_published(operation_id, version)
+        for row in rows:
+            if row.next_seq > self.latest.get(AreaRef(row.operation_id, row.area), 0):
+                await self.deliver(Event(row.operation_id, row.area, row.next_seq))
 
     async def deliver(self, event: Event) -> None:
         started = time.perf_counter()

@@ -23,7 +23,7 @@ __all__ = [
     "charter_bodies",
     "charter_body",
     "charter_version",
-    "charter_versions",
+    "current_versions",
     "exists",
     "get",
     "insert_charter_version",
@@ -107,7 +107,7 @@ async def charter_version(conn: AsyncConnection, operation_id: str) -> int | Non
     ).scalar_one_or_none()
 
 
-async def charter_versions(conn: AsyncConnection) -> dict[str, int]:
+async def current_versions(conn: AsyncConnection) -> dict[str, int]:
     """Every operation's current charter version."""
     return {row.operation_id: row.charter_version for row in await conn.execute(_CHARTER_VERSIONS)}
 

@@ -9,6 +9,7 @@ import hashlib
 import pytest
 
 from opseal.client.errors import ForbiddenError
+from opseal.server.http.stream import HUB
 from opseal.server.services.charter_cache import CharterVersions
 from opseal.wire.operations import Event
 from opseal.wire.stream import StreamEvent, StreamIdle
@@ -61,6 +62,12 @@ async def test_removed_read_right_stops_sync_stream_events_and_blobs(operation):
     with pytest.raises(ForbiddenError):
         await partner.download_blob(blob.blob_id)
     assert [e.kind for e in await customs.events(operation.id, AREA)][-1] == "message"
+
+    # Had version 2's notification from another node been lost, the hub's poll notices it.
+    hub, cache = operation.server.runner.app[HUB], operation.server.ctx.charter_versions
+    cache.remember(operation.id, 1, cache.generation(operation.id))
+    await hub.poll_once()
+    assert cache.get(operation.id) is None
 
 
 def test_the_cached_charter_version_is_never_older_than_a_committed_one():
