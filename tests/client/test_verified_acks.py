@@ -122,6 +122,7 @@ async def test_forged_receipt_is_refused_with_a_warning(attacker: Attacker):
     assert "acks-unverified" in kinds
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # checked by the client
 async def test_a_receipt_relabelled_to_another_senders_message_is_refused(
     attacker: Attacker, capsys, monkeypatch
 ):

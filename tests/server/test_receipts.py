@@ -135,6 +135,7 @@ async def test_receipt_of_another_instance_is_refused(plan):
         await actor.api.post_receipt(other)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # keys: test_storage_blobs
 async def test_receipts_are_per_sender_of_a_shared_message_id(operation):
     """Two devices post under one message id in one area: a receipt of one's message is not
     counted for the other's and names its sender, and a statement naming no sender (first
