@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/replay.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

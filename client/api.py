@@ -398,10 +398,14 @@ class ApiClient:
         body = blobs.ReceiptRequest(receipt=b64e(receipt))
         return await self.call("post_receipt", blobs.Receipt, body=body)
 
-    async def receipts(self, operation_id: str, area: str, message_id: str) -> blobs.ReceiptStatus:
-        """Who has read and acknowledged a message, per organisation (coordinators only)."""
+    async def receipts(
+        self, operation_id: str, area: str, sender: str, message_id: str
+    ) -> blobs.ReceiptStatus:
+        """Who has read and acknowledged the sender's message, per organisation (coordinators
+        only)."""
         path = {"operation_id": operation_id, "area": area, "message_id": message_id}
-        return await self.call("get_receipts", blobs.ReceiptStatus, path=path)
+        params = {"sender": sender}
+        return await self.call("get_receipts", blobs.ReceiptStatus, path=path, params=params)
 
 
 def _text(value: Any) -> str:

@@ -432,14 +432,16 @@ class Client:
         return await self.outbox.post_corrections(op, records, area, handling=handling)
 
     # -- receipts and audit (Receipts, Auditor) ---------------------------------------------
-    async def ack(self, message_id: str, kind: str = "ack") -> None:
-        """Sign and send a receipt of kind ``kind`` for a verified message."""
-        await self.receipts.ack(message_id, kind)
+    async def ack(self, message_id: str, kind: str = "ack", *, sender: str | None = None) -> None:
+        """Sign and send a receipt of kind ``kind`` for a verified message (of ``sender``,
+        needed when several senders used the id)."""
+        await self.receipts.ack(message_id, kind, sender)
 
-    async def acks(self, message_id: str) -> dict[str, Any]:
-        """Who read and acknowledged a verified message, from the signed receipts verified
-        here; ``unverified`` lists where the server's summary claims otherwise."""
-        return await self.receipts.acks(message_id)
+    async def acks(self, message_id: str, *, sender: str | None = None) -> dict[str, Any]:
+        """Who read and acknowledged a verified message (of ``sender``, needed when several
+        senders used the id), from the signed receipts verified here; ``unverified`` lists
+        where the server's summary claims otherwise."""
+        return await self.receipts.acks(message_id, sender)
 
     async def verify_audit(
         self, max_age: int = enrolment.CHECKPOINT_MAX_AGE, *, accept_restore: bool = False

@@ -1,13 +1,15 @@
 """``Receipts``: signed acknowledgements of verified messages (design §5, §15).
 
-A receipt is signed with the device key and names the message it acknowledges; only a
-message this device verified can be acknowledged or have its receipts listed. Who has read and
-acknowledged a message is computed here, not taken from the server: every signed statement the
-server serves is verified against its device's key in the area's verified rosters, and the
-organisations that read the area come from the verified charter. Where the server's own
-summary claims more or other than the verified statements show, each difference becomes an
-``acks-unverified`` warning. It depends on the session, the store, the device identity, a
-clock and the verified charters.
+A receipt is signed with the device key and names the message it acknowledges as the server
+keeps it unique: operation, area, sending device and id (two senders may use one id; design §15
+"Receipts name the sender"). Only a message this device verified can be acknowledged or have
+its receipts listed; an id two verified senders used must be given with its sender. Who has
+read and acknowledged a message is computed here, not taken from the server: every signed
+statement the server serves is verified against its device's key in the area's verified
+rosters, and the organisations that read the area come from the verified charter. Where the
+server's own summary claims more or other than the verified statements show, each difference
+becomes an ``acks-unverified`` warning. It depends on the session, the store, the device
+identity, a clock and the verified charters.
 """
 
 from __future__ import annotations
@@ -48,10 +50,29 @@ class Receipts:
         self._instance_id, self._clock, self._charters = instance_id, clock, charters
         self._gossip = gossip
 
-    async def ack(self, message_id: str, kind: str = "ack") -> None:
-        stored = self._store.message(message_id)
-        if stored is None:
-            raise ClientError(f"message {message_id} is not among this device's verified messages")
+    def message(self, message_id: str, sender: str | None = None) -> StoredMessage:
+        """The verified message ``message_id`` (of ``sender`` when given); refused when no
+        verified message has the id, or when several senders used it and none is named."""
+        found = [
+            m
+            for m in self._store.messages_with_id(message_id)
+            if sender is None or m.sender == sender
+        ]
+        if not found:
+            of = f" of device {sender}" if sender else ""
+            raise ClientError(
+                f"message {message_id}{of} is not among this device's verified messages"
+            )
+        if len(found) > 1:
+            senders = ", ".join(sorted({m.sender for m in found}))
+            raise ClientError(
+                f"message id {message_id} names more than one verified message (senders: "
+                f"{senders}): name the sender"
+            )
+        return found[0]
+
+    async def ack(self, message_id: str, kind: str = "ack", sender: str | None = None) -> None:
+        stored = self.message(message_id, sender)
         receipt = Receipt.create(
             self._identity.signing_key,
             instance_id=self._instance_id,
@@ -61,18 +82,17 @@ class Receipts:
             kind=kind,
             device_id=self._identity.device_id,
             signed_at=self._clock(),
+            sender_device_id=stored.sender,
             gossip=self._gossip(stored.op, stored.area),  # what this device sees (design §7)
         )
         await self._session.api.post_receipt(receipt.to_bytes())
 
-    async def acks(self, message_id: str) -> dict[str, Any]:
+    async def acks(self, message_id: str, sender: str | None = None) -> dict[str, Any]:
         """Per organisation reading the area, which devices read and acknowledged the message,
         from the signed receipts this device verified; ``unverified`` lists where the server's
         summary claims otherwise (each also recorded as a warning)."""
-        stored = self._store.message(message_id)
-        if stored is None:
-            raise ClientError(f"message {message_id} is not among this device's verified messages")
-        served = await self._session.api.receipts(stored.op, stored.area, message_id)
+        stored = self.message(message_id, sender)
+        served = await self._session.api.receipts(stored.op, stored.area, stored.sender, message_id)
         charter = await self._charters.charter(stored.op)
         rosters = self._rosters(stored.op, stored.area)
         receipts = self._verified(stored, served.receipts, rosters)
@@ -92,6 +112,10 @@ class Receipts:
         """The served statements that verify against their device's roster key and name this
         message; the others are recorded as warnings and left out."""
         keys = {e.device_id: e for state in rosters for e in state.roster}
+        shared = any(  # another sender's verified message under the same id in the area
+            (m.op, m.area) == (message.op, message.area) and m.sender != message.sender
+            for m in self._store.messages_with_id(message.message_id)
+        )
         out = []
         for index, text in enumerate(raw):
             try:
@@ -100,7 +124,7 @@ class Receipts:
                 if entry is None:
                     raise ClientError(f"device {receipt.device_id!r} was never in the area")
                 receipt.verify(entry.signing_key)
-                _check_names(receipt, message, self._instance_id)
+                _check_names(receipt, message, self._instance_id, shared)
             except (CryptoError, ClientError) as exc:
                 problem = f"receipt {index} for {message.message_id} refused: {exc}"
                 self._store.warn(message.op, message.area, message.seq, "receipt-refused", problem)
@@ -109,10 +133,21 @@ class Receipts:
         return out
 
 
-def _check_names(receipt: Receipt, message: StoredMessage, instance_id: str) -> None:
+def _check_names(receipt: Receipt, message: StoredMessage, instance_id: str, shared: bool) -> None:
+    """The receipt must name this message: instance, operation, area, id and sender. A
+    receipt of the first encoding names no sender; it is taken only while no other sender's
+    message under the id is known in the area."""
     names = (receipt.instance_id, receipt.operation_id, receipt.area, str(receipt.message_id))
     if names != (instance_id, message.op, message.area, message.message_id):
         raise ClientError("it names another message")
+    if not receipt.sender_device_id:
+        if shared:
+            raise ClientError("it names no sender, and another sender used the same id in the area")
+    elif receipt.sender_device_id != message.sender:
+        raise ClientError(
+            f"it names device {receipt.sender_device_id}'s message under this id, "
+            f"not {message.sender}'s"
+        )
 
 
 def _first(receipts: list[tuple[Receipt, RosterEntry]], kinds: set[str]) -> dict[str, int]:
@@ -167,6 +202,10 @@ def _disagreements(served: ReceiptStatus, verified: dict[str, Any]) -> list[str]
     """Where the server's summary differs from the verified status, one line each."""
     mine = {o["org_id"]: o for o in verified["organisations"]}
     problems = []
+    if served.sender != verified["sender"]:
+        problems.append(
+            f"the server describes device {served.sender}'s message, not {verified['sender']}'s"
+        )
     for org in served.organisations:
         ours = mine.get(org.org_id, {"acked": [], "read": []})
         for claimed, kind, verb in (

@@ -458,6 +458,22 @@ class Store:
         except StoreTampered:
             return None
 
+    def messages_with_id(self, message_id: str) -> list[StoredMessage]:
+        """Every stored message under ``message_id`` (ids are unique per operation, area and
+        sender, so two senders may share one), in place order; altered rows left out."""
+        rows = self.db.execute(
+            "SELECT op, area, seq, message_id, content_type, body FROM messages "
+            "WHERE message_id = ? ORDER BY op, area, seq",
+            (message_id,),
+        ).fetchall()
+        out = []
+        for row in rows:
+            try:
+                out.append(self._message(row))
+            except StoreTampered:
+                continue
+        return out
+
     def _message(self, row: tuple[Any, ...]) -> StoredMessage:
         op, area, seq, message_id, content_type, body = row
         purpose = f"message/{op}/{area}/{seq}/{message_id}/{content_type}"

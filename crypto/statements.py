@@ -1,10 +1,14 @@
 """Small signed statements: read / acknowledgement receipts, login proofs and enrolment-code
 grants (design §3, §7, §9).
 
-Receipts of the second encoding (``opseal/v1/receipt/2``) carry :class:`ReceiptGossip`: the
-signer's epoch and epoch authenticator in the receipt's area and its latest verified audit
-checkpoint, so members reading each other's receipts notice a fork or a split view of the
-log (design §7). Receipts of the first encoding, without it, stay readable.
+A receipt names its message by (operation, area, sending device, message id), the key under
+which the server keeps a message unique (design §15 "Receipts name the sender"), and carries
+:class:`ReceiptGossip` when the signer has an epoch in the area: its epoch with that epoch's
+authenticator and its latest verified audit checkpoint, so members reading each other's
+receipts notice a fork or a split view of the log (design §7). Receipts of the first encoding
+(``opseal/v1/receipt``) named no sender and carried no gossip; they are still read
+(``sender_device_id == ""``, :attr:`Receipt.encoding` 1), and every receipt signed now uses the
+second (``opseal/v1/receipt/2``).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from .keys import SigningKey, VerifyKey
 __all__ = ["RECEIPT_KINDS", "Receipt", "ReceiptGossip", "enrolment_code_message", "login_message"]
 
 RECEIPT_KINDS = ("read", "ack")
-_RECEIPT = label("receipt")
-_RECEIPT_2 = label("receipt/2")
+_RECEIPT_V1 = label("receipt")
+_RECEIPT = label("receipt/2")
 _LOGIN = label("login")
 _ENROLMENT_CODE = label("enrolment-code")
 
@@ -76,12 +80,21 @@ class Receipt:
     device_id: str
     signed_at: int
     signature: bytes = b""
+    sender_device_id: str = ""
+    """The device that sent the message; empty only in a receipt of the first encoding."""
     gossip: ReceiptGossip | None = None
     """Second encoding only: what the signer saw (fork and split-view detection)."""
 
     def __post_init__(self) -> None:
         if self.kind not in RECEIPT_KINDS:
             raise DecodeError(f"receipt: kind must be one of {', '.join(RECEIPT_KINDS)}")
+        if self.gossip is not None and not self.sender_device_id:
+            raise DecodeError("receipt: gossip needs the second encoding, which names the sender")
+
+    @property
+    def encoding(self) -> int:
+        """2 when the receipt names the message's sender, 1 for the first encoding."""
+        return 2 if self.sender_device_id else 1
 
     @classmethod
     def create(cls, key: SigningKey, **fields: object) -> Receipt:
@@ -89,10 +102,14 @@ class Receipt:
         return replace(draft, signature=key.sign(draft.to_be_signed()))
 
     def to_be_signed(self) -> bytes:
-        w = Writer(_RECEIPT_2 if self.gossip else _RECEIPT)
-        w.text(self.instance_id).text(self.operation_id).text(self.area)
+        if not self.sender_device_id:  # the first encoding: no sender, no gossip
+            w = Writer(_RECEIPT_V1).text(self.instance_id).text(self.operation_id).text(self.area)
+            w.blob(self.message_id.bytes).text(self.kind).text(self.device_id)
+            return w.u64(self.signed_at).finish()
+        w = Writer(_RECEIPT).text(self.instance_id).text(self.operation_id).text(self.area)
+        w.text(self.sender_device_id)
         w.blob(self.message_id.bytes).text(self.kind).text(self.device_id)
-        w.u64(self.signed_at)
+        w.u64(self.signed_at).bool(self.gossip is not None)
         if self.gossip is not None:
             self.gossip._write(w)
         return w.finish()
@@ -102,22 +119,27 @@ class Receipt:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Receipt:
-        second = bytes(data[: 4 + len(_RECEIPT_2)]) == length_prefixed(_RECEIPT_2)
+        first = bytes(data[: 4 + len(_RECEIPT_V1)]) == length_prefixed(_RECEIPT_V1)
 
         def read(r: Reader) -> Receipt:
-            fields = (
-                r.text(max_len=128, field="instance_id"),
-                r.text(max_len=128, field="operation_id"),
-                r.text(max_len=64, field="area"),
-                uuid.UUID(bytes=r.blob(exact=16, field="message_id")),
-                r.text(max_len=8, field="kind"),
-                r.text(max_len=128, field="device_id"),
-                r.u64("signed_at"),
-            )
-            gossip = ReceiptGossip._read(r) if second else None
-            return cls(*fields, r.blob(exact=64, field="signature"), gossip)
+            instance_id = r.text(max_len=128, field="instance_id")
+            operation_id = r.text(max_len=128, field="operation_id")
+            area = r.text(max_len=64, field="area")
+            sender = "" if first else r.text(max_len=128, field="sender_device_id")
+            if not first and not sender:
+                raise DecodeError("receipt: sender_device_id is empty")
+            message_id = uuid.UUID(bytes=r.blob(exact=16, field="message_id"))
+            kind = r.text(max_len=8, field="kind")
+            device_id = r.text(max_len=128, field="device_id")
+            signed_at = r.u64("signed_at")
+            gossip = None if first or not r.bool("has_gossip") else ReceiptGossip._read(r)
+            return cls(
+                instance_id, operation_id, area, message_id, kind, device_id, signed_at,
+                signature=r.blob(exact=64, field="signature"), sender_device_id=sender,
+                gossip=gossip,
+            )  # fmt: skip
 
-        return decode_all(data, _RECEIPT_2 if second else _RECEIPT, "receipt", read)
+        return decode_all(data, _RECEIPT_V1 if first else _RECEIPT, "receipt", read)
 
     def verify(self, key: VerifyKey) -> None:
         key.verify(self.signature, self.to_be_signed(), what="receipt")

@@ -19,6 +19,7 @@ __all__ = [
     "Receipt",
     "ReceiptRequest",
     "ReceiptStatus",
+    "ReceiptStatusQuery",
 ]
 
 RECEIVED = Annotated[int, Meta(ge=0, description="bytes stored so far; resume here")]
@@ -78,6 +79,7 @@ class Receipt(Response, frozen=True):
     operation_id: ID
     area: AREA_NAME
     message_id: UUID
+    sender: Annotated[ID, Meta(description="the device that sent the message")]
     device_id: ID
     org_id: ID
     kind: Literal["read", "ack"]
@@ -99,6 +101,12 @@ class OrgReceipts(Response, frozen=True):
     acked: Annotated[list[ID], Meta(description="devices that have acknowledged")]
     read_at: dict[str, TIME]
     acked_at: dict[str, TIME]
+
+
+class ReceiptStatusQuery(Request, frozen=True):
+    """Which sender's message: message ids are unique per operation, area and sender."""
+
+    sender: Annotated[ID, Meta(description="the device that sent the message")]
 
 
 class ReceiptStatus(Response, frozen=True):

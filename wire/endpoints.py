@@ -267,9 +267,10 @@ BLOBS = [
               200: Reply("Already stored: the stored receipt", blobs.Receipt)},
              body=blobs.ReceiptRequest, errors=(403, 404)),
     Endpoint("get_receipts", "GET", f"{AREA}/messages/{{message_id}}/receipts",
-             "For a coordinator: per organisation, who has read and acknowledged a message.",
+             "For a coordinator: per organisation, who has read and acknowledged the message "
+             "a sender posted under this id.",
              "receipts", _ok(200, "The receipt status", blobs.ReceiptStatus),
-             errors=(400, 403, 404)),
+             query=blobs.ReceiptStatusQuery, errors=(400, 403, 404)),
 ]  # fmt: skip
 
 AUDIT = [

@@ -7,19 +7,24 @@ from .context import Ctx, check_may_post, last_warning, parse_day, verified
 from .registry import AREA, MESSAGE_ID, OP, arg, command
 from .render import table
 
+SENDER = arg(
+    "--sender", metavar="DEVICE",
+    help="the sending device, when several senders used the message id",
+)  # fmt: skip
 
-@command("ack", "acknowledge a message (a signed receipt)", MESSAGE_ID)
+
+@command("ack", "acknowledge a message (a signed receipt)", MESSAGE_ID, SENDER)
 async def ack(ctx: Ctx) -> None:
     async with ctx.client(sync=True) as client:
-        await client.ack(ctx.args.message_id)
+        await client.ack(ctx.args.message_id, sender=ctx.args.sender)
     ctx.out.result({"acknowledged": ctx.args.message_id}, f"Acknowledged {ctx.args.message_id}")
 
 
-@command("acks", "who has read and acknowledged a message (coordinator)", MESSAGE_ID)
+@command("acks", "who has read and acknowledged a message (coordinator)", MESSAGE_ID, SENDER)
 async def acks(ctx: Ctx) -> None:
     async with ctx.client(sync=True) as client:
         before = last_warning(client)
-        status = await client.acks(ctx.args.message_id)
+        status = await client.acks(ctx.args.message_id, sender=ctx.args.sender)
         fresh = client.warnings(before)  # the server's summary disagreeing with the receipts
         ctx.out.warnings(fresh)
         ctx.fresh_warnings += len(fresh)

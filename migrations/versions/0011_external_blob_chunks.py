@@ -1,7 +1,7 @@
 """blob chunks may keep their bytes in an external store: data nullable, length, object_key
 
 Revision ID: 0011
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 
 With the ``blob_store`` setting pointing at a directory (or, later, object storage), a chunk
@@ -16,7 +16,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

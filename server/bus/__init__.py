@@ -17,9 +17,13 @@ __all__ = ["Bus", "Event", "LocalBus"]
 
 @dataclass(frozen=True)
 class Event:
+    """New entries of an area up to ``seq``; or, with ``kind`` ``"charter"``, charter version
+    ``seq`` of the operation was published (``area`` empty)."""
+
     operation_id: str
     area: str
     seq: int
+    kind: str = "entries"
 
 
 class LocalBus:

@@ -34,13 +34,15 @@ class PostgresBus(LocalBus):
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
             data = json.loads(payload)
-            self.deliver(Event(data["o"], data["a"], int(data["s"])))
+            self.deliver(Event(data["o"], data["a"], int(data["s"]), str(data.get("k", "entries"))))
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed notification")
 
     async def publish(self, event: Event) -> None:
         self.deliver(event)
-        payload = json.dumps({"o": event.operation_id, "a": event.area, "s": event.seq})
+        payload = json.dumps(
+            {"o": event.operation_id, "a": event.area, "s": event.seq, "k": event.kind}
+        )
         try:
             async with self._lock:
                 assert self._sender is not None

@@ -16,6 +16,15 @@ once; so do, before anything more is written to them, the subscribers whose area
 under an older charter version than the operation's current one (a version may take a role's
 read right away: issue 12); besides, every subscriber re-checks its token (a revoked device
 stops receiving) and its areas every :data:`REFRESH_SECONDS` or so.
+
+The operation's current charter version comes from the process's cache
+(:class:`~opseal.server.services.charter_cache.CharterVersions`), not a query per delivery. On
+the node that publishes a version the cache is exact: it is bypassed from before the commit
+until after it. Other nodes drop their cached version on the version's ``charter`` bus event
+(``LISTEN/NOTIFY``, milliseconds) or, if that notification is lost, at the next poll, which
+reads the versions after the heads; until then an entry stored there may still reach a
+subscriber whose read right the new version removed — at most :data:`POLL_SECONDS` late,
+besides the notification's own delay (design §15).
 """
 
 from __future__ import annotations
@@ -175,7 +184,10 @@ class StreamHub:
         while True:
             event = await self._queue.get()
             try:
-                await self.deliver(event)
+                if event.kind == "charter":
+                    self._charter_published(event.operation_id, event.seq)
+                else:
+                    await self.deliver(event)
             except Exception:  # one bad delivery must not stop the hub
                 log.exception("stream delivery failed")
 
@@ -184,13 +196,24 @@ class StreamHub:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                async with self.ctx.engine.connect() as conn:
-                    rows = await area_store.heads(conn)
-                for row in rows:
-                    if row.next_seq > self.latest.get(AreaRef(row.operation_id, row.area), 0):
-                        await self.deliver(Event(row.operation_id, row.area, row.next_seq))
+                await self.poll_once()
             except Exception:
                 log.exception("stream poll failed")
+
+    async def poll_once(self) -> None:
+        """Deliver what every area holds beyond what this node saw, after dropping cached
+        charter versions older than the database's (a lost ``charter`` notification)."""
+        async with self.ctx.engine.connect() as conn:
+            rows = await area_store.heads(conn)
+            # After the heads: a version committed before any entry seen is seen.
+            versions = await operation_store.current_versions(conn)
+        known = self.ctx.charter_versions.known()
+        for operation_id, version in versions.items():
+            if known.get(operation_id, version) != version:
+                self._charter_published(operation_id, version)
+        for row in rows:
+            if row.next_seq > self.latest.get(AreaRef(row.operation_id, row.area), 0):
+                await self.deliver(Event(row.operation_id, row.area, row.next_seq))
 
     async def deliver(self, event: Event) -> None:
         started = time.perf_counter()
@@ -222,11 +245,31 @@ class StreamHub:
                 await self._roster_changed(ref)
         return sum(len(group) for group in by_position.values())
 
+    def _charter_published(self, operation_id: str, version: int) -> None:
+        """Version ``version`` of the operation exists (published here or on another node):
+        read the current version again, and let the subscribers under an older one re-read
+        their areas now rather than at the next delivery."""
+        self.ctx.charter_versions.forget(operation_id)
+        for sub in self.subscribers:
+            if sub.charter_versions.get(operation_id, version) < version:
+                sub.poke.set()
+
+    async def _current_charter(self, operation_id: str) -> int | None:
+        """The operation's current charter version: cached (design §15), else read."""
+        cache = self.ctx.charter_versions
+        current = cache.get(operation_id)
+        if current is None:
+            generation = cache.generation(operation_id)
+            async with self.ctx.engine.connect() as conn:
+                current = await operation_store.charter_version(conn, operation_id)
+            if current is not None:
+                cache.remember(operation_id, current, generation)
+        return current
+
     async def _same_charter(self, operation_id: str, readers: list[Subscriber]) -> list[Subscriber]:
         """The readers whose areas were read under the operation's current charter version;
         the others are left out of this delivery and re-read their areas (and catch up) now."""
-        async with self.ctx.engine.connect() as conn:
-            current = await operation_store.charter_version(conn, operation_id)
+        current = await self._current_charter(operation_id)
         fresh = []
         for sub in readers:
             if sub.charter_versions.get(operation_id) == current:

@@ -113,7 +113,8 @@ async def post_receipt(request: web.Request) -> web.Response:
 @routes.endpoint("get_receipts")
 async def get_receipts(request: web.Request) -> web.Response:
     who = await principal(request)
+    sender = query(request, wb.ReceiptStatusQuery).sender
     status = await receipts.receipt_status(
-        context(request), who, area_ref(request), request.match_info["message_id"]
+        context(request), who, area_ref(request), request.match_info["message_id"], sender
     )
     return reply(typed(status, wb.ReceiptStatus))

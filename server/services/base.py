@@ -19,6 +19,7 @@ from ..errors import Unavailable
 from ..storage import audit
 from ..storage import instance as instance_store
 from ..storage.db import write_transaction
+from .charter_cache import CharterVersions
 
 __all__ = ["Context", "Instance", "Principal", "load_instance"]
 
@@ -53,6 +54,8 @@ class Context:
     clock: Callable[[], float] = time.time
     charters: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Parsed charter versions by (operation, version): immutable once stored."""
+    charter_versions: CharterVersions = field(default_factory=CharterVersions)
+    """The current charter version per operation, for the stream hub."""
     chunks: ChunkStore = field(init=False)
     """Where blob chunks' bytes live (the ``blob_store`` setting)."""
 

@@ -12,6 +12,7 @@ from opseal.crypto.encoding import b64e
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.keys import VerifyKey
 
+from ..bus import Event
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, NotMember, PhaseClosed
 from ..storage import areas as area_store
 from ..storage import identity as identity_store
@@ -169,6 +170,18 @@ async def publish_charter(
 ) -> dict[str, Any]:
     """A coordinator publishes the next charter version (members, roles, areas)."""
     new = _parse(body)
+    # The stream hub reads this operation's version from the database until the commit is
+    # over, so no entry stored after it is delivered under the old version (design §15).
+    ctx.charter_versions.changing(operation_id)
+    try:
+        return await _publish(ctx, principal, operation_id, new)
+    finally:
+        ctx.charter_versions.settled(operation_id)
+
+
+async def _publish(
+    ctx: Context, principal: Principal, operation_id: str, new: Charter
+) -> dict[str, Any]:
     async with ctx.transaction() as tx:
         member = await membership(ctx, tx.conn, principal, operation_id)
         member.check_writable()
@@ -202,6 +215,7 @@ async def publish_charter(
             charter_hash=b64e(new.hash),
             by=principal.device_id,
         )
+        tx.publish(Event(operation_id, "", new.version, kind="charter"))  # to other nodes
     return {"operation_id": operation_id, "charter_version": new.version}
 
 

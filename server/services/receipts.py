@@ -1,18 +1,20 @@
 """Read and acknowledgement receipts (design §7).
 
 A device signs a ``read`` or ``ack`` statement (:class:`opseal.crypto.statements.Receipt`) for
-a message of an area it reads. The server checks it against the device's registered key,
-stores it once per (message, device, kind) — a repeat answers the stored receipt — and appends
-it to the area's gap-free sequence as a ``receipt`` entry, so members receive it through sync
-and the stream. The entry carries the signed statement as its body and no ``message_id`` (that
-column is unique to the message itself); readers take the message id from the statement.
+a message of an area it reads, naming the message as the server keeps it unique: operation,
+area, sending device and message id (design §15 "Receipts name the sender"; a statement of the
+first encoding, which names no sender, is refused). The server checks it against the device's
+registered key, stores it once per (message, device, kind) — a repeat answers the stored
+receipt — and appends it to the area's gap-free sequence as a ``receipt`` entry, so members
+receive it through sync and the stream. The entry carries the signed statement as its body and
+no ``message_id`` (that column is the message's own); readers take the message from the
+statement.
 
-A coordinator asks, per message, which organisations of the area's audience and which of their
-devices have read and acknowledged it. An acknowledgement counts as a read. The sender's own
-organisation is never listed as pending an acknowledgement. The answer also carries every
-signed statement stored for the message, so the coordinator's client computes the status
-itself from what it can verify rather than trusting this summary.
-"""
+A coordinator asks, per message (sender and id), which organisations of the area's audience and
+which of their devices have read and acknowledged it. An acknowledgement counts as a read. The
+sender's own organisation is never listed as pending an acknowledgement. The answer also
+carries every signed statement stored for the message, so the coordinator's client computes the
+status itself from what it can verify rather than trusting this summary."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from ..storage import areas as area_store
 from ..storage import entries
 from ..storage import identity as identity_store
 from ..storage import receipts as store
+from ..storage.receipts import MessageKey
 from .areas import AreaRef, _advance, _append_event, _lock_area, _reader, _sender_key
 from .base import Context, Principal, Tx
 from .operations import membership
@@ -52,18 +55,23 @@ def _parse(ctx: Context, principal: Principal, body: bytes) -> Receipt:
         raise Forbidden("a device posts only its own receipts")
     if receipt.instance_id != ctx.instance.instance_id:
         raise BadRequest("receipt: belongs to another instance", field="receipt")
+    if not receipt.sender_device_id:
+        raise BadRequest(
+            "receipt: names no sender (first encoding); sign it again naming the message's "
+            "sending device",
+            field="receipt",
+        )
     return receipt
 
 
-async def _message(conn: AsyncConnection, ref: AreaRef, message_id: str) -> Any:
-    row = await entries.message(conn, ref.operation_id, ref.area, message_id)
+async def _message(conn: AsyncConnection, key: MessageKey) -> Any:
+    row = await entries.message(conn, key.operation_id, key.area, key.sender_id, key.message_id)
     if row is None:
-        raise NotFound(f"message {message_id} does not exist in area {ref.area!r}")
+        raise NotFound(
+            f"message {key.message_id} of device {key.sender_id} does not exist in area "
+            f"{key.area!r}"
+        )
     return row
-
-
-async def _stored(conn: AsyncConnection, message_id: str, device_id: str, kind: str) -> Any:
-    return await store.get(conn, message_id, device_id, kind)
 
 
 def _receipt_json(row: Any, created: bool) -> dict[str, Any]:
@@ -72,6 +80,7 @@ def _receipt_json(row: Any, created: bool) -> dict[str, Any]:
         "operation_id": receipt.operation_id,
         "area": receipt.area,
         "message_id": row.message_id,
+        "sender": row.sender_id,
         "device_id": row.device_id,
         "org_id": row.org_id,
         "kind": row.kind,
@@ -86,18 +95,18 @@ async def post_receipt(ctx: Context, principal: Principal, body: bytes) -> dict[
     """Verify and store a receipt; ``created`` is false when it repeats a stored one."""
     receipt = _parse(ctx, principal, body)
     ref = AreaRef(receipt.operation_id, receipt.area)
-    message_id = str(receipt.message_id)
+    key = MessageKey(ref.operation_id, ref.area, receipt.sender_device_id, str(receipt.message_id))
     async with ctx.transaction() as tx:
         member = await _reader(ctx, tx.conn, principal, ref)
         member.check_writable()
-        await _message(tx.conn, ref, message_id)
+        await _message(tx.conn, key)
         _verify(receipt, await _sender_key(tx.conn, principal.device_id), tx.now)
         area = await _lock_area(tx.conn, ref)  # also serialises concurrent repeats
-        stored = await _stored(tx.conn, message_id, principal.device_id, receipt.kind)
+        stored = await store.get(tx.conn, key, principal.device_id, receipt.kind)
         if stored is not None:
             return _receipt_json(stored, created=False)
-        await _store(tx, principal, ref, receipt, body, area.next_seq + 1)
-        stored = await _stored(tx.conn, message_id, principal.device_id, receipt.kind)
+        await _store(tx, principal, ref, key, receipt, body, area.next_seq + 1)
+        stored = await store.get(tx.conn, key, principal.device_id, receipt.kind)
     return _receipt_json(stored, created=True)
 
 
@@ -111,12 +120,17 @@ def _verify(receipt: Receipt, key: VerifyKey, now: int) -> None:
 
 
 async def _store(
-    tx: Tx, principal: Principal, ref: AreaRef, receipt: Receipt, body: bytes, seq: int
+    tx: Tx,
+    principal: Principal,
+    ref: AreaRef,
+    key: MessageKey,
+    receipt: Receipt,
+    body: bytes,
+    seq: int,
 ) -> None:
-    message_id = str(receipt.message_id)
     await store.insert_receipt(
         tx.conn,
-        message_id,
+        key,
         principal.device_id,
         receipt.kind,
         org_id=principal.org_id,
@@ -129,7 +143,8 @@ async def _store(
         event="receipt",
         operation=ref.operation_id,
         area=ref.area,
-        message_id=message_id,
+        message_id=key.message_id,
+        sender=key.sender_id,
         kind=receipt.kind,
         device=principal.device_id,
         seq=seq,
@@ -138,9 +153,10 @@ async def _store(
 
 # -- status for coordinators -----------------------------------------------------------
 async def receipt_status(
-    ctx: Context, principal: Principal, ref: AreaRef, message_id: str
+    ctx: Context, principal: Principal, ref: AreaRef, message_id: str, sender: str
 ) -> dict[str, Any]:
-    """Per organisation that reads the area: which devices have read and acknowledged."""
+    """Per organisation that reads the area: which devices have read and acknowledged the
+    sender's message ``message_id``."""
     try:
         message_id = str(uuid.UUID(message_id))
     except ValueError as exc:
@@ -150,8 +166,9 @@ async def receipt_status(
         if member.role != "coordinator":
             raise Forbidden("only a coordinator sees who has read and acknowledged a message")
         member.check_area(ref.area)
-        message = await _message(conn, ref, message_id)
-        rows = await store.for_message(conn, message_id)
+        key = MessageKey(ref.operation_id, ref.area, sender, message_id)
+        message = await _message(conn, key)
+        rows = await store.for_message(conn, key)
         roster = await area_store.roster_orgs(conn, ref.operation_id, ref.area)
         sender_org = await identity_store.device_org(conn, message.device_id)
     header = Envelope.from_bytes(message.body).header

@@ -33,11 +33,11 @@ _BY_SENDER_MESSAGE_IDS = select(events.c.message_id, events.c.seq, events.c.body
     events.c.device_id == bindparam("device_id"),
     events.c.message_id.in_(bindparam("message_ids", expanding=True)),
 )
-_MESSAGE = (
-    select(events.c.device_id, events.c.body)
-    .where(_IN_AREA, events.c.kind == "message", events.c.message_id == bindparam("message_id"))
-    .order_by(events.c.seq)
-    .limit(1)
+_MESSAGE = select(events.c.device_id, events.c.body).where(
+    _IN_AREA,
+    events.c.kind == "message",
+    events.c.device_id == bindparam("sender_id"),
+    events.c.message_id == bindparam("message_id"),
 )
 _LATEST_MESSAGE_OF = (
     select(events.c.body)
@@ -81,11 +81,16 @@ async def by_sender_message_ids(
 
 
 async def message(
-    conn: AsyncConnection, operation_id: str, area: str, message_id: str
+    conn: AsyncConnection, operation_id: str, area: str, sender_id: str, message_id: str
 ) -> Record | None:
-    """``(device_id, body)`` of the message ``message_id`` in the area, or None; of two
-    senders' messages under one id, the earlier."""
-    params = {"operation_id": operation_id, "area": area, "message_id": message_id}
+    """``(device_id, body)`` of the sender's message ``message_id`` in the area, or None
+    (unique: message ids are unique per operation, area and sender)."""
+    params = {
+        "operation_id": operation_id,
+        "area": area,
+        "sender_id": sender_id,
+        "message_id": message_id,
+    }
     return (await conn.execute(_MESSAGE, params)).first()
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "charter_bodies",
     "charter_body",
     "charter_version",
+    "current_versions",
     "exists",
     "get",
     "insert_charter_version",
@@ -50,6 +51,7 @@ _MEMBERSHIP = (
 _CHARTER_VERSION = select(operations.c.charter_version).where(
     operations.c.operation_id == bindparam("operation_id")
 )
+_CHARTER_VERSIONS = select(operations.c.operation_id, operations.c.charter_version)
 _OF_ORGANISATION = (
     select(operations, operation_members.c.role)
     .join(operation_members, operation_members.c.operation_id == operations.c.operation_id)
@@ -103,6 +105,11 @@ async def charter_version(conn: AsyncConnection, operation_id: str) -> int | Non
     return (
         await conn.execute(_CHARTER_VERSION, {"operation_id": operation_id})
     ).scalar_one_or_none()
+
+
+async def current_versions(conn: AsyncConnection) -> dict[str, int]:
+    """Every operation's current charter version."""
+    return {row.operation_id: row.charter_version for row in await conn.execute(_CHARTER_VERSIONS)}
 
 
 async def exists(conn: AsyncConnection, operation_id: str) -> bool:

@@ -1,7 +1,10 @@
 """Receipt queries: signed read and acknowledgement statements, one per (message, device,
-kind). Statements are built once at import."""
+kind), where a message is named as the server keeps it unique — (operation, area, sending
+device, message id). Statements are built once at import."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -9,9 +12,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .db import Record
 from .tables import receipts
 
-__all__ = ["for_message", "get", "insert_receipt"]
+__all__ = ["MessageKey", "for_message", "get", "insert_receipt"]
 
-_MESSAGE = receipts.c.message_id == bindparam("message_id")
+
+class MessageKey(NamedTuple):
+    """A message as the server keeps it unique."""
+
+    operation_id: str
+    area: str
+    sender_id: str
+    message_id: str
+
+
+_MESSAGE = (
+    (receipts.c.operation_id == bindparam("operation_id"))
+    & (receipts.c.area == bindparam("area"))
+    & (receipts.c.sender_id == bindparam("sender_id"))
+    & (receipts.c.message_id == bindparam("message_id"))
+)
 _GET = select(receipts).where(
     _MESSAGE, receipts.c.device_id == bindparam("device_id"), receipts.c.kind == bindparam("kind")
 )
@@ -19,20 +37,22 @@ _FOR_MESSAGE = select(receipts).where(_MESSAGE)
 _INSERT = insert(receipts)
 
 
-async def get(conn: AsyncConnection, message_id: str, device_id: str, kind: str) -> Record | None:
+async def get(
+    conn: AsyncConnection, message: MessageKey, device_id: str, kind: str
+) -> Record | None:
     """The stored receipt of ``kind`` by the device for the message, or None."""
-    params = {"message_id": message_id, "device_id": device_id, "kind": kind}
+    params = {**message._asdict(), "device_id": device_id, "kind": kind}
     return (await conn.execute(_GET, params)).first()
 
 
-async def for_message(conn: AsyncConnection, message_id: str) -> list[Record]:
+async def for_message(conn: AsyncConnection, message: MessageKey) -> list[Record]:
     """Every stored receipt for the message."""
-    return list(await conn.execute(_FOR_MESSAGE, {"message_id": message_id}))
+    return list(await conn.execute(_FOR_MESSAGE, message._asdict()))
 
 
 async def insert_receipt(
     conn: AsyncConnection,
-    message_id: str,
+    message: MessageKey,
     device_id: str,
     kind: str,
     *,
@@ -44,7 +64,7 @@ async def insert_receipt(
     await conn.execute(
         _INSERT,
         {
-            "message_id": message_id,
+            **message._asdict(),
             "device_id": device_id,
             "kind": kind,
             "org_id": org_id,

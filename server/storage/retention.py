@@ -21,16 +21,12 @@ from .tables import (
 __all__ = ["purge_content"]
 
 _OP: BindParameter[str] = bindparam("operation_id")
-_MESSAGE_IDS = select(events.c.message_id).where(
-    events.c.operation_id == _OP, events.c.message_id.is_not(None)
-)
 _BLOB_IDS = select(blobs.c.blob_id).where(blobs.c.operation_id == _OP)
 _DELETES = [
-    ("receipts", delete(receipts).where(receipts.c.message_id.in_(_MESSAGE_IDS))),
     ("blob_chunks", delete(blob_chunks).where(blob_chunks.c.blob_id.in_(_BLOB_IDS))),
     *(
         (table.name, delete(table).where(table.c.operation_id == _OP))
-        for table in (blobs, commit_secrets, commits, key_packages, events, area_members)
+        for table in (receipts, blobs, commit_secrets, commits, key_packages, events, area_members)
     ),
 ]
 _FORGET_STATE = (

@@ -279,9 +279,14 @@ blob_chunks = Table(
     Column("object_key", String(96), nullable=True),  # the bytes' key in an external store
 )
 
+# A receipt names its message as the server keeps it unique: (operation, area, sending
+# device, message id) — two senders' messages under one id have receipts of their own.
 receipts = Table(
     "receipts",
     metadata,
+    Column("operation_id", String(ID), primary_key=True),
+    Column("area", String(64), primary_key=True),
+    Column("sender_id", String(ID), primary_key=True),
     Column("message_id", String(36), primary_key=True),
     Column("device_id", String(ID), primary_key=True),
     Column("kind", String(8), primary_key=True),

@@ -66,7 +66,7 @@ CALLS: dict[str, Call] = {
     "put_blob_chunk": lambda api: api.put_blob_chunk(SOME_UUID, 0, b"chunk"),
     "get_blob": lambda api: api.blob(SOME_UUID),
     "post_receipt": lambda api: api.post_receipt(b"receipt"),
-    "get_receipts": lambda api: api.receipts("op", "area", SOME_UUID),
+    "get_receipts": lambda api: api.receipts("op", "area", "device", SOME_UUID),
     "get_checkpoint": lambda api: api.audit_checkpoint(),
     "get_checkpoint_at": lambda api: api.audit_checkpoint(5),
     "get_entries": lambda api: api.audit_entries(0, 1),

@@ -7,8 +7,11 @@ import asyncio
 import uuid
 from typing import Any
 
-from opseal.client import cli
+import pytest
+
+from opseal.client import cli, content
 from opseal.client.client import Client
+from opseal.client.errors import ClientError
 from opseal.crypto.encoding import b64e
 from opseal.crypto.keys import SigningKey
 from opseal.crypto.statements import Receipt
@@ -117,3 +120,58 @@ async def test_forged_receipt_is_refused_with_a_warning(attacker: Attacker):
     kinds = [w[4] for w in wco.warnings()]
     assert "receipt-refused" in kinds
     assert "acks-unverified" in kinds
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # checked by the client
+async def test_a_receipt_relabelled_to_another_senders_message_is_refused(
+    attacker: Attacker, capsys, monkeypatch
+):
+    """German Customs posts under the id of France's message in the same area. An id two
+    senders used needs its sender; the coordinator's ack of Germany's message does not count
+    for France's; and a proxy serving that receipt (and the claim) for France's message gets
+    a `receipt-refused` warning naming the other sender, and `opseal acks` exits 4."""
+    fr, de, wco = (attacker.onboarded.clients[o] for o in ("fr-customs", "de-customs", "wco"))
+    op, fr_dev, de_dev = attacker.op, "fr-customs-device", "de-customs-device"
+    for client in (fr, de, wco, fr):  # key packages, admission, joining
+        await client.sync()
+    message_id = await fr.post(op, "seizures", "text", content.text("France's"))
+    await de.sync()
+    de.outbox.enqueue(
+        op, "seizures", [("text", content.text("mine"))], message_ids=[uuid.UUID(message_id)]
+    )
+    await de.flush()
+    await wco.sync()
+    with pytest.raises(ClientError, match="more than one verified message"):
+        await wco.ack(message_id)
+    await wco.ack(message_id, sender=de_dev)
+
+    assert (await wco.acks(message_id, sender=fr_dev))["verified_receipts"] == 0
+    theirs = await wco.acks(message_id, sender=de_dev)
+    assert (theirs["verified_receipts"], theirs["unverified"]) == (1, [])
+    relabelled = (await wco.api.receipts(op, "seizures", de_dev, message_id)).receipts
+
+    def serve_theirs(status: dict[str, Any]) -> dict[str, Any]:
+        status["receipts"] = relabelled
+        return _claim_acked("wco", "wco-device")(status)
+
+    attacker.proxy.rewrite(RECEIPTS, serve_theirs)
+    wco = await attacker.victim("wco")
+    await asyncio.to_thread(wco.profile.save_info, wco.info)  # the CLI goes through the proxy too
+
+    status = await wco.acks(message_id, sender=fr_dev)
+
+    assert status["verified_receipts"] == 0
+    refused = [w[5] for w in wco.warnings() if w[4] == "receipt-refused"]
+    assert any(f"names device {de_dev}'s message" in text for text in refused), refused
+    assert any("wco acknowledged" in p for p in status["unverified"])
+    await wco.close()
+
+    monkeypatch.setattr(cli, "KDF_PARAMS", FAST)
+    monkeypatch.setenv("OPSEAL_PASSPHRASE", PASSPHRASE)
+    argv = ["--home", str(wco.profile.path.parent), "--profile", wco.profile.name, "acks"]
+    capsys.readouterr()
+    code = await asyncio.to_thread(cli.main, [*argv, message_id, "--sender", fr_dev])
+    assert code == 4, capsys.readouterr().err
+    assert await asyncio.to_thread(cli.main, [*argv, message_id]) != 0  # which sender's?
+    assert "name the sender" in capsys.readouterr().err
+    attacker.onboarded.clients["wco"] = await Client.open(wco.profile, PASSPHRASE, login=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +16,7 @@ from opseal.crypto.encoding import Reader, Writer, b64d, b64e, label
 from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.errors import CryptoError, DecodeError, UnsupportedVersion
 from opseal.crypto.group import Commit, GroupState, KeyPackage, create_area, create_commit
-from opseal.crypto.keys import open_key_file
+from opseal.crypto.keys import SigningKey, open_key_file
 from opseal.crypto.statements import Receipt
 
 from .conftest import INSTANCE, NOW, World
@@ -31,6 +32,7 @@ DECODERS = {
     "envelope": Envelope.from_bytes,
     "key-file": lambda data: open_key_file(data, "pw", purpose="device"),
     "receipt": Receipt.from_bytes,
+    "receipt-v1": Receipt.from_bytes,
 }
 
 
@@ -51,9 +53,12 @@ def _samples() -> dict[str, bytes]:
     receipt = Receipt.create(
         fr.signing_key, instance_id=INSTANCE, operation_id="op-stop-v", area="plan",
         message_id=head.message_id, kind="ack", device_id="fr-marie-1", signed_at=NOW,
+        sender_device_id="wco-laptop",
     )  # fmt: skip
+    legacy = replace(receipt, sender_device_id="")  # the first encoding names no sender
     return {
         "receipt": receipt.to_bytes(),
+        "receipt-v1": legacy.to_bytes(),
         "certificate": fr.device_cert.to_bytes(),
         "revocation": revocation.to_bytes(),
         "charter": world.charter.to_bytes(),
@@ -138,3 +143,20 @@ def test_reader_bounds_every_length():
     reader = Reader(data, label("test"))
     with pytest.raises(DecodeError, match="longer than 10 bytes"):
         reader.blob(max_len=10, field="name")
+
+
+def test_a_receipt_signs_its_messages_sender():
+    """The sender is under the signature: a receipt relabelled to another sender's message,
+    or read back as the first encoding (no sender), no longer verifies."""
+    key = SigningKey.generate()
+    receipt = Receipt.create(
+        key, instance_id=INSTANCE, operation_id="op-stop-v", area="plan",
+        message_id=uuid.uuid4(), kind="ack", device_id="fr-marie-1", signed_at=NOW,
+        sender_device_id="wco-laptop",
+    )  # fmt: skip
+    assert Receipt.from_bytes(receipt.to_bytes()) == receipt
+    assert (receipt.encoding, Receipt.from_bytes(SAMPLES["receipt-v1"]).encoding) == (2, 1)
+    receipt.verify(key.verify_key)
+    for sender in ("de-hans-1", ""):
+        with pytest.raises(CryptoError):
+            replace(receipt, sender_device_id=sender).verify(key.verify_key)

@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from opseal.crypto.charter import AreaPolicy
 from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.group import GroupState, KeyPackage, create_area, create_commit
 from opseal.crypto.statements import Receipt
@@ -93,8 +94,10 @@ async def post_text(
     return sealed.header.message_id
 
 
-def receipt(operation: Operation, who: str, area: str, message_id: uuid.UUID, kind: str) -> bytes:
-    """A ``read`` or ``ack`` receipt signed by ``who``'s device."""
+def receipt(
+    operation: Operation, who: str, area: str, message_id: uuid.UUID, kind: str, *, of: str
+) -> bytes:
+    """A ``read`` or ``ack`` receipt signed by ``who``'s device for actor ``of``'s message."""
     actor = operation.actors[who]
     return Receipt.create(
         actor.identity.signing_key,
@@ -105,4 +108,21 @@ def receipt(operation: Operation, who: str, area: str, message_id: uuid.UUID, ki
         kind=kind,
         device_id=actor.device_id,
         signed_at=int(time.time()),
+        sender_device_id=operation.actors[of].device_id,
     ).to_bytes()
+
+
+async def remove_partner_read_right(operation: Operation) -> None:
+    """The coordinator publishes charter version 2: the partner role no longer reads
+    'seizures' (its device stays in the area's roster)."""
+    charter = operation.world.charter
+    areas = [
+        AreaPolicy(a.name, a.read_roles - {"partner"}, a.post_roles - {"partner"}, a.history)
+        if a.name == "seizures"
+        else a
+        for a in charter.areas
+    ]
+    coordinator = operation.world.user("wco", "ocu-lead")
+    v2 = charter.next_version(issued_at=int(time.time()) - 1, areas=areas)
+    signed = v2.signed(coordinator.key, coordinator.cert)
+    await operation.actors["coordinator"].api.publish_charter(operation.id, signed.to_bytes())

@@ -124,7 +124,7 @@ MATRIX = {
     "blob": (lambda a, op, s: a.blob(op.blob_id), READ_SEIZURES),
     "blob-data": (lambda a, op, s: a.download_blob(op.blob_id), READ_SEIZURES),
     "receipts-status": (
-        lambda a, op, s: a.receipts(op.id, "seizures", op.message_id),
+        lambda a, op, s: a.receipts(op.id, "seizures", "customs-device", op.message_id),
         row(coordinator=OK, customs="403", partner="403", stakeholder="403", observer="403"),
     ),
     "post-key-package": (

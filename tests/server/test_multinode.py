@@ -23,7 +23,7 @@ from opseal.wire.operations import Event
 from opseal.wire.stream import StreamEvent
 
 from .conftest import PG_URL, Operation, fresh_database
-from .helpers import envelope, make_area
+from .helpers import envelope, make_area, remove_partner_read_right
 from .procs import Node, ServerProcess, admin_context, open_operation, prepare_database
 
 AREA = "seizures"
@@ -110,7 +110,7 @@ async def test_two_nodes_deliver_each_others_messages_once_in_order(pg_database)
 
 
 async def _deliver_across_nodes(op: Operation, node_a: Node, node_b: Node) -> None:
-    state, secret = await make_area(op, AREA, ["customs", "customs2"])
+    state, secret = await make_area(op, AREA, ["customs", "customs2", "partner"])
     poster, reader = op.actors["customs"].api, op.actors["customs2"].api
     start = (await reader.sync()).cursor
     async with Subscriber(await node_b.client(token=reader.token), start) as subscriber:
@@ -138,6 +138,23 @@ async def _deliver_across_nodes(op: Operation, node_a: Node, node_b: Node) -> No
         await resumed.wait_for(len(missed))
         await asyncio.sleep(0.3)  # room for a duplicate to show up
     assert resumed.seqs == missed == list(range(max(posted) + 1, max(posted) + 121))
+    await _read_right_removed_on_the_other_node(op, node_b, state, secret)
+
+
+async def _read_right_removed_on_the_other_node(
+    op: Operation, node_b: Node, state: Any, secret: bytes
+) -> None:
+    """Node A publishes a charter version taking the partner's read right: the partner's
+    stream on node B, whose hub cached the old version, gets nothing posted after it."""
+    poster, partner = op.actors["customs"].api, op.actors["partner"].api
+    start = (await partner.sync()).cursor
+    async with Subscriber(await node_b.client(token=partner.token), start) as follower:
+        await _post(op, poster, state, secret, 1)
+        await follower.wait_for(1)  # node B's hub now holds version 1
+        await remove_partner_read_right(op)
+        await _post(op, poster, state, secret, 1)
+        await asyncio.sleep(0.5)  # well below node B's poll
+    assert len(follower.seqs) == 1
 
 
 async def _post_and_kill(proc: ServerProcess, token: str | None, op: Operation,

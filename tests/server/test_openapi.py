@@ -172,7 +172,9 @@ async def populate(operation) -> Fixtures:
     customs = operation.actors["customs"].api
     state, secret = await make_area(operation, "seizures", ["customs"])
     message_id = await post_text(operation, "customs", "seizures", state, secret, 1, True)
-    await customs.post_receipt(receipt(operation, "customs", "seizures", message_id, "read"))
+    await customs.post_receipt(
+        receipt(operation, "customs", "seizures", message_id, "read", of="customs")
+    )
     data = os.urandom(1000)
     blob = await customs.create_blob(operation.id, "seizures", 1000, hashlib.sha256(data).digest())
     await customs.put_blob_chunk(blob.blob_id, 0, data)

@@ -5,34 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 
 import pytest
 
 from opseal.client.errors import ForbiddenError
-from opseal.crypto.charter import AreaPolicy
+from opseal.server.http.stream import HUB
+from opseal.server.services.charter_cache import CharterVersions
 from opseal.wire.operations import Event
 from opseal.wire.stream import StreamEvent, StreamIdle
 
-from .helpers import make_area, post_text
+from .helpers import make_area, post_text, remove_partner_read_right
 
 AREA = "seizures"
-
-
-async def _remove_partner_read_right(operation) -> None:
-    """The coordinator publishes charter version 2: the partner role no longer reads
-    'seizures' (its device stays in the area's roster)."""
-    charter = operation.world.charter
-    areas = [
-        AreaPolicy(a.name, a.read_roles - {"partner"}, a.post_roles - {"partner"}, a.history)
-        if a.name == AREA
-        else a
-        for a in charter.areas
-    ]
-    coordinator = operation.world.user("wco", "ocu-lead")
-    v2 = charter.next_version(issued_at=int(time.time()) - 1, areas=areas)
-    signed = v2.signed(coordinator.key, coordinator.cert)
-    await operation.actors["coordinator"].api.publish_charter(operation.id, signed.to_bytes())
 
 
 async def _follow(api, seen: list[Event], idle: asyncio.Event) -> None:
@@ -58,11 +42,15 @@ async def test_removed_read_right_stops_sync_stream_events_and_blobs(operation):
     idle = asyncio.Event()
     follower = asyncio.create_task(_follow(partner, seen, idle))
     await asyncio.wait_for(idle.wait(), 10)
-    assert any(e.area == AREA for e in seen)
+    # One message through the hub first, so it holds the operation's charter version (cached).
+    await post_text(operation, "customs", AREA, state, secret, 1)
+    async with asyncio.timeout(5):
+        while not any(e.kind == "message" for e in seen):
+            await asyncio.sleep(0.02)
     before = len(seen)
 
-    await _remove_partner_read_right(operation)
-    await post_text(operation, "customs", AREA, state, secret, 1)
+    await remove_partner_read_right(operation)
+    await post_text(operation, "customs", AREA, state, secret, 2)
     await asyncio.sleep(1.0)  # well below the stream's periodic refresh
 
     follower.cancel()
@@ -74,3 +62,29 @@ async def test_removed_read_right_stops_sync_stream_events_and_blobs(operation):
     with pytest.raises(ForbiddenError):
         await partner.download_blob(blob.blob_id)
     assert [e.kind for e in await customs.events(operation.id, AREA)][-1] == "message"
+
+    # Had version 2's notification from another node been lost, the hub's poll notices it.
+    hub, cache = operation.server.runner.app[HUB], operation.server.ctx.charter_versions
+    cache.remember(operation.id, 1, cache.generation(operation.id))
+    await hub.poll_once()
+    assert cache.get(operation.id) is None
+
+
+def test_the_cached_charter_version_is_never_older_than_a_committed_one():
+    """The hub's cache (design §15): bypassed while a version is being published, not filled
+    by a read that raced the publication, dropped once it is over or announced by another
+    node."""
+    cache = CharterVersions()
+    cache.remember("op", 1, cache.generation("op"))
+    assert cache.get("op") == 1
+    racing = cache.generation("op")  # a hub read of version 1 begins
+    cache.changing("op")
+    assert cache.get("op") is None
+    cache.remember("op", 1, cache.generation("op"))  # read while the new version commits
+    cache.settled("op")
+    cache.remember("op", 1, racing)  # the racing read ends after the commit
+    assert cache.get("op") is None
+    cache.remember("op", 2, cache.generation("op"))
+    assert cache.get("op") == 2
+    cache.forget("op")  # another node's version 3
+    assert cache.get("op") is None

@@ -85,26 +85,31 @@ async def test_a_chunk_offset_is_stored_once_and_a_reset_deletes_all(engine):
 
 
 async def test_receipts_are_unique_per_message_device_and_kind(engine):
-    """A receipt reads back by (message, device, kind) and with the message's others; a
-    repeat of the triple raises."""
+    """A receipt reads back by (message, device, kind) and with the message's others, where a
+    message is (operation, area, sender, id): another sender's message under the same id has
+    receipts of its own. A repeat of the triple raises."""
+    m1 = receipts.MessageKey("op", "area", "dev-s", "m-1")
+    squatted = m1._replace(sender_id="dev-t")
     async with tx(engine) as conn:
-        await receipts.insert_receipt(
-            conn, "m-1", "dev-a", "read", org_id="wco", statement=b"r", now=NOW
-        )
-        await receipts.insert_receipt(
-            conn, "m-1", "dev-a", "ack", org_id="wco", statement=b"a", now=NOW + 1
-        )
-        await receipts.insert_receipt(
-            conn, "m-2", "dev-a", "read", org_id="wco", statement=b"x", now=NOW
-        )
+        for key, kind, statement, now in (
+            (m1, "read", b"r", NOW),
+            (m1, "ack", b"a", NOW + 1),
+            (m1._replace(message_id="m-2"), "read", b"x", NOW),
+            (squatted, "read", b"y", NOW),
+        ):
+            await receipts.insert_receipt(
+                conn, key, "dev-a", kind, org_id="wco", statement=statement, now=now
+            )
     async with engine.connect() as conn:
-        row = await receipts.get(conn, "m-1", "dev-a", "ack")
+        row = await receipts.get(conn, m1, "dev-a", "ack")
         assert (row.org_id, row.statement, row.created_at) == ("wco", b"a", NOW + 1)
-        assert await receipts.get(conn, "m-1", "dev-b", "ack") is None
-        kinds = sorted(r.kind for r in await receipts.for_message(conn, "m-1"))
+        assert await receipts.get(conn, m1, "dev-b", "ack") is None
+        assert await receipts.get(conn, squatted, "dev-a", "ack") is None
+        kinds = sorted(r.kind for r in await receipts.for_message(conn, m1))
         assert kinds == ["ack", "read"]
+        assert [r.statement for r in await receipts.for_message(conn, squatted)] == [b"y"]
     with pytest.raises(IntegrityError):
         async with tx(engine) as conn:
             await receipts.insert_receipt(
-                conn, "m-1", "dev-a", "read", org_id="wco", statement=b"r2", now=NOW
+                conn, m1, "dev-a", "read", org_id="wco", statement=b"r2", now=NOW
             )
