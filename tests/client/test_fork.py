@@ -55,7 +55,8 @@ async def test_members_served_different_commits_for_one_epoch_both_detect_the_fo
     forged = Receipt.create(
         SigningKey.generate(), instance_id=fr.info.instance_id, operation_id=op,
         area="seizures", message_id=uuid.UUID(before), kind="read", device_id=de.device_id,
-        signed_at=de.now(), gossip=ReceiptGossip(state(fr, op, "seizures").epoch, bytes(32)),
+        signed_at=de.now(), sender_device_id=fr.device_id,
+        gossip=ReceiptGossip(state(fr, op, "seizures").epoch, bytes(32)),
     )  # fmt: skip
     await attacker.db.append(op, "seizures", "receipt", de.device_id, forged.to_bytes())
     await fr.sync()

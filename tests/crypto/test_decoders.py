@@ -17,7 +17,7 @@ from opseal.crypto.envelope import Envelope, Header, seal
 from opseal.crypto.errors import CryptoError, DecodeError, UnsupportedVersion
 from opseal.crypto.group import Commit, GroupState, KeyPackage, create_area, create_commit
 from opseal.crypto.keys import SigningKey, open_key_file
-from opseal.crypto.statements import Receipt
+from opseal.crypto.statements import Receipt, ReceiptGossip
 
 from .conftest import INSTANCE, NOW, World
 
@@ -160,3 +160,23 @@ def test_a_receipt_signs_its_messages_sender():
     for sender in ("de-hans-1", ""):
         with pytest.raises(CryptoError):
             replace(receipt, sender_device_id=sender).verify(key.verify_key)
+
+
+def test_a_receipt_carries_its_signers_gossip_under_the_signature():
+    """The second encoding carries the signer's epoch view when it has one; the gossip is
+    signed (changing it breaks the signature) and needs a sender (no first-encoding gossip)."""
+    key = SigningKey.generate()
+    gossip = ReceiptGossip(7, bytes(range(32)), b"checkpoint")
+    receipt = Receipt.create(
+        key, instance_id=INSTANCE, operation_id="op-stop-v", area="plan",
+        message_id=uuid.uuid4(), kind="read", device_id="fr-marie-1", signed_at=NOW,
+        sender_device_id="wco-laptop", gossip=gossip,
+    )  # fmt: skip
+    assert Receipt.from_bytes(receipt.to_bytes()) == receipt
+    receipt.verify(key.verify_key)
+    with pytest.raises(CryptoError):
+        replace(receipt, gossip=replace(gossip, epoch=8)).verify(key.verify_key)
+    with pytest.raises(CryptoError):
+        replace(receipt, gossip=None).verify(key.verify_key)
+    with pytest.raises(DecodeError, match="needs the second encoding"):
+        replace(receipt, sender_device_id="")
