@@ -52,6 +52,8 @@ class Context:
     clock: Callable[[], float] = time.time
     charters: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Parsed charter versions by (operation, version): immutable once stored."""
+    groups: dict[Any, Any] = field(default_factory=dict)
+    """Single posts waiting to be committed together, by area (:mod:`.group_commit`)."""
 
     def now(self) -> int:
         return int(self.clock())
