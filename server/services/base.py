@@ -52,6 +52,8 @@ class Context:
     clock: Callable[[], float] = time.time
     charters: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Parsed charter versions by (operation, version): immutable once stored."""
+    sessions: dict[bytes, tuple[Principal, int, float]] = field(default_factory=dict)
+    """Recently authenticated tokens: (principal, session expiry, monotonic time cached)."""
     groups: dict[Any, Any] = field(default_factory=dict)
     """Single posts waiting to be committed together, by area (:mod:`.group_commit`)."""
 

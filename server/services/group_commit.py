@@ -29,7 +29,9 @@ from opseal.crypto.envelope import Envelope
 from opseal.crypto.keys import VerifyKey
 
 from ..errors import Forbidden, OpSealError
+from ..storage import areas as area_store
 from ..storage import entries
+from ..storage import identity as identity_store
 from .areas import (
     AreaRef,
     _advance,
@@ -37,10 +39,7 @@ from .areas import (
     _check_counter,
     _check_new,
     _idempotent,
-    _is_member,
-    _last_counter,
     _lock_area,
-    _sender_key,
     parse_envelopes,
     store_envelopes,
 )
@@ -141,6 +140,7 @@ async def _store_group(ctx: Context, ref: AreaRef, posts: list[_Post]) -> list[i
         group = _Group(ctx, tx, ref, posts)
         area = await _lock_area(tx.conn, ref)
         group.seq, group.epoch = area.next_seq, area.epoch
+        await group.read_senders()
         for post in posts:
             try:
                 answers.append(await group.judge(post))
@@ -198,21 +198,30 @@ class _Group:
         if isinstance(found, OpSealError):
             raise found
 
-    async def _sender(self, post: _Post) -> _Sender:
-        device = post.principal.device_id
-        if device not in self.senders:
-            conn, ref = self.tx.conn, self.ref
+    async def read_senders(self) -> None:
+        """What the rules need of every sending device, in one query each: keys, the roster,
+        latest counters and the stored entries under the group's message ids."""
+        conn, ref, devices = self.tx.conn, self.ref, sorted(self.message_ids)
+        keys = await identity_store.device_signing_keys(conn, devices)
+        roster = await area_store.roster(conn, ref.operation_id, ref.area)
+        latest = await entries.latest_messages_of(conn, ref.operation_id, ref.area, devices)
+        wanted = [(d, m) for d, ids in self.message_ids.items() for m in ids]
+        stored = await entries.by_senders_message_ids(conn, ref.operation_id, ref.area, wanted)
+        for device in devices:
+            last = latest.get(device)
             self.senders[device] = _Sender(
-                key=await _sender_key(conn, device),
-                in_roster=await _is_member(conn, ref, device),
-                last_counter=await _last_counter(conn, ref, device),
-                stored=await entries.by_sender_message_ids(
-                    conn, ref.operation_id, ref.area, device, self.message_ids[device]
-                ),
+                key=VerifyKey(keys[device]),
+                in_roster=device in roster,
+                last_counter=Envelope.from_bytes(last).header.counter if last else 0,
+                stored={m: row for (d, m), row in stored.items() if d == device},
             )
-        sender = self.senders[device]
+
+    async def _sender(self, post: _Post) -> _Sender:
+        sender = self.senders[post.principal.device_id]
         if not sender.in_roster:
-            raise Forbidden(f"device {device!r} is not a member of area {self.ref.area!r}")
+            raise Forbidden(
+                f"device {post.principal.device_id!r} is not a member of area {self.ref.area!r}"
+            )
         return sender
 
     def _append(self, post: _Post, message_id: str) -> None:

@@ -10,13 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .db import Record
 from .tables import events
 
-__all__ = ["append", "by_sender_message_ids", "commit_bodies", "entries_after", "message"]
+__all__ = [
+    "append",
+    "by_sender_message_ids",
+    "by_senders_message_ids",
+    "commit_bodies",
+    "entries_after",
+    "latest_messages_of",
+    "message",
+]
 
 _IN_AREA = (events.c.operation_id == bindparam("operation_id")) & (
     events.c.area == bindparam("area")
@@ -44,6 +52,19 @@ _LATEST_MESSAGE_OF = (
     .where(_IN_AREA, events.c.device_id == bindparam("device_id"), events.c.kind == "message")
     .order_by(events.c.seq.desc())
     .limit(1)
+)
+_DEVICES = events.c.device_id.in_(bindparam("device_ids", expanding=True))
+_BY_SENDERS_MESSAGE_IDS = select(
+    events.c.device_id, events.c.message_id, events.c.seq, events.c.body
+).where(_IN_AREA, _DEVICES, events.c.message_id.in_(bindparam("message_ids", expanding=True)))
+_LATEST_MESSAGES_OF = select(events.c.device_id, events.c.body).where(
+    _IN_AREA,
+    events.c.seq.in_(
+        select(func.max(events.c.seq))
+        .where(_IN_AREA, _DEVICES, events.c.kind == "message")
+        .group_by(events.c.device_id)
+        .scalar_subquery()
+    ),
 )
 _COMMIT_BODIES = (
     select(events.c.body)
@@ -106,3 +127,28 @@ async def latest_message_of(
     )
     body: bytes | None = result.scalar()
     return body
+
+
+async def by_senders_message_ids(
+    conn: AsyncConnection, operation_id: str, area: str, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Record]:
+    """:func:`by_sender_message_ids` for several devices at once: the stored entries among the
+    ``(device_id, message_id)`` pairs, by pair."""
+    params = {
+        "operation_id": operation_id,
+        "area": area,
+        "device_ids": sorted({device for device, _ in wanted}),
+        "message_ids": sorted({message_id for _, message_id in wanted}),
+    }
+    pairs = set(wanted)
+    rows = await conn.execute(_BY_SENDERS_MESSAGE_IDS, params)
+    return {key: row for row in rows if (key := (row.device_id, row.message_id)) in pairs}
+
+
+async def latest_messages_of(
+    conn: AsyncConnection, operation_id: str, area: str, device_ids: Sequence[str]
+) -> dict[str, bytes]:
+    """:func:`latest_message_of` for several devices at once, by device (absent before its
+    first message)."""
+    params = {"operation_id": operation_id, "area": area, "device_ids": list(device_ids)}
+    return {row.device_id: row.body for row in await conn.execute(_LATEST_MESSAGES_OF, params)}
