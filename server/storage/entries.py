@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .db import Record
-from .tables import events
+from .tables import area_members, events
 
 __all__ = [
     "append",
@@ -57,14 +57,26 @@ _DEVICES = events.c.device_id.in_(bindparam("device_ids", expanding=True))
 _BY_SENDERS_MESSAGE_IDS = select(
     events.c.device_id, events.c.message_id, events.c.seq, events.c.body
 ).where(_IN_AREA, _DEVICES, events.c.message_id.in_(bindparam("message_ids", expanding=True)))
-_LATEST_MESSAGES_OF = select(events.c.device_id, events.c.body).where(
-    _IN_AREA,
-    events.c.seq.in_(
-        select(func.max(events.c.seq))
-        .where(_IN_AREA, _DEVICES, events.c.kind == "message")
-        .group_by(events.c.device_id)
-        .scalar_subquery()
-    ),
+# One index scan backwards per device, as _LATEST_MESSAGE_OF does (a GROUP BY over the area's
+# messages would read all of them), driven by the roster so it runs alike on both backends.
+_LATEST_MESSAGES_OF = select(
+    area_members.c.device_id,
+    select(events.c.body)
+    .where(
+        events.c.operation_id == area_members.c.operation_id,
+        events.c.area == area_members.c.area,
+        events.c.device_id == area_members.c.device_id,
+        events.c.kind == "message",
+    )
+    .order_by(events.c.seq.desc())
+    .limit(1)
+    .correlate(area_members)
+    .scalar_subquery()
+    .label("body"),
+).where(
+    area_members.c.operation_id == bindparam("operation_id"),
+    area_members.c.area == bindparam("area"),
+    area_members.c.device_id.in_(bindparam("device_ids", expanding=True)),
 )
 _COMMIT_BODIES = (
     select(events.c.body)
@@ -148,7 +160,8 @@ async def by_senders_message_ids(
 async def latest_messages_of(
     conn: AsyncConnection, operation_id: str, area: str, device_ids: Sequence[str]
 ) -> dict[str, bytes]:
-    """:func:`latest_message_of` for several devices at once, by device (absent before its
-    first message)."""
+    """:func:`latest_message_of` for several devices of the area's roster at once, by device
+    (absent before its first message, and for a device not in the roster)."""
     params = {"operation_id": operation_id, "area": area, "device_ids": list(device_ids)}
-    return {row.device_id: row.body for row in await conn.execute(_LATEST_MESSAGES_OF, params)}
+    rows = await conn.execute(_LATEST_MESSAGES_OF, params)
+    return {row.device_id: row.body for row in rows if row.body is not None}
