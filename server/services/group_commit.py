@@ -28,7 +28,7 @@ from opseal.crypto.encoding import b64e
 from opseal.crypto.envelope import Envelope
 from opseal.crypto.keys import VerifyKey
 
-from ..errors import Forbidden, OpSealError
+from ..errors import Forbidden, OpSealError, Unavailable
 from ..storage import areas as area_store
 from ..storage import entries
 from ..storage import identity as identity_store
@@ -110,6 +110,10 @@ async def _commit(ctx: Context, ref: AreaRef, posts: list[_Post]) -> None:
     except Exception:  # the group's transaction failed: each post on its own
         await asyncio.gather(*(_alone(ctx, ref, post) for post in posts))
         return
+    except BaseException:  # the server is stopping: unknown outcome, a retry is idempotent
+        for post in posts:
+            _settle(post, Unavailable("the server stopped while storing: post again"))
+        raise
     for post, answer in zip(posts, answers, strict=True):
         _settle(post, answer)
 
