@@ -30,8 +30,10 @@ typecheck: $(STAMP)
 	cd $(TYPECHECK) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" \
 		$(foreach d,$(PACKAGES),-p opseal.$(d))
 
+# Tests run on every core (pytest-xdist); each test has its own database and loopback port.
+PYTEST_WORKERS ?= auto
 test: lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/crypto.py

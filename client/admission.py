@@ -34,7 +34,7 @@ from .ports import Charters, Clock, MemberStates, Resync, Revoked
 from .session import Session
 from .store import Store
 
-__all__ = ["YEAR", "Admission", "certify_user_key"]
+__all__ = ["YEAR", "Admission", "asked_key", "certify_user_key"]
 
 YEAR = 365 * 86400
 
@@ -59,6 +59,11 @@ def certify_user_key(
         issued_at=now - 60,
         expires_at=now + YEAR,
     )
+
+
+def asked_key(op: str, area: str) -> str:
+    """The store key under which :meth:`Admission.join` notes when it asked to join."""
+    return f"asked/{op}/{area}"
 
 
 class Admission:
@@ -164,6 +169,7 @@ class Admission:
                     self._identity, operation_id=operation_id, area=area, now=self._clock()
                 )
                 await self._session.api.post_key_package(operation_id, area, package.to_bytes())
+                self._store.put(asked_key(operation_id, area), str(self._clock()).encode())
         return areas
 
     async def admit(self, op: str | None = None, readmit: Iterable[str] = ()) -> list[str]:

@@ -216,6 +216,17 @@ class ApiClient:
             "post_revocation", identity.Revoked, path={"org_id": org_id}, body=body
         )
 
+    async def issue_enrolment_code(
+        self, org_id: str, code_hash: bytes, expires_at: int, signature: bytes
+    ) -> identity.EnrolmentCodeIssued:
+        """Store a code the organisation's root granted (focal point only)."""
+        body = identity.EnrolmentCodeRequest(
+            code_hash=b64e(code_hash), expires_at=expires_at, signature=b64e(signature)
+        )
+        return await self.call(
+            "post_enrolment_code", identity.EnrolmentCodeIssued, path={"org_id": org_id}, body=body
+        )
+
     async def revocations(self, after: int = 0, limit: int = 1000) -> identity.Revocations:
         """A page of signed revocations recorded after the cursor ``after``."""
         params = {"after": after, "limit": limit}

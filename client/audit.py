@@ -67,6 +67,8 @@ class AuditReport:
     checkpoint: Checkpoint
     hidden: int = 0
     """Entries the server showed as a leaf hash only (not for this device)."""
+    shown: tuple[tuple[int, dict[str, Any]], ...] = ()
+    """The entries shown to this device, with their index, each checked against its leaf."""
 
 
 class Auditor:
@@ -102,14 +104,15 @@ async def verify_audit(api: ApiClient, log_key: bytes, last: Checkpoint | None) 
     if last is not None:
         _check_signature(last, key, "the remembered checkpoint")
         await _check_extends(api, last, checkpoint)
-    leaves, hidden = await _entry_leaves(api, checkpoint.size)
+    leaves, shown = await _entry_leaves(api, checkpoint.size)
     root = await asyncio.to_thread(root_hash, leaves)
     if root != checkpoint.root:
         raise AuditError(
             f"the root of the {checkpoint.size} entries does not match the signed checkpoint: "
             "entries were altered"
         )
-    return AuditReport(checkpoint.size, root, len(leaves), checkpoint, hidden)
+    hidden = len(leaves) - len(shown)
+    return AuditReport(checkpoint.size, root, len(leaves), checkpoint, hidden, tuple(shown))
 
 
 async def latest_checkpoint(api: ApiClient, log_key: bytes) -> Checkpoint:
@@ -165,11 +168,11 @@ async def _check_extends(api: ApiClient, last: Checkpoint, new: Checkpoint) -> N
         ) from exc
 
 
-async def _entry_leaves(api: ApiClient, size: int) -> tuple[list[bytes], int]:
+async def _entry_leaves(api: ApiClient, size: int) -> tuple[list[bytes], list[tuple[int, Any]]]:
     """Every entry's leaf hash, recomputed from its content where it is shown (pages of
-    :data:`PAGE`), and how many were hidden."""
+    :data:`PAGE`), and the entries shown with their index."""
     leaves: list[bytes] = []
-    hidden = 0
+    shown: list[tuple[int, Any]] = []
     while len(leaves) < size:
         start = len(leaves)
         end = min(size, start + PAGE)
@@ -179,8 +182,9 @@ async def _entry_leaves(api: ApiClient, size: int) -> tuple[list[bytes], int]:
         for offset, item in enumerate(page):
             entry, leaf = _entry(item, start + offset)
             leaves.append(leaf)
-            hidden += entry is None
-    return leaves, hidden
+            if entry is not None:
+                shown.append((start + offset, entry))
+    return leaves, shown
 
 
 def _entry(item: AuditEntry, index: int) -> tuple[dict[str, Any] | None, bytes]:

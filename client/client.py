@@ -83,15 +83,23 @@ class Client:
     ) -> None:
         self.profile, self.info, self.identity, self.store = profile, info, identity, store
         self.session = Session(api, info.instance_id, identity)
-        instance, clock = info.instance_id, self.now
-        self.verifier = Verifier(self.session, store, identity, instance, clock)
+        instance = info.instance_id
+
+        def clock() -> int:  # late-bound, so that a test can set the client's clock
+            return self.now()
+
+        log_key = b64d(info.log_key) if info.log_key else b""
+        self.verifier = Verifier(self.session, store, identity, instance, clock, log_key)
         self.outbox = Outbox(self.session, store, identity, instance, self.verifier, self.sync)
         self.admission = Admission(
             self.session, store, identity, instance, clock, self.verifier, self.verifier, self.sync,
             self.verifier,
         )  # fmt: skip
         self.attachments = attachments.Attachments(self.session, store, profile.path)
-        self.receipts = Receipts(self.session, store, identity, instance, clock, self.verifier)
+        self.receipts = Receipts(
+            self.session, store, identity, instance, clock, self.verifier,
+            self.verifier.forks.gossip,
+        )  # fmt: skip
         self.alerts = Alerts(store, identity, self.verifier, self.outbox)
         self.releaser = Releaser(store, identity.organisation_id, self.verifier, self.outbox)
         self.auditor = audit.Auditor(self.session, store)
@@ -456,11 +464,12 @@ class Client:
         """Verified responses to an alert (call :meth:`sync` first for the newest)."""
         return self.alerts.responses(alert_id)
 
-    async def release(self, message_id: str, to_area: str, clear: Sequence[str] = ()) -> str:
+    async def release(self, message_id: str, to_area: str, keep: Sequence[str] = ()) -> str:
         """As a coordinator: post a sanitised copy of a verified seizure record into a
-        stakeholder area (rules and sanitising in :mod:`.release`); returns the release's
-        message id. Call :meth:`sync` first so that the record and any permission are known."""
-        return await self.releaser.release(message_id, to_area, clear)
+        stakeholder area (rules and sanitising in :mod:`.release`: free text is erased unless
+        named in ``keep``); returns the release's message id. Call :meth:`sync` first so that
+        the record and any permission are known."""
+        return await self.releaser.release(message_id, to_area, keep)
 
 
 def _unlock(profile: Profile, passphrase: str) -> tuple[ProfileInfo, DeviceIdentity, bytes]:

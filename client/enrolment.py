@@ -19,8 +19,10 @@ too old to trust as current.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import secrets
 import time
 from dataclasses import asdict
 from typing import Any
@@ -30,6 +32,7 @@ from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.keys import HpkePrivateKey, KdfParams, SigningKey, VerifyKey
+from opseal.crypto.statements import enrolment_code_message
 
 from .admission import YEAR, certify_user_key
 from .api import ApiClient
@@ -46,6 +49,7 @@ __all__ = [
     "complete_enrolment",
     "encode_request",
     "encode_response",
+    "issue_code",
     "pending_info",
     "read_request",
     "request_enrolment",
@@ -57,6 +61,20 @@ the log, so an honest server signs a fresh one on demand."""
 REQUEST_HEADER = "OPSEAL ENROLMENT REQUEST v1"
 RESPONSE_HEADER = "OPSEAL USER CERTIFICATE v1"
 _PENDING = "enrol-request"
+CODE_TTL = 7 * 86400
+
+
+async def issue_code(
+    api: ApiClient, instance_id: str, org_id: str, root: SigningKey, now: int, ttl: int = CODE_TTL
+) -> tuple[str, int]:
+    """As a focal point: make a one-time enrolment code for the organisation, have the server
+    store its hash under a grant signed by ``root``; returns the code and its expiry."""
+    code = "-".join(secrets.token_hex(4) for _ in range(4))
+    code_hash = hashlib.sha256(code.encode()).digest()
+    expires_at = now + ttl
+    signature = root.sign(enrolment_code_message(instance_id, org_id, code_hash, expires_at))
+    answer = await api.issue_enrolment_code(org_id, code_hash, expires_at, signature)
+    return code, answer.expires_at
 
 
 def _digits(text: str) -> str:

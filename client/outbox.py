@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opseal.crypto.envelope import Envelope, Header, seal
-from opseal.crypto.group import DeviceIdentity, GroupState
+from opseal.crypto.group import DeviceIdentity, GroupState, epoch_authenticator
 
 from . import attachments, content, corrections
 from .errors import (
@@ -83,6 +83,7 @@ class Outbox:
             handling,
             requires_ack,
             int(time.time() * 1000),
+            epoch_authenticator(secret, state),  # a member on another branch sees the fork
         )
         return seal(header, plaintext, secret, self._identity.signing_key)
 

@@ -13,13 +13,14 @@ clock and the verified charters.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from opseal.crypto.charter import Charter
 from opseal.crypto.encoding import b64d
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import DeviceIdentity, GroupState, RosterEntry
-from opseal.crypto.statements import Receipt
+from opseal.crypto.statements import Receipt, ReceiptGossip
 from opseal.wire.blobs import ReceiptStatus
 
 from .errors import ClientError
@@ -41,9 +42,11 @@ class Receipts:
         instance_id: str,
         clock: Clock,
         charters: Charters,
+        gossip: Callable[[str, str], ReceiptGossip | None] = lambda op, area: None,
     ) -> None:
         self._session, self._store, self._identity = session, store, identity
         self._instance_id, self._clock, self._charters = instance_id, clock, charters
+        self._gossip = gossip
 
     async def ack(self, message_id: str, kind: str = "ack") -> None:
         stored = self._store.message(message_id)
@@ -58,6 +61,7 @@ class Receipts:
             kind=kind,
             device_id=self._identity.device_id,
             signed_at=self._clock(),
+            gossip=self._gossip(stored.op, stored.area),  # what this device sees (design §7)
         )
         await self._session.api.post_receipt(receipt.to_bytes())
 

@@ -10,7 +10,9 @@ record sanitised by :func:`sanitise`:
   schema marks ``x-personal-data``) always; attachments (photos may show people or labels, and
   blobs are served per area) always; every other field, including the free text
   ``description`` of goods lines, ``remarks``, ``concealment`` and ``offence``, unless named
-  with ``clear`` (``--clear``). Personal data and attachments cannot be cleared.
+  in ``keep`` (``opseal release --keep FIELD``). Personal data and attachments cannot be kept.
+  (The option was once ``--clear``, "cleared for release", which read as "erase": the CLI now
+  refuses it and names ``--keep``.)
 
 **Rules** (:func:`check_release`): only an organisation whose verified charter role is
 ``coordinator`` releases; the target area's readers must include ``stakeholder`` and the
@@ -54,10 +56,12 @@ __all__ = [
     "Releaser",
     "check_release",
     "counted_version",
+    "erased_fields",
     "has_permission",
     "payload",
     "permission",
     "sanitise",
+    "source_record",
 ]
 
 KEPT_FIELDS = (
@@ -89,27 +93,36 @@ class ReleaseRefused(ClientError):
     """The release is not allowed (role, area, handling code or permission)."""
 
 
-def sanitise(record: Mapping[str, Any], clear: Iterable[str] = ()) -> dict[str, Any]:
-    """``record`` without personal data, attachments and uncleared free text. ``clear`` names
+def sanitise(record: Mapping[str, Any], keep: Iterable[str] = ()) -> dict[str, Any]:
+    """``record`` without personal data, attachments and free text not kept. ``keep`` names
     fields to keep besides :data:`KEPT_FIELDS` (a goods line field such as ``description``
     is kept in every line)."""
-    cleared = set(clear)
-    refused = sorted(c for c in cleared if is_personal(c) or c in NEVER_RELEASED)
+    kept = set(keep)
+    refused = sorted(c for c in kept if is_personal(c) or c in NEVER_RELEASED)
     if refused:
         raise ReleaseRefused(
-            f"{', '.join(refused)} may not be cleared for release: personal data and "
+            f"{', '.join(refused)} may not be kept in a release: personal data and "
             "attachments are never released"
         )
     out: dict[str, Any] = {}
     for name, value in record.items():
         if is_personal(name) or name in NEVER_RELEASED:
             continue
-        if name in KEPT_FIELDS or name in cleared:
+        if name in KEPT_FIELDS or name in kept:
             out[name] = value
     lines = [g for g in record.get("goods") or [] if isinstance(g, Mapping)]
-    keep = set(KEPT_LINE_FIELDS) | cleared
-    out["goods"] = [{k: v for k, v in line.items() if k in keep} for line in lines]
+    line_keep = set(KEPT_LINE_FIELDS) | kept
+    out["goods"] = [{k: v for k, v in line.items() if k in line_keep} for line in lines]
     return out
+
+
+def erased_fields(record: Mapping[str, Any], copy: Mapping[str, Any]) -> list[str]:
+    """The fields of ``record`` (``goods.FIELD`` for a goods line's) that ``copy`` lacks."""
+    gone = {name for name in record if name not in copy}
+    for line, kept in zip(record.get("goods") or [], copy.get("goods") or [], strict=False):
+        if isinstance(line, Mapping):
+            gone |= {f"goods.{name}" for name in line if name not in kept}
+    return sorted(gone)
 
 
 def permission(message_id: str, note: str = "") -> dict[str, Any]:
@@ -179,11 +192,8 @@ def check_release(
         raise ReleaseRefused(f"unknown handling code {source.handling!r}")
 
 
-def payload(
-    source: StoredMessage, released_by_org: str, clear: Iterable[str] = ()
-) -> dict[str, Any]:
-    """The ``release`` payload for ``source``: its sanitised record, checked as a seizure
-    record."""
+def source_record(source: StoredMessage) -> dict[str, Any]:
+    """The seizure record a verified seizure or correction message holds."""
     try:
         record = source.json()
     except ValueError as exc:
@@ -192,11 +202,19 @@ def payload(
         record = record.get("record")
     if not isinstance(record, dict):
         raise ReleaseRefused(f"{source.message_id} is not a seizure record")
+    return record
+
+
+def payload(
+    source: StoredMessage, released_by_org: str, keep: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The ``release`` payload for ``source``: its sanitised record, checked as a seizure
+    record."""
     return content.release(
         {
             "source_message_id": source.message_id,
             "released_by_org": released_by_org,
-            "record": sanitise(record, clear),
+            "record": sanitise(source_record(source), keep),
         }
     )
 
@@ -233,9 +251,11 @@ class Releaser:
         self._store, self._org_id = store, org_id
         self._charters, self._poster = charters, poster
 
-    async def release(self, message_id: str, to_area: str, clear: Iterable[str] = ()) -> str:
-        """Post a sanitised copy of verified seizure record ``message_id`` into ``to_area``
-        (checked by :func:`check_release`); returns the release's message id."""
+    async def prepare(
+        self, message_id: str, to_area: str, keep: Iterable[str] = ()
+    ) -> tuple[StoredMessage, dict[str, Any]]:
+        """The source of a release and the payload it would post (checked by
+        :func:`check_release`), without posting: what ``opseal release`` previews."""
         found = self._store.message(message_id)
         if found is None:
             raise ClientError(f"message {message_id} is not among this device's verified messages")
@@ -244,7 +264,12 @@ class Releaser:
         check_release(
             charter, self._org_id, source, to_area, self._store.messages(source.op, source.area)
         )
-        body = payload(source, self._org_id, clear)
+        return source, payload(source, self._org_id, keep)
+
+    async def release(self, message_id: str, to_area: str, keep: Iterable[str] = ()) -> str:
+        """Post a sanitised copy of verified seizure record ``message_id`` into ``to_area``
+        (checked by :func:`check_release`); returns the release's message id."""
+        source, body = await self.prepare(message_id, to_area, keep)
         return await self._poster.post(
             source.op, to_area, "release", body, handling=source.handling
         )

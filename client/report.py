@@ -27,6 +27,11 @@ Pure functions on lists of record dicts; nothing here reads the network or the s
 - ``by_transport_mode.<mode>`` and ``by_day.<YYYY-MM-DD>``: ``seizures``, ``items``,
   ``weight_kg``.
 
+A **stakeholder** reads no seizure area, only the sanitised copies a coordinator released to
+it (:mod:`.release`): :func:`released_records` gives those records (the latest copy of each
+``(reporting_country, record_id)``, from coordinators only), and its report says that it
+covers released records.
+
 Counts are exact integers; weights are summed as :class:`~decimal.Decimal` and given in
 kilograms rounded to the gram (a JSON number with at most three decimals).
 """
@@ -53,6 +58,7 @@ __all__ = [
     "kilograms",
     "latest_versions",
     "record_heads",
+    "released_records",
     "reporting_codes",
 ]
 
@@ -243,6 +249,24 @@ def checked_records(
     submissions = (m if isinstance(m, Submission) else Submission(*m) for m in messages)
     versions, excluded = latest_versions(submissions, reporting)
     return [v.record for v in versions], excluded
+
+
+def released_records(releases: Iterable[tuple[str, Any]], charter: Charter) -> list[dict[str, Any]]:
+    """The records of ``(sender organisation, release payload)`` pairs sent by a coordinator
+    of ``charter``, each checked as a seizure record; a later copy of the same record replaces
+    an earlier one."""
+    coordinators = {m.organisation_id for m in charter.members if m.role == "coordinator"}
+    latest: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for org, payload in releases:
+        record = payload.get("record") if isinstance(payload, dict) else None
+        if org not in coordinators or not isinstance(record, dict):
+            continue
+        try:
+            checked = content.seizure(record)
+        except content.ContentError:
+            continue
+        latest[(checked["reporting_country"], checked["record_id"])] = checked
+    return list(latest.values())
 
 
 def kilograms(value: Decimal) -> float:

@@ -2,8 +2,9 @@
 
 One row is one goods line; rows sharing a ``record_id`` form one record with several goods
 lines. The columns (names fixed, any order, case-insensitive; a CSV is ``,``, ``;`` or tab
-separated, UTF-8 with or without a byte-order mark; an XLSX file is read from its first
-sheet, row 1 being the header):
+separated, UTF-8 with or without a byte-order mark; an XLSX file is read from the first
+sheet whose row 1 holds every required column — or the sheet named by ``sheet`` — so that an
+instructions sheet in front is skipped):
 
 ===================  ========  ==========================================================
 column               required  value
@@ -37,7 +38,17 @@ offence              no        offence type
 consignor            no        consignor (personal data)
 consignee            no        consignee (personal data)
 remarks              no        free text
+handling             no        the record's handling code, H0 to H3 (see below)
 ===================  ========  ==========================================================
+
+**Handling codes**: a record's ``handling`` cell wins; a record without one gets the
+``--handling`` default (H0 when none is given), raised to ``H2`` when the record carries
+personal data (``consignor``, ``consignee``): personal data from a national export is not
+further disseminated unless the file says otherwise (design §14).
+
+**Numbers**: ``weight_kg`` uses ``.`` as decimal separator. With ``decimal_comma`` (``opseal
+submit seizures --decimal-comma``, never guessed) it uses ``,`` instead, which a ``,``-separated
+CSV cannot hold; a cell with a comma and no option is refused with that hint.
 
 The record-level optional columns (``reporting_office`` to ``remarks``) may be given on any
 row of a record; where two rows both give one, they must agree. The payload nests
@@ -79,12 +90,16 @@ from .errors import ClientError
 
 __all__ = [
     "COLUMNS",
+    "HANDLING",
     "RECORD_COLUMNS",
     "REQUIRED_COLUMNS",
     "XLSX_SUFFIXES",
+    "ReadOptions",
     "RecordError",
     "Reporting",
     "RowError",
+    "SeizureFile",
+    "load_seizures",
     "read_seizures",
     "read_seizures_csv",
     "read_seizures_xlsx",
@@ -119,6 +134,7 @@ COLUMNS = (
     "consignor",
     "consignee",
     "remarks",
+    "handling",
 )
 REQUIRED_COLUMNS = COLUMNS[:7]
 RECORD_COLUMNS = ("case_ref", "reporting_country", "seizure_date", "transport_mode", "ecommerce")
@@ -140,6 +156,9 @@ _NESTED = {
     "consignee": ("persons", "consignee"),
 }
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
+HANDLING = ("H0", "H1", "H2", "H3")
+PERSONAL_DEFAULT = "H2"
+"""The handling code a record with personal data gets unless its file says otherwise."""
 _GRAM = Decimal("0.001")
 
 
@@ -157,13 +176,15 @@ class RowError:
 
 
 class RecordError(ClientError):
-    """Records that cannot be accepted; :attr:`errors` lists every rejected cell."""
+    """Records that cannot be accepted; :attr:`errors` lists every rejected cell, and
+    :attr:`where` names the sheet when it is one of a workbook's."""
 
-    def __init__(self, errors: Iterable[RowError]) -> None:
-        self.errors = list(errors)
+    def __init__(self, errors: Iterable[RowError], where: str = "") -> None:
+        self.errors, self.where = list(errors), where
         shown = "; ".join(str(e) for e in self.errors[:20])
         more = len(self.errors) - 20
-        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
+        prefix = f"{where}: " if where else ""
+        super().__init__(prefix + shown + (f"; and {more} more" if more > 0 else ""))
 
 
 # -- cell conversions (ValueError says why a cell is refused) --------------------------
@@ -212,6 +233,13 @@ def _date(raw: str) -> str:
         return content.parse_date(raw, "seizure_date")
     except content.ContentError as exc:
         raise ValueError(exc.reason) from exc
+
+
+def _handling(raw: str) -> str | None:
+    code = raw.upper()
+    if code and code not in HANDLING:
+        raise ValueError(f"expected a handling code {', '.join(HANDLING)}, got {raw!r}")
+    return code or None
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -280,6 +308,7 @@ _CONVERT: dict[str, Callable[[str], Any]] = {
     "consignor": _text(1024),
     "consignee": _text(1024),
     "remarks": _text(4096),
+    "handling": _handling,
 }
 
 
@@ -294,7 +323,7 @@ class _Record:
     def payload(self, record_id: str) -> dict[str, Any]:
         record: dict[str, Any] = {"record_id": record_id}
         for column, value in self.fields.items():
-            if value is None:
+            if value is None or column == "handling":
                 continue
             if column in _NESTED:
                 group, key = _NESTED[column]
@@ -303,18 +332,47 @@ class _Record:
                 record[column] = value
         return content.seizure({**record, "goods": self.goods})
 
+    def handling(self, default: str) -> str:
+        """The file's code, else ``default`` raised to H2 when personal data is carried."""
+        given = self.fields.get("handling")
+        if given:
+            return str(given)
+        personal = self.fields.get("consignor") or self.fields.get("consignee")
+        return max(default, PERSONAL_DEFAULT) if personal else default
+
 
 Reporting = tuple[str, Collection[str]]
 """The submitting organisation and the reporting codes the charter lists for it."""
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a file: the default handling code, the XLSX sheet, decimal commas."""
+
+    handling: str = "H0"
+    sheet: str | None = None
+    decimal_comma: bool = False
+
+
+@dataclass(frozen=True)
+class SeizureFile:
+    """What a file holds: valid records, their handling codes (in the same order), every
+    rejected cell, and the sheet read (XLSX only)."""
+
+    records: list[dict[str, Any]]
+    handling: list[str]
+    rejected: list[RowError]
+    sheet: str | None = None
+
+
 class _Collector:
     """Groups converted rows into records and gathers every rejected cell."""
 
-    def __init__(self, reporting: Reporting | None = None) -> None:
+    def __init__(self, reporting: Reporting | None = None, options: ReadOptions | None = None):
         self.records: dict[str, _Record] = {}
         self.errors: list[RowError] = []
         self.reporting = reporting
+        self.options = options or ReadOptions()
 
     def _country(self, row: int, values: dict[str, Any]) -> list[RowError]:
         country = values.get("reporting_country")
@@ -329,7 +387,13 @@ class _Collector:
         return [RowError(row, "reporting_country", reason, values.get("record_id") or "")]
 
     def add(self, row: int, cells: dict[str, str]) -> None:
-        values, errors = _convert(row, cells)
+        try:
+            cells, errors = _decimals(cells, self.options.decimal_comma), []
+        except ValueError as exc:
+            cells = {**cells, "weight_kg": ""}
+            errors = [RowError(row, "weight_kg", str(exc), cells.get("record_id", ""))]
+        values, more = _convert(row, cells)
+        errors += more
         errors += self._country(row, values)
         record_id = values.get("record_id")
         if record_id is None:
@@ -345,9 +409,27 @@ class _Collector:
         if not errors:
             record.goods.append({c: values[c] for c in _LINE_COLUMNS if values[c] is not None})
 
-    def result(self) -> tuple[list[dict[str, Any]], list[RowError]]:
-        valid = [r.payload(rid) for rid, r in self.records.items() if not r.rejected]
-        return valid, sorted(self.errors, key=lambda e: e.row)
+    def result(self, sheet: str | None = None) -> SeizureFile:
+        valid = [(rid, r) for rid, r in self.records.items() if not r.rejected]
+        return SeizureFile(
+            [r.payload(rid) for rid, r in valid],
+            [r.handling(self.options.handling) for _, r in valid],
+            sorted(self.errors, key=lambda e: e.row),
+            sheet,
+        )
+
+
+def _decimals(cells: dict[str, str], decimal_comma: bool) -> dict[str, str]:
+    """``cells`` with ``weight_kg`` written as the converter reads it (``.`` decimals);
+    ValueError says why a separator is refused."""
+    raw = cells.get("weight_kg", "")
+    if not decimal_comma:
+        if "," in raw:
+            raise ValueError(f"{raw!r} has a decimal comma: submit with --decimal-comma")
+        return cells
+    if "." in raw or raw.count(",") > 1:
+        raise ValueError(f"with --decimal-comma write kilograms as 12,5, got {raw!r}")
+    return {**cells, "weight_kg": raw.replace(",", ".")}
 
 
 def _convert(row: int, cells: dict[str, str]) -> tuple[dict[str, Any], list[RowError]]:
@@ -394,21 +476,35 @@ def _disagreements(
 def _header(cells: list[str] | None) -> list[str]:
     names = [c.strip().lower() for c in cells or []]
     named = [n for n in names if n]  # a blank header cell (a trailing separator) names nothing
-    errors = [
-        RowError(1, column, "required column is missing")
-        for column in REQUIRED_COLUMNS
-        if column not in names
-    ]
-    errors += [
-        RowError(1, name, f"unknown column (known: {', '.join(COLUMNS)})")
-        for name in named
-        if name not in COLUMNS
-    ]
+    missing = [column for column in REQUIRED_COLUMNS if column not in names]
+    if len(missing) == len(REQUIRED_COLUMNS):
+        raise RecordError(
+            [RowError(1, "header", "none of the seizure columns: not a record sheet")]
+        )
+    errors = []
+    if len(missing) == 1:
+        errors.append(RowError(1, missing[0], "required column is missing"))
+    elif missing:
+        errors.append(RowError(1, ", ".join(missing), "required columns are missing"))
+    unknown = [_short(n) for n in named if n not in COLUMNS]
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        errors.append(RowError(1, ", ".join(unknown[:3]) + more, "unknown column"))
     if len(set(named)) != len(named):
         errors.append(RowError(1, "header", "a column appears twice"))
     if errors:
         raise RecordError(errors)
     return names
+
+
+def _short(text: str, limit: int = 24) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _matches(cells: list[str] | None) -> bool:
+    """Whether a first row holds every required column (a sheet of seizure records)."""
+    names = {c.strip().lower() for c in cells or []}
+    return all(column in names for column in REQUIRED_COLUMNS)
 
 
 def _rows(reader: Iterator[list[str]], header: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -433,17 +529,31 @@ def _delimiter(first_line: str) -> str:
 
 
 def read_seizures_csv(
-    path: str | os.PathLike[str], reporting: Reporting | None = None
+    path: str | os.PathLike[str],
+    reporting: Reporting | None = None,
+    options: ReadOptions | None = None,
 ) -> tuple[list[dict[str, Any]], list[RowError]]:
     """The valid seizure records of a CSV file, and every rejected cell.
 
     Raises :class:`RecordError` when the header is unusable and :class:`ClientError` when the
     file cannot be read.
     """
-    collector = _Collector(reporting)
+    found = _load_csv(path, reporting, options)
+    return found.records, found.rejected
+
+
+def _load_csv(
+    path: str | os.PathLike[str], reporting: Reporting | None, options: ReadOptions | None
+) -> SeizureFile:
+    collector = _Collector(reporting, options)
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as f:
             delimiter = _delimiter(f.readline())
+            if delimiter == "," and collector.options.decimal_comma:
+                raise ClientError(
+                    f"{path} is separated by commas, so it cannot hold decimal commas: "
+                    "drop --decimal-comma, or save the file separated by ';'"
+                )
             f.seek(0)
             reader = csv.reader(f, delimiter=delimiter)
             header = _header(next(reader, None))
@@ -455,32 +565,69 @@ def read_seizures_csv(
 
 
 def read_seizures_xlsx(
-    path: str | os.PathLike[str], reporting: Reporting | None = None
+    path: str | os.PathLike[str],
+    reporting: Reporting | None = None,
+    options: ReadOptions | None = None,
 ) -> tuple[list[dict[str, Any]], list[RowError]]:
-    """The valid seizure records of the first sheet of an XLSX workbook, and every rejected
-    cell (row numbers as the spreadsheet shows them).
+    """The valid seizure records of an XLSX workbook, and every rejected cell (row numbers
+    as the spreadsheet shows them), from the first sheet whose header holds the required
+    columns or the sheet ``options.sheet`` names.
 
-    Raises :class:`RecordError` when the header is unusable and :class:`ClientError` when the
-    file cannot be read as a workbook.
+    Raises :class:`RecordError` when no sheet has a usable header (its message names the
+    sheet) and :class:`ClientError` when the file cannot be read as a workbook.
     """
+    found = _load_xlsx(path, reporting, options)
+    return found.records, found.rejected
+
+
+def _load_xlsx(
+    path: str | os.PathLike[str], reporting: Reporting | None, options: ReadOptions | None
+) -> SeizureFile:
     from openpyxl import load_workbook  # only XLSX imports it
     from openpyxl.utils.exceptions import InvalidFileException
 
-    collector = _Collector(reporting)
+    collector = _Collector(reporting, options)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (OSError, zipfile.BadZipFile, InvalidFileException, KeyError, ValueError) as exc:
         raise ClientError(f"cannot read {path} as an XLSX workbook: {exc}") from exc
-    sheet_rows = workbook.worksheets[0].iter_rows(values_only=True)
     try:
-        rows = ([_xlsx_text(v) for v in values] for values in sheet_rows)
-        header = _header(next(rows, None))
-        for row, cells in _rows(rows, header):
-            collector.add(row, cells)
+        sheet, where = _pick_sheet(workbook, collector.options.sheet)
+        sheet_rows = sheet.iter_rows(values_only=True)
+        try:
+            rows = ([_xlsx_text(v) for v in values] for values in sheet_rows)
+            try:
+                header = _header(next(rows, None))
+            except RecordError as exc:
+                raise RecordError(exc.errors, where) from None
+            for row, cells in _rows(rows, header):
+                collector.add(row, cells)
+        finally:
+            sheet_rows.close()  # a sheet left half-read would keep the file open
     finally:
-        sheet_rows.close()  # a sheet left half-read would keep the file open
         workbook.close()
-    return collector.result()
+    return collector.result(sheet.title)
+
+
+def _pick_sheet(workbook: Any, name: str | None) -> tuple[Any, str]:
+    """The sheet named ``name``, else the first whose row 1 is a seizure header (else the
+    first sheet), and how errors name it."""
+    titles = [ws.title for ws in workbook.worksheets]
+    if name is not None:
+        if name not in titles:
+            raise ClientError(f"no sheet {name!r} (the sheets: {', '.join(titles)})")
+        return workbook[name], f"sheet {name!r}"
+    for ws in workbook.worksheets:
+        head = ws.iter_rows(max_row=1, values_only=True)
+        first = next(head, None)
+        head.close()
+        if _matches([_xlsx_text(v) for v in first or ()]):
+            return ws, f"sheet {ws.title!r}"
+    # None matches: the first one's header errors say what is missing.
+    others = (
+        " (no sheet has the seizure header; pick one with --sheet NAME)" if len(titles) > 1 else ""
+    )
+    return workbook.worksheets[0], f"sheet {titles[0]!r}{others}"
 
 
 def _xlsx_text(value: object) -> str:
@@ -499,12 +646,24 @@ def _xlsx_text(value: object) -> str:
 
 
 def read_seizures(
-    path: str | os.PathLike[str], reporting: Reporting | None = None
+    path: str | os.PathLike[str],
+    reporting: Reporting | None = None,
+    options: ReadOptions | None = None,
 ) -> tuple[list[dict[str, Any]], list[RowError]]:
     """:func:`read_seizures_xlsx` for ``.xlsx``/``.xlsm`` files, else :func:`read_seizures_csv`."""
+    found = load_seizures(path, reporting, options)
+    return found.records, found.rejected
+
+
+def load_seizures(
+    path: str | os.PathLike[str],
+    reporting: Reporting | None = None,
+    options: ReadOptions | None = None,
+) -> SeizureFile:
+    """As :func:`read_seizures`, with each record's handling code and the sheet read."""
     if Path(path).suffix.lower() in XLSX_SUFFIXES:
-        return read_seizures_xlsx(path, reporting)
-    return read_seizures_csv(path, reporting)
+        return _load_xlsx(path, reporting, options)
+    return _load_csv(path, reporting, options)
 
 
 def write_seizures(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> int:

@@ -22,6 +22,7 @@ that guards it, so the schema and the purposes that bind its rows stay in one pl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -121,11 +122,19 @@ class OutboxItem:
     attempts: int
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` empty and readable by its owner only, unless it exists. SQLite gives
+    its -wal and -shm files the database file's mode."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Store:
     """The profile's local database. Not shared between processes at the same time."""
 
     def __init__(self, path: Path, key: bytes) -> None:
         self._aead = AESGCM(key)
+        private_file(path)
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # the outbox must survive a power cut

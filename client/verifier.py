@@ -5,6 +5,8 @@ from the coordinator root pinned at join time, every commit is validated with th
 before its epoch secret is used, and every message is checked (context, sender in that
 epoch's roster, signature, post rights, decryption, replay) before it is stored as genuine.
 Anything refused is recorded as a warning and kept out of what the store's messages hold.
+A message or receipt from another branch of an epoch, a split view of the audit log and an
+area frozen on an old epoch are reported by its :class:`~opseal.client.forks.ForkWatch`.
 
 It depends on the :class:`~opseal.client.session.Session` (for charter versions and sync
 pages), the local :class:`~opseal.client.store.Store`, the device identity and a clock; it
@@ -22,7 +24,7 @@ from opseal.crypto.certs import RevokedKeys
 from opseal.crypto.charter import Charter, verify_charter_chain, verify_successor
 from opseal.crypto.encoding import b64d
 from opseal.crypto.envelope import Envelope, open_envelope
-from opseal.crypto.errors import CryptoError
+from opseal.crypto.errors import CryptoError, ForkError
 from opseal.crypto.group import (
     Commit,
     DeviceIdentity,
@@ -36,6 +38,7 @@ from opseal.wire.operations import Event
 
 from . import membership
 from .errors import ClientError
+from .forks import ForkWatch
 from .ports import Clock
 from .revocations import Revocations
 from .session import Session
@@ -69,12 +72,14 @@ class Verifier:
         identity: DeviceIdentity,
         instance_id: str,
         clock: Clock,
+        log_key: bytes = b"",
     ) -> None:
         self._session, self._store, self._identity = session, store, identity
         self._instance_id, self._clock = instance_id, clock
         self._charters: dict[str, Charter] = {}
         self._tracker = store.load_tracker()
         self.revocations = Revocations(session, store)
+        self.forks = ForkWatch(session, store, identity.device_id, log_key)
 
     def revoked(self, charter: Charter | None = None) -> RevokedKeys:
         """The keys revoked by the revocations verified against the roots ``charter`` lists
@@ -93,6 +98,20 @@ class Verifier:
             if stored:
                 known.append(Charter.from_bytes(stored[-1]))
         return known
+
+    def _rotation_period(self, op: str, area: str) -> int | None:
+        """The area's rotation period in its latest verified charter (0: the default; None
+        once the operation has ended, when no rotation is due)."""
+        charter = self._charters.get(op)
+        if charter is None:
+            stored = self._store.charters(op)
+            charter = Charter.from_bytes(stored[-1]) if stored else None
+        if charter is not None and charter.ends_at < self._clock():
+            return None
+        try:
+            return charter.area(area).rotation_period_s if charter else 0
+        except CryptoError:  # an area the charter no longer lists
+            return 0
 
     def save_tracker(self) -> None:
         """Persist the replay tracker (counters seen per sender)."""
@@ -178,6 +197,7 @@ class Verifier:
                 self._tracker = self._store.load_tracker()  # forget what was rolled back
                 raise
             if not page.more:
+                self.forks.check_frozen(self._clock(), self._rotation_period)
                 return report
 
     async def ingest(
@@ -211,6 +231,11 @@ class Verifier:
             elif kind == "key-package":
                 await self._take_key_package(op, area, body)
                 report.key_packages += 1
+            elif kind == "receipt":
+                await self.forks.check_receipt(op, area, seq, body)
+        except ForkError as exc:
+            report.refused += 1
+            self._store.warn(op, area, seq, "fork", str(exc))
         except (CryptoError, IntegrityWarning) as exc:
             report.refused += 1
             self._store.warn(op, area, seq, f"{kind}-refused", str(exc))
@@ -256,7 +281,8 @@ class Verifier:
             try:
                 self._open_message(op, area, seq, Envelope.from_bytes(body), charter)
             except (CryptoError, IntegrityWarning) as exc:
-                self._store.warn(op, area, seq, "message-refused", str(exc))
+                kind = "fork" if isinstance(exc, ForkError) else "message-refused"
+                self._store.warn(op, area, seq, kind, str(exc))
             self._store.release(op, area, seq)
 
     def _is_own(self, op: str, area: str, commit: Commit) -> bool:
@@ -325,8 +351,9 @@ class Verifier:
         ):
             raise IntegrityWarning(f"sender {header.sender!r} was revoked before it wrote this")
         plaintext = open_envelope(
-            envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker
-        )
+            envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker,
+            authenticator=self.forks.authenticator(op, area, state, secret),
+        )  # fmt: skip
         sender = state.member(header.sender)
         assert sender is not None
         self._store.add_message(

@@ -15,8 +15,14 @@ Each member also carries the reporting codes (ISO 3166 alpha-2) it reports seizu
 of a charter, label ``opseal/v1/charter/2``. A version encoded under the first label
 (``opseal/v1/charter``, written before the field existed) is still read, so stored and signed
 chains stay verifiable, and its members report for nothing: its :attr:`Charter.encoding` is 1
-and it cannot hold codes. Every version a client builds uses the second encoding, so a
-coordinator gives a legacy operation its codes by issuing the next version.
+and it cannot hold codes. Every version a client builds uses the second encoding or later, so
+a coordinator gives a legacy operation its codes by issuing the next version.
+
+Each area may set its rotation period (:attr:`AreaPolicy.rotation_period_s`, design §4
+"Forks and freezes"): how often its epoch is expected to rotate, past which a member warns it
+is frozen. It came with the third encoding (``opseal/v1/charter/3``), which a version uses only
+when one of its areas sets a period; the others keep the second encoding (and its hash), and
+read a period of 0: :data:`DEFAULT_ROTATION_PERIOD`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from .errors import CertificateError, CharterError, DecodeError, PolicyError, Si
 from .keys import SigningKey, VerifyKey
 
 __all__ = [
+    "DEFAULT_ROTATION_PERIOD",
     "ENCODINGS",
     "HISTORY_POLICIES",
     "MAX_REPORTING_CODES",
@@ -48,8 +55,13 @@ ROLES = ("coordinator", "customs", "partner", "stakeholder", "observer")
 HISTORY_POLICIES = ("shared", "since-join")
 _CHARTER_V1 = label("charter")
 _CHARTER = label("charter/2")
-ENCODINGS = {1: _CHARTER_V1, 2: _CHARTER}
-"""Charter encodings by number: 1 has no reporting codes, 2 (current) has them."""
+_CHARTER_3 = label("charter/3")
+ENCODINGS = {1: _CHARTER_V1, 2: _CHARTER, 3: _CHARTER_3}
+"""Charter encodings by number: 1 has no reporting codes, 2 has them, 3 also has the areas'
+rotation periods (used only when an area sets one)."""
+DEFAULT_ROTATION_PERIOD = 86400
+"""Seconds between an area's scheduled epoch rotations when its charter sets none."""
+_ROTATION_RANGE = (3600, 30 * 86400)
 _NO_PREDECESSOR = bytes(32)
 _REPORTING_CODE = re.compile(r"[A-Z]{2}")
 MAX_REPORTING_CODES = 64
@@ -143,9 +155,14 @@ class AreaPolicy:
     read_roles: frozenset[str]
     post_roles: frozenset[str]
     history: str = "shared"
+    rotation_period_s: int = 0
+    """Seconds between scheduled rotations of the area's epoch; 0: the default (a day)."""
 
     def __post_init__(self) -> None:
         _text(self.name, "area name", 64)
+        low, high = _ROTATION_RANGE
+        if self.rotation_period_s and not low <= self.rotation_period_s <= high:
+            raise DecodeError(f"charter: area {self.name!r} rotation period must be {low}-{high} s")
         object.__setattr__(self, "read_roles", frozenset(self.read_roles))
         object.__setattr__(self, "post_roles", frozenset(self.post_roles))
         unknown = (self.read_roles | self.post_roles) - set(ROLES)
@@ -160,22 +177,35 @@ class AreaPolicy:
         if self.history not in HISTORY_POLICIES:
             raise DecodeError(f"charter: history policy must be one of {HISTORY_POLICIES}")
 
-    def _write(self, w: Writer) -> None:
+    @property
+    def rotation_period(self) -> int:
+        """Seconds between scheduled rotations (the charter's value, or the default)."""
+        return self.rotation_period_s or DEFAULT_ROTATION_PERIOD
+
+    def _write(self, w: Writer, encoding: int) -> None:
         w.text(self.name)
         w.list(sorted(self.read_roles), Writer.text)
         w.list(sorted(self.post_roles), Writer.text)
         w.text(self.history)
+        if encoding >= 3:
+            w.u64(self.rotation_period_s)
 
     @classmethod
-    def _read(cls, r: Reader) -> AreaPolicy:
-        def roles(field_name: str) -> frozenset[str]:
-            names = r.list(lambda x: x.text(max_len=16, field=field_name), max_count=8)
-            if names != sorted(set(names)):
-                raise DecodeError(f"charter: {field_name} must be sorted and unique")
-            return frozenset(names)
+    def _reader(cls, encoding: int) -> Callable[[Reader], AreaPolicy]:
+        def read(r: Reader) -> AreaPolicy:
+            def roles(field_name: str) -> frozenset[str]:
+                names = r.list(lambda x: x.text(max_len=16, field=field_name), max_count=8)
+                if names != sorted(set(names)):
+                    raise DecodeError(f"charter: {field_name} must be sorted and unique")
+                return frozenset(names)
 
-        name = r.text(max_len=64, field="area")
-        return cls(name, roles("read_roles"), roles("post_roles"), r.text(max_len=16))
+            name = r.text(max_len=64, field="area")
+            area = cls(name, roles("read_roles"), roles("post_roles"), r.text(max_len=16))
+            if encoding < 3:
+                return area
+            return replace(area, rotation_period_s=r.u64("rotation_period_s"))
+
+        return read
 
 
 @dataclass(frozen=True)
@@ -214,6 +244,8 @@ class Charter:
             raise DecodeError(f"charter: unknown encoding {self.encoding}")
         if self.encoding == 1 and any(m.reporting_codes for m in self.members):
             raise DecodeError("charter: the first encoding cannot hold reporting codes")
+        if self.encoding < 3 and any(a.rotation_period_s for a in self.areas):
+            raise DecodeError("charter: only the third encoding holds rotation periods")
         by_org = {m.organisation_id: m for m in self.members}
         by_area = {a.name: a for a in self.areas}
         if len(by_org) != len(self.members) or len(by_area) != len(self.areas):
@@ -237,9 +269,10 @@ class Charter:
         issued_at: int,
     ) -> Charter:
         """An unsigned version 1."""
+        areas = tuple(areas)
         return cls(
             operation_id, code, name, starts_at, ends_at, 1, _NO_PREDECESSOR,
-            tuple(members), tuple(areas), issued_at,
+            tuple(members), areas, issued_at, encoding=_encoding_for(areas),
         )  # fmt: skip
 
     def next_version(
@@ -251,16 +284,17 @@ class Charter:
         **changes: object,
     ) -> Charter:
         """An unsigned successor of this (signed) version with the given changes."""
+        areas = tuple(self.areas if areas is None else areas)
         return replace(
             self,
             version=self.version + 1,
             previous_hash=self.hash,
             members=tuple(self.members if members is None else members),
-            areas=tuple(self.areas if areas is None else areas),
+            areas=areas,
             issued_at=issued_at,
             signer=None,
             signature=b"",
-            encoding=2,
+            encoding=_encoding_for(areas),
             **changes,  # type: ignore[arg-type]
         )
 
@@ -279,7 +313,7 @@ class Charter:
         w.text(self.name)
         w.u64(self.starts_at).u64(self.ends_at).u32(self.version).blob(self.previous_hash)
         w.list(self.members, lambda w, m: m._write(w, self.encoding))
-        w.list(self.areas, lambda w, a: a._write(w))
+        w.list(self.areas, lambda w, a: a._write(w, self.encoding))
         return w.u64(self.issued_at).blob(self.signer.to_bytes()).finish()
 
     def to_bytes(self) -> bytes:
@@ -287,7 +321,14 @@ class Charter:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Charter:
-        encoding = 1 if bytes(data[: 4 + len(_CHARTER_V1)]) == length_prefixed(_CHARTER_V1) else 2
+        encoding = next(
+            (
+                n
+                for n, tag in ENCODINGS.items()
+                if bytes(data[: 4 + len(tag)]) == length_prefixed(tag)
+            ),
+            2,
+        )
         r = Reader(data, ENCODINGS[encoding], what="charter")
         charter = cls(
             operation_id=r.text(max_len=128, field="operation_id"),
@@ -298,7 +339,7 @@ class Charter:
             version=r.u32("version"),
             previous_hash=r.blob(exact=32, field="previous_hash"),
             members=tuple(r.list(Member._reader(encoding), max_count=4096, field="members")),
-            areas=tuple(r.list(AreaPolicy._read, max_count=256, field="areas")),
+            areas=tuple(r.list(AreaPolicy._reader(encoding), max_count=256, field="areas")),
             issued_at=r.u64("issued_at"),
             signer=Certificate.from_bytes(r.blob(max_len=8192, field="signer")),
             signature=r.blob(exact=64, field="signature"),
@@ -434,3 +475,9 @@ def verify_successor(
     if new.issued_at < prev.issued_at:
         raise CharterError(f"charter version {new.version} predates its predecessor")
     new.verify_signer(prev, now=now, revoked=revoked)
+
+
+def _encoding_for(areas: Iterable[AreaPolicy]) -> int:
+    """The encoding a new version is signed in: the third only if an area sets a rotation
+    period, so that every other charter keeps the bytes (and hash) it always had."""
+    return 3 if any(a.rotation_period_s for a in areas) else 2

@@ -5,15 +5,21 @@ as AES-256-GCM associated data under a per-message key, and inside the sender de
 Ed25519 signature over ``opseal/v1/msg || header || ciphertext``. The message key and nonce
 come from HKDF-SHA256 over the epoch secret and the header's digest, so every message has its
 own key and the header cannot be moved to another area, epoch or operation.
+
+Headers of the second encoding (``opseal/v1/msg-header/2``) also carry the sender's epoch
+authenticator (:func:`~opseal.crypto.group.epoch_authenticator`): a receiver on another
+branch of the same epoch gets a :class:`ForkError` instead of a bare decryption failure.
+Headers of the first encoding, without it, stay readable.
 """
 
 from __future__ import annotations
 
 import bisect
+import hmac
 import math
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from cryptography.exceptions import InvalidTag
@@ -21,8 +27,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .charter import Charter
 from .encoding import Reader, Writer, decode_all, label, length_prefixed, sha256
-from .errors import ContextError, DecodeError, DecryptionError, EnvelopeError, ReplayError
-from .group import GroupState
+from .errors import (
+    ContextError,
+    DecodeError,
+    DecryptionError,
+    EnvelopeError,
+    ForkError,
+    ReplayError,
+)
+from .group import GroupState, epoch_authenticator
 from .keys import SigningKey, VerifyKey, hkdf_sha256
 
 __all__ = [
@@ -42,6 +55,7 @@ CONTENT_TYPES = ("text", "seizure", "document", "alert", "alert-response", "rele
 HANDLING_CODES = ("H0", "H1", "H2", "H3")
 MAX_PLAINTEXT = 4 * 1024 * 1024
 _HEADER = label("msg-header")
+_HEADER_2 = label("msg-header/2")
 _MSG = label("msg")
 _MSG_KEY = label("msg-key")
 
@@ -61,8 +75,12 @@ class Header:
     handling: str = "H0"
     requires_ack: bool = False
     client_time_ms: int = 0
+    authenticator: bytes = b""
+    """The sender's epoch authenticator (second encoding); empty in first-encoding headers."""
 
     def __post_init__(self) -> None:
+        if self.authenticator and len(self.authenticator) != 32:
+            raise DecodeError("message header: the epoch authenticator is 32 bytes")
         if self.content_type not in CONTENT_TYPES:
             raise DecodeError(f"message header: unknown content type {self.content_type!r}")
         if self.handling not in HANDLING_CODES:
@@ -72,14 +90,26 @@ class Header:
 
     @cached_property
     def encoded(self) -> bytes:
-        w = Writer(_HEADER).text(self.instance_id).text(self.operation_id).text(self.area)
+        w = Writer(_HEADER_2 if self.authenticator else _HEADER)
+        w.text(self.instance_id).text(self.operation_id).text(self.area)
         w.u64(self.epoch).text(self.sender).u64(self.counter).blob(self.message_id.bytes)
         w.text(self.content_type).text(self.handling).bool(self.requires_ack)
-        return w.u64(self.client_time_ms).finish()
+        w.u64(self.client_time_ms)
+        if self.authenticator:
+            w.blob(self.authenticator)
+        return w.finish()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Header:
+        if bytes(data[: 4 + len(_HEADER_2)]) == length_prefixed(_HEADER_2):
+            return decode_all(data, _HEADER_2, "message header", cls._read_second)
         return decode_all(data, _HEADER, "message header", cls._read_fields)
+
+    @classmethod
+    def _read_second(cls, r: Reader) -> Header:
+        first = cls._read_fields(r)
+        authenticator = r.blob(exact=32, field="authenticator")
+        return replace(first, authenticator=authenticator)
 
     @classmethod
     def _read_fields(cls, r: Reader) -> Header:
@@ -150,12 +180,16 @@ def open_envelope(
     epoch_secret: bytes,
     charter: Charter | None = None,
     tracker: ReplayTracker | None = None,
+    authenticator: bytes | None = None,
 ) -> bytes:
     """Verify and decrypt an envelope received for the area and epoch of ``state``.
 
     Refuses (and the caller reports) an envelope of another instance, operation, area or
     epoch, from a sender not in that epoch's roster, with a bad signature, from a role the
-    ``charter`` does not let post, that does not decrypt, or that replays a seen counter.
+    ``charter`` does not let post, sealed on another branch of the epoch (:class:`ForkError`,
+    from the signed epoch authenticator), that does not decrypt, or that replays a counter.
+    ``authenticator`` is the epoch's authenticator if the caller keeps it (computing it hashes
+    the whole state).
     """
     header = envelope.header
     _check_context(header, state)
@@ -163,6 +197,12 @@ def open_envelope(
     if sender is None:
         raise EnvelopeError(f"sender {header.sender!r} is not a member of epoch {state.epoch}")
     envelope.verify_signature(sender.signing_key)
+    expected = authenticator or epoch_authenticator(epoch_secret, state)
+    if header.authenticator and not hmac.compare_digest(header.authenticator, expected):
+        raise ForkError(
+            f"fork in area {header.area!r}, epoch {header.epoch}: {header.sender!r} sealed this "
+            "message under another commit of the same epoch than the one this device holds"
+        )
     if charter is not None:
         charter.check_may_post(sender.organisation_id, header.area)
     key, nonce = _message_key(epoch_secret, header)

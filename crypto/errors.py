@@ -17,6 +17,7 @@ material, secrets or plaintext: messages name the field or the rule that failed.
     │   └── EpochError         a commit or message for the wrong epoch
     ├── EnvelopeError          a message envelope fails validation
     │   ├── ContextError       moved to another instance, operation, area or epoch
+    │   ├── ForkError          sealed on another branch of the same epoch (epoch authenticator)
     │   └── ReplayError        the same sender and counter seen twice
     ├── AttachmentError        attachment metadata or hashes do not match
     │   └── StreamError        a STREAM chunk truncated, reordered or extended
@@ -36,6 +37,7 @@ __all__ = [
     "DecryptionError",
     "EnvelopeError",
     "EpochError",
+    "ForkError",
     "MerkleError",
     "PolicyError",
     "ReplayError",
@@ -96,6 +98,12 @@ class EnvelopeError(CryptoError):
 
 class ContextError(EnvelopeError):
     """An envelope presented in another instance, operation, area or epoch."""
+
+
+class ForkError(EnvelopeError):
+    """An envelope or receipt bound to another branch of the same epoch: its epoch
+    authenticator differs from the one this device derives, so the server showed members
+    different commits for that epoch."""
 
 
 class ReplayError(EnvelopeError):

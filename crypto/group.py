@@ -41,6 +41,7 @@ __all__ = [
     "apply_commit",
     "create_area",
     "create_commit",
+    "epoch_authenticator",
     "open_epoch_secret",
     "open_history",
 ]
@@ -52,6 +53,7 @@ _COMMIT = label("commit")
 _EPOCH_INFO = label("epoch-secret")
 _HISTORY_INFO = label("history")
 _CONFIRM = label("epoch-confirm")
+_AUTHENTICATOR = label("epoch-authenticator")
 _NO_STATE = bytes(32)
 MAX_CLOCK_SKEW = 300
 """Seconds a commit's date may run ahead of the receiver's clock."""
@@ -366,6 +368,13 @@ def _seal_info(purpose: bytes, commit: Commit, entry: RosterEntry) -> bytes:
 def _confirmation(secret: bytes, commit: Commit) -> bytes:
     """A one-way commitment to the epoch secret: members check they all hold the same one."""
     return hkdf_sha256(secret, _commit_context(_CONFIRM, commit).finish(), 32)
+
+
+def epoch_authenticator(secret: bytes, state: GroupState) -> bytes:
+    """What members on the same branch of an epoch share and nobody else can compute: HKDF of
+    the epoch secret over the state's hash. Bound into every envelope header and receipt, it
+    shows a fork (two commits for one epoch) at the first message or receipt that crosses it."""
+    return hkdf_sha256(secret, Writer(_AUTHENTICATOR).blob(state.hash).finish(), 32)
 
 
 def _encode_history(secrets: Mapping[int, bytes]) -> bytes:

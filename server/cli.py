@@ -10,10 +10,12 @@ import argparse
 import asyncio
 import json
 import ssl
+import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,9 +23,13 @@ from aiohttp import web
 from .config import ConfigError, Settings, load_settings
 from .errors import OpSealError
 from .logging import configure_logging
-from .storage.db import SchemaError, check_schema, make_engine, migrate
+from .services.onboarding import ORG_KINDS
+from .storage.db import SchemaError, check_schema, make_engine, migrate, sqlite_path
 
 __all__ = ["main"]
+
+
+_UNLOCK_HELP = "read the passphrase from FILE (default: OPSEAL_BACKUP_PASSPHRASE, or asked)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,14 +45,54 @@ def _parser() -> argparse.ArgumentParser:
     org = sub.add_parser("create-org", help="register an organisation")
     org.add_argument("org_id")
     org.add_argument("--name", required=True)
-    org.add_argument("--kind", required=True, help="e.g. customs-administration, rights-holder")
+    org.add_argument("--kind", required=True, help=f"one of: {', '.join(ORG_KINDS)}")
     org.add_argument("--coordinator", action="store_true", help="may coordinate operations")
-    code = sub.add_parser("enrol-code", help="issue a one-time enrolment code for an organisation")
+    org.add_argument("--ttl-hours", type=int, default=168, help="validity of the printed code")
+    code = sub.add_parser(
+        "enrol-code",
+        help="a new one-time code for an organisation's focal point (before it has enrolled; "
+        "afterwards the focal point issues codes with `opseal org enrol-code`)",
+    )
     code.add_argument("org_id")
     code.add_argument("--ttl-hours", type=int, default=168)
+    orgs = sub.add_parser("list-orgs", help="the organisations, their kinds and root fingerprints")
+    orgs.add_argument("--json", action="store_true", help="one JSON document")
     sub.add_parser("status", help="instance id, log key fingerprint and counts, as JSON")
     purge = sub.add_parser("purge", help="purge archived operations past their retention")
     purge.add_argument("--dry-run", action="store_true", help="only list what is due")
+    blobs = sub.add_parser("blobs", help="attachment storage").add_subparsers(
+        dest="blobs_command", required=True, metavar="ACTION"
+    )
+    move = blobs.add_parser(
+        "migrate",
+        help="move every blob's bytes from the blob_store setting's store to another",
+        description="Stop the nodes, run this, set blob_store to the new store, start them. "
+        "An interrupted run loses nothing; run it again to finish.",
+    )
+    key = sub.add_parser(
+        "backup-key",
+        help="make the operator key pair backups are sealed to",
+        description="Writes FILE (the private key, sealed under a passphrase: keep it off the "
+        "server) and FILE.pub (give it to `backup --recipient`).",
+    )
+    key.add_argument("--out", required=True, metavar="FILE")
+    key.add_argument("--passphrase-file", metavar="FILE", help=_UNLOCK_HELP)
+    backup = sub.add_parser("backup", help="write an encrypted, consistent snapshot: database, "
+                            "blob bytes and instance keys")  # fmt: skip
+    backup.add_argument("--recipient", required=True, metavar="FILE.pub",
+                        help="the operator public key from `backup-key`")  # fmt: skip
+    backup.add_argument("--out", required=True, metavar="FILE")
+    restore = sub.add_parser(
+        "restore",
+        help="restore a backup into a new, migrated database",
+        description="Run `opseal-server migrate` on an empty database first; the blob bytes "
+        "go to the blob_store setting's store.",
+    )
+    restore.add_argument("backup_file", metavar="BACKUP")
+    restore.add_argument("--key", required=True, metavar="FILE", help="the operator private key")
+    restore.add_argument("--passphrase-file", metavar="FILE", help=_UNLOCK_HELP)
+    move.add_argument("--to", required=True, metavar="STORE",
+                      help="database, file:/absolute/folder or s3://bucket/prefix")  # fmt: skip
     return parser
 
 
@@ -58,7 +104,10 @@ async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[An
     try:
         await check_schema(engine)
         ctx = Context(settings, engine, await load_instance(engine), LocalBus())
-        return await action(ctx)
+        try:
+            return await action(ctx)
+        finally:
+            await ctx.chunks.close()
     finally:
         await engine.dispose()
 
@@ -80,6 +129,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
     engine = make_engine(settings.database_url)
     asyncio.run(_check_then_dispose(engine))
+    for warning in exposed_files(settings):
+        print(f"opseal-server: warning: {warning}", file=sys.stderr, flush=True)
     context = None
     if settings.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -94,6 +145,30 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         print=None,
         access_log=None,
     )
+
+
+def exposed_files(settings: Settings) -> list[str]:
+    """Warnings for the secret-holding files others may read: the SQLite database (it holds
+    the audit log's signing key) with its -wal and -shm files, and the TLS key."""
+    db = sqlite_path(settings.database_url)
+    secrets: list[tuple[Path, str]] = []
+    if db is not None:
+        secrets += [(Path(f"{db}{end}"), "holds the audit log signing key") for end in
+                    ("", "-wal", "-shm")]  # fmt: skip
+    if settings.tls_key:
+        secrets.append((Path(settings.tls_key), "is the TLS private key"))
+    warnings = []
+    for path, what in secrets:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            warnings.append(
+                f"{path} {what} and other accounts may read or change it (mode {mode:04o}); "
+                f"run `chmod 600 {path}` (and `chmod 700 {path.parent}`)"
+            )
+    return warnings
 
 
 async def _check_then_dispose(engine: Any) -> None:
@@ -112,8 +187,105 @@ async def _purge(ctx: Any, dry_run: bool) -> dict[str, Any]:
     return {op: await retention.purge(ctx, op) for op in due}
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> None:
+async def _move(ctx: Any, target: Settings) -> dict[str, Any]:
+    from .blobstore import make_chunk_store
+    from .services.blob_moves import move_chunks
+
+    spec = target.blob_store
+    store = make_chunk_store(spec, s3_endpoint_url=target.s3_endpoint_url,
+                             s3_region=target.s3_region)  # fmt: skip
+    try:
+        counts = await move_chunks(ctx, store)
+    finally:
+        await store.close()
+    return {"from": ctx.settings.blob_store, "to": spec, **counts,
+            "next": f"set blob_store = {spec!r} on every node, then start them"}  # fmt: skip
+
+
+async def _create_org(ctx: Any, args: argparse.Namespace) -> str:
+    """Register the organisation and issue its focal point's first code, as one step."""
     from .services import instance
+
+    await instance.create_organisation(
+        ctx, args.org_id, args.name, args.kind, can_coordinate=args.coordinator
+    )
+    return await instance.create_enrolment_code(ctx, args.org_id, ttl=args.ttl_hours * 3600)
+
+
+def _list_orgs(orgs: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"organisations": orgs}, indent=2))
+        return
+    if not orgs:
+        print("No organisations yet: opseal-server create-org ORG --name NAME --kind KIND")
+    for org in orgs:
+        role = " (may coordinate)" if org["can_coordinate"] else ""
+        root = org["fingerprint"] or "not enrolled yet"
+        print(f"{org['org_id']:<24} {org['kind']:<28} {root}  {org['name']}{role}")
+
+
+def _passphrase(args: argparse.Namespace, *, new: bool) -> str:
+    import getpass
+    import os
+
+    if args.passphrase_file:
+        return Path(args.passphrase_file).read_text().rstrip("\n")
+    if "OPSEAL_BACKUP_PASSPHRASE" in os.environ:
+        return os.environ["OPSEAL_BACKUP_PASSPHRASE"]
+    if not sys.stdin.isatty():
+        raise ConfigError("no passphrase: give --passphrase-file or OPSEAL_BACKUP_PASSPHRASE")
+    first = getpass.getpass("operator key passphrase: ")
+    if new and getpass.getpass("again: ") != first:
+        raise ConfigError("the two passphrases differ")
+    return first
+
+
+def _backups(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from . import backup
+
+    try:
+        if args.command == "backup-key":
+            out = Path(args.out)
+            fingerprint = backup.make_operator_key(out, _passphrase(args, new=True))
+            return {"private_key": str(out), "public_key": f"{out}.pub",
+                    "fingerprint": fingerprint,
+                    "next": "keep the private key and its passphrase off the server; give "
+                    "the .pub file to `opseal-server backup --recipient`"}  # fmt: skip
+        if args.command == "backup":
+            recipient = backup.read_recipient(Path(args.recipient))
+            return asyncio.run(_with_context(settings, lambda ctx: backup.write_backup(
+                ctx.engine, ctx.chunks, recipient, Path(args.out),
+                postgres=settings.is_postgres)))  # fmt: skip
+        passphrase = _passphrase(args, new=False)
+        return asyncio.run(_restore(settings, args, passphrase))
+    except backup.BackupError as exc:
+        raise _Refused(str(exc)) from exc
+    except OSError as exc:
+        raise _Refused(f"{exc.filename or ''}: {exc.strerror}") from exc
+
+
+async def _restore(settings: Settings, args: argparse.Namespace, passphrase: str) -> Any:
+    from .backup import restore
+    from .blobstore import make_chunk_store
+
+    engine = make_engine(settings.database_url)
+    chunks = make_chunk_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url,
+                              s3_region=settings.s3_region)  # fmt: skip
+    try:
+        await check_schema(engine)
+        return await restore(engine, chunks, Path(args.backup_file), Path(args.key), passphrase,
+                             postgres=settings.is_postgres, now=int(time.time()))  # fmt: skip
+    finally:
+        await chunks.close()
+        await engine.dispose()
+
+
+class _Refused(Exception):
+    """A refused action: printed, exit 1."""
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    from .services import instance, onboarding
 
     if args.command == "migrate":
         migrate(settings.database_url)
@@ -124,25 +296,24 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
     elif args.command == "serve":
         _serve(settings, args.host, args.port)
     elif args.command == "create-org":
-        asyncio.run(
-            _with_context(
-                settings,
-                lambda ctx: instance.create_organisation(
-                    ctx, args.org_id, args.name, args.kind, can_coordinate=args.coordinator
-                ),
-            )
-        )
+        code = asyncio.run(_with_context(settings, lambda ctx: _create_org(ctx, args)))
         print(f"organisation {args.org_id} created")
+        print(
+            f"one-time enrolment code for its focal point (valid {args.ttl_hours} h; send it "
+            f"by a channel you trust): {code}"
+        )
     elif args.command == "enrol-code":
         code = asyncio.run(
             _with_context(
                 settings,
-                lambda ctx: instance.create_enrolment_code(
+                lambda ctx: instance.first_enrolment_code(
                     ctx, args.org_id, ttl=args.ttl_hours * 3600
                 ),
             )
         )
         print(code)
+    elif args.command == "list-orgs":
+        _list_orgs(asyncio.run(_with_context(settings, onboarding.organisations)), args.json)
     elif args.command == "purge":
         print(
             json.dumps(
@@ -150,12 +321,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
                 indent=2,
             )
         )
+    elif args.command in ("backup-key", "backup", "restore"):
+        print(json.dumps(_backups(args, settings), indent=2))
+    elif args.command == "blobs":
+        target = settings.replace(blob_store=args.to)  # a bad store stops here (exit 2)
+        moved = asyncio.run(_with_context(settings, lambda ctx: _move(ctx, target)))
+        print(json.dumps(moved, indent=2))
     elif args.command == "status":
         print(json.dumps(asyncio.run(_with_context(settings, instance.status)), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "create-org" and args.kind not in ORG_KINDS:
+        parser.error(f"--kind {args.kind!r} is not a known kind; use one of {', '.join(ORG_KINDS)}")
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -164,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_json)
     try:
         _run(args, settings)
-    except (SchemaError, OpSealError) as exc:
+    except ConfigError as exc:
+        print(f"opseal-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (SchemaError, OpSealError, _Refused) as exc:
         print(f"opseal-server: {exc}", file=sys.stderr)
         return 1
     return 0

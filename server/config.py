@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "load_settings", "normalise_database_url"]
 
 
 class ConfigError(Exception):
@@ -51,14 +51,29 @@ class Settings:
     """Most blob bytes (declared sizes) one organisation may hold on the instance."""
     max_operation_blob_bytes: int = 200 * 1024**3
     """Most blob bytes (declared sizes) one operation may hold."""
+    blob_store: str = "database"
+    """Where blob chunks' bytes live: ``database`` (in the database, the default, right for
+    one node on SQLite), ``file:/absolute/folder`` (a local or shared filesystem) or
+    ``s3://bucket/prefix`` (S3-compatible object storage; credentials from the AWS
+    environment variables or profile, never from this file)."""
+    s3_endpoint_url: str = ""
+    """The S3 endpoint of a MinIO or Ceph gateway (``https://minio.lan:9000``); empty for AWS."""
+    s3_region: str = ""
     token_ttl: int = 3600
     challenge_ttl: int = 120
     log_level: str = "info"
     log_json: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
-               "database_url", "a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")  # fmt: skip
+        url = normalise_database_url(self.database_url)
+        if url is None:
+            raise ConfigError("setting 'database_url': expected a postgresql://, postgres:// or "
+                              "sqlite:/// URL")  # fmt: skip
+        object.__setattr__(self, "database_url", url)
+        _check(_is_blob_store(self.blob_store), "blob_store",
+               "'database', 'file:/absolute/folder' or 's3://bucket/prefix'")  # fmt: skip
+        _check(not self.s3_endpoint_url or self.s3_endpoint_url.startswith(("http://", "https://")),
+               "s3_endpoint_url", "empty, or an http:// or https:// URL")  # fmt: skip
         _check(1 <= self.port <= 65535, "port", "a TCP port between 1 and 65535")
         _check(bool(self.tls_cert) == bool(self.tls_key), "tls_cert",
                "tls_cert and tls_key both set, or neither")  # fmt: skip
@@ -96,6 +111,34 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+# The schemes operators write, and the async driver each one runs on.
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg", "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite", "sqlite+pysqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}  # fmt: skip
+
+
+def normalise_database_url(url: str) -> str | None:
+    """``url`` with the async driver the server runs on, or None for an unknown scheme.
+
+    Operators write ``postgresql://``, ``postgres://`` (Heroku-style) or ``sqlite:///path``;
+    the server always talks through asyncpg or aiosqlite, so the driver is chosen here rather
+    than failing later on an import of a driver that is not installed.
+    """
+    scheme, sep, rest = url.partition("://")
+    driver = _DRIVERS.get(scheme.lower())
+    return f"{driver}://{rest}" if sep and driver and rest else None
+
+
+def _is_blob_store(spec: str) -> bool:
+    if spec.startswith("file:"):
+        return Path(spec.removeprefix("file:")).is_absolute()
+    return spec == "database" or (spec.startswith("s3://") and len(spec) > len("s3://"))
 
 
 def _check(ok: bool, name: str, expected: str) -> None:

@@ -40,6 +40,10 @@ def _allow(bb: BlockBuster) -> None:
     for function in bb.functions.values():
         function.can_block_in("server/storage/db.py", "_sqlite_engine")
         function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
+        # The first S3 client of a process: botocore reads its bundled service model files
+        # (the blob store reads the configuration and the S3 model off the loop first; the
+        # rule-set extras are looked up again when the client is made).
+        function.can_block_in("botocore/loaders.py", "load_data_with_path")
         # Only the loop the test, its servers and its clients share is checked: a worker
         # thread's own loop (the CLI's asyncio.run in a thread, alembic's migrations) blocks
         # nothing else.

@@ -159,6 +159,11 @@ IDENTITY = [
              "Record a signed revocation of a user or device key; ends its sessions.",
              "identity", _ok(201, "Revoked", identity.Revoked), body=identity.Revocation,
              errors=(403, 404)),
+    Endpoint("post_enrolment_code", "POST", f"{API}/orgs/{{org_id}}/enrolment-codes",
+             "The focal point issues a one-time enrolment code for its own organisation, "
+             "granted by the organisation's root key; only the code's hash is stored.",
+             "identity", _ok(201, "Issued", identity.EnrolmentCodeIssued),
+             body=identity.EnrolmentCodeRequest, errors=(403, 404, 409)),
     Endpoint("get_revocations", "GET", f"{API}/revocations",
              "Every organisation's signed revocations, oldest first, after a cursor, with the "
              "certificates that prove them: clients verify and keep them.", "identity",

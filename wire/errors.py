@@ -19,10 +19,12 @@ __all__ = ["ERRORS", "STATUSES", "Error", "ErrorCode", "ErrorDetail", "Status", 
 
 @dataclass(frozen=True)
 class ErrorCode:
-    """What an error code means and the HTTP status it travels with."""
+    """What an error code means, the HTTP status it travels with, and what a person who
+    meets it can do (the ``opseal`` CLI's hint when nothing more precise applies)."""
 
     status: int
     meaning: str
+    hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,25 +36,73 @@ class Status:
 
 
 ERRORS: dict[str, ErrorCode] = {
-    "bad_request": ErrorCode(400, "malformed JSON, wrong types, bad fields"),
-    "invalid_signature": ErrorCode(400, "a signature or certificate does not verify"),
-    "unauthorized": ErrorCode(401, "no, unknown or expired token (or enrolment code)"),
-    "forbidden": ErrorCode(403, "authenticated but not allowed"),
-    "not_member": ErrorCode(403, "the organisation is not in the operation"),
-    "phase_closed": ErrorCode(403, "the operation's phase forbids it"),
-    "not_found": ErrorCode(404, "no such resource or endpoint"),
-    "method_not_allowed": ErrorCode(405, "the path exists but not with this method"),
-    "conflict": ErrorCode(409, "conflicts with stored state, e.g. a duplicate id"),
-    "wrong_epoch": ErrorCode(409, "commit or message for a non-current epoch"),
-    "counter_refused": ErrorCode(
-        409, "a sender's counter not above its last in the area, or jumping too far"
+    "bad_request": ErrorCode(
+        400, "malformed JSON, wrong types, bad fields",
+        "check the value the message names (`opseal COMMAND --help`)",
     ),
-    "payload_too_large": ErrorCode(413, "a body, batch, blob or chunk exceeds a limit"),
-    "range_not_satisfiable": ErrorCode(416, "a byte range outside the blob"),
-    "rate_limited": ErrorCode(429, "too many requests; retry later"),
-    "internal": ErrorCode(500, "an unexpected failure, logged under the request id"),
-    "unavailable": ErrorCode(503, "the service cannot answer now"),
-}
+    "invalid_signature": ErrorCode(
+        400, "a signature or certificate does not verify",
+        "run `opseal sync` and retry; if it persists, this device's keys or certificates may "
+        "be out of date: ask your focal point",
+    ),
+    "unauthorized": ErrorCode(
+        401, "no, unknown or expired token (or enrolment code)",
+        "this device may be revoked or its enrolment code spent or expired: its focal point "
+        "issues a new one",
+    ),
+    "forbidden": ErrorCode(
+        403, "authenticated but not allowed",
+        "your organisation's role does not allow this (`opseal op charter OP` shows who may do "
+        "what)",
+    ),
+    "not_member": ErrorCode(
+        403, "the organisation is not in the operation",
+        "your organisation is not in this operation's charter: ask its coordinator to add it",
+    ),
+    "phase_closed": ErrorCode(
+        403, "the operation's phase forbids it",
+        "the operation is closed or archived and takes nothing more (`opseal op show OP`)",
+    ),
+    "not_found": ErrorCode(
+        404, "no such resource or endpoint",
+        "check the id (`opseal op list`, `opseal read`)",
+    ),
+    "method_not_allowed": ErrorCode(
+        405, "the path exists but not with this method",
+        "the server does not offer this: check that client and server are of the same version",
+    ),
+    "conflict": ErrorCode(
+        409, "conflicts with stored state, e.g. a duplicate id",
+        "the server already holds something else under this name or id: choose another or "
+        "check what it holds",
+    ),
+    "wrong_epoch": ErrorCode(
+        409, "commit or message for a non-current epoch",
+        "the area's keys changed meanwhile: run `opseal sync` and retry",
+    ),
+    "counter_refused": ErrorCode(
+        409, "a sender's counter not above its last in the area, or jumping too far",
+        "this device's local state is behind the server (a restored backup, or a copied "
+        "profile?): enrol a new device rather than reuse this one",
+    ),
+    "payload_too_large": ErrorCode(
+        413, "a body, batch, blob or chunk exceeds a limit",
+        "send less at once, or ask the instance admin about the server's limits",
+    ),
+    "range_not_satisfiable": ErrorCode(
+        416, "a byte range outside the blob",
+        "delete the partial download and run the command again",
+    ),
+    "rate_limited": ErrorCode(429, "too many requests; retry later", "wait a minute and retry"),
+    "internal": ErrorCode(
+        500, "an unexpected failure, logged under the request id",
+        "retry; if it persists, tell the instance admin the time and the command",
+    ),
+    "unavailable": ErrorCode(
+        503, "the service cannot answer now",
+        "retry later; anything queued stays in the outbox for `opseal sync`",
+    ),
+}  # fmt: skip
 """Every machine code the API answers with."""
 
 STATUSES: dict[int, Status] = {

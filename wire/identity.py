@@ -17,6 +17,8 @@ __all__ = [
     "DeviceRegistered",
     "EnrolRequest",
     "Enrolled",
+    "EnrolmentCodeIssued",
+    "EnrolmentCodeRequest",
     "Instance",
     "LoggedOut",
     "LoginRequest",
@@ -139,6 +141,28 @@ class Revocation(Request, frozen=True):
     """A signed revocation of a user or device key."""
 
     statement: Annotated[B64_IN, Meta(description="the signed revocation statement")]
+
+
+class EnrolmentCodeRequest(Request, frozen=True):
+    """A one-time enrolment code made by the focal point, granted by its organisation's root."""
+
+    code_hash: Annotated[
+        B64_IN, Meta(description="SHA-256 of the code (the code stays with the focal point)")
+    ]
+    expires_at: Annotated[int, Meta(ge=0, description="Unix time; at most 30 days ahead")]
+    signature: Annotated[
+        B64_IN,
+        Meta(
+            description="the organisation root's Ed25519 signature of the enrolment-code statement"
+        ),
+    ]
+
+
+class EnrolmentCodeIssued(Response, frozen=True):
+    """The code is stored and valid until ``expires_at``."""
+
+    org_id: ID
+    expires_at: TIME
 
 
 class Revoked(Response, frozen=True):

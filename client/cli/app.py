@@ -17,6 +17,7 @@ from opseal.crypto.keys import KdfParams
 from ..profile import DEFAULT_HOME, Profile
 from .codes import EXIT_CODES, OK, USAGE, WARNINGS
 from .context import Ctx
+from .examples import epilog
 from .explain import explain
 from .registry import COMMANDS, Command
 from .render import Out
@@ -31,6 +32,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, with usage errors in the one-line ``opseal: ...; ...`` form (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
+        if "required: COMMAND" in message:  # `opseal op`: the commands it could be
+            self.print_help(sys.stderr)
         print(f"opseal: {message}; see `{self.prog} --help`", file=sys.stderr)
         raise SystemExit(USAGE)
 
@@ -86,7 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         listed: dict[str, Any] = (
             {"help": cmd.summary} if len(cmd.path) > 1 else {}
         )  # top level: the epilog
-        p = sub.add_parser(cmd.path[-1], description=cmd.summary, parents=[common], **listed)
+        p = sub.add_parser(
+            cmd.path[-1],
+            description=cmd.summary,
+            epilog=epilog(" ".join(cmd.path)),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[common],
+            **listed,
+        )
         for names, options in cmd.arguments:
             p.add_argument(*names, **options)
         p.set_defaults(command_spec=cmd)
@@ -117,6 +127,9 @@ def run(argv: list[str] | None = None, *, kdf_params: KdfParams | None = None) -
     cost of new key files (None: the crypto core's default)."""
     parser = build_parser()
     argv = _glue_key_values(sys.argv[1:] if argv is None else list(argv))
+    if not argv:  # bare `opseal`: what it can do
+        parser.print_help()
+        return OK
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -9,19 +9,22 @@ import datetime as dt
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from opseal.crypto.errors import CryptoError, WrongPassphrase
 from opseal.crypto.keys import KdfParams
 
 from ..client import Client, SyncReport
-from ..errors import TransportError
+from ..errors import ClientError, TransportError, UnauthorizedError
 from ..profile import Profile
 from ..store import StoredMessage
 from .codes import UNREACHABLE, CliError, usage
 from .render import Out
+
+T = TypeVar("T")
 
 
 # -- the invocation ---------------------------------------------------------------------------
@@ -74,6 +77,7 @@ class Ctx:
         try:
             if login:  # here, so that a failed login still closes the client
                 await client.login()
+                remember_login(client)
             if sync:
                 await self.sync(client)
             yield client
@@ -89,6 +93,33 @@ class Ctx:
         self.shown_warnings.update(w[0] for w in fresh)
         self.fresh_warnings += len(fresh)
         return report
+
+
+TOKEN_KEY = "session-token"  # noqa: S105 -- the store key it lives under, not a secret
+
+
+def remember_login(client: Client) -> None:
+    """Keep the bearer token, sealed in the store, for commands that should not log in."""
+    if client.api.token:
+        client.store.put(TOKEN_KEY, client.store.seal(client.api.token.encode(), TOKEN_KEY))
+
+
+async def reusing_login(client: Client, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()`` with the token of an earlier command, logging in only when there is none
+    or the server refuses it: a login is an audit entry, and reading the log should not grow
+    it."""
+    sealed = client.store.get(TOKEN_KEY)
+    token = None
+    if sealed is not None:
+        with contextlib.suppress(ClientError, UnicodeDecodeError):
+            token = client.store.open(sealed, TOKEN_KEY).decode()
+    if token:
+        client.api.token = token
+        with contextlib.suppress(UnauthorizedError):
+            return await call()
+    await client.login()
+    remember_login(client)
+    return await call()
 
 
 def prompt_passphrase(profile: str, new: bool) -> str:
@@ -112,11 +143,21 @@ def last_warning(client: Client) -> int:
     return warnings[-1][0] if warnings else 0
 
 
-def confirm(ctx: Ctx, question: str) -> None:
-    """Ask before an irreversible step when someone is at the terminal (skip with --yes)."""
-    if getattr(ctx.args, "yes", False) or ctx.args.json or not sys.stdin.isatty():
+def confirm(ctx: Ctx, question: str, *, required: bool = False) -> None:
+    """Ask before an irreversible step when someone is at the terminal (skip with --yes).
+    ``required``: without a terminal (or with --json) and without --yes, refuse (exit 2)
+    rather than go ahead unasked."""
+    if getattr(ctx.args, "yes", False):
         return
-    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+    if ctx.args.json or not sys.stdin.isatty():
+        if not required:
+            return
+        raise usage(
+            f"not confirmed: {question} (no terminal to ask on, or --json)",
+            "add --yes to confirm it in a script; nothing was changed",
+        )
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise usage("stopped at your request", "nothing was changed")
 
 

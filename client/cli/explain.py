@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from opseal.crypto.errors import CryptoError, WrongPassphrase
+from opseal.wire.errors import ERRORS
 
 from .. import content as payloads
 from ..attachments import AttachmentRefused
@@ -14,10 +15,7 @@ from ..errors import (
     ApiError,
     ClientError,
     ConflictError,
-    ForbiddenError,
     MalformedAnswerError,
-    NotFoundError,
-    RateLimitedError,
     TransportError,
     UnauthorizedError,
 )
@@ -50,7 +48,7 @@ def explain(exc: BaseException, ctx: Ctx | None) -> CliError:
             "this server and tell the admin",
         )
     if isinstance(exc, ApiError):
-        return CliError(f"the server refused: {exc}", _api_hint(exc))
+        return CliError(f"the server refused: {exc}", api_hint(exc, _focal_point(ctx)))
     if isinstance(exc, payloads.ContentError):
         return usage(str(exc), "check the command's arguments (`opseal COMMAND --help`)")
     if isinstance(exc, (IntegrityWarning, AuditError, AttachmentRefused)):
@@ -77,25 +75,40 @@ def _server(ctx: Ctx | None) -> str:
     return ""
 
 
-def _api_hint(exc: ApiError) -> str:
-    if isinstance(exc, ConflictError):
-        return "the server holds another message with this id (sent from another device?)"
-    if isinstance(exc, UnauthorizedError):
-        return "this device may be revoked or its code spent; ask your focal point"
-    if isinstance(exc, ForbiddenError):
-        return "the operation's charter or phase does not allow this for your organisation"
-    if isinstance(exc, NotFoundError):
-        return "check the id (`opseal op list`, `opseal read`)"
-    if isinstance(exc, RateLimitedError):
-        return "wait a minute and retry"
-    return "check the command, or ask the instance admin if it persists"
+def _focal_point(ctx: Ctx | None) -> bool:
+    """Whether this profile holds its organisation's root key (its focal point)."""
+    with contextlib.suppress(Exception):
+        return ctx is not None and ctx.profile.has_key("org-root")
+    return False
+
+
+def api_hint(exc: ApiError, focal_point: bool = False) -> str:
+    """What to do about a refusal: a precise hint where the refusal says enough, else its
+    code's hint from :data:`opseal.wire.errors.ERRORS`."""
+    message = exc.message
+    if isinstance(exc, ConflictError) and message.startswith("phase:"):
+        return "phases only move forward (`opseal op show OP` shows the current one)"
+    if isinstance(exc, ConflictError) and message.startswith("device "):
+        return "this device name is taken in your organisation: choose another --device"
+    if message.startswith("organisation: this enrolment code was issued for"):
+        org = exc.details.get("expected", "the organisation it names")
+        return f"run the command again with --org {org}"
+    if isinstance(exc, UnauthorizedError) and message.startswith("enrolment code"):
+        return "enrolment codes are used once and expire: ask for a new one"
+    entry = ERRORS.get(exc.code)
+    hint = entry.hint if entry is not None and entry.hint else ERRORS["internal"].hint
+    if focal_point:  # a focal point has no focal point to ask
+        hint = hint.replace(
+            "ask your focal point", "as focal point, re-enrol it with your root key"
+        ).replace("its focal point issues a new one", "as focal point, enrol a new device")
+    return hint
 
 
 def _client_hint(message: str) -> str:
     if "not a member" in message:
         return "join with `opseal op join`, wait to be admitted, then `opseal sync`"
     if "not pinned" in message:
-        return "run `opseal op join OP --root-key KEY` with the key from your invitation"
+        return "run `opseal op join --invitation FILE` with the invitation you were sent"
     if "https" in message:
         return "use an https:// URL (or --allow-http on a trusted network)"
     return "see `opseal --help`"

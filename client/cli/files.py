@@ -50,6 +50,7 @@ async def attach(ctx: Ctx) -> None:
     "download and decrypt the attachments of a message",
     MESSAGE_ID,
     arg("dest", type=Path, metavar="DEST", help="a file (one attachment) or an existing folder"),
+    arg("--clobber", action="store_true", help="overwrite files that already exist"),
 )
 async def download(ctx: Ctx) -> None:
     async with ctx.client(sync=True) as client:
@@ -58,6 +59,7 @@ async def download(ctx: Ctx) -> None:
         if not files:
             raise CliError(f"message {message.message_id} has no attachment", "check the id")
         targets = _targets(ctx.args.dest, [f.meta.file_name for f in files])
+        _check_clobber(targets, ctx.args.clobber)
         for file, dest in zip(files, targets, strict=True):
             size = file.meta.ciphertext_size
             with ctx.out.progress(size, f"downloading {dest.name}", "B") as bar:
@@ -73,6 +75,16 @@ def _targets(dest: Path, names: list[str]) -> list[Path]:
     if not dest.parent.is_dir():
         raise usage(f"{dest.parent}: no such folder", "create it first")
     return [dest]
+
+
+def _check_clobber(targets: list[Path], clobber: bool) -> None:
+    """Refuse, before downloading anything, to overwrite a file unless --clobber."""
+    there = [t for t in targets if t.exists() or t.is_symlink()]
+    if there and not clobber:
+        raise usage(
+            f"{', '.join(str(t) for t in there)} already exists; nothing was downloaded",
+            "give another DEST, or --clobber to overwrite",
+        )
 
 
 def _safe_name(name: str, n: int) -> str:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from typing import Any
 
 from opseal.crypto.errors import CryptoError
 
 from .. import content as payloads
+from ..admission import asked_key
 from ..client import Client
 from ..store import StoredMessage
 from .codes import OK, WARNINGS, CliError, usage
 from .context import Ctx, check_may_post, last_warning, send
 from .registry import AREA, HANDLING, OP, RETRY, arg, command
-from .render import WarningRow, message_json, message_text, warning_json
+from .render import WarningRow, message_json, message_text, warning_json, when
 
 # -- messages ---------------------------------------------------------------------------------
 
@@ -59,24 +61,53 @@ async def read(ctx: Ctx) -> int:
         if client.store.pin(op) is None:
             raise CliError(
                 f"this device has not joined operation {op!r}",
-                "see `opseal op list`, then `opseal op join OP --root-key KEY`",
+                "see `opseal op list`, then `opseal op join --invitation FILE`",
             )
         if area is not None:
             await _check_may_read(client, op, area)
         messages = client.read(op, area, after=after)
         warnings = [w for w in client.warnings() if _concerns(w, op, area, after)]
         gaps = _gaps(client, op, area)
+        waiting = await _waiting(client, op, area)
     data = {
         "messages": [message_json(m) for m in messages],
         "warnings": [warning_json(w) for w in warnings],
         "gaps": gaps,
+        "waiting": waiting,
     }
-    ctx.out.result(data, [message_text(m) for m in messages] or "No messages.")
+    pending = [
+        f"Waiting to be admitted to {w['area']}"
+        + (f" (asked at {when(w['asked_at'])})" if w["asked_at"] else "")
+        + "; a coordinator's `opseal admit` lets you in."
+        for w in waiting
+    ]
+    if messages:
+        for line in pending:
+            ctx.out.note(line)
+    ctx.out.result(data, [message_text(m) for m in messages] or pending or "No messages.")
     ctx.out.warnings([w for w in warnings if w[0] not in ctx.shown_warnings])
     for gap_area, senders in gaps.items():
         for sender, counters in senders.items():
             ctx.out.warn(f"{gap_area}: possibly missing messages {counters} from {sender}")
     return WARNINGS if warnings or gaps else OK
+
+
+async def _waiting(client: Client, op: str, area: str | None) -> list[dict[str, Any]]:
+    """The areas (``area``, or every one this organisation reads) this device asked to join
+    and is not admitted to yet, with when it asked."""
+    charter = await client.charter(op)
+    role = charter.role_of(client.org_id)
+    names = [area] if area is not None else [a.name for a in charter.areas]
+    out = []
+    for name in names:
+        latest = client.store.latest_state(op, name)
+        if not charter.may_read(role, name) or (
+            latest is not None and client.store.secret(op, name, latest[0]) is not None
+        ):
+            continue
+        asked = client.store.get(asked_key(op, name))
+        out.append({"area": name, "asked_at": int(asked) if asked else None})
+    return out
 
 
 async def _check_may_read(client: Client, op: str, area: str) -> None:

@@ -1,5 +1,5 @@
 """Commands: onboarding (``org keygen``, ``enrol [request|complete]``, ``org certify``,
-``device revoke``, ``whoami``)."""
+``org enrol-code``, ``device revoke``, ``whoami``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ..profile import Profile, ProfileInfo
 from .codes import usage
 from .context import Ctx, confirm, prompt_passphrase, wrong_passphrase
 from .registry import arg, command
+from .render import when
 
 
 # -- onboarding -------------------------------------------------------------------------------
@@ -56,7 +57,11 @@ async def org_keygen(ctx: Ctx) -> None:
         "complete FILE: finish with the certificate the focal point sent back"),
     arg("file", nargs="?", metavar="FILE", help="with complete: the focal point's answer"),
     arg("--server", metavar="URL", help="the instance, e.g. https://opseal.example"),
-    arg("--code", help="the one-time enrolment code from the instance admin"),
+    arg("--code", help="the one-time enrolment code (the focal point's first one comes from the "
+        "instance admin; with --root-profile of an enrolled focal point, none is needed)"),
+    arg("--new-root", action="store_true",
+        help="focal point's first enrolment: create the organisation root key in this profile "
+        "(as `opseal org keygen`) and register it"),
     arg("--org", help="your organisation id"),
     arg("--user", help="your user id"),
     arg("--device", help="a name for this device (unique on the instance)"),
@@ -156,7 +161,7 @@ async def _enrol_complete(ctx: Ctx) -> None:
 
 async def _enrol_with_code(ctx: Ctx) -> None:
     a = ctx.args
-    _require(ctx, "server", "code", "org", "user", "device")
+    _require(ctx, "server", "org", "user", "device")
     if ctx.profile.exists:
         raise usage(
             f"profile {ctx.profile.name!r} is already enrolled",
@@ -166,11 +171,28 @@ async def _enrol_with_code(ctx: Ctx) -> None:
         raise usage(
             f"--ca-bundle {a.ca_bundle}: no such file", "give a PEM file of CA certificates"
         )
-    root = _load_root(ctx, a.root_profile)
+    if not a.code and not (
+        a.root_profile and Profile(a.root_profile, ctx.profile.path.parent).exists
+    ):
+        raise usage(
+            "missing --code",
+            "a focal point's first enrolment needs the instance admin's code; later ones take "
+            "--root-profile of the enrolled focal point or a code from `opseal org enrol-code`",
+        )
+    if a.new_root and a.root_profile:
+        raise usage(
+            "--new-root makes a root in this profile; --root-profile uses another's",
+            "give one of them",
+        )
+    if a.new_root:
+        root, holder_passphrase = _new_root(ctx), ctx.passphrase()
+    else:
+        root, holder_passphrase = _unlock_root(ctx, a.root_profile)
+    code = a.code.strip() if a.code else await _code_from_focal_point(ctx, root, holder_passphrase)
     client = await Client.enrol(
         ctx.profile,
         server=a.server,
-        code=a.code.strip(),
+        code=code,
         passphrase=ctx.passphrase(),
         root=root,
         org_id=a.org,
@@ -267,7 +289,69 @@ async def device_revoke(ctx: Ctx) -> None:
     )
 
 
+def _new_root(ctx: Ctx) -> SigningKey:
+    """The organisation root for a focal point's first enrolment, saved before it is
+    registered: a root registered but lost would lock the organisation out."""
+    if ctx.profile.has_key("org-root"):
+        raise usage(
+            f"profile {ctx.profile.name!r} already holds an organisation root key",
+            "run the same command without --new-root to enrol with it",
+        )
+    root = SigningKey.generate()
+    ctx.profile.save_root(root, ctx.passphrase(new=True), ctx.kdf_params)
+    ctx.out.note(f"Organisation root key created in {ctx.profile.path}: fingerprint "
+                 f"{root.verify_key.fingerprint} (put it on the nomination letter)")  # fmt: skip
+    return root
+
+
+async def _code_from_focal_point(ctx: Ctx, root: SigningKey, passphrase: str) -> str:
+    """A one-time code issued by the enrolled focal point's own device (``--root-profile``),
+    opened with the passphrase that opened its root."""
+    holder = Profile(ctx.args.root_profile, ctx.profile.path.parent)
+    try:
+        client = await Client.open(holder, passphrase)
+    except WrongPassphrase as exc:
+        raise wrong_passphrase(holder) from exc
+    try:
+        code, _ = await enrolment.issue_code(
+            client.api, client.info.instance_id, client.org_id, root, client.now(), ttl=600
+        )
+    finally:
+        await client.close()
+    return code
+
+
+@command(
+    "org enrol-code",
+    "issue a one-time enrolment code for your organisation (focal point)",
+    arg("--ttl-hours", type=int, default=168, help="how long the code stays valid (max 720)"),
+    arg("--root-profile", metavar="NAME", help="profile holding the org root (default: this one)"),
+)
+async def org_enrol_code(ctx: Ctx) -> None:
+    if not 1 <= ctx.args.ttl_hours <= 720:
+        raise usage(f"--ttl-hours {ctx.args.ttl_hours}: out of range", "give 1 to 720 hours")
+    root = _load_root(ctx, ctx.args.root_profile)
+    async with ctx.client() as client:
+        code, expires_at = await enrolment.issue_code(
+            client.api, client.info.instance_id, client.org_id, root, client.now(),
+            ttl=ctx.args.ttl_hours * 3600,
+        )  # fmt: skip
+    ctx.out.result(
+        {"org_id": client.org_id, "code": code, "expires_at": expires_at},
+        [
+            code,
+            f"One-time enrolment code for {client.org_id}, valid until {when(expires_at)}.",
+            "Give it only to the person who enrols with it (`opseal enrol --code ...`).",
+        ],
+    )
+
+
 def _load_root(ctx: Ctx, root_profile: str | None) -> SigningKey:
+    return _unlock_root(ctx, root_profile)[0]
+
+
+def _unlock_root(ctx: Ctx, root_profile: str | None) -> tuple[SigningKey, str]:
+    """The organisation root and the passphrase that opened its profile."""
     holder = Profile(root_profile, ctx.profile.path.parent) if root_profile else ctx.profile
     if not holder.has_key("org-root"):
         raise usage(
@@ -276,12 +360,14 @@ def _load_root(ctx: Ctx, root_profile: str | None) -> SigningKey:
         )
     try:
         # a device enrolled from another profile's root gets a passphrase of its own: confirm it
-        return holder.load_root(ctx.passphrase(new=holder is not ctx.profile))
+        passphrase = ctx.passphrase(new=holder is not ctx.profile)
+        return holder.load_root(passphrase), passphrase
     except WrongPassphrase as exc:
         if holder is ctx.profile or not sys.stdin.isatty():
             raise wrong_passphrase(holder) from exc
     try:
-        return holder.load_root(prompt_passphrase(holder.name, new=False))
+        passphrase = prompt_passphrase(holder.name, new=False)
+        return holder.load_root(passphrase), passphrase
     except WrongPassphrase as exc:
         raise wrong_passphrase(holder) from exc
 

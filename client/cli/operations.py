@@ -1,14 +1,16 @@
-"""Commands: operations (``op list|show|create|join|charter|phase``, ``admit``)."""
+"""Commands: operations (``op list|show|create|add-member|join|charter|phase``, ``admit``)."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from opseal.crypto.charter import HISTORY_POLICIES, ROLES, AreaPolicy, Charter, Member
-from opseal.crypto.encoding import b64d, b64e
+from opseal.crypto.encoding import b64d
 from opseal.crypto.errors import CryptoError, DecodeError
 from opseal.crypto.keys import VerifyKey
 
@@ -17,6 +19,8 @@ from ..errors import (
     ClientError,
     NotFoundError,
 )
+from ..invitation import Invitation, InvitationError, same_fingerprint
+from .charter_view import charter_json, charter_text, show_members
 from .codes import CliError, usage
 from .context import Ctx, confirm, parse_time
 from .registry import OP, PHASES, arg, command
@@ -90,10 +94,13 @@ def _local_area(client: Client, op: str, area: str) -> dict[str, Any]:
         help=f"a member organisation, its role ({', '.join(ROLES)}) and the countries it "
         "reports seizures for (ISO 3166 alpha-2, comma-separated, e.g. fr-customs:customs:FR; "
         "none: its records do not count); repeat"),
-    arg("--area", action="append", default=[], metavar="NAME:READ_ROLES:POST_ROLES:HISTORY",
-        help="an area; roles comma-separated, history shared or since-join; repeat "
-        "(default: plan, seizures, alerts, stakeholders)"),
+    arg("--area", action="append", default=[],
+        metavar="NAME:READ_ROLES:POST_ROLES[:HISTORY[:ROTATION_S]]",
+        help="an area; roles comma-separated, history shared or since-join, the seconds "
+        "between scheduled epoch rotations (default a day; members warn when an epoch is "
+        "older); repeat (default: plan, seizures, alerts, stakeholders)"),
     arg("--retention-days", type=int, default=365, help="keep the data this long after closing"),
+    arg("--out", metavar="FILE", help="also write the invitation block to FILE, ready to send"),
     arg("--yes", action="store_true", help="do not ask before publishing"),
 )  # fmt: skip
 async def op_create(ctx: Ctx) -> None:
@@ -106,7 +113,7 @@ async def op_create(ctx: Ctx) -> None:
         members = [
             await _member(client, org, role, codes.get(org, ())) for org, role in roles.items()
         ]
-        _show_members(ctx, members)
+        show_members(ctx, members)
         confirm(ctx, "Are these the fingerprints on the nomination letters? Publish the charter?")
         try:
             draft = Charter.create(
@@ -123,15 +130,80 @@ async def op_create(ctx: Ctx) -> None:
             raise usage(str(exc), "see `opseal op create --help`") from exc
         user_key, _ = ctx.profile.load_user(ctx.passphrase())
         charter = await client.create_operation(draft, user_key, a.retention_days)
+        invitation = _invitation(client, charter)
+    _send_invitation(
+        ctx,
+        charter_json(charter),
+        invitation,
+        f"Operation {charter.code} ({charter.operation_id}) created: charter v1 published "
+        f"and {len(charter.areas)} areas created.",
+    )
+
+
+def _invitation(client: Client, charter: Charter, member: Member | None = None) -> Invitation:
+    return Invitation(
+        operation_id=charter.operation_id, code=charter.code, name=charter.name,
+        coordinator=client.org_id, server=client.info.server,
+        instance_id=client.info.instance_id,
+        root_key=charter.member(client.org_id).root_key,
+        member=f"{member.organisation_id} ({member.role})" if member else "",
+    )  # fmt: skip
+
+
+def _send_invitation(ctx: Ctx, data: dict[str, Any], invitation: Invitation, done: str) -> None:
+    """Print (and with ``--out`` write) the invitation block for the members' focal points."""
+    block = invitation.block()
+    if ctx.args.out:
+        Path(ctx.args.out).write_text(block)
     ctx.out.result(
-        _charter_json(charter),
+        {**data, "invitation": block},
         [
-            f"Operation {charter.code} ({charter.operation_id}) created: charter v1 published "
-            f"and {len(charter.areas)} areas created.",
-            "Members join with: opseal op join "
-            f"{charter.operation_id} --root-key={b64e(charter.member(client.org_id).root_key.raw)}",
+            done,
+            "Send this invitation to each member's focal point"
+            + (f" (also written to {ctx.args.out})" if ctx.args.out else "")
+            + "; give them the fingerprint by phone or letter too:",
+            *block.splitlines(),
+            "They join with: opseal op join --invitation FILE",
             "Admit them as they ask: opseal admit --watch",
         ],
+    )
+
+
+@command(
+    "op add-member",
+    "add an organisation to an operation's charter and print its invitation (coordinator)",
+    OP,
+    arg("member", metavar="ORG:ROLE[:CODES]",
+        help="the organisation, its role and the countries it reports seizures for, "
+        "as for `op create --member`"),
+    arg("--out", metavar="FILE", help="also write the invitation block to FILE, ready to send"),
+    arg("--yes", action="store_true", help="do not ask before publishing"),
+)  # fmt: skip
+async def op_add_member(ctx: Ctx) -> None:
+    org, role, codes = _member_spec(ctx.args.member)
+    async with ctx.client(sync=True) as client:
+        charter = await client.charter(ctx.args.op, refresh=True)
+        if any(m.organisation_id == org for m in charter.members):
+            raise usage(
+                f"{org} is already a member of {ctx.args.op}",
+                f"`opseal op charter {ctx.args.op}` lists the members",
+            )
+        member = await _member(client, org, role, codes)
+        show_members(ctx, [member])
+        confirm(ctx, "Is this the fingerprint on its nomination letter? Publish the charter?")
+        draft = charter.next_version(issued_at=client.now() - 1, members=[*charter.members, member])
+        user_key, _ = ctx.profile.load_user(ctx.passphrase())
+        await client.api.publish_charter(
+            ctx.args.op, draft.signed(user_key, client.identity.user_cert).to_bytes()
+        )
+        charter = await client.charter(ctx.args.op, refresh=True)
+        invitation = _invitation(client, charter, member)
+    _send_invitation(
+        ctx,
+        charter_json(charter),
+        invitation,
+        f"{org} added to {charter.code} ({charter.operation_id}) as {role}: "
+        f"charter v{charter.version} published.",
     )
 
 
@@ -167,17 +239,18 @@ def _member_spec(spec: str) -> tuple[str, str, tuple[str, ...]]:
 
 def _parse_area(spec: str) -> AreaPolicy:
     parts = spec.split(":")
-    if len(parts) not in (3, 4) or not parts[0]:
+    if len(parts) not in (3, 4, 5) or not parts[0] or not (parts[4:] or ["0"])[0].isdigit():
         raise usage(
-            f"--area {spec!r}: expected NAME:READ_ROLES:POST_ROLES[:HISTORY]",
-            "e.g. --area plan:coordinator,customs:coordinator:shared",
+            f"--area {spec!r}: expected NAME:READ_ROLES:POST_ROLES[:HISTORY[:ROTATION_S]]",
+            "e.g. --area plan:coordinator,customs:coordinator:shared:86400",
         )
     name, read, post = parts[:3]
-    history = parts[3] if len(parts) == 4 else "shared"
+    history = parts[3] if len(parts) >= 4 else "shared"
+    rotation = int(parts[4]) if len(parts) == 5 else 0
     if history not in HISTORY_POLICIES:
         raise usage(f"--area {spec!r}: history {history!r}", f"use {' or '.join(HISTORY_POLICIES)}")
     try:
-        return AreaPolicy(name, _roles(read), _roles(post), history)
+        return AreaPolicy(name, _roles(read), _roles(post), history, rotation)
     except DecodeError as exc:
         raise usage(f"--area {spec!r}: {exc}", "see `opseal op create --help`") from exc
 
@@ -195,42 +268,46 @@ async def _member(client: Client, org_id: str, role: str, codes: tuple[str, ...]
     if not record.root_key:
         raise CliError(
             f"organisation {org_id!r} has not enrolled yet (no root key registered)",
-            "ask its focal point to run `opseal org keygen` and `opseal enrol` first",
+            "ask its focal point to run `opseal enrol --new-root` first",
         )
     root = VerifyKey(b64d(record.root_key, field="root_key"))
     return Member(org_id, record.name, record.kind, role, root, codes)
 
 
-def _show_members(ctx: Ctx, members: list[Member]) -> None:
-    ctx.out.note("Member organisations and their root key fingerprints — check each one:")
-    for m in members:
-        ctx.out.note(f"  {m.organisation_id:<20} {m.role:<12} {m.fingerprint}")
-    for m in members:
-        if m.role == "customs" and not m.reporting_codes:
-            ctx.out.warn(
-                f"{m.organisation_id} reports for no country: its seizure records will not "
-                f"count; give --member {m.organisation_id}:{m.role}:CC to let it report for CC"
-            )
-
-
 @command(
     "op join",
-    "accept an invitation: pin the coordinator's root key",
-    OP,
-    arg("--root-key", required=True, metavar="B64",
-        help="the coordinator organisation's root public key, from the invitation"),
+    "accept an invitation: check and pin the coordinator's root key",
+    arg("op", nargs="?", metavar="OP", help="operation id (taken from --invitation if omitted)"),
+    arg("--invitation", metavar="FILE|-|BLOCK",
+        help="the invitation block: a file (a whole e-mail will do), - for stdin, or the text"),
+    arg("--root-key", metavar="B64",
+        help="instead of --invitation: the coordinator organisation's root public key"),
+    arg("--fingerprint", metavar="DIGITS",
+        help="the coordinator's root fingerprint as given by phone or letter: join only if it "
+        "matches (without it, you are asked to compare at a terminal)"),
     arg("--yes", action="store_true", help="do not ask to confirm the fingerprint"),
 )  # fmt: skip
 async def op_join(ctx: Ctx) -> None:
-    try:
-        root = VerifyKey(b64d(ctx.args.root_key.strip(), field="--root-key"))
-    except CryptoError as exc:
-        raise usage(f"--root-key: {exc}", "paste the base64url key from the invitation") from exc
+    a = ctx.args
+    op, root, invitation = _join_target(a)
     ctx.out.note(f"Coordinator root key fingerprint: {root.fingerprint}")
-    confirm(ctx, "Does it match the fingerprint in your invitation?")
+    if a.fingerprint is not None:
+        if not same_fingerprint(a.fingerprint, root.fingerprint):
+            raise CliError(
+                f"the coordinator's root fingerprint is {root.fingerprint}, not {a.fingerprint}",
+                "do not join: ask the coordinator by another channel; nothing was pinned",
+            )
+    else:
+        confirm(ctx, "Does it match the fingerprint the coordinator gave you (phone or letter)?")
     async with ctx.client() as client:
-        areas = await client.join(ctx.args.op, root.key_id)
-        charter = await client.charter(ctx.args.op)
+        if invitation is not None and invitation.instance_id != client.info.instance_id:
+            raise CliError(
+                f"the invitation is for instance {invitation.instance_id} at {invitation.server}; "
+                f"this profile is on {client.info.instance_id}",
+                "join from a profile enrolled on that instance",
+            )
+        areas = await client.join(op, root.key_id)
+        charter = await client.charter(op)
     ctx.out.result(
         {
             "operation_id": charter.operation_id,
@@ -247,64 +324,97 @@ async def op_join(ctx: Ctx) -> None:
     )
 
 
+def _join_target(a: Any) -> tuple[str, VerifyKey, Invitation | None]:
+    """The operation and coordinator root to join, from ``--invitation`` or ``--root-key``."""
+    if (a.invitation is None) == (a.root_key is None):
+        raise usage(
+            "give exactly one of --invitation and --root-key", "see `opseal op join --help`"
+        )
+    if a.root_key is not None:
+        if not a.op:
+            raise usage("missing OP", "give the operation id from the invitation")
+        try:
+            return a.op, VerifyKey(b64d(a.root_key.strip(), field="--root-key")), None
+        except CryptoError as exc:
+            raise usage(
+                f"--root-key: {exc}", "paste the base64url key from the invitation"
+            ) from exc
+    try:
+        invitation = Invitation.parse(_invitation_text(a.invitation))
+    except InvitationError as exc:
+        raise usage(f"--invitation: {exc}", "ask the coordinator to send it again") from exc
+    if a.op and a.op != invitation.operation_id:
+        raise usage(
+            f"the invitation is for {invitation.operation_id}, not {a.op}",
+            "leave OP out, or use the invitation for that operation",
+        )
+    return invitation.operation_id, invitation.root_key, invitation
+
+
+def _invitation_text(value: str) -> str:
+    if "OPSEAL INVITATION" in value:
+        return value
+    if value == "-":
+        return sys.stdin.read()
+    try:
+        return Path(value).read_text()
+    except OSError as exc:
+        raise usage(f"cannot read --invitation {value}: {exc.strerror}", "check the path") from exc
+
+
 @command("op charter", "show the charter, verified from the pinned root key", OP)
 async def op_charter(ctx: Ctx) -> None:
     async with ctx.client() as client:
         charter = await client.charter(ctx.args.op, refresh=True)
-    ctx.out.result(_charter_json(charter), _charter_text(charter))
+    ctx.out.result(charter_json(charter), charter_text(charter))
 
 
-def _charter_json(c: Charter) -> dict[str, Any]:
-    return {
-        "operation_id": c.operation_id,
-        "code": c.code,
-        "name": c.name,
-        "version": c.version,
-        "starts_at": c.starts_at,
-        "ends_at": c.ends_at,
-        "issued_at": c.issued_at,
-        "signed_by": None if c.signer is None else f"{c.signer.user_id}@{c.signer.organisation_id}",
-        "members": [
-            {"org_id": m.organisation_id, "name": m.name, "kind": m.kind, "role": m.role,
-             "reporting_codes": list(m.reporting_codes), "root_key": b64e(m.root_key.raw),
-             "fingerprint": m.fingerprint}
-            for m in c.members
-        ],
-        "areas": [
-            {"area": a.name, "read": sorted(a.read_roles), "post": sorted(a.post_roles),
-             "history": a.history}
-            for a in c.areas
-        ],
-    }  # fmt: skip
-
-
-def _charter_text(c: Charter) -> list[str]:
-    data = _charter_json(c)
-    members = [
-        (m["org_id"], m["role"], ",".join(m["reporting_codes"]) or "-", m["fingerprint"], m["name"])
-        for m in data["members"]
-    ]
-    areas = [(a["area"], ",".join(a["read"]), ",".join(a["post"]), a["history"])
-             for a in data["areas"]]  # fmt: skip
-    return [
-        f"{c.code} — {c.name} ({c.operation_id}), charter v{c.version} (verified)",
-        f"  {when(c.starts_at)} to {when(c.ends_at)}; signed by {data['signed_by']} "
-        f"at {when(c.issued_at)}",
-        *table(members, ("ORGANISATION", "ROLE", "REPORTS FOR", "ROOT FINGERPRINT", "NAME")),
-        *table(areas, ("AREA", "READ", "POST", "HISTORY")),
-    ]
+PHASE_MEANINGS = {
+    "preparation": "members join and plan; records and messages may be posted",
+    "active": "the operation runs: members post seizures, alerts and messages",
+    "follow-up": "the operation has ended; members still post late records and corrections",
+    "closed": "read-only for good: nothing more can be posted, corrected or released, and "
+    "phases never go back",
+    "archived": "the server refuses every request and purges the content after the retention "
+    "period; nobody can read it any more",
+}
 
 
 @command(
     "op phase",
-    "move an operation to its next phase (coordinator)",
+    "move an operation to its next phase (coordinator; asks first)",
     OP,
     arg("phase", choices=PHASES, metavar="PHASE", help=" -> ".join(PHASES)),
+    arg("--yes", action="store_true", help="do not ask (needed without a terminal, e.g. scripts)"),
+    arg("--force", action="store_true", help="allow skipping phases, e.g. active -> closed"),
 )
 async def op_phase(ctx: Ctx) -> None:
+    a = ctx.args
     async with ctx.client() as client:
-        answer = msgspec.to_builtins(await client.api.set_phase(ctx.args.op, ctx.args.phase))
-    ctx.out.result(answer, f"{ctx.args.op} is now in phase {ctx.args.phase}")
+        current = (await client.api.operation(a.op)).phase
+        _check_step(a.op, current, a.phase, a.force)
+        ctx.out.note(f"{a.op}: {current} -> {a.phase}. In {a.phase}, {PHASE_MEANINGS[a.phase]}.")
+        confirm(ctx, f"Move {a.op} to {a.phase}? This cannot be undone.", required=True)
+        answer = msgspec.to_builtins(await client.api.set_phase(a.op, a.phase))
+    ctx.out.result(answer, f"{a.op} is now in phase {a.phase}")
+
+
+def _check_step(op: str, current: str, target: str, force: bool) -> None:
+    """Phases move one step forward; a skip needs --force, going back is impossible."""
+    step = PHASES.index(target) - PHASES.index(current)
+    if step <= 0:
+        raise usage(
+            f"{op} is in phase {current}: phases only move forward",
+            f"the next phase is {PHASES[PHASES.index(current) + 1]}"
+            if current != PHASES[-1]
+            else "an archived operation stays archived",
+        )
+    if step > 1 and not force:
+        skipped = ", ".join(PHASES[PHASES.index(current) + 1 : PHASES.index(target)])
+        raise usage(
+            f"{current} -> {target} skips {skipped}",
+            f"move to {PHASES[PHASES.index(current) + 1]} first, or add --force to skip",
+        )
 
 
 @command(

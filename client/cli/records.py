@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -16,21 +18,24 @@ from ..errors import (
     ClientError,
     TransportError,
 )
-from ..report import aggregate, checked_records, reporting_codes
+from ..report import aggregate, checked_records, released_records, reporting_codes
 from ..report_render import FORMATS as REPORT_FORMATS
 from ..report_render import render as render_report
 from ..seizures import (
     COLUMNS,
+    HANDLING,
     REQUIRED_COLUMNS,
+    ReadOptions,
     RecordError,
     Reporting,
     RowError,
-    read_seizures,
+    SeizureFile,
+    load_seizures,
     write_seizures_csv,
     write_seizures_xlsx,
 )
 from .codes import OK, REFUSED, WARNINGS, CliError, usage
-from .context import Ctx, check_may_post, verified
+from .context import Ctx, check_may_post, confirm, verified
 from .registry import MESSAGE_ID, OP, arg, command
 
 
@@ -57,6 +62,23 @@ from .registry import MESSAGE_ID, OP, arg, command
         help="send records that differ from the version your organisation submitted as "
         "corrections of it (default: report them and send nothing for them)",
     ),
+    arg(
+        "--handling",
+        choices=HANDLING,
+        default="H0",
+        help="handling code of records whose `handling` cell is empty (default H0; a record "
+        "with consignor or consignee gets at least H2 unless its cell says otherwise)",
+    ),
+    arg(
+        "--sheet",
+        metavar="NAME",
+        help="XLSX: the sheet to read (default: the first whose row 1 has the seizure columns)",
+    ),
+    arg(
+        "--decimal-comma",
+        action="store_true",
+        help="weight_kg is written 12,5 (a ';'- or tab-separated CSV); never guessed",
+    ),
 )
 async def submit_seizures(ctx: Ctx) -> int:
     a = ctx.args
@@ -66,18 +88,26 @@ async def submit_seizures(ctx: Ctx) -> int:
         await check_may_post(client, a.op, a.area)
         charter = await client.charter(a.op)
         reporting = (client.org_id, charter.member(client.org_id).reporting_codes)
-        records, rejected = _read_csv(a.file, reporting)
+        found = _read_csv(a.file, reporting, ReadOptions(a.handling, a.sheet, a.decimal_comma))
+        rejected, where = found.rejected, _where(a.file, found.sheet)
         for row in rejected:
-            ctx.out.warn(f"{a.file}: {row}")
+            ctx.out.warn(f"{where}: {row}")
         if rejected and a.all_or_nothing:
-            _refuse_all(ctx, a.file, rejected)
-        records = _hold_changed(ctx, client, a, records)
+            _refuse_all(ctx, where, rejected)
+        records = _hold_changed(ctx, client, a, found.records)
+        codes = dict(zip((r["record_id"] for r in found.records), found.handling, strict=True))
+        ids = []
         with ctx.out.progress(len(records), "submitting", "record") as bar:
-            if a.correct:
-                ids = await client.post_corrections(a.op, records, area=a.area)
-                bar.update(len(records))
-            else:
-                ids = await client.post_seizures(a.op, records, area=a.area, progress=bar.update)
+            for handling, group in _by_handling(records, codes):
+                if a.correct:
+                    ids += await client.post_corrections(
+                        a.op, group, area=a.area, handling=handling
+                    )
+                    bar.update(len(group))
+                else:
+                    ids += await client.post_seizures(
+                        a.op, group, area=a.area, progress=bar.update, handling=handling
+                    )
     ctx.out.result(
         {
             "submitted": len(ids),
@@ -91,14 +121,28 @@ async def submit_seizures(ctx: Ctx) -> int:
         return OK
     withheld = len({r.record_id or r.row for r in rejected})
     ctx.out.fail(
-        f"{len(rejected)} cells of {a.file} were rejected; records withheld: {withheld} "
+        f"{len(rejected)} cells of {where} were rejected; records withheld: {withheld} "
         "(every other record was submitted)",
         "correct the rows listed above and submit the file again (nothing is sent twice)",
     )
     return REFUSED
 
 
-def _refuse_all(ctx: Ctx, path: Path, rejected: list[RowError]) -> None:
+def _where(path: Path, sheet: str | None) -> str:
+    return f"{path} (sheet {sheet!r})" if sheet else str(path)
+
+
+def _by_handling(
+    records: list[dict[str, Any]], codes: dict[str, str]
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The records grouped by handling code (each group is sent with its code)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(codes[record["record_id"]], []).append(record)
+    return sorted(groups.items())
+
+
+def _refuse_all(ctx: Ctx, path: str, rejected: list[RowError]) -> None:
     ctx.out.result(
         {"submitted": 0, "message_ids": [], "rejected": [dataclasses.asdict(r) for r in rejected]},
         "Submitted nothing (--all-or-nothing).",
@@ -126,11 +170,9 @@ def _hold_changed(ctx: Ctx, client: Client, a: Any, records: list[dict[str, Any]
     return [r for r in records if r["record_id"] not in changed]
 
 
-def _read_csv(
-    path: Path, reporting: Reporting | None = None
-) -> tuple[list[dict[str, Any]], list[RowError]]:
+def _read_csv(path: Path, reporting: Reporting, options: ReadOptions) -> SeizureFile:
     try:
-        return read_seizures(path, reporting)
+        return load_seizures(path, reporting, options)
     except RecordError as exc:
         raise usage(f"{path}: {exc}", "see `opseal template seizures` for the columns") from exc
     except ClientError as exc:
@@ -180,15 +222,47 @@ async def report(ctx: Ctx) -> int:
                 "see `opseal op list`, then `opseal op join OP --root-key KEY`",
             )
         charter = await client.charter(a.op, refresh=True)
-        submitted = corrections.submissions(client.read(a.op))
-    records, excluded = checked_records(submitted, reporting_codes(charter))
+        messages = client.read(a.op)
+    if charter.role_of(client.org_id) == "stakeholder":
+        return _released_report(ctx, charter, messages, client.org_id)
+    records, excluded = checked_records(corrections.submissions(messages), reporting_codes(charter))
     for item in excluded:
         ctx.out.warn(str(item))
     result = {
         "operation_id": a.op,
+        "covers": "submitted",
         **aggregate(records),
         "excluded": [dataclasses.asdict(e) for e in excluded],
     }
+    return _write_report(ctx, result, fmt, excluded)
+
+
+def _released_report(ctx: Ctx, charter: Any, messages: list[Any], org: str) -> int:
+    """A stakeholder's report: the released records it reads, and saying so."""
+    a = ctx.args
+    pairs = []
+    for m in messages:
+        if m.content_type == "release":
+            with contextlib.suppress(ValueError):
+                pairs.append((m.org, m.json()))
+    records = released_records(pairs, charter)
+    if not records:
+        ctx.out.result(
+            {"operation_id": a.op, "covers": "released", "records": 0},
+            f"No seizure record has been released to {org} in {a.op} "
+            "yet: as a stakeholder, your report covers released records only.",
+        )
+        return OK
+    ctx.out.note(
+        f"This report covers the {len(records)} records released to your organisation "
+        f"(sanitised copies), not every seizure of {a.op}."
+    )
+    result = {"operation_id": a.op, "covers": "released", **aggregate(records), "excluded": []}
+    return _write_report(ctx, result, a.format or ("json" if a.json else "table"), [])
+
+
+def _write_report(ctx: Ctx, result: dict[str, Any], fmt: str, excluded: list[Any]) -> int:
+    a = ctx.args
     text = render_report(result, fmt)
     if a.output is None:
         if ctx.args.json:
@@ -287,33 +361,71 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(part, path)
 
 
+class _Refuse(argparse.Action):
+    """An option that no longer exists: name what to use instead."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        parser.error(
+            f"{option} is ambiguous and no longer exists: free text is erased unless kept; "
+            "name the fields to keep in the copy with --keep FIELD (e.g. --keep description)"
+        )
+
+
 @command(
     "release",
     "put a sanitised copy of a seizure record into a stakeholder area (coordinator)",
     MESSAGE_ID,
     arg("--to", required=True, dest="to_area", metavar="AREA", help="a stakeholder area"),
     arg(
-        "--clear",
+        "--keep",
         action="extend",
         nargs="+",
         default=[],
         metavar="FIELD",
-        help="free-text field cleared for release, e.g. description remarks (personal data "
-        "never is)",
+        help="a free-text field to keep in the copy, e.g. description remarks; every other "
+        "free-text field is erased (personal data and attachments always are)",
     ),
+    arg("--clear", nargs="*", action=_Refuse, help=argparse.SUPPRESS),
+    arg("--dry-run", action="store_true", help="show the sanitised copy, release nothing"),
+    arg("--yes", action="store_true", help="do not ask before releasing"),
 )
 async def release_record(ctx: Ctx) -> None:
     a = ctx.args
     async with ctx.client(sync=True) as client:
         verified(client, a.message_id)
         try:
-            release_id = await client.release(a.message_id, a.to_area, a.clear)
+            source, body = await client.releaser.prepare(a.message_id, a.to_area, a.keep)
         except release.ReleaseRefused as exc:
             raise CliError(str(exc), "see `opseal release --help` and `opseal op charter`") from exc
+        erased = release.erased_fields(release.source_record(source), body["record"])
+        preview = {"record": body["record"], "erased": erased, "handling": source.handling}
+        if a.dry_run:
+            ctx.out.result(
+                {"source_message_id": a.message_id, "area": a.to_area, **preview},
+                [*_preview_text(a.to_area, preview), "Dry run: nothing was released."],
+            )
+            return
+        for line in _preview_text(a.to_area, preview):
+            ctx.out.note(line)
+        confirm(ctx, f"Release this copy to every reader of {a.to_area}? It cannot be undone.")
+        release_id = await client.release(a.message_id, a.to_area, a.keep)
     ctx.out.result(
-        {"message_id": release_id, "source_message_id": a.message_id, "area": a.to_area},
+        {"message_id": release_id, "source_message_id": a.message_id, "area": a.to_area,
+         **preview},
         f"Released {a.message_id} into {a.to_area} as {release_id}",
-    )
+    )  # fmt: skip
+
+
+def _preview_text(area: str, preview: dict[str, Any]) -> list[str]:
+    record = preview["record"]
+    kept = [f"  {k}: {v}" for k, v in record.items() if k != "goods"]
+    for n, line in enumerate(record.get("goods") or [], start=1):
+        kept.append(f"  goods[{n}]: " + ", ".join(f"{k}={v}" for k, v in line.items()))
+    return [
+        f"The copy {area} would receive ({preview['handling']}):",
+        *kept,
+        f"Erased: {', '.join(preview['erased']) or 'nothing'}",
+    ]
 
 
 @command(

@@ -77,6 +77,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         yield
         await hub.close()
         await bus.close()
+        await ctx.chunks.close()
     finally:
         await engine.dispose()
 

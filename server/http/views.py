@@ -9,7 +9,7 @@ from opseal.crypto.encoding import b64e
 from opseal.wire import identity as wi
 from opseal.wire import operations as wo
 
-from ..services import areas, group_commit, identity, operations
+from ..services import areas, group_commit, identity, onboarding, operations
 from .auth import bearer_token, principal
 from .parse import area_ref, body, bytes_of, context, query, reply, typed
 from .routing import EndpointRoutes
@@ -125,6 +125,22 @@ async def post_revocation(request: web.Request) -> web.Response:
         context(request), who, request.match_info["org_id"], bytes_of(req.statement, "statement")
     )
     return reply(wi.Revoked(revoked=subject), 201)
+
+
+@routes.endpoint("post_enrolment_code")
+async def post_enrolment_code(request: web.Request) -> web.Response:
+    who = await principal(request)
+    req = await body(request, wi.EnrolmentCodeRequest)
+    org_id = request.match_info["org_id"]
+    expires_at = await onboarding.issue_enrolment_code(
+        context(request),
+        who,
+        org_id,
+        bytes_of(req.code_hash, "code_hash"),
+        req.expires_at,
+        bytes_of(req.signature, "signature"),
+    )
+    return reply(wi.EnrolmentCodeIssued(org_id=org_id, expires_at=expires_at), 201)
 
 
 @routes.endpoint("get_revocations")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opseal.crypto.keys import SigningKey
 
+from ..blobstore import ChunkStore, make_chunk_store
 from ..bus import Bus, Event
 from ..config import Settings
 from ..errors import Unavailable
@@ -56,6 +57,15 @@ class Context:
     """Recently authenticated tokens: (principal, session expiry, monotonic time cached)."""
     groups: dict[Any, Any] = field(default_factory=dict)
     """Single posts waiting to be committed together, by area (:mod:`.group_commit`)."""
+    chunks: ChunkStore = field(init=False)
+    """Where blob chunks' bytes live (the ``blob_store`` setting)."""
+
+    def __post_init__(self) -> None:
+        self.chunks = make_chunk_store(
+            self.settings.blob_store,
+            s3_endpoint_url=self.settings.s3_endpoint_url,
+            s3_region=self.settings.s3_region,
+        )
 
     def now(self) -> int:
         return int(self.clock())

@@ -222,16 +222,25 @@ async def put_chunk(
 ) -> dict[str, Any]:
     """Store the chunk at ``offset``; see the module docstring for retries and the final hash."""
     _check_length(ctx.settings, data)
-    digest = await _digest_if_final(ctx, principal, blob_id, offset, data)
-    async with ctx.transaction() as tx:
-        blob = await _uploading(ctx, tx.conn, principal, blob_id)
-        if offset != blob.received or blob.complete:
-            await _check_retry(tx.conn, blob, offset, data)
-            return _progress(blob.blob_id, blob.received, blob.complete)
-        _check_chunk(ctx.settings, blob, offset, data)
-        if digest is None and offset + len(data) == blob.size:  # it moved under the pre-hash
-            digest = await _hash(_pieces(tx.conn, blob.blob_id, 0, offset), data)
-        received = await _store_chunk(tx, blob, offset, data, digest)
+    digest, key = await _prepare(ctx, principal, blob_id, offset, data)
+    stored = False
+    try:
+        async with ctx.transaction() as tx:
+            blob = await _uploading(ctx, tx.conn, principal, blob_id)
+            if offset != blob.received or blob.complete:
+                await _check_retry(ctx, tx.conn, blob, offset, data)
+                return _progress(blob.blob_id, blob.received, blob.complete)
+            _check_chunk(ctx.settings, blob, offset, data)
+            if digest is None and offset + len(data) == blob.size:  # it moved under the pre-hash
+                digest = await _hash(_pieces(ctx, tx.conn, blob.blob_id, 0, offset), data)
+            if ctx.chunks.external and key is None:  # it moved under the pre-check
+                key = await ctx.chunks.put(blob.blob_id, offset, data)
+            received, dropped = await _store_chunk(tx, blob, offset, data, digest, key)
+        stored = True
+    finally:
+        if key is not None and not stored:  # refused or failed: no row names the object
+            await ctx.chunks.delete([key])
+    await ctx.chunks.delete(dropped)
     if received == 0:
         raise BadRequest(
             "the uploaded bytes do not match the declared sha256; the blob was reset: "
@@ -241,28 +250,30 @@ async def put_chunk(
     return _progress(blob.blob_id, received, received == blob.size)
 
 
-async def _digest_if_final(
+async def _prepare(
     ctx: Context, principal: Principal, blob_id: str, offset: int, data: bytes
-) -> bytes | None:
-    """The SHA-256 the blob will have if this chunk completes it, else None.
+) -> tuple[bytes | None, str | None]:
+    """Work done before the write transaction, so it holds no lock (on SQLite: the database's
+    one write lock): the SHA-256 the blob will have if this chunk completes it (else None),
+    and, with an external store, the chunk written there under a fresh key (else None).
 
-    Computed before the write transaction from chunks read each in its own short connection,
-    so hashing a large blob holds no lock (on SQLite: the database's one write lock). Stored
-    chunks never change — only a reset deletes them — and the transaction re-checks the state.
+    Only for the blob's creator at the offset it expects; stored chunks never change — only a
+    reset deletes them — and the transaction re-checks everything.
     """
     async with ctx.engine.connect() as conn:
         blob = await _blob(conn, blob_id)
-    if (
-        blob.device_id != principal.device_id
-        or blob.complete
-        or offset != blob.received
-        or offset + len(data) != blob.size
-    ):
-        return None
-    try:
-        return await _hash(_read(ctx, blob.blob_id, 0, offset), data)
-    except _MissingChunk:  # reset meanwhile: the locked re-check refuses this chunk
-        return None
+    if blob.device_id != principal.device_id or blob.complete or offset != blob.received:
+        return None, None
+    if offset + len(data) > blob.size:
+        return None, None
+    digest = None
+    if offset + len(data) == blob.size:
+        try:
+            digest = await _hash(_read(ctx, blob.blob_id, 0, offset), data)
+        except _MissingChunk:  # reset meanwhile: the locked re-check refuses this chunk
+            return None, None
+    key = await ctx.chunks.put(blob.blob_id, offset, data) if ctx.chunks.external else None
+    return digest, key
 
 
 def _progress(blob_id: str, received: int, complete: bool) -> dict[str, Any]:
@@ -280,10 +291,12 @@ async def _uploading(
     return blob
 
 
-async def _check_retry(conn: AsyncConnection, blob: Any, offset: int, data: bytes) -> None:
+async def _check_retry(
+    ctx: Context, conn: AsyncConnection, blob: Any, offset: int, data: bytes
+) -> None:
     """A chunk resent over stored bytes must repeat them exactly; anything else conflicts."""
     end = offset + len(data)
-    if end <= blob.received and await _stored(conn, blob.blob_id, offset, end) == data:
+    if end <= blob.received and await _stored(ctx, conn, blob.blob_id, offset, end) == data:
         return
     raise Conflict(
         f"a chunk of {len(data)} bytes at offset {offset} does not continue the upload: "
@@ -292,19 +305,23 @@ async def _check_retry(conn: AsyncConnection, blob: Any, offset: int, data: byte
     )
 
 
-async def _store_chunk(tx: Tx, blob: Any, offset: int, data: bytes, digest: bytes | None) -> int:
-    """Store the chunk and return the new ``received``; 0 when the finished blob failed its
-    hash and was reset."""
+async def _store_chunk(
+    tx: Tx, blob: Any, offset: int, data: bytes, digest: bytes | None, key: str | None
+) -> tuple[int, list[str]]:
+    """Record the chunk and return the new ``received`` — 0 when the finished blob failed its
+    hash and was reset — and the external objects to delete once committed."""
     received = offset + len(data)
-    await store.insert_chunk(tx.conn, blob.blob_id, offset, data)
+    if key is None:
+        await store.insert_chunk(tx.conn, blob.blob_id, offset, len(data), data=data)
+    else:
+        await store.insert_chunk(tx.conn, blob.blob_id, offset, len(data), object_key=key)
     if received < blob.size:
         await _set_progress(tx, blob, received, complete=False)
     elif digest == blob.sha256:
         await _set_progress(tx, blob, received, complete=True)
     else:
-        await _reset(tx, blob)
-        return 0
-    return received
+        return 0, await _reset(tx, blob)
+    return received, []
 
 
 async def _set_progress(tx: Tx, blob: Any, received: int, *, complete: bool) -> None:
@@ -321,7 +338,9 @@ async def _set_progress(tx: Tx, blob: Any, received: int, *, complete: bool) -> 
         )
 
 
-async def _reset(tx: Tx, blob: Any) -> None:
+async def _reset(tx: Tx, blob: Any) -> list[str]:
+    """Forget the blob's chunks; returns their external objects, deleted after the commit."""
+    keys = await store.object_keys_of_blob(tx.conn, blob.blob_id)
     await store.delete_chunks(tx.conn, blob.blob_id)
     await store.set_progress(tx.conn, blob.blob_id, 0, False)
     await tx.audit(
@@ -332,6 +351,7 @@ async def _reset(tx: Tx, blob: Any) -> None:
         device=blob.device_id,
         reason="sha256-mismatch",
     )
+    return keys
 
 
 # -- reading chunks --------------------------------------------------------------------
@@ -339,43 +359,58 @@ class _MissingChunk(RuntimeError):
     """No stored chunk holds a byte below ``received``: the blob was reset meanwhile."""
 
 
-async def _chunk_at(conn: AsyncConnection, blob_id: str, position: int) -> tuple[int, bytes]:
-    """The stored chunk holding byte ``position`` (chunks are contiguous from offset 0)."""
+async def _chunk_at(
+    conn: AsyncConnection, blob_id: str, position: int
+) -> tuple[int, bytes | None, str | None]:
+    """``(offset, data, object key)`` of the stored chunk holding byte ``position`` (chunks
+    are contiguous from offset 0): its bytes, or the key of its bytes in the external store."""
     row = await store.chunk_at(conn, blob_id, position)
-    if row is None or position >= row.offset + len(row.data):
+    length = None if row is None else row.length if row.length is not None else len(row.data)
+    if row is None or length is None or position >= row.offset + length:
         raise _MissingChunk(f"blob {blob_id}: no stored chunk holds byte {position}")
-    return row.offset, row.data
+    return row.offset, row.data, row.object_key
 
 
-async def _piece(conn: AsyncConnection, blob_id: str, position: int, end: int) -> bytes:
+async def _bytes(ctx: Context, data: bytes | None, key: str | None) -> bytes:
+    if data is not None:
+        return data
+    assert key is not None  # a row holds its bytes or their key (the insert sets one)
+    return await ctx.chunks.get(key)
+
+
+async def _piece(
+    ctx: Context, conn: AsyncConnection, blob_id: str, position: int, end: int
+) -> bytes:
     """Bytes from ``position`` up to ``end`` or the end of the chunk holding ``position``."""
-    offset, data = await _chunk_at(conn, blob_id, position)
-    return data[position - offset : end - offset]
+    offset, data, key = await _chunk_at(conn, blob_id, position)
+    return (await _bytes(ctx, data, key))[position - offset : end - offset]
 
 
 async def _pieces(
-    conn: AsyncConnection, blob_id: str, start: int, end: int
+    ctx: Context, conn: AsyncConnection, blob_id: str, start: int, end: int
 ) -> AsyncIterator[bytes]:
     """Bytes ``start`` to ``end - 1`` through one connection (inside a transaction)."""
     position = start
     while position < end:
-        piece = await _piece(conn, blob_id, position, end)
+        piece = await _piece(ctx, conn, blob_id, position, end)
         position += len(piece)
         yield piece
 
 
 async def _read(ctx: Context, blob_id: str, start: int, end: int) -> AsyncIterator[bytes]:
-    """Bytes ``start`` to ``end - 1``, one chunk per short-lived connection."""
+    """Bytes ``start`` to ``end - 1``, one chunk per short-lived connection; an external
+    object is fetched after its row's connection is closed."""
     position = start
     while position < end:
         async with ctx.engine.connect() as conn:
-            piece = await _piece(conn, blob_id, position, end)
+            offset, data, key = await _chunk_at(conn, blob_id, position)
+        piece = (await _bytes(ctx, data, key))[position - offset : end - offset]
         position += len(piece)
         yield piece
 
 
-async def _stored(conn: AsyncConnection, blob_id: str, start: int, end: int) -> bytes:
-    return b"".join([piece async for piece in _pieces(conn, blob_id, start, end)])
+async def _stored(ctx: Context, conn: AsyncConnection, blob_id: str, start: int, end: int) -> bytes:
+    return b"".join([piece async for piece in _pieces(ctx, conn, blob_id, start, end)])
 
 
 async def _hash(pieces: AsyncIterator[bytes], last: bytes) -> bytes:

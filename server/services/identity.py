@@ -110,6 +110,13 @@ async def enrol(
 
 
 async def _store_user(tx, user: Certificate, root: VerifyKey, org_id: str) -> None:  # type: ignore[no-untyped-def]
+    if user.organisation_id != org_id:  # a mistyped --org: say which one the code is for
+        raise BadRequest(
+            f"organisation: this enrolment code was issued for {org_id!r}, not "
+            f"{user.organisation_id!r}",
+            field="organisation_id",
+            expected=org_id,
+        )
     try:
         verify_user_certificate(
             user,

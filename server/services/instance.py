@@ -22,7 +22,14 @@ from ..storage import instance as store
 from ..storage.db import write_transaction
 from .base import Context
 
-__all__ = ["create_enrolment_code", "create_organisation", "hash_code", "initialise", "status"]
+__all__ = [
+    "create_enrolment_code",
+    "create_organisation",
+    "first_enrolment_code",
+    "hash_code",
+    "initialise",
+    "status",
+]
 
 CODE_TTL = 7 * 86400
 
@@ -74,6 +81,21 @@ async def create_enrolment_code(ctx: Context, org_id: str, *, ttl: int = CODE_TT
         await identity.insert_enrolment_code(tx.conn, hash_code(code), org_id, tx.now + ttl, tx.now)
         await tx.audit(event="enrolment-code-created", org=org_id, expires_at=tx.now + ttl)
     return code
+
+
+async def first_enrolment_code(ctx: Context, org_id: str, *, ttl: int = CODE_TTL) -> str:
+    """The focal point's first code, from the instance admin: only while the organisation has
+    no root key. Afterwards the focal point issues its organisation's codes itself
+    (:func:`opseal.server.services.onboarding.issue_enrolment_code`), so the instance admin,
+    who can read nothing, cannot enrol anyone into an organisation either."""
+    async with ctx.engine.connect() as conn:
+        row = await identity.organisation(conn, org_id)
+    if row is not None and row.root_key is not None:
+        raise Conflict(
+            f"{org_id!r} has enrolled its focal point already; its focal point issues its "
+            "codes (`opseal org enrol-code`)"
+        )
+    return await create_enrolment_code(ctx, org_id, ttl=ttl)
 
 
 async def status(ctx: Context) -> dict[str, object]:

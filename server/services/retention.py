@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..storage import operations
+from ..storage import blobs, operations
 from ..storage.retention import purge_content
 from .base import Context
 
@@ -30,6 +30,8 @@ async def due_for_purge(ctx: Context) -> list[str]:
 async def purge(ctx: Context, operation_id: str) -> dict[str, Any]:
     """Delete an archived operation's content; returns (and audits) what was removed."""
     async with ctx.transaction() as tx:
+        keys = await blobs.object_keys_of_operation(tx.conn, operation_id)
         counts = await purge_content(tx.conn, operation_id)
         await tx.audit(event="operation-purged", operation=operation_id, **counts)
+    await ctx.chunks.delete(keys)  # after the commit: a failed purge keeps every byte
     return counts

@@ -7,7 +7,7 @@ Statements are built once at import; the upload and download rules live in
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -18,10 +18,14 @@ __all__ = [
     "bytes_of_operation",
     "bytes_of_organisation",
     "chunk_at",
+    "chunks_after",
     "delete_chunks",
     "get",
     "insert_blob",
     "insert_chunk",
+    "object_keys_of_blob",
+    "object_keys_of_operation",
+    "set_chunk_bytes",
     "set_progress",
 ]
 
@@ -44,8 +48,49 @@ _ORGANISATION_BYTES = (
 )
 _INSERT_CHUNK = insert(blob_chunks)
 _DELETE_CHUNKS = delete(blob_chunks).where(blob_chunks.c.blob_id == _BLOB)
+_OBJECT_KEYS = select(blob_chunks.c.object_key).where(
+    blob_chunks.c.blob_id == _BLOB, blob_chunks.c.object_key.is_not(None)
+)
+_OPERATION_OBJECT_KEYS = (
+    select(blob_chunks.c.object_key)
+    .select_from(blob_chunks.join(blobs, blobs.c.blob_id == blob_chunks.c.blob_id))
+    .where(blobs.c.operation_id == bindparam("operation_id"), blob_chunks.c.object_key.is_not(None))
+)
+_CHUNK_COLUMNS = (
+    blob_chunks.c.blob_id,
+    blob_chunks.c.offset,
+    blob_chunks.c.data,
+    blob_chunks.c.length,
+    blob_chunks.c.object_key,
+)
+_CHUNKS_AFTER = (
+    select(*_CHUNK_COLUMNS)
+    .where(
+        or_(
+            blob_chunks.c.blob_id > bindparam("after_blob"),
+            and_(
+                blob_chunks.c.blob_id == bindparam("after_blob"),
+                blob_chunks.c.offset > bindparam("after_offset"),
+            ),
+        )
+    )
+    .order_by(blob_chunks.c.blob_id, blob_chunks.c.offset)
+    .limit(bindparam("limit"))
+)
+_SET_CHUNK_BYTES = (
+    update(blob_chunks)
+    .where(
+        blob_chunks.c.blob_id == bindparam("b_blob_id"),
+        blob_chunks.c.offset == bindparam("b_offset"),
+    )
+    .values(
+        data=bindparam("b_data"),
+        length=bindparam("b_length"),
+        object_key=bindparam("b_object_key"),
+    )
+)
 _CHUNK_AT = (
-    select(blob_chunks.c.offset, blob_chunks.c.data)
+    select(blob_chunks.c.offset, blob_chunks.c.data, blob_chunks.c.length, blob_chunks.c.object_key)
     .where(blob_chunks.c.blob_id == _BLOB, blob_chunks.c.offset <= bindparam("position"))
     .order_by(blob_chunks.c.offset.desc())
     .limit(1)
@@ -91,9 +136,28 @@ async def set_progress(conn: AsyncConnection, blob_id: str, received: int, compl
     )
 
 
-async def insert_chunk(conn: AsyncConnection, blob_id: str, offset: int, data: bytes) -> None:
-    """Store a chunk; one already stored at ``offset`` raises ``IntegrityError``."""
-    await conn.execute(_INSERT_CHUNK, {"blob_id": blob_id, "offset": offset, "data": data})
+async def insert_chunk(
+    conn: AsyncConnection, blob_id: str, offset: int, length: int, *, data: bytes | None = None,
+    object_key: str | None = None,
+) -> None:  # fmt: skip
+    """Record a chunk with its bytes (``data``) or the key of its bytes in an external store;
+    one already recorded at ``offset`` raises ``IntegrityError``."""
+    await conn.execute(
+        _INSERT_CHUNK,
+        {"blob_id": blob_id, "offset": offset, "data": data, "length": length,
+         "object_key": object_key},
+    )  # fmt: skip
+
+
+async def object_keys_of_blob(conn: AsyncConnection, blob_id: str) -> list[str]:
+    """The external-store keys of the blob's chunks (none with the database store)."""
+    return list((await conn.execute(_OBJECT_KEYS, {"blob_id": blob_id})).scalars())
+
+
+async def object_keys_of_operation(conn: AsyncConnection, operation_id: str) -> list[str]:
+    """The external-store keys of every chunk of the operation's blobs."""
+    result = await conn.execute(_OPERATION_OBJECT_KEYS, {"operation_id": operation_id})
+    return list(result.scalars())
 
 
 async def delete_chunks(conn: AsyncConnection, blob_id: str) -> None:
@@ -101,8 +165,8 @@ async def delete_chunks(conn: AsyncConnection, blob_id: str) -> None:
 
 
 async def chunk_at(conn: AsyncConnection, blob_id: str, position: int) -> Record | None:
-    """``(offset, data)`` of the stored chunk with the greatest offset at or below
-    ``position`` (the one holding it when chunks are contiguous), or None."""
+    """``(offset, data, length, object_key)`` of the stored chunk with the greatest offset at
+    or below ``position`` (the one holding it when chunks are contiguous), or None."""
     return (await conn.execute(_CHUNK_AT, {"blob_id": blob_id, "position": position})).first()
 
 
@@ -114,3 +178,26 @@ async def bytes_of_operation(conn: AsyncConnection, operation_id: str) -> int:
 async def bytes_of_organisation(conn: AsyncConnection, org_id: str) -> int:
     """The declared sizes of the blobs uploaded by the organisation's devices, summed."""
     return int((await conn.execute(_ORGANISATION_BYTES, {"org_id": org_id})).scalar_one())
+
+
+async def chunks_after(
+    conn: AsyncConnection, blob_id: str, offset: int, limit: int
+) -> list[Record]:
+    """Up to ``limit`` chunk rows after ``(blob_id, offset)`` in that order, every column but
+    the bytes' owner: ``(blob_id, offset, data, length, object_key)``."""
+    result = await conn.execute(
+        _CHUNKS_AFTER, {"after_blob": blob_id, "after_offset": offset, "limit": limit}
+    )
+    return list(result)
+
+
+async def set_chunk_bytes(
+    conn: AsyncConnection, blob_id: str, offset: int, length: int, *,
+    data: bytes | None = None, object_key: str | None = None,
+) -> None:  # fmt: skip
+    """Point a chunk row at its bytes' new home: the row itself, or an object key."""
+    await conn.execute(
+        _SET_CHUNK_BYTES,
+        {"b_blob_id": blob_id, "b_offset": offset, "b_data": data, "b_length": length,
+         "b_object_key": object_key},
+    )  # fmt: skip

@@ -9,6 +9,8 @@ serialises per-area sequence numbers with row locks (``SELECT ... FOR UPDATE``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -28,9 +30,11 @@ __all__ = [
     "SchemaError",
     "alembic_config",
     "check_schema",
+    "head_revision",
     "make_engine",
     "migrate",
     "ping",
+    "sqlite_path",
     "write_transaction",
 ]
 
@@ -51,10 +55,19 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
+    return Path(path.split("?", 1)[0]) if path and not path.startswith(":memory:") else None
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(url)
+    if path is not None:
+        # It holds the audit log's signing key: created for the server's account only.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     engine = create_async_engine(url, connect_args={"timeout": 30})
     sync = engine.sync_engine
 
@@ -106,6 +119,12 @@ def alembic_config(url: str) -> Config:
 
 def _head(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+async def head_revision(engine: AsyncEngine) -> str | None:
+    """The latest revision the installed migrations define."""
+    url = engine.url.render_as_string(hide_password=False)
+    return await asyncio.to_thread(_head, url)  # reads the migration scripts from disk
 
 
 async def check_schema(engine: AsyncEngine) -> None:

@@ -30,6 +30,7 @@ from .tables import (
 )
 
 __all__ = [
+    "all_organisations",
     "certified_user_key",
     "count_organisations",
     "delete_expired_challenges",
@@ -79,6 +80,7 @@ _SET_ROOT_KEY = (
     .values(root_key=bindparam("b_root_key"))
 )
 _COUNT_ORGANISATIONS = select(func.count()).select_from(organisations)
+_ALL_ORGANISATIONS = select(organisations).order_by(organisations.c.org_id)
 
 
 async def organisation(conn: AsyncConnection, org_id: str) -> Record | None:
@@ -115,6 +117,11 @@ async def insert_organisation(
 
 async def count_organisations(conn: AsyncConnection) -> int:
     return (await conn.execute(_COUNT_ORGANISATIONS)).scalar_one()
+
+
+async def all_organisations(conn: AsyncConnection) -> list[Record]:
+    """Every organisation's row, by id (for ``opseal-server list-orgs``)."""
+    return list((await conn.execute(_ALL_ORGANISATIONS)).all())
 
 
 # -- enrolment codes -----------------------------------------------------------------------

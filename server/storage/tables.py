@@ -274,7 +274,9 @@ blob_chunks = Table(
     metadata,
     Column("blob_id", String(36), ForeignKey("blobs.blob_id"), primary_key=True),
     Column("offset", BigInteger, primary_key=True),
-    Column("data", LargeBinary, nullable=False),
+    Column("data", LargeBinary, nullable=True),  # the bytes, with the database blob store
+    Column("length", BigInteger, nullable=True),  # set on every row written since 0011
+    Column("object_key", String(96), nullable=True),  # the bytes' key in an external store
 )
 
 receipts = Table(

@@ -208,7 +208,7 @@ async def test_a_stakeholder_reads_the_sanitised_release_and_nothing_else(onboar
     fr, wco, brandx = (onboarded.clients[o] for o in ("fr-customs", "wco", "brandx"))
     source = await submit(fr, record("FR-0"), "H0")
     await wco.sync()
-    release_id = await wco.release(source, "stakeholders", clear=["description"])
+    release_id = await wco.release(source, "stakeholders", keep=["description"])
 
     await brandx.sync()
     [copy] = brandx.read(OP)
@@ -277,7 +277,7 @@ async def test_only_a_coordinator_releases_and_only_into_a_stakeholder_area(onbo
     with pytest.raises(release.ReleaseRefused, match="stakeholders do not read"):
         await wco.release(source, "plan")
     with pytest.raises(release.ReleaseRefused, match="never released"):
-        await wco.release(source, "stakeholders", clear=["persons"])
+        await wco.release(source, "stakeholders", keep=["persons"])
     assert onboarded.clients["brandx"].read(OP) == []
 
 
@@ -310,7 +310,7 @@ async def test_cli_release_and_permit_release(onboarded, opseal):
     assert "only a coordinator" in customs.err
 
     done = await opseal(
-        "wco", "--json", "release", h2, "--to", "stakeholders", "--clear", "description", "remarks"
+        "wco", "--json", "release", h2, "--to", "stakeholders", "--keep", "description", "remarks"
     )
     assert done.code == 0, done.err
     result = json.loads(done.out)

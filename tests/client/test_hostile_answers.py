@@ -44,6 +44,7 @@ CALLS: dict[str, Call] = {
     "post_user": lambda api: api.register_user("org", b"cert"),
     "post_device": lambda api: api.register_device("org", b"cert"),
     "post_revocation": lambda api: api.revoke("org", b"statement"),
+    "post_enrolment_code": lambda api: api.issue_enrolment_code("org", bytes(32), 1, b"sig"),
     "get_revocations": lambda api: api.revocations(),
     "get_device": lambda api: api.device("device"),
     "post_operation": lambda api: api.create_operation(b"charter"),

@@ -1,4 +1,5 @@
-"""Reporting codes of charter members: the second encoding, and charters written before it."""
+"""Reporting codes of charter members: the second encoding, and charters written before it;
+areas' rotation periods: the third encoding."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from opseal.crypto.charter import Charter, Member, verify_charter_chain
+from opseal.crypto.charter import DEFAULT_ROTATION_PERIOD, Charter, Member, verify_charter_chain
 from opseal.crypto.encoding import length_prefixed
 from opseal.crypto.errors import CharterError, DecodeError
 
@@ -93,3 +94,27 @@ def test_the_first_encoding_cannot_carry_reporting_codes(world):
         replace(
             world.charter, encoding=1, members=tuple(_with_codes(world, {"fr-customs": ("FR",)}))
         )
+
+
+def test_rotation_period_takes_the_third_encoding_only_when_an_area_sets_one(world):
+    """A version whose areas set no rotation period keeps the second encoding (and reads the
+    default period); one that sets a period is signed in the third, round-trips and verifies
+    as a successor; a period out of range or in an older encoding is refused."""
+    assert world.charter.encoding == 2
+    assert world.charter.area("seizures").rotation_period == DEFAULT_ROTATION_PERIOD
+    areas = [replace(a, rotation_period_s=7200) if a.name == "seizures" else a
+             for a in world.charter.areas]  # fmt: skip
+    draft = world.charter.next_version(issued_at=NOW, areas=areas)
+    assert draft.encoding == 3
+    second = _signed(world, draft)
+    again = Charter.from_bytes(second.to_bytes())
+    assert again == second
+    assert again.to_bytes().startswith(length_prefixed(b"opseal/v1/charter/3"))
+    assert again.area("seizures").rotation_period == 7200
+    assert again.area("plan").rotation_period == DEFAULT_ROTATION_PERIOD
+    verify_charter_chain([world.charter, again], pinned_root_key_id=_pin(world), now=NOW)
+    assert world.charter.next_version(issued_at=NOW).encoding == 2
+    with pytest.raises(DecodeError, match="rotation period"):
+        replace(world.charter.areas[0], rotation_period_s=60)
+    with pytest.raises(DecodeError, match="third encoding"):
+        replace(world.charter, areas=tuple(areas))

@@ -14,11 +14,18 @@ from opseal.crypto.errors import (
     DecodeError,
     DecryptionError,
     EnvelopeError,
+    ForkError,
     PolicyError,
     ReplayError,
     SignatureError,
 )
-from opseal.crypto.group import KeyPackage, create_area, create_commit, open_epoch_secret
+from opseal.crypto.group import (
+    KeyPackage,
+    create_area,
+    create_commit,
+    epoch_authenticator,
+    open_epoch_secret,
+)
 
 from .conftest import INSTANCE, NOW
 
@@ -207,3 +214,26 @@ def test_same_area_name_in_two_operations_is_tracked_apart():
     tracker.record("op-b", "plan", "dev-1", 1)
     with pytest.raises(ReplayError):
         tracker.record("op-a", "plan", "dev-1", 1)
+
+
+def test_epoch_authenticator_tells_a_fork_from_a_bad_key_and_old_headers_stay_readable(world, area):
+    """A header bound to another commit of the same epoch is a ForkError before decryption; a
+    second-encoding header round-trips and an altered authenticator breaks the signature; a
+    first-encoding header (no authenticator) still opens."""
+    state, _, coordinator, fr, _ = area
+    ours, our_state, our_secret = create_commit(state, world.charter, coordinator, now=NOW + 1)
+    _, their_state, their_secret = create_commit(state, world.charter, fr, now=NOW + 1)
+    bound = header(their_state, fr.device_id, authenticator=epoch_authenticator(
+        their_secret, their_state))  # fmt: skip
+    envelope = Envelope.from_bytes(seal(bound, TEXT, their_secret, fr.signing_key).to_bytes())
+    assert envelope.header.authenticator == bound.authenticator
+    with pytest.raises(ForkError, match="epoch 1"):
+        open_envelope(envelope, state=our_state, epoch_secret=our_secret)
+    assert open_envelope(envelope, state=their_state, epoch_secret=their_secret) == TEXT
+    moved = replace(envelope, header=replace(bound, authenticator=bytes(32)))
+    with pytest.raises(SignatureError):
+        open_envelope(moved, state=their_state, epoch_secret=their_secret)
+    old = seal(header(our_state, fr.device_id), TEXT, our_secret, fr.signing_key)
+    assert Envelope.from_bytes(old.to_bytes()).header.authenticator == b""
+    assert open_envelope(old, state=our_state, epoch_secret=our_secret) == TEXT
+    assert ours.epoch == 1

@@ -68,3 +68,51 @@ def test_settings_are_immutable():
     settings = Settings()
     assert settings.replace(port=1).port == 1
     assert settings.port == 8443
+
+
+@pytest.mark.parametrize(
+    ("written", "runs_on"),
+    [
+        ("postgresql://u@db:5432/opseal", "postgresql+asyncpg://u@db:5432/opseal"),
+        ("postgres://u@db/opseal", "postgresql+asyncpg://u@db/opseal"),
+        ("postgresql+psycopg2://u@db/opseal", "postgresql+asyncpg://u@db/opseal"),
+        ("sqlite:///srv/opseal.db", "sqlite+aiosqlite:///srv/opseal.db"),
+        ("SQLITE:///srv/opseal.db", "sqlite+aiosqlite:///srv/opseal.db"),
+    ],
+)
+def test_database_urls_as_operators_write_them_pick_the_async_driver(written, runs_on):
+    """The URL an operator copies from their database's docs works; the driver is chosen here."""
+    assert load_settings(None, env={"OPSEAL_DATABASE_URL": written}).database_url == runs_on
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "postgresql:/x", "mysql://u@db/x", "opseal.db"])
+def test_database_urls_that_name_no_database_or_driver_we_run_are_refused(url):
+    with pytest.raises(ConfigError, match="'database_url': expected a postgresql://"):
+        load_settings(None, env={"OPSEAL_DATABASE_URL": url})
+
+
+def test_plain_urls_run_the_real_server_commands(tmp_path):
+    """`opseal-server migrate` and `init` work with a plain sqlite:/// and postgresql:// URL."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    urls = [f"sqlite:///{tmp_path / 'plain.db'}"]
+    pg = os.environ.get("OPSEAL_TEST_POSTGRES_URL", "")
+    name = f"opseal_t_{uuid.uuid4().hex[:12]}"
+    admin = pg.replace("postgresql+asyncpg://", "postgresql://", 1)
+    if pg:
+        subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+        urls.append(f"{admin.rsplit('/', 1)[0]}/{name}")
+    try:
+        for url in urls:
+            env = {**os.environ, "OPSEAL_DATABASE_URL": url}
+            for command in ("migrate", "init"):
+                argv = [sys.executable, "-m", "opseal.server.cli", command]
+                run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+                assert run.returncode == 0, (url, command, run.stderr)
+    finally:
+        if pg:
+            subprocess.run(["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+                           check=True)  # fmt: skip

@@ -59,26 +59,26 @@ async def test_the_chunk_holding_a_byte_is_found(engine):
     """The chunk with the greatest offset at or below a position is returned; before any
     chunk there is none."""
     async with tx(engine) as conn:
-        await blobs.insert_chunk(conn, BLOB, 4, b"4567")
-        await blobs.insert_chunk(conn, BLOB, 0, b"0123")
-        await blobs.insert_chunk(conn, BLOB, 8, b"89")
+        await blobs.insert_chunk(conn, BLOB, 4, 4, data=b"4567")
+        await blobs.insert_chunk(conn, BLOB, 0, 4, data=b"0123")
+        await blobs.insert_chunk(conn, BLOB, 8, 2, data=b"89")
     async with engine.connect() as conn:
-        assert tuple(await blobs.chunk_at(conn, BLOB, 0)) == (0, b"0123")
-        assert tuple(await blobs.chunk_at(conn, BLOB, 3)) == (0, b"0123")
-        assert tuple(await blobs.chunk_at(conn, BLOB, 4)) == (4, b"4567")
-        assert tuple(await blobs.chunk_at(conn, BLOB, 9)) == (8, b"89")
+        assert tuple(await blobs.chunk_at(conn, BLOB, 0)) == (0, b"0123", 4, None)
+        assert tuple(await blobs.chunk_at(conn, BLOB, 3)) == (0, b"0123", 4, None)
+        assert tuple(await blobs.chunk_at(conn, BLOB, 4)) == (4, b"4567", 4, None)
+        assert tuple(await blobs.chunk_at(conn, BLOB, 9)) == (8, b"89", 2, None)
         assert await blobs.chunk_at(conn, "6f1c2d3e-0000-4000-8000-000000000002", 0) is None
 
 
 async def test_a_chunk_offset_is_stored_once_and_a_reset_deletes_all(engine):
     """A second chunk at a stored offset raises; deleting the chunks leaves none."""
     async with tx(engine) as conn:
-        await blobs.insert_chunk(conn, BLOB, 0, b"0123")
+        await blobs.insert_chunk(conn, BLOB, 0, 4, data=b"0123")
     with pytest.raises(IntegrityError):
         async with tx(engine) as conn:
-            await blobs.insert_chunk(conn, BLOB, 0, b"abcd")
+            await blobs.insert_chunk(conn, BLOB, 0, 4, data=b"abcd")
     async with tx(engine) as conn:
-        assert tuple(await blobs.chunk_at(conn, BLOB, 0)) == (0, b"0123")
+        assert tuple(await blobs.chunk_at(conn, BLOB, 0)) == (0, b"0123", 4, None)
         await blobs.delete_chunks(conn, BLOB)
     async with engine.connect() as conn:
         assert await blobs.chunk_at(conn, BLOB, 0) is None
