@@ -16,10 +16,15 @@ measures:
   ``fanout_500_server_mean_ms`` is the server's own time to write to all of them (/metrics);
 - ``ws_idle_kib``: the server's resident memory per idle WebSocket (VmRSS before and after
   opening the 500 subscribers);
+- ``single_post_msgs_per_s``: 5,000 single ~1.5 KB envelopes, one per request, 32 requests in
+  flight, each lane its own device (a device's counters must rise, so one device cannot have
+  two posts racing); ``server_cpu_ms_per_single_post`` is the server process's CPU time
+  (user + system) during that run divided by the posts;
 - ``server_peak_rss_mb``: the server's ``VmHWM``.
 
 The last line printed is one JSON object keyed by backend. Usage:
-``.venv/bin/python bench/server.py [--postgres URL] [--quick]``.
+``.venv/bin/python bench/server.py [--postgres URL] [--quick] [--only single]``
+(``--only single`` measures the single-post figures alone).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's
 
 from opseal.client.api import ApiClient
 from opseal.wire.stream import StreamEvent
-from tests.server.conftest import Operation
+from tests.server.conftest import ACTOR_ORGS, Operation, enrol
 from tests.server.helpers import envelope, make_area
 from tests.server.procs import (
     Node,
@@ -70,6 +75,9 @@ class Sizes:
     samples: int
     subscribers: int = 500
     fanout_messages: int = 20
+    single_posts: int = 5_000
+    lanes: int = 32
+    only_single: bool = False
 
 
 async def run_backend(url: str, sizes: Sizes) -> dict[str, float]:
@@ -79,11 +87,15 @@ async def run_backend(url: str, sizes: Sizes) -> dict[str, float]:
         node = Node(proc.url, ctx)
         try:
             op = await open_operation(node)
-            state, secret = await make_area(op, AREA, [*POSTERS, READER])
-            figures = await measure_ingest(op, state, secret, sizes)
-            figures |= await measure_sync(op, sizes.messages)
-            figures |= await measure_latency(op, state, secret, sizes.samples)
-            figures |= await measure_fanout(op, state, secret, proc.pid, sizes)
+            lanes = await enrol_lanes(node, op, sizes.lanes)
+            state, secret = await make_area(op, AREA, [*POSTERS, READER, *lanes])
+            figures: dict[str, float] = {}
+            if not sizes.only_single:
+                figures |= await measure_ingest(op, state, secret, sizes)
+                figures |= await measure_sync(op, sizes.messages)
+                figures |= await measure_latency(op, state, secret, sizes.samples)
+                figures |= await measure_fanout(op, state, secret, proc.pid, sizes)
+            figures |= await measure_single_posts(op, state, secret, lanes, proc.pid, sizes)
             figures["server_peak_rss_mb"] = round(proc.peak_rss_mb(), 1)
             figures["cores"] = len(os.sched_getaffinity(0))
         finally:
@@ -184,6 +196,50 @@ async def measure_latency(op: Operation, state: Any, secret: bytes, samples: int
         "stream_latency_ms_p99": round(
             statistics.quantiles(latencies, n=100, method="inclusive")[98], 2
         ),
+    }
+
+
+async def enrol_lanes(node: Node, op: Operation, count: int) -> list[str]:
+    """``count`` more logged-in devices of the customs organisation, one per in-flight lane."""
+    org = ACTOR_ORGS[POSTERS[0]]
+    for n in range(count):
+        name = f"lane{n}"
+        op.actors[name] = await enrol(node, op.world, org, "customs-user", f"{name}-device")  # type: ignore[arg-type]
+    return [f"lane{n}" for n in range(count)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure_single_posts(
+    op: Operation, state: Any, secret: bytes, lanes: list[str], pid: int, sizes: Sizes
+) -> dict:
+    """``sizes.single_posts`` envelopes, one per request, ``len(lanes)`` requests in flight
+    (one device per lane, posting its own envelopes in order): messages per second, and the
+    server's CPU milliseconds per post."""
+    per_lane = sizes.single_posts // len(lanes)
+    work = {
+        who: [
+            envelope(op, who, state, secret, n, BODY).to_bytes()
+            for n in take_counters(op, who, per_lane)
+        ]
+        for who in lanes
+    }
+
+    async def lane(who: str) -> list[int]:
+        api = op.actors[who].api
+        return [await api.post_message(op.id, AREA, sealed) for sealed in work[who]]
+
+    cpu_before, start = cpu_seconds(pid), time.perf_counter()
+    seqs = [seq for lane_seqs in await asyncio.gather(*map(lane, lanes)) for seq in lane_seqs]
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu_before
+    assert len(set(seqs)) == per_lane * len(lanes), len(set(seqs))
+    return {
+        "single_post_msgs_per_s": round(len(seqs) / elapsed),
+        "server_cpu_ms_per_single_post": round(cpu / len(seqs) * 1000, 2),
     }
 
 
@@ -371,12 +427,17 @@ def main() -> None:
         help="a postgresql+asyncpg:// URL (default: $OPSEAL_TEST_POSTGRES_URL)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    parser.add_argument("--only", choices=["single"], help="measure the single-post figures only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
     sizes = Sizes(2_000, 500, 50) if args.quick else Sizes(20_000, 500, 200)
+    if args.only == "single":
+        sizes = replace(sizes, only_single=True)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite+aiosqlite:///{folder}/opseal.db"
-        results["sqlite"] = asyncio.run(run_backend(url, sizes))
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite+aiosqlite:///{folder}/opseal.db"
+            results["sqlite"] = asyncio.run(run_backend(url, sizes))
     if args.postgres:
         results["postgresql"] = asyncio.run(run_postgres(args.postgres, sizes))
     for backend, figures in results.items():

@@ -9,7 +9,7 @@ from opseal.crypto.encoding import b64e
 from opseal.wire import identity as wi
 from opseal.wire import operations as wo
 
-from ..services import areas, identity, onboarding, operations
+from ..services import areas, group_commit, identity, onboarding, operations
 from .auth import bearer_token, principal
 from .parse import area_ref, body, bytes_of, context, query, reply, typed
 from .routing import EndpointRoutes
@@ -264,8 +264,8 @@ async def get_commits(request: web.Request) -> web.Response:
 async def post_message(request: web.Request) -> web.Response:
     who = await principal(request)
     req = await body(request, wo.MessageRequest)
-    seqs = await areas.post_messages(context(request), who, area_ref(request), [req.envelope])
-    return reply(wo.Stored(seq=seqs[0]), 201)
+    seq = await group_commit.post_message(context(request), who, area_ref(request), req.envelope)
+    return reply(wo.Stored(seq=seq), 201)
 
 
 @routes.endpoint("post_batch")

@@ -51,10 +51,12 @@ __all__ = [
     "list_commits",
     "list_events",
     "list_key_packages",
+    "parse_envelopes",
     "post_commit",
     "post_key_package",
     "post_messages",
     "readable_areas",
+    "store_envelopes",
     "sync",
 ]
 
@@ -251,7 +253,7 @@ async def list_commits(
 
 
 # -- messages --------------------------------------------------------------------------
-def _parse_envelopes(
+def parse_envelopes(
     raw: Sequence[str], ctx: Context, principal: Principal, ref: AreaRef
 ) -> list[tuple[Envelope, bytes]]:
     parsed, seen = [], set()
@@ -293,7 +295,13 @@ async def post_messages(
         raise BadRequest("envelopes: expected at least one envelope")
     if len(raw) > ctx.settings.max_batch:
         raise PayloadTooLarge(f"envelopes: at most {ctx.settings.max_batch} per batch")
-    parsed = _parse_envelopes(raw, ctx, principal, ref)
+    return await store_envelopes(ctx, principal, ref, parse_envelopes(raw, ctx, principal, ref))
+
+
+async def store_envelopes(
+    ctx: Context, principal: Principal, ref: AreaRef, parsed: list[tuple[Envelope, bytes]]
+) -> list[int]:
+    """Store envelopes already parsed (:func:`parse_envelopes`) in one transaction of their own."""
     async with ctx.transaction() as tx:
         member = await membership(ctx, tx.conn, principal, ref.operation_id)
         member.check_writable()

@@ -56,6 +56,10 @@ class Context:
     """Parsed charter versions by (operation, version): immutable once stored."""
     charter_versions: CharterVersions = field(default_factory=CharterVersions)
     """The current charter version per operation, for the stream hub."""
+    sessions: dict[bytes, tuple[Principal, int, float]] = field(default_factory=dict)
+    """Recently authenticated tokens: (principal, session expiry, monotonic time cached)."""
+    groups: dict[Any, Any] = field(default_factory=dict)
+    """Single posts waiting to be committed together, by area (:mod:`.group_commit`)."""
     chunks: ChunkStore = field(init=False)
     """Where blob chunks' bytes live (the ``blob_store`` setting)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ from .base import Context, Principal, Tx
 from .instance import hash_code
 
 __all__ = [
+    "MAX_CACHED_SESSIONS",
+    "SESSION_CACHE_SECONDS",
     "DeviceRecord",
     "authenticate",
     "challenge",
@@ -43,6 +46,14 @@ __all__ = [
     "revocations",
     "revoke",
 ]
+
+
+SESSION_CACHE_SECONDS = 1.0
+"""How long an authenticated token is trusted without reading its session again. A logout or
+revocation through this process drops the cache at once; one through another node (or one
+whose transaction commits while a request re-reads the session) takes effect here within
+this time (design §13)."""
+MAX_CACHED_SESSIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,7 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
             key_id=b64e(rev.revoked_key_id),
             by=principal.device_id,
         )
+    ctx.sessions.clear()  # after the commit, so no request caches the old state again
     return rev.subject_id
 
 
@@ -393,6 +405,7 @@ async def login(
 async def logout(ctx: Context, token: str) -> None:
     async with ctx.transaction() as tx:
         await store.delete_session(tx.conn, _token_hash(ctx, token))
+    ctx.sessions.pop(_token_hash(ctx, token), None)
 
 
 async def authenticate(ctx: Context, token: str) -> Principal:
@@ -401,10 +414,22 @@ async def authenticate(ctx: Context, token: str) -> Principal:
         b64d(token, field="token", max_len=64)
     except CryptoError as exc:
         raise Unauthorized("malformed bearer token") from exc
-    async with ctx.engine.connect() as conn:
-        row = await store.session_principal(conn, _token_hash(ctx, token))
-    if row is None or row.expires_at <= ctx.now():
+    token_hash = _token_hash(ctx, token)
+    cached = ctx.sessions.get(token_hash)
+    if cached is not None and time.monotonic() - cached[2] < SESSION_CACHE_SECONDS:
+        found, expires_at = cached[0], cached[1]
+    else:
+        async with ctx.engine.connect() as conn:
+            row = await store.session_principal(conn, token_hash)
+        if row is None:
+            raise Unauthorized("unknown or expired token: log in again")
+        if row.revoked_at is not None or row.user_revoked_at is not None:
+            raise Unauthorized("this device has been revoked")
+        found = Principal(row.device_id, row.org_id, row.user_id, row.kind)
+        expires_at = row.expires_at
+        if len(ctx.sessions) >= MAX_CACHED_SESSIONS:
+            ctx.sessions.clear()
+        ctx.sessions[token_hash] = (found, expires_at, time.monotonic())
+    if expires_at <= ctx.now():
         raise Unauthorized("unknown or expired token: log in again")
-    if row.revoked_at is not None or row.user_revoked_at is not None:
-        raise Unauthorized("this device has been revoked")
-    return Principal(row.device_id, row.org_id, row.user_id, row.kind)
+    return found

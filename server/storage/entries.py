@@ -14,9 +14,17 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .db import Record
-from .tables import events
+from .tables import area_members, events
 
-__all__ = ["append", "by_sender_message_ids", "commit_bodies", "entries_after", "message"]
+__all__ = [
+    "append",
+    "by_sender_message_ids",
+    "by_senders_message_ids",
+    "commit_bodies",
+    "entries_after",
+    "latest_messages_of",
+    "message",
+]
 
 _IN_AREA = (events.c.operation_id == bindparam("operation_id")) & (
     events.c.area == bindparam("area")
@@ -44,6 +52,31 @@ _LATEST_MESSAGE_OF = (
     .where(_IN_AREA, events.c.device_id == bindparam("device_id"), events.c.kind == "message")
     .order_by(events.c.seq.desc())
     .limit(1)
+)
+_DEVICES = events.c.device_id.in_(bindparam("device_ids", expanding=True))
+_BY_SENDERS_MESSAGE_IDS = select(
+    events.c.device_id, events.c.message_id, events.c.seq, events.c.body
+).where(_IN_AREA, _DEVICES, events.c.message_id.in_(bindparam("message_ids", expanding=True)))
+# One index scan backwards per device, as _LATEST_MESSAGE_OF does (a GROUP BY over the area's
+# messages would read all of them), driven by the roster so it runs alike on both backends.
+_LATEST_MESSAGES_OF = select(
+    area_members.c.device_id,
+    select(events.c.body)
+    .where(
+        events.c.operation_id == area_members.c.operation_id,
+        events.c.area == area_members.c.area,
+        events.c.device_id == area_members.c.device_id,
+        events.c.kind == "message",
+    )
+    .order_by(events.c.seq.desc())
+    .limit(1)
+    .correlate(area_members)
+    .scalar_subquery()
+    .label("body"),
+).where(
+    area_members.c.operation_id == bindparam("operation_id"),
+    area_members.c.area == bindparam("area"),
+    area_members.c.device_id.in_(bindparam("device_ids", expanding=True)),
 )
 _COMMIT_BODIES = (
     select(events.c.body)
@@ -111,3 +144,29 @@ async def latest_message_of(
     )
     body: bytes | None = result.scalar()
     return body
+
+
+async def by_senders_message_ids(
+    conn: AsyncConnection, operation_id: str, area: str, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Record]:
+    """:func:`by_sender_message_ids` for several devices at once: the stored entries among the
+    ``(device_id, message_id)`` pairs, by pair."""
+    params = {
+        "operation_id": operation_id,
+        "area": area,
+        "device_ids": sorted({device for device, _ in wanted}),
+        "message_ids": sorted({message_id for _, message_id in wanted}),
+    }
+    pairs = set(wanted)
+    rows = await conn.execute(_BY_SENDERS_MESSAGE_IDS, params)
+    return {key: row for row in rows if (key := (row.device_id, row.message_id)) in pairs}
+
+
+async def latest_messages_of(
+    conn: AsyncConnection, operation_id: str, area: str, device_ids: Sequence[str]
+) -> dict[str, bytes]:
+    """:func:`latest_message_of` for several devices of the area's roster at once, by device
+    (absent before its first message, and for a device not in the roster)."""
+    params = {"operation_id": operation_id, "area": area, "device_ids": list(device_ids)}
+    rows = await conn.execute(_LATEST_MESSAGES_OF, params)
+    return {row.device_id: row.body for row in rows if row.body is not None}

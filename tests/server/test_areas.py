@@ -16,7 +16,7 @@ from opseal.client.errors import (
     PhaseClosedError,
     WrongEpochError,
 )
-from opseal.crypto.encoding import b64d
+from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.envelope import Envelope, open_envelope
 from opseal.crypto.group import (
     Commit,
@@ -24,6 +24,9 @@ from opseal.crypto.group import (
     apply_commit,
     create_commit,
 )
+from opseal.server.errors import Conflict, CounterRefused, Forbidden
+from opseal.server.services import group_commit, identity
+from opseal.server.services.areas import AreaRef
 from opseal.wire.operations import CommitStored
 from opseal.wire.stream import StreamEvent
 
@@ -219,3 +222,40 @@ async def test_stream_delivers_in_order_and_resumes_from_cursor(operation):
     await asyncio.wait_for(follow(6), 15)
     assert len(received) == 6
     assert received == sorted(set(received))
+
+
+async def test_single_posts_committed_as_one_group_each_get_their_own_answer(operation):
+    """Single posts queued together are judged one by one in one transaction: each gets its own
+    number, a repeat of an envelope in the same group its first number, the same id with other
+    bytes 409, a counter not above the one just stored and a non-roster device their own
+    refusals — and the good posts are stored all the same."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    ctx, ref = operation.server.ctx, AreaRef(operation.id, "seizures")
+    who = {
+        name: await identity.authenticate(ctx, operation.actors[name].api.token or "")
+        for name in ("customs", "customs2")
+    }
+    first = envelope(operation, "customs", state, secret, 1)
+    reused = envelope(operation, "customs", state, secret, 2, "other", first.header.message_id)
+    posts = [
+        ("customs", first),
+        ("customs", first),
+        ("customs", reused),
+        ("customs", envelope(operation, "customs", state, secret, 1)),
+        ("customs2", envelope(operation, "customs2", state, secret, 1)),
+        ("customs", envelope(operation, "customs", state, secret, 3)),
+    ]  # fmt: skip
+    answers = await asyncio.gather(
+        *(group_commit.post_message(ctx, who[n], ref, b64e(e.to_bytes())) for n, e in posts),
+        return_exceptions=True,
+    )
+    seq = answers[0]
+    assert isinstance(seq, int)
+    assert answers[1] == seq
+    assert answers[5] == seq + 1
+    assert [type(a) for a in answers[2:5]] == [Conflict, CounterRefused, Forbidden]
+    stored = await operation.actors["customs"].api.events(operation.id, "seizures", after=seq - 1)
+    assert [(e.seq, e.message_id) for e in stored] == [
+        (seq, str(first.header.message_id)),
+        (seq + 1, str(posts[5][1].header.message_id)),
+    ]

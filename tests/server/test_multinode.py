@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from opseal.client.api import ApiClient
-from opseal.client.errors import TransportError
+from opseal.client.errors import ApiError, TransportError
 from opseal.server.http.stream import POLL_SECONDS
 from opseal.wire.audit import AuditEntry
 from opseal.wire.operations import Event
@@ -220,5 +220,53 @@ async def test_killed_server_stores_a_batch_all_or_nothing(database_url):
                 assert len(after) == 500 * round_
                 assert await _audited_messages(api, op) == after
             assert cut, "no kill landed while a request was in flight"
+        finally:
+            await node.close()
+
+
+async def _post_until_killed(
+    op: Operation, api: ApiClient, who: str, state: Any, secret: bytes, counter: list[int],
+    answered: dict[str, int],
+) -> None:  # fmt: skip
+    """Post single messages one after another until the server dies; note each 2xx answer."""
+    while True:
+        counter[0] += 1  # the next counter of ``who``, taken in sending order
+        sealed = envelope(op, who, state, secret, counter[0], "single")
+        try:
+            seq = await api.post_message(op.id, AREA, sealed.to_bytes())
+        except TransportError:
+            return
+        except ApiError:  # a counter overtaken by a concurrent post of the same device
+            continue
+        answered[str(sealed.header.message_id)] = seq
+
+
+async def test_killed_server_keeps_every_answered_single_post(database_url):
+    """Under 64 concurrent single posts a server killed with SIGKILL keeps every post it
+    answered 2xx — stored under the number it answered, and audited — so no answer came
+    before its group's transaction committed; the area stays numbered without gaps."""
+    async with ServerProcess(database_url) as proc, admin_context(database_url) as ctx:
+        node = Node(proc.url, ctx)
+        try:
+            op = await open_operation(node)
+            state, secret = await make_area(op, AREA, ["customs", "customs2"])
+            answered: dict[str, int] = {}
+            posters = [
+                _post_until_killed(op, op.actors[who].api, who, state, secret, counter, answered)
+                for who, counter in (("customs", [0]), ("customs2", [0]))
+                for _ in range(32)
+            ]
+            posting = asyncio.gather(*posters)
+            while len(answered) < 200:
+                await asyncio.sleep(0.01)
+            await proc.kill()  # with about 64 posts in flight
+            await posting
+            await proc.start()
+            api = op.actors["customs"].api
+            stored = await _stored_messages(api, op)
+            assert await _audited_messages(api, op) == stored
+            events = await api.events(op.id, AREA, limit=5000)
+            by_id = {e.message_id: e.seq for e in events if e.kind == "message"}
+            assert {m: by_id.get(m) for m in answered} == answered
         finally:
             await node.close()

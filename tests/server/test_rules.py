@@ -7,6 +7,7 @@ token expiry, one-time enrolment codes, revocation of devices and users (session
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import func, select, update
 from opseal.client.errors import CounterRefusedError, ForbiddenError, UnauthorizedError
 from opseal.crypto.certs import Revocation
 from opseal.crypto.envelope import MAX_COUNTER_JUMP
+from opseal.server.services import identity
 from opseal.server.services import instance as admin
 from opseal.server.storage.tables import devices, events, sessions, users
 
@@ -110,10 +112,12 @@ async def test_a_revoked_user_devices_old_tokens_get_401_and_their_sessions_are_
 
 @pytest.mark.parametrize("table", ["device", "user"])
 async def test_authentication_refuses_a_revoked_device_or_user_while_a_session_remains(
-    operation, table
+    operation, table, monkeypatch
 ):
     """A revocation marked on the device or the user is enough for 401, even with a session
-    row left (e.g. written by another node before the revocation reached it)."""
+    row left (e.g. written by another node before the revocation reached it), once this
+    node's session cache has lived out its (here shortened) lifetime."""
+    monkeypatch.setattr(identity, "SESSION_CACHE_SECONDS", 0.1)
     server, actor = operation.server, operation.actors["customs2"]
     assert (await actor.api.whoami()).device_id == "customs2-device"
     target = devices if table == "device" else users
@@ -122,6 +126,7 @@ async def test_authentication_refuses_a_revoked_device_or_user_while_a_session_r
     async with server.ctx.engine.begin() as conn:
         await conn.execute(update(target).where(column == key).values(revoked_at=int(time.time())))
     assert await count(server, sessions_of("customs2-device")) == 1
+    await asyncio.sleep(0.15)
     with pytest.raises(UnauthorizedError, match="revoked"):
         await actor.api.whoami()
 

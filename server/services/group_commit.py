@@ -1,0 +1,261 @@
+"""Group commit of single message posts (design §13).
+
+A single post used to pay for a whole write transaction of its own: on SQLite the write lock
+(concurrent posts queued on it, each retry sleeping in SQLite's busy handler), on PostgreSQL the
+area's row lock, and on both one audit append and one commit per message. Here each post is
+parsed and checked for what needs no database (:func:`.areas.parse_envelopes`) in its own
+request, then joins its area's queue. One drain task per area takes everything queued, stores it
+in **one** transaction — one area lock, one insert of the entries, one audit append, one commit
+— while each post is judged on its own, exactly as :func:`.areas.store_envelopes` judges a
+batch of one: membership, phase, the charter's post rule, roster, epoch, signature, counter,
+idempotent message id. A post refused by those rules gets its own error and the others go on.
+
+Nothing is answered before its transaction has committed: the futures are settled after the
+``async with`` block returned. If the group's transaction itself fails (a database error, a
+race with a batch storing the same message id), every post of the group is retried in a
+transaction of its own, so one post's trouble never becomes another's. Posts that arrive while
+a group is committing form the next group, so the group size follows the load without any wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from opseal.crypto.encoding import b64e
+from opseal.crypto.envelope import Envelope
+from opseal.crypto.keys import VerifyKey
+
+from ..errors import Forbidden, OpSealError, Unavailable
+from ..storage import areas as area_store
+from ..storage import entries
+from ..storage import identity as identity_store
+from .areas import (
+    AreaRef,
+    _advance,
+    _append_event,
+    _check_counter,
+    _check_new,
+    _idempotent,
+    _lock_area,
+    parse_envelopes,
+    store_envelopes,
+)
+from .base import Context, Principal, Tx
+from .operations import Membership, membership
+
+__all__ = ["post_message", "post_one"]
+
+
+@dataclass
+class _Post:
+    principal: Principal
+    envelope: Envelope
+    body: bytes
+    answer: asyncio.Future[int]
+
+    @property
+    def message_id(self) -> str:
+        return str(self.envelope.header.message_id)
+
+
+@dataclass
+class _Sender:
+    """What the group knows of one device while it judges the device's posts in order."""
+
+    key: VerifyKey
+    in_roster: bool
+    last_counter: int
+    stored: dict[str, Any]
+    """The device's stored entries among the group's message ids (``seq``, ``body``)."""
+    fresh: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    """Message ids stored by this group: a repeat answers like a stored one."""
+
+
+async def post_message(ctx: Context, principal: Principal, ref: AreaRef, text: str) -> int:
+    """Store one envelope (base64url) as :func:`.areas.post_messages` stores a batch of one,
+    committed together with the other single posts queued for the area; its number."""
+    [(envelope, body)] = parse_envelopes([text], ctx, principal, ref)
+    return await post_one(ctx, principal, ref, envelope, body)
+
+
+async def post_one(
+    ctx: Context, principal: Principal, ref: AreaRef, envelope: Envelope, body: bytes
+) -> int:
+    """Store one parsed envelope with whatever else is queued for its area; its number."""
+    answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    ctx.groups.setdefault(ref, []).append(_Post(principal, envelope, body, answer))
+    drain = ("drain", ref)
+    if drain not in ctx.groups:
+        ctx.groups[drain] = asyncio.create_task(_drain(ctx, ref))
+    return await answer
+
+
+async def _drain(ctx: Context, ref: AreaRef) -> None:
+    """Commit the area's queue group after group until it is empty."""
+    try:
+        while posts := ctx.groups.pop(ref, None):
+            waiting = [post for post in posts if not post.answer.done()]  # not cancelled
+            for start in range(0, len(waiting), ctx.settings.max_batch):
+                await _commit(ctx, ref, waiting[start : start + ctx.settings.max_batch])
+    finally:
+        del ctx.groups[("drain", ref)]
+
+
+async def _commit(ctx: Context, ref: AreaRef, posts: list[_Post]) -> None:
+    try:
+        answers = await _store_group(ctx, ref, posts)
+    except Exception:  # the group's transaction failed: each post on its own
+        await asyncio.gather(*(_alone(ctx, ref, post) for post in posts))
+        return
+    except BaseException:  # the server is stopping: unknown outcome, a retry is idempotent
+        for post in posts:
+            _settle(post, Unavailable("the server stopped while storing: post again"))
+        raise
+    for post, answer in zip(posts, answers, strict=True):
+        _settle(post, answer)
+
+
+async def _alone(ctx: Context, ref: AreaRef, post: _Post) -> None:
+    try:
+        [seq] = await store_envelopes(ctx, post.principal, ref, [(post.envelope, post.body)])
+    except Exception as exc:  # the request's own error, raised in its view
+        _settle(post, exc)
+    else:
+        _settle(post, seq)
+
+
+def _settle(post: _Post, answer: int | BaseException) -> None:
+    if post.answer.done():
+        return
+    if isinstance(answer, BaseException):
+        post.answer.set_exception(answer)
+    else:
+        post.answer.set_result(answer)
+
+
+async def _store_group(ctx: Context, ref: AreaRef, posts: list[_Post]) -> list[int | OpSealError]:
+    """One transaction for all ``posts``; each one's number or its own refusal. Returns after
+    the commit."""
+    answers: list[int | OpSealError] = []
+    async with ctx.transaction() as tx:
+        group = _Group(ctx, tx, ref, posts)
+        area = await _lock_area(tx.conn, ref)
+        group.seq, group.epoch = area.next_seq, area.epoch
+        await group.read_senders()
+        for post in posts:
+            try:
+                answers.append(await group.judge(post))
+            except OpSealError as exc:
+                answers.append(exc)
+        if group.rows:
+            await _advance(tx, ref, group.rows, group.seq)
+            await tx.audit_many(group.audit_rows)
+    return answers
+
+
+class _Group:
+    """The rules of :func:`.areas.store_envelopes` for one post at a time, with what the group
+    already read (memberships, senders) kept for the posts after it."""
+
+    def __init__(self, ctx: Context, tx: Tx, ref: AreaRef, posts: list[_Post]) -> None:
+        self.ctx, self.tx, self.ref = ctx, tx, ref
+        self.seq: int = 0
+        self.epoch: int | None = None
+        self.members: dict[str, Membership | OpSealError] = {}
+        self.senders: dict[str, _Sender] = {}
+        self.message_ids: dict[str, list[str]] = {}
+        for post in posts:  # each device's ids are looked up in one query
+            self.message_ids.setdefault(post.principal.device_id, []).append(post.message_id)
+        self.rows: list[dict[str, Any]] = []
+        self.audit_rows: list[dict[str, Any]] = []
+
+    async def judge(self, post: _Post) -> int:
+        await self._member(post.principal)
+        sender = await self._sender(post)
+        message_id = post.message_id
+        if message_id in sender.fresh:
+            seq, body = sender.fresh[message_id]
+            return _idempotent(_Stored(seq, body), post.body, 0)
+        if message_id in sender.stored:
+            return _idempotent(sender.stored[message_id], post.body, 0)
+        _check_new(post.envelope, self.epoch, sender.key, 0)
+        sender.last_counter = _check_counter(post.envelope, sender.last_counter, 0)
+        self.seq += 1
+        sender.fresh[message_id] = (self.seq, post.body)
+        self._append(post, message_id)
+        return self.seq
+
+    async def _member(self, principal: Principal) -> None:
+        org = principal.org_id
+        if org not in self.members:
+            try:
+                member = await membership(self.ctx, self.tx.conn, principal, self.ref.operation_id)
+                member.check_writable()
+                member.check_area(self.ref.area, post=True)
+                self.members[org] = member
+            except OpSealError as exc:
+                self.members[org] = exc
+        found = self.members[org]
+        if isinstance(found, OpSealError):
+            raise found
+
+    async def read_senders(self) -> None:
+        """What the rules need of every sending device, in one query each: keys, the roster,
+        latest counters and the stored entries under the group's message ids."""
+        conn, ref, devices = self.tx.conn, self.ref, sorted(self.message_ids)
+        keys = await identity_store.device_signing_keys(conn, devices)
+        roster = await area_store.roster(conn, ref.operation_id, ref.area)
+        latest = await entries.latest_messages_of(conn, ref.operation_id, ref.area, devices)
+        wanted = [(d, m) for d, ids in self.message_ids.items() for m in ids]
+        stored = await entries.by_senders_message_ids(conn, ref.operation_id, ref.area, wanted)
+        for device in devices:
+            last = latest.get(device)
+            self.senders[device] = _Sender(
+                key=VerifyKey(keys[device]),
+                in_roster=device in roster,
+                last_counter=Envelope.from_bytes(last).header.counter if last else 0,
+                stored={m: row for (d, m), row in stored.items() if d == device},
+            )
+
+    async def _sender(self, post: _Post) -> _Sender:
+        sender = self.senders[post.principal.device_id]
+        if not sender.in_roster:
+            raise Forbidden(
+                f"device {post.principal.device_id!r} is not a member of area {self.ref.area!r}"
+            )
+        return sender
+
+    def _append(self, post: _Post, message_id: str) -> None:
+        device, ref = post.principal.device_id, self.ref
+        self.rows.append(
+            _append_event(
+                self.tx,
+                ref,
+                self.seq,
+                "message",
+                device,
+                post.body,
+                epoch=post.envelope.header.epoch,
+                message_id=message_id,
+            )
+        )
+        self.audit_rows.append(
+            {
+                "event": "message",
+                "operation": ref.operation_id,
+                "area": ref.area,
+                "seq": self.seq,
+                "message_id": message_id,
+                "sender": device,
+                "sha256": b64e(hashlib.sha256(post.body).digest()),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class _Stored:
+    seq: int
+    body: bytes
