@@ -199,6 +199,7 @@ async def test_the_charter_sets_the_history_window_and_the_server_cannot_change_
         opened = await thief_opens(attacker, epoch, fr.identity, keys)
         assert (opened is not None) == (epoch == latest)
     offset["s"] = day * 4  # no commit since: its sync alone forgets what left the window
+    await fr.login()
     await fr.sync()
     assert state(fr, op, AREA).epoch == latest
     assert sorted(fr.store.secrets(op, AREA)) == [first + 2, first + 3]
