@@ -34,9 +34,9 @@ __all__ = [
     "after_commit",
     "forget_old_secrets",
     "fresh_init_key",
-    "key_period",
     "held_init_keys",
     "key_age",
+    "key_period",
     "secret_window",
 ]
 
