@@ -30,6 +30,10 @@ began. It came with the fourth encoding (``opseal/v1/charter/4``, which also car
 rotation period), used only when an area sets a window; others keep their encoding and hash,
 and read a window of 0: the history policy's default (``shared`` keeps every secret,
 ``since-join`` keeps them :data:`DEFAULT_SINCE_JOIN_WINDOW`).
+
+Long because: one signed type with four encodings that must all stay readable, its members
+and areas, and the chain check that ties versions together; split, the encodings would have
+to be kept in step across modules.
 """
 
 from __future__ import annotations
