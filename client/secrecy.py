@@ -48,7 +48,8 @@ INIT_KEY_PERIOD = 7 * 86400
 its next sync): a week, like :data:`SINCE_JOIN_WINDOW`, so a stolen device opens about a
 week of past epochs whether from its store or from the server's commits. Every member
 downloads every update (360 kB for 300 devices), so a daily update by each of 300 devices
-would cost each member some 100 MB a day per area; weekly, some 15 MB."""
+would cost each member some 100 MB a day per area; weekly, some 15 MB. An area whose
+charter sets a shorter history window renews at that window instead (:func:`key_period`)."""
 
 
 def fresh_init_key(store: Store, op: str, area: str, now: int) -> HpkePublicKey:
