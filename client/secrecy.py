@@ -133,8 +133,8 @@ def _forget_old_secrets(
     dates = {int(e): at for e, at in json.loads(raw).items()} if raw else {}
     if after is not None:
         dates[after.epoch] = after.created_at
-    elif not dates:
-        return
+    elif window is None or not dates:
+        return  # nothing to forget: spare the store a write at every sync
     if window is not None:
         begun = [e for e, at in dates.items() if at <= now - window]
         if begun:
