@@ -41,8 +41,12 @@ def test_the_agent_refuses_other_uids_and_ends_when_idle():
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     with socket.socket(socket.AF_UNIX) as conn:  # we are the wrong peer: nothing comes back
         conn.connect(str(path))
-        conn.sendall(b'{"op": "device-key"}\n')
-        assert _reply(conn) == b""
+        try:  # the agent may close before the request is even sent: still nothing came back
+            conn.sendall(b'{"op": "device-key"}\n')
+            answer = _reply(conn)
+        except (BrokenPipeError, ConnectionResetError):
+            answer = b""
+        assert answer == b""
     with pytest.raises(agent.AgentError, match="uid"):  # the client checks the agent's uid
         agent.ask(path, {"op": "status"}, uid=os.getuid() + 1)
     thread.join(5)

@@ -149,8 +149,11 @@ async def test_messages_are_found_by_id(engine):
         other = await entries.by_sender_message_ids(conn, OP, "seizures", "dev-b", ["m-1"])
         assert other["m-1"].body == b"squat"
         assert await entries.by_sender_message_ids(conn, OP, "seizures", "dev-a", []) == {}
-        assert tuple(await entries.message(conn, OP, "seizures", "m-1")) == ("dev-a", b"one")
-        assert await entries.message(conn, OP, "seizures", "m-2") is None
+        mine = await entries.message(conn, OP, "seizures", "dev-a", "m-1")
+        assert tuple(mine) == ("dev-a", b"one")
+        theirs = await entries.message(conn, OP, "seizures", "dev-b", "m-1")
+        assert tuple(theirs) == ("dev-b", b"squat")  # the same id, the other sender's message
+        assert await entries.message(conn, OP, "seizures", "dev-a", "m-2") is None
 
 
 async def test_commit_bodies_follow_an_epoch(engine):
