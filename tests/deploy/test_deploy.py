@@ -1,0 +1,356 @@
+"""The deployment recipe under load and a node failure: ``make test-deploy``.
+
+nginx (config derived from deploy/nginx/opseal.conf) in front of two ``opseal-server serve``
+nodes on a fresh PostgreSQL database with S3-protocol blob storage (moto's server), all on
+loopback. Devices stream over WebSockets through nginx, a national system submits seizure
+records with the client library, a large attachment goes up and comes back, and one node is
+SIGKILLed mid-run and restarted. Marked ``deploy``: outside the normal suite (minutes, not
+seconds). The scale comes from OPSEAL_DEPLOY_DEVICES / _RECORDS / _MB (defaults 50 / 10,000 /
+200).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from opseal.client.api import ApiClient
+from opseal.client.errors import ClientError
+from opseal.crypto.charter import Charter, Member
+from opseal.crypto.keys import SigningKey
+from opseal.wire.stream import StreamEvent
+
+from ..client.conftest import AREAS, ORGS, PASSPHRASE, REPORTING, enrol_client
+from ..server.conftest import PG_URL, fresh_database
+from ..server.procs import ServerProcess, admin_context, free_port, prepare_database
+
+pytestmark = pytest.mark.deploy
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICES = int(os.environ.get("OPSEAL_DEPLOY_DEVICES", "50"))
+RECORDS = int(os.environ.get("OPSEAL_DEPLOY_RECORDS", "10000"))
+ATTACHMENT_MB = int(os.environ.get("OPSEAL_DEPLOY_MB", "200"))
+OP = "op-stop-v"
+AREA = "seizures"
+AWS = {"AWS_ACCESS_KEY_ID": "opseal-test", "AWS_SECRET_ACCESS_KEY": "x" * 20,
+       "AWS_DEFAULT_REGION": "eu-west-1"}  # fmt: skip
+
+
+def nginx_config(template: str, tmp: Path, port: int, nodes: list[int]) -> str:
+    """deploy/nginx/opseal.conf made runnable as this user: loopback, plain HTTP (TLS is
+    nginx's own business), our nodes as the upstream, files under ``tmp``."""
+    lines = []
+    skipping = False
+    for line in template.splitlines():
+        if "# opseal:redirect-begin" in line:
+            skipping = True
+        if skipping:
+            skipping = "# opseal:redirect-end" not in line
+            continue
+        if "# opseal:tls" in line:
+            continue
+        if "# opseal:node" in line:
+            if nodes:
+                lines += [f"    server 127.0.0.1:{n} max_fails=1 fail_timeout=5s;" for n in nodes]
+                nodes = []
+            continue
+        if "# opseal:listen" in line:
+            if port:
+                lines.append(f"    listen 127.0.0.1:{port};")
+                port = 0
+            continue
+        lines.append(line)
+    site = "\n".join(lines)
+    assert "ssl_certificate" not in site, "the # opseal: markers are out of date"
+    assert "8441" not in site, "the # opseal: markers are out of date"
+    temp = "\n".join(f"    {kind}_temp_path {tmp}/{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (f"{user}daemon off;\nworker_processes 2;\npid {tmp}/nginx.pid;\n"
+            f"error_log {tmp}/error.log warn;\nevents {{ worker_connections 4096; }}\n"
+            f"http {{\n    access_log off;\n{temp}\n{site}\n}}\n")  # fmt: skip
+
+
+@contextlib.contextmanager
+def running(
+    args: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """A helper process (nginx, moto) listening on ``port`` once this enters."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=out, env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None, log.read_text()
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.1)
+            yield
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class Follower:
+    """One device's stream through nginx; reconnects with its cursor when the stream drops
+    (its node was killed) and keeps every message's (area, seq)."""
+
+    def __init__(self, api: ApiClient, cursor: str) -> None:
+        self.api, self.cursor = api, cursor
+        self.seen: list[int] = []
+        self.reconnects = 0
+        self.problems: list[object] = []
+        self._task = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for message in self.api.stream(self.cursor):
+                    if not isinstance(message, StreamEvent):
+                        self.problems.append(message) if len(self.problems) < 5 else None
+                    if isinstance(message, StreamEvent):
+                        event = message.event
+                        if event.kind == "message" and event.area == AREA:
+                            self.seen.append(event.seq)
+                        self.cursor = message.cursor
+            except (ClientError, aiohttp.ClientError, OSError) as exc:
+                self.problems.append(exc) if len(self.problems) < 5 else None
+            self.reconnects += 1
+            await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+@pytest.fixture
+def nginx_bin() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        pytest.fail("nginx is not installed (`.ci/run` installs Debian's nginx-light)")
+    return found
+
+
+@pytest.fixture
+async def pg_url(tmp_path) -> AsyncIterator[str]:
+    if not PG_URL:
+        pytest.fail("OPSEAL_TEST_POSTGRES_URL is not set (make test-deploy sets it)")
+    async for url in fresh_database("postgresql", tmp_path):
+        await prepare_database(url)
+        yield url
+
+
+@pytest.fixture
+def s3_store(tmp_path) -> Iterator[tuple[str, str]]:
+    """moto's S3 server on loopback with a bucket: (endpoint, blob_store setting)."""
+    import botocore.session
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **AWS}
+    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with running(args, port, tmp_path / "moto.log", env):
+        bucket = f"opseal-{uuid.uuid4().hex[:12]}"
+        session = botocore.session.get_session()
+        s3 = session.create_client("s3", endpoint_url=endpoint, region_name="eu-west-1",
+                                   aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
+                                   aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        s3.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        yield endpoint, f"s3://{bucket}/instance"
+
+
+class Front:
+    """What the client conftest's ``enrol_client`` expects of a server: a URL and a context."""
+
+    def __init__(self, url: str, ctx: Any) -> None:
+        self.url, self.ctx = url, ctx
+
+
+def record(n: int) -> dict[str, Any]:
+    return {"record_id": f"R{n:06d}", "case_ref": f"C-{n}", "reporting_country": "FR",
+            "seizure_date": "2025-05-13", "transport_mode": "postal", "ecommerce": True,
+            "goods": [{"category": "medicines", "quantity_items": 1 + n % 97}]}  # fmt: skip
+
+
+async def test_two_nodes_behind_nginx_survive_a_killed_node_under_load(
+    tmp_path, nginx_bin, pg_url, s3_store
+):
+    """Streams, 10,000 records and a 200 MB attachment through nginx; node A is SIGKILLed and
+    restarted mid-run; everything acknowledged is there once, streams have no gap, the
+    attachment verifies and the audit log verifies."""
+    started = time.monotonic()
+    endpoint, store = s3_store
+    env = {**AWS, "OPSEAL_BLOB_STORE": store, "OPSEAL_S3_ENDPOINT_URL": endpoint,
+           "OPSEAL_TRUSTED_PROXIES": "127.0.0.1", "OPSEAL_AUDITOR_ORGS": "wco"}  # fmt: skip
+    clients: list[Any] = []
+    async with contextlib.AsyncExitStack() as stack:
+        node_a = await stack.enter_async_context(ServerProcess(pg_url, env=env))
+        node_b = await stack.enter_async_context(ServerProcess(pg_url, env=env))
+        port = free_port()
+        conf = tmp_path / "nginx.conf"
+        template = (ROOT / "deploy/nginx/opseal.conf").read_text()
+        conf.write_text(nginx_config(template, tmp_path, port, [node_a.port, node_b.port]))
+        stack.enter_context(running([nginx_bin, "-c", str(conf), "-e", str(tmp_path / "err.log")],
+                                    port, tmp_path / "nginx.out"))  # fmt: skip
+        ctx = await stack.enter_async_context(admin_context(pg_url))
+        stack.push_async_callback(_close_all, clients)
+        await _play(Front(f"http://127.0.0.1:{port}", ctx), node_a, tmp_path, clients)
+    print(f"\ntest-deploy: {DEVICES} devices, {RECORDS} records, {ATTACHMENT_MB} MB, "
+          f"{time.monotonic() - started:.1f} s")  # fmt: skip
+
+
+async def _close_all(clients: list[Any]) -> None:
+    for client in reversed(clients):  # the streams first, then the devices
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+async def _onboard(front: Front, home: Path, clients: list[Any]) -> dict[str, Any]:
+    roots = {org: SigningKey.generate() for org in ORGS}
+    members: dict[str, Any] = {}
+    for org in ORGS:
+        members[org] = await enrol_client(front, home, org, f"{org}-user", f"{org}-device",
+                                          roots[org])  # fmt: skip
+        clients.append(members[org])
+    coordinator = members["wco"]
+    draft = Charter.create(
+        operation_id=OP, code="STOP V", name="Operation STOP V",
+        starts_at=coordinator.now(), ends_at=coordinator.now() + 30 * 86400,
+        members=[Member(org, n, k, r, roots[org].verify_key, REPORTING.get(org, ()))
+                 for org, (n, k, r) in ORGS.items()],
+        areas=AREAS, issued_at=coordinator.now() - 5,
+    )  # fmt: skip
+    user_key, _ = await asyncio.to_thread(coordinator.profile.load_user, PASSPHRASE)
+    await coordinator.create_operation(draft, user_key)
+    # The streaming devices: more devices of the German administration, each joining.
+    for i in range(DEVICES):
+        device = await enrol_client(front, home, "de-customs", f"de-user-{i}", f"de-stream-{i}",
+                                    roots["de-customs"])  # fmt: skip
+        clients.append(device)
+        members[f"stream-{i}"] = device
+    for org, client in members.items():
+        if org != "wco":
+            await client.join(OP, roots["wco"].verify_key.key_id)
+    await coordinator.admit()
+    return members
+
+
+async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[Any]) -> None:
+    members = await _onboard(front, tmp, clients)
+    national, reader = members["fr-customs"], members["de-customs"]
+    await national.sync()
+    streams = [members[f"stream-{i}"] for i in range(DEVICES)]
+    followers = []
+    for device in streams:
+        cursor = (await device.api.sync()).cursor
+        followers.append(Follower(device.api, cursor))
+        clients.append(followers[-1])
+
+    # The national system submits while the attachment goes up; node A dies mid-run.
+    records = [record(n) for n in range(RECORDS)]
+    source = tmp / "scan.bin"
+    await asyncio.to_thread(_write_random, source, ATTACHMENT_MB)
+    done: list[int] = []
+    submit = asyncio.create_task(_submit(national, records, done.append))
+    upload = asyncio.create_task(national.upload(OP, AREA, source))
+    try:
+        async with asyncio.timeout(120):
+            while sum(done) < RECORDS // 3:  # a third submitted: node A dies mid-run
+                assert not submit.done(), submit
+                await asyncio.sleep(0.05)
+        await node_a.kill()
+        await asyncio.sleep(1)
+        await node_a.start()
+        ids = await submit
+        attachment = await upload
+    finally:
+        for task in (submit, upload):
+            task.cancel()
+        await asyncio.gather(submit, upload, return_exceptions=True)
+    # Every acknowledged record is there exactly once, on a reader's verified copy.
+    assert len(ids) == len(set(ids)) == RECORDS
+    await reader.sync()
+    stored = [m.message_id for m in reader.read(OP, AREA)]
+    assert len(stored) == len(set(stored))
+    assert set(ids) <= set(stored)
+    assert reader.gaps(OP, AREA) == {}
+    # Every stream got every message of the area, in order, once, across the kill.
+    total = len(stored)
+    deadline = time.monotonic() + 60
+    while any(len(f.seen) < total for f in followers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    for follower in followers:
+        await follower.close()
+    seqs = followers[0].seen
+    assert seqs, followers[0].problems
+    assert len(seqs) == len(set(seqs)) == total
+    assert seqs == sorted(seqs)
+    for follower in followers:
+        assert follower.seen == seqs, f"stream {followers.index(follower)}: gap or duplicate"
+    assert any(f.reconnects for f in followers), "no stream was on the killed node"
+    # The attachment downloads through nginx and verifies against the signed metadata.
+    out = await reader.download(attachment.meta, attachment.blob_id, tmp / "scan.out")
+    assert await asyncio.to_thread(_sha256, out) == await asyncio.to_thread(_sha256, source)
+    # The audit log verifies, for the auditor and for a member.
+    await members["wco"].verify_audit()
+    await reader.verify_audit()
+    # The alerting gauges (deploy/prometheus/opseal-alerts.yml) on a node, read directly.
+    async with aiohttp.ClientSession() as session, session.get(node_a.url + "/metrics") as got:
+        text = await got.text()
+    gauges = dict(re.findall(r"^(opseal_audit_checkpoint_age_seconds|opseal_db_pool_\w+) (\S+)$",
+                             text, re.M))  # fmt: skip
+    assert 0 <= float(gauges["opseal_audit_checkpoint_age_seconds"]) < 60
+    assert float(gauges["opseal_db_pool_size"]) == 20
+    assert 0 <= float(gauges["opseal_db_pool_in_use"]) <= 20
+
+
+async def _submit(client: Any, records: list[dict[str, Any]], progress: Any) -> list[str]:
+    """As a national system's job would: submit, and on a failure submit again (the records
+    already posted are skipped, so nothing is sent twice)."""
+    for _ in range(5):
+        try:
+            return await client.post_seizures(OP, records, AREA, progress)
+        except ClientError:
+            await asyncio.sleep(1)
+    return await client.post_seizures(OP, records, AREA)
+
+
+def _write_random(path: Path, mb: int) -> None:
+    with path.open("wb") as out:
+        for _ in range(mb):
+            out.write(os.urandom(1024 * 1024))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
