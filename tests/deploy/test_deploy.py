@@ -4,9 +4,10 @@ nginx (config derived from deploy/nginx/opseal.conf) in front of two ``opseal-se
 nodes on a fresh PostgreSQL database with S3-protocol blob storage (moto's server), all on
 loopback. Devices stream over WebSockets through nginx, a national system submits seizure
 records with the client library, a large attachment goes up and comes back, and one node is
-SIGKILLed mid-run and restarted. Marked ``deploy``: outside the normal suite (minutes, not
-seconds). The scale comes from OPSEAL_DEPLOY_DEVICES / _RECORDS / _MB (defaults 50 / 10,000 /
-200).
+SIGKILLed mid-run and restarted; a backup taken during the load restores onto an empty database
+and a new bucket, where a member's client is told exactly which audit entries were lost.
+Marked ``deploy``: outside the normal suite (minutes, not seconds). The scale comes from
+OPSEAL_DEPLOY_DEVICES / _RECORDS / _MB (defaults 50 / 10,000 / 200).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -31,9 +33,11 @@ import aiohttp
 import pytest
 
 from opseal.client.api import ApiClient
+from opseal.client.audit import LogRestoredError
 from opseal.client.errors import ClientError
 from opseal.crypto.charter import Charter, Member
 from opseal.crypto.keys import SigningKey
+from opseal.server.storage.db import migrate
 from opseal.wire.stream import StreamEvent
 
 from ..client.conftest import AREAS, ORGS, PASSPHRASE, REPORTING, enrol_client
@@ -168,22 +172,30 @@ async def pg_url(tmp_path) -> AsyncIterator[str]:
 @pytest.fixture
 def s3_store(tmp_path) -> Iterator[tuple[str, str]]:
     """moto's S3 server on loopback with a bucket: (endpoint, blob_store setting)."""
+    yield from _s3_server(tmp_path)
+
+
+def _new_bucket(endpoint: str) -> str:
+    """A fresh bucket on the S3 server; its blob_store setting."""
     import botocore.session
 
+    s3 = botocore.session.get_session().create_client(
+        "s3", endpoint_url=endpoint, region_name="eu-west-1",
+        aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"],
+    )  # fmt: skip
+    bucket = f"opseal-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    return f"s3://{bucket}/instance"
+
+
+def _s3_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {**os.environ, **AWS}
     args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     with running(args, port, tmp_path / "moto.log", env):
-        bucket = f"opseal-{uuid.uuid4().hex[:12]}"
-        session = botocore.session.get_session()
-        s3 = session.create_client("s3", endpoint_url=endpoint, region_name="eu-west-1",
-                                   aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
-                                   aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
-        s3.create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-        )
-        yield endpoint, f"s3://{bucket}/instance"
+        yield endpoint, _new_bucket(endpoint)
 
 
 class Front:
@@ -204,7 +216,7 @@ async def test_two_nodes_behind_nginx_survive_a_killed_node_under_load(
 ):
     """Streams, 10,000 records and a 200 MB attachment through nginx; node A is SIGKILLed and
     restarted mid-run; everything acknowledged is there once, streams have no gap, the
-    attachment verifies and the audit log verifies."""
+    attachment verifies and the audit log verifies; the backup taken meanwhile restores."""
     started = time.monotonic()
     endpoint, store = s3_store
     env = {**AWS, "OPSEAL_BLOB_STORE": store, "OPSEAL_S3_ENDPOINT_URL": endpoint,
@@ -221,7 +233,11 @@ async def test_two_nodes_behind_nginx_survive_a_killed_node_under_load(
                                     port, tmp_path / "nginx.out"))  # fmt: skip
         ctx = await stack.enter_async_context(admin_context(pg_url))
         stack.push_async_callback(_close_all, clients)
-        await _play(Front(f"http://127.0.0.1:{port}", ctx), node_a, tmp_path, clients)
+        backups = Backups(tmp_path, {**env, "OPSEAL_DATABASE_URL": pg_url})
+        await backups.make_key()
+        front = Front(f"http://127.0.0.1:{port}", ctx)
+        await _play(front, node_a, tmp_path, clients, backups)
+        await _restore(tmp_path, backups, clients, endpoint, env)
     print(f"\ntest-deploy: {DEVICES} devices, {RECORDS} records, {ATTACHMENT_MB} MB, "
           f"{time.monotonic() - started:.1f} s")  # fmt: skip
 
@@ -262,7 +278,8 @@ async def _onboard(front: Front, home: Path, clients: list[Any]) -> dict[str, An
     return members
 
 
-async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[Any]) -> None:
+async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[Any],
+                backups: Backups) -> None:  # fmt: skip
     members = await _onboard(front, tmp, clients)
     national, reader = members["fr-customs"], members["de-customs"]
     await national.sync()
@@ -285,6 +302,8 @@ async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[An
             while sum(done) < RECORDS // 3:  # a third submitted: node A dies mid-run
                 assert not submit.done(), submit
                 await asyncio.sleep(0.05)
+                if backups.task is None and sum(done) >= RECORDS // 6:
+                    backups.start()  # a backup taken under the same load
         await node_a.kill()
         await asyncio.sleep(1)
         await node_a.start()
@@ -294,8 +313,11 @@ async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[An
         for task in (submit, upload):
             task.cancel()
         await asyncio.gather(submit, upload, return_exceptions=True)
+    await backups.summary()  # records after the backup, whatever the scale: lost in a restore
+    late = [record(n) for n in range(RECORDS, RECORDS + 20)]
+    ids += await national.post_seizures(OP, late, AREA)
     # Every acknowledged record is there exactly once, on a reader's verified copy.
-    assert len(ids) == len(set(ids)) == RECORDS
+    assert len(ids) == len(set(ids)) == RECORDS + len(late)
     await reader.sync()
     stored = [m.message_id for m in reader.read(OP, AREA)]
     assert len(stored) == len(set(stored))
@@ -320,7 +342,8 @@ async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[An
     assert await asyncio.to_thread(_sha256, out) == await asyncio.to_thread(_sha256, source)
     # The audit log verifies, for the auditor and for a member.
     await members["wco"].verify_audit()
-    await reader.verify_audit()
+    backups.seen = (await reader.verify_audit()).size
+    backups.reader = reader
     # The alerting gauges (deploy/prometheus/opseal-alerts.yml) on a node, read directly.
     async with aiohttp.ClientSession() as session, session.get(node_a.url + "/metrics") as got:
         text = await got.text()
@@ -329,6 +352,69 @@ async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[An
     assert 0 <= float(gauges["opseal_audit_checkpoint_age_seconds"]) < 60
     assert float(gauges["opseal_db_pool_size"]) == 20
     assert 0 <= float(gauges["opseal_db_pool_in_use"]) <= 20
+
+
+class Backups:
+    """``opseal-server backup-key``, ``backup`` and ``restore``, as the operator runs them."""
+
+    PASSPHRASE = "an operator's long passphrase"
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp, self.env = tmp, env
+        self.key, self.file = tmp / "operator.key", tmp / "instance.backup"
+        self.task: asyncio.Task[subprocess.CompletedProcess[str]] | None = None
+        self.seen = 0
+        self.reader: Any = None
+
+    async def run(self, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+        environ = {**os.environ, **self.env, "OPSEAL_BACKUP_PASSPHRASE": self.PASSPHRASE, **env}
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "opseal.server.cli", *argv],
+            env=environ, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    async def make_key(self) -> None:
+        await self.run("backup-key", "--out", str(self.key))
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(
+            self.run("backup", "--recipient", f"{self.key}.pub", "--out", str(self.file))
+        )
+
+    async def summary(self) -> dict[str, Any]:
+        assert self.task is not None
+        return json.loads((await self.task).stdout)
+
+
+async def _restore(tmp: Path, backups: Backups, clients: list[Any], endpoint: str,
+                   env: dict[str, str]) -> None:  # fmt: skip
+    """The backup restores onto an empty database and a new bucket; the reader's client,
+    moved to the restored instance, is told exactly which audit entries were lost."""
+    summary = await backups.summary()
+    kept = summary["audit_size"]
+    assert 0 < kept < backups.seen  # taken mid-run: later entries are not in it
+    async for fresh in fresh_database("postgresql", tmp / "restored"):
+        await asyncio.to_thread(migrate, fresh)
+        store = await asyncio.to_thread(_new_bucket, endpoint)
+        await backups.run("restore", str(backups.file), "--key", str(backups.key),
+                          OPSEAL_DATABASE_URL=fresh, OPSEAL_BLOB_STORE=store)  # fmt: skip
+        async with ServerProcess(fresh, env={**env, "OPSEAL_BLOB_STORE": store}) as restored:
+            reader = backups.reader
+            old = reader.api
+            reader.api = await ApiClient(restored.url).__aenter__()
+            try:
+                await reader.login()
+                with pytest.raises(LogRestoredError) as lost:
+                    await reader.verify_audit()
+                assert (lost.value.kept, lost.value.seen) == (kept, backups.seen)
+                report = await reader.verify_audit(accept_restore=True)
+                assert report.restored is not None
+                assert report.restored.kept == kept
+            finally:
+                await reader.api.close()
+                reader.api = old
 
 
 async def _submit(client: Any, records: list[dict[str, Any]], progress: Any) -> list[str]:
