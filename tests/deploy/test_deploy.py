@@ -295,8 +295,9 @@ async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[An
     source = tmp / "scan.bin"
     await asyncio.to_thread(_write_random, source, ATTACHMENT_MB)
     done: list[int] = []
-    submit = asyncio.create_task(_submit(national, records, done.append))
-    upload = asyncio.create_task(national.upload(OP, AREA, source))
+    began = time.monotonic()
+    submit = asyncio.create_task(_timed(_submit(national, records, done.append)))
+    upload = asyncio.create_task(_timed(national.upload(OP, AREA, source)))
     try:
         async with asyncio.timeout(120):
             while sum(done) < RECORDS // 3:  # a third submitted: node A dies mid-run
@@ -307,12 +308,15 @@ async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[An
         await node_a.kill()
         await asyncio.sleep(1)
         await node_a.start()
-        ids = await submit
-        attachment = await upload
+        ids, submitted_at = await submit
+        attachment, uploaded_at = await upload
     finally:
         for task in (submit, upload):
             task.cancel()
         await asyncio.gather(submit, upload, return_exceptions=True)
+    print(f"\ntest-deploy: {RECORDS} records in {submitted_at - began:.1f} s, "
+          f"{ATTACHMENT_MB} MB uploaded in {uploaded_at - began:.1f} s (concurrently, "
+          "across the kill)")  # fmt: skip
     await backups.summary()  # records after the backup, whatever the scale: lost in a restore
     late = [record(n) for n in range(RECORDS, RECORDS + 20)]
     ids += await national.post_seizures(OP, late, AREA)
@@ -338,7 +342,9 @@ async def _play(front: Front, node_a: ServerProcess, tmp: Path, clients: list[An
         assert follower.seen == seqs, f"stream {followers.index(follower)}: gap or duplicate"
     assert any(f.reconnects for f in followers), "no stream was on the killed node"
     # The attachment downloads through nginx and verifies against the signed metadata.
+    began = time.monotonic()
     out = await reader.download(attachment.meta, attachment.blob_id, tmp / "scan.out")
+    print(f"test-deploy: {ATTACHMENT_MB} MB downloaded in {time.monotonic() - began:.1f} s")
     assert await asyncio.to_thread(_sha256, out) == await asyncio.to_thread(_sha256, source)
     # The audit log verifies, for the auditor and for a member.
     await members["wco"].verify_audit()
@@ -426,6 +432,12 @@ async def _submit(client: Any, records: list[dict[str, Any]], progress: Any) -> 
         except ClientError:
             await asyncio.sleep(1)
     return await client.post_seizures(OP, records, AREA)
+
+
+async def _timed(job: Any) -> tuple[Any, float]:
+    """``job``'s result and when it ended (``time.monotonic()``)."""
+    result = await job
+    return result, time.monotonic()
 
 
 def _write_random(path: Path, mb: int) -> None:
