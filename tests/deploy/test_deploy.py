@@ -120,7 +120,7 @@ def running(
 
 class Follower:
     """One device's stream through nginx; reconnects with its cursor when the stream drops
-    (its node was killed) and keeps every message's (area, seq)."""
+    (its node was killed) and keeps the number of every message of the area it receives."""
 
     def __init__(self, api: ApiClient, cursor: str) -> None:
         self.api, self.cursor = api, cursor
@@ -134,16 +134,20 @@ class Follower:
             try:
                 async for message in self.api.stream(self.cursor):
                     if not isinstance(message, StreamEvent):
-                        self.problems.append(message) if len(self.problems) < 5 else None
-                    if isinstance(message, StreamEvent):
+                        self._note(message)  # idle frames and errors, for a failure message
+                    else:
                         event = message.event
                         if event.kind == "message" and event.area == AREA:
                             self.seen.append(event.seq)
                         self.cursor = message.cursor
             except (ClientError, aiohttp.ClientError, OSError) as exc:
-                self.problems.append(exc) if len(self.problems) < 5 else None
+                self._note(exc)
             self.reconnects += 1
             await asyncio.sleep(0.2)
+
+    def _note(self, problem: object) -> None:
+        if len(self.problems) < 5:
+            self.problems.append(problem)
 
     async def close(self) -> None:
         self._task.cancel()
@@ -163,7 +167,7 @@ def nginx_bin() -> str:
 @pytest.fixture
 async def pg_url(tmp_path) -> AsyncIterator[str]:
     if not PG_URL:
-        pytest.fail("OPSEAL_TEST_POSTGRES_URL is not set (make test-deploy sets it)")
+        pytest.fail("OPSEAL_TEST_POSTGRES_URL is not set (.ci/run exports it)")
     async for url in fresh_database("postgresql", tmp_path):
         await prepare_database(url)
         yield url
