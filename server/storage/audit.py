@@ -128,7 +128,8 @@ async def newest_checkpoint_body(conn: AsyncConnection) -> bytes | None:
 
 async def newest_checkpoint_time(conn: AsyncConnection) -> int | None:
     """When the newest checkpoint was stored (Unix seconds), or None before the first."""
-    return (await conn.execute(_NEWEST_CHECKPOINT_TIME)).scalar_one_or_none()
+    signed = (await conn.execute(_NEWEST_CHECKPOINT_TIME)).scalar_one_or_none()
+    return None if signed is None else int(signed)
 
 
 async def insert_checkpoint(conn: AsyncConnection, size: int, body: bytes, now: int) -> None:
