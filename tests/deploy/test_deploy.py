@@ -34,15 +34,19 @@ import pytest
 
 from opseal.client.api import ApiClient
 from opseal.client.audit import LogRestoredError
+from opseal.client.client import Client
 from opseal.client.errors import ClientError
+from opseal.client.profile import Profile
 from opseal.crypto.charter import Charter, Member
 from opseal.crypto.keys import SigningKey
+from opseal.server.services import instance as admin
 from opseal.server.storage.db import migrate
 from opseal.wire.stream import StreamEvent
 
-from ..client.conftest import AREAS, ORGS, PASSPHRASE, REPORTING, enrol_client
+from ..client.conftest import AREAS, FAST, ORGS, PASSPHRASE, REPORTING
 from ..server.conftest import PG_URL, fresh_database
 from ..server.procs import ServerProcess, admin_context, free_port, prepare_database
+from ..server.test_tls import self_signed
 
 pytestmark = pytest.mark.deploy
 
@@ -56,9 +60,12 @@ AWS = {"AWS_ACCESS_KEY_ID": "opseal-test", "AWS_SECRET_ACCESS_KEY": "x" * 20,
        "AWS_DEFAULT_REGION": "eu-west-1"}  # fmt: skip
 
 
-def nginx_config(template: str, tmp: Path, port: int, nodes: list[int]) -> str:
-    """deploy/nginx/opseal.conf made runnable as this user: loopback, plain HTTP (TLS is
-    nginx's own business), our nodes as the upstream, files under ``tmp``."""
+def nginx_config(
+    template: str, tmp: Path, port: int, nodes: list[int], tls: tuple[str, str]
+) -> str:
+    """deploy/nginx/opseal.conf made runnable as this user: TLS on a loopback port with a
+    self-signed certificate, our nodes as the upstream, files under ``tmp``."""
+    cert, key = tls
     lines = []
     skipping = False
     for line in template.splitlines():
@@ -68,20 +75,21 @@ def nginx_config(template: str, tmp: Path, port: int, nodes: list[int]) -> str:
             skipping = "# opseal:redirect-end" not in line
             continue
         if "# opseal:tls" in line:
-            continue
+            line = re.sub(r"ssl_certificate_key \S+;", f"ssl_certificate_key {key};", line)
+            line = re.sub(r"ssl_certificate \S+;", f"ssl_certificate {cert};", line)
         if "# opseal:node" in line:
             if nodes:
                 lines += [f"    server 127.0.0.1:{n} max_fails=1 fail_timeout=5s;" for n in nodes]
                 nodes = []
             continue
         if "# opseal:listen" in line:
-            if port:
-                lines.append(f"    listen 127.0.0.1:{port};")
+            if port:  # the first listen line, on our address
+                lines.append(re.sub(r"listen \S+", f"listen 127.0.0.1:{port}", line))
                 port = 0
             continue
         lines.append(line)
     site = "\n".join(lines)
-    assert "ssl_certificate" not in site, "the # opseal: markers are out of date"
+    assert "/etc/letsencrypt" not in site, "the # opseal: markers are out of date"
     assert "8441" not in site, "the # opseal: markers are out of date"
     temp = "\n".join(f"    {kind}_temp_path {tmp}/{kind};"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
@@ -203,10 +211,26 @@ def _s3_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 class Front:
-    """What the client conftest's ``enrol_client`` expects of a server: a URL and a context."""
+    """nginx as the clients see it (its URL and certificate), and the admin context."""
 
-    def __init__(self, url: str, ctx: Any) -> None:
-        self.url, self.ctx = url, ctx
+    def __init__(self, url: str, ctx: Any, ca_bundle: str) -> None:
+        self.url, self.ctx, self.ca_bundle = url, ctx, ca_bundle
+
+
+async def enrol_client(
+    front: Front, home: Path, org: str, user: str, device: str, root: SigningKey
+) -> Client:
+    """As the client conftest enrols, through nginx, trusting its certificate."""
+    name, org_kind, role = ORGS[org]
+    with contextlib.suppress(Exception):  # registered by an earlier enrolment
+        await admin.create_organisation(
+            front.ctx, org, name, org_kind, can_coordinate=role == "coordinator"
+        )
+    code = await admin.create_enrolment_code(front.ctx, org)
+    return await Client.enrol(
+        Profile(device, home), server=front.url, code=code, passphrase=PASSPHRASE, root=root,
+        org_id=org, user_id=user, device_id=device, params=FAST, ca_bundle=front.ca_bundle,
+    )  # fmt: skip
 
 
 def record(n: int) -> dict[str, Any]:
@@ -232,14 +256,15 @@ async def test_two_nodes_behind_nginx_survive_a_killed_node_under_load(
         port = free_port()
         conf = tmp_path / "nginx.conf"
         template = (ROOT / "deploy/nginx/opseal.conf").read_text()
-        conf.write_text(nginx_config(template, tmp_path, port, [node_a.port, node_b.port]))
+        tls = self_signed(tmp_path)
+        conf.write_text(nginx_config(template, tmp_path, port, [node_a.port, node_b.port], tls))
         stack.enter_context(running([nginx_bin, "-c", str(conf), "-e", str(tmp_path / "err.log")],
                                     port, tmp_path / "nginx.out"))  # fmt: skip
         ctx = await stack.enter_async_context(admin_context(pg_url))
         stack.push_async_callback(_close_all, clients)
         backups = Backups(tmp_path, {**env, "OPSEAL_DATABASE_URL": pg_url})
         await backups.make_key()
-        front = Front(f"http://127.0.0.1:{port}", ctx)
+        front = Front(f"https://127.0.0.1:{port}", ctx, ca_bundle=tls[0])
         await _play(front, node_a, tmp_path, clients, backups)
         await _restore(tmp_path, backups, clients, endpoint, env)
     print(f"\ntest-deploy: {DEVICES} devices, {RECORDS} records, {ATTACHMENT_MB} MB, "
