@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,6 +41,8 @@ from opseal.client.profile import Profile
 from opseal.crypto.charter import Charter, Member
 from opseal.crypto.keys import SigningKey
 from opseal.server.services import instance as admin
+from opseal.server.services.audit import address_tag
+from opseal.server.storage import audit as audit_store
 from opseal.server.storage.db import migrate
 from opseal.wire.stream import StreamEvent
 
@@ -265,10 +268,28 @@ async def test_two_nodes_behind_nginx_survive_a_killed_node_under_load(
         backups = Backups(tmp_path, {**env, "OPSEAL_DATABASE_URL": pg_url})
         await backups.make_key()
         front = Front(f"https://127.0.0.1:{port}", ctx, ca_bundle=tls[0])
+        await _spoof_an_address(front, ctx)
         await _play(front, node_a, tmp_path, clients, backups)
         await _restore(tmp_path, backups, clients, endpoint, env)
     print(f"\ntest-deploy: {DEVICES} devices, {RECORDS} records, {ATTACHMENT_MB} MB, "
           f"{time.monotonic() - started:.1f} s")  # fmt: skip
+
+
+async def _spoof_an_address(front: Front, ctx: Any) -> None:
+    """A stranger's own X-Forwarded-For through nginx is replaced, not believed: the refusal
+    it earns is audited under the peer nginx saw (here loopback), not the address it claimed."""
+    ssl_context = ssl.create_default_context(cafile=front.ca_bundle)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(front.url + "/api/v1/sync", ssl=ssl_context,
+                    headers={"X-Forwarded-For": "203.0.113.9"}) as answer,
+    ):  # fmt: skip
+        assert answer.status == 401
+    async with ctx.engine.connect() as conn:
+        size = await audit_store.size(conn)
+        logged = [json.loads(body) for _, body in await audit_store.read_entries(conn, 0, size)]
+    tags = [e["remote_tag"] for e in logged if e.get("event") == "refused"]
+    assert tags == [address_tag(ctx, "127.0.0.1")], tags
 
 
 async def _close_all(clients: list[Any]) -> None:
