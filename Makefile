@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test test-deploy lint typecheck bench clean
 
 # Reinstalls only when the project's metadata changed; the install is editable,
 # so source edits need nothing.
@@ -34,6 +34,11 @@ typecheck: $(STAMP)
 PYTEST_WORKERS ?= auto
 test: lint typecheck
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# nginx in front of two nodes on PostgreSQL and S3 (moto), under load with a node killed
+# (tests/deploy/; needs nginx and OPSEAL_TEST_POSTGRES_URL, as .ci/run provides). Minutes.
+test-deploy: $(STAMP)
+	$(BIN)/python -m pytest -m deploy -s tests/deploy $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/crypto.py

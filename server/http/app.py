@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from opseal.wire import ops
 
@@ -16,6 +16,7 @@ from ..bus import LocalBus
 from ..config import Settings
 from ..errors import Forbidden, Unauthorized
 from ..services.areas import event_json
+from ..services.audit import checkpoint_age
 from ..services.base import Context, load_instance
 from ..services.tail import AreaTail
 from ..storage.db import check_schema, make_engine, ping
@@ -108,10 +109,30 @@ async def readyz(request: web.Request) -> web.Response:
     return reply(ops.Ready(status="ready"))
 
 
+CHECKPOINT_AGE = Gauge(
+    "opseal_audit_checkpoint_age_seconds",
+    "Seconds since the newest audit checkpoint was signed (-1 before the first)",
+)
+POOL_SIZE = Gauge("opseal_db_pool_size", "Database connections this node may open (with overflow)")
+POOL_IN_USE = Gauge("opseal_db_pool_in_use", "Database connections checked out of the pool")
+
+
+async def _sample_gauges(ctx: Context) -> None:
+    """The gauges read at scrape time: checkpoint age (one indexed query) and the pool."""
+    age = await checkpoint_age(ctx)
+    CHECKPOINT_AGE.set(-1 if age is None else age)
+    pool = ctx.engine.pool
+    size, overflow = getattr(pool, "size", None), getattr(pool, "_max_overflow", 0)
+    if callable(size):  # a queue pool (PostgreSQL); SQLite's has no fixed size
+        POOL_SIZE.set(size() + max(0, overflow))
+        POOL_IN_USE.set(pool.checkedout())  # type: ignore[attr-defined]
+
+
 @ops_routes.endpoint("metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics, behind ``metrics_token`` or for local scrapers only."""
     _check_metrics_access(request, request.app[SETTINGS])
+    await _sample_gauges(request.app[CONTEXT])
     body = await asyncio.to_thread(generate_latest)  # the process collector reads /proc
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -60,6 +60,7 @@ __all__ = [
     "MAX_PAGE",
     "Scope",
     "address_tag",
+    "checkpoint_age",
     "checkpoint_at",
     "consistency_proof",
     "declare",
@@ -98,6 +99,14 @@ async def latest_checkpoint(ctx: Context) -> Checkpoint:
         sign=ctx.instance.log_key.sign,
     )
     return await _store(ctx, checkpoint)
+
+
+async def checkpoint_age(ctx: Context) -> int | None:
+    """Seconds since the newest checkpoint was signed (None before the first), for /metrics:
+    clients fetch one whenever they verify, so a growing age means nobody verifies."""
+    async with ctx.engine.connect() as conn:
+        signed = await store.newest_checkpoint_time(conn)
+    return None if signed is None else max(0, ctx.now() - signed)
 
 
 async def checkpoint_at(ctx: Context, size: int) -> Checkpoint:

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.encoding import b64e
@@ -60,6 +60,7 @@ _CHECKPOINT = select(audit_checkpoints.c.body).where(audit_checkpoints.c.size ==
 _NEWEST_CHECKPOINT = (
     select(audit_checkpoints.c.body).order_by(audit_checkpoints.c.size.desc()).limit(1)
 )
+_NEWEST_CHECKPOINT_TIME = select(func.max(audit_checkpoints.c.created_at))
 _INSERT_CHECKPOINT = insert(audit_checkpoints)
 
 
@@ -123,6 +124,12 @@ async def checkpoint_body(conn: AsyncConnection, size: int) -> bytes | None:
 async def newest_checkpoint_body(conn: AsyncConnection) -> bytes | None:
     """The stored checkpoint of the largest size, or None."""
     return (await conn.execute(_NEWEST_CHECKPOINT)).scalar_one_or_none()
+
+
+async def newest_checkpoint_time(conn: AsyncConnection) -> int | None:
+    """When the newest checkpoint was stored (Unix seconds), or None before the first."""
+    signed = (await conn.execute(_NEWEST_CHECKPOINT_TIME)).scalar_one_or_none()
+    return None if signed is None else int(signed)
 
 
 async def insert_checkpoint(conn: AsyncConnection, size: int, body: bytes, now: int) -> None:
