@@ -290,6 +290,9 @@ async def _operation(replay: Replay, blocks: dict[str, list[list[str]]], ctx) ->
     assert (result["records"], result["new"], result["refused"]) == (3, 3, [])
     replay.values["<message-id>"] = result["message_ids"][0]  # the record to release
     await replay.block("coordinator-release", blocks["coordinator-release"])
-    outs = await replay.block("stakeholder", blocks["stakeholder"])
-    assert "FR-0001" in outs[0] or "seizure" in outs[0].lower(), outs[0]
-    await replay.block("auditor", blocks["auditor"])
+    read, _, report = await replay.block("stakeholder", blocks["stakeholder"])
+    assert "release: record FR-0001" in read, read  # the sanitised copy reached Brand X
+    assert re.search(r"^FR +1 +1 ", report, flags=re.MULTILINE), report  # and its report counts it
+    verified, _, log = await replay.block("auditor", blocks["auditor"])
+    assert verified.startswith("Audit log verified"), verified
+    assert "device=anna-laptop" in log, log
