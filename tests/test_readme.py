@@ -110,7 +110,10 @@ class Replay:
         return done.stdout
 
     async def block(
-        self, name: str, commands: list[list[str]], after: Callable[[list[str], str], None] | None = None
+        self,
+        name: str,
+        commands: list[list[str]],
+        after: Callable[[list[str], str], None] | None = None,
     ) -> list[str]:
         """One README block as its role types it; what each command printed (``after`` sees
         each, to fill the placeholders of the next)."""

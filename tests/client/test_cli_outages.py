@@ -163,7 +163,8 @@ async def _outage(server: ServerProcess, ctx, home: Path, csv: Path) -> None:
         await server.stop(timeout=30)
         assert time.monotonic() - started < 5, "serve took 5 s or more to stop"
         closing = re.search(r"closing (\d+) open streams", server.output())
-        assert closing and int(closing.group(1)) >= 50, server.output()  # 50 and the tail
+        assert closing, server.output()
+        assert int(closing.group(1)) >= 50, server.output()  # the 50, and the tail if it was in
         for ws in streams[:3]:  # after what was sent, a close with a reconnect hint
             while (message := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
                 pass
