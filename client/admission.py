@@ -251,18 +251,23 @@ class Admission:
 
     async def refresh_keys(self, period: int | None = None) -> list[tuple[str, str]]:
         """Replace this device's own init key (an update commit) in every area where it is
-        ``period`` seconds old (default :data:`~opseal.client.secrecy.INIT_KEY_PERIOD`), not
-        held, or still the certificate's long-term key from before init keys. Runs after
-        every sync; a failure is recorded as a ``key-update-failed`` warning."""
+        ``period`` seconds old (default :data:`~opseal.client.secrecy.INIT_KEY_PERIOD`, or
+        the area's charter history window if shorter), not held, or still the certificate's
+        long-term key from before init keys; and forget the epoch secrets older than the
+        window. Runs after every sync; a failure is recorded as a ``key-update-failed``
+        warning."""
         now, done = self._clock(), []
-        period = secrecy.INIT_KEY_PERIOD if period is None else period
         for op, area in self._store.areas():
             try:
                 state, _ = self._states.current(op, area)
-            except ClientError:
+                charter = await self._charters.charter(op)
+                window = secrecy.secret_window(charter, area)
+            except (ClientError, CryptoError):
                 continue
+            secrecy.forget_old_secrets(self._store, op, area, window, now)
             age = secrecy.key_age(self._store, state, self._identity, now)
-            if age is not None and age < period:
+            due = secrecy.key_period(charter, area) if period is None else period
+            if age is not None and age < due:
                 continue
             try:
                 if await self._commit_area(op, area, rotate=True):

@@ -314,7 +314,8 @@ class Client:
     # -- sync and verification (Verifier) --------------------------------------------------
     async def sync(self) -> SyncReport:
         """Fetch everything new in this device's areas and verify it; then replace this
-        device's init key in any area where it is a week old (forward secrecy, design §3)."""
+        device's init key in any area where it is a week old (or as old as the area's charter
+        history window, if shorter) and forget secrets past that window (design §3)."""
         report = await self.verifier.sync()
         await self.admission.refresh_keys()
         return report

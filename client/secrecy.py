@@ -9,17 +9,20 @@ the local store and deleted as soon as an applied commit shows the roster no lon
 So a thief who steals the device later cannot open the commits the server still stores for
 earlier epochs, and one who stole it earlier holds a key the roster has dropped.
 
-**Retention.** A ``shared`` area keeps every epoch secret (newcomers are sealed the history,
-and the operation wants it read); a ``since-join`` area keeps an epoch's secret only until
-its successor is :data:`SINCE_JOIN_WINDOW` old, so a stolen device opens none of the server's
-ciphertext of older epochs.
+**Retention.** The charter sets it per area (:attr:`AreaPolicy.history_window`): an epoch's
+secret is kept only until its successor is that old. Unless the charter sets a window, a
+``shared`` area keeps every epoch secret (newcomers are sealed the history, and the operation
+wants it read) and a ``since-join`` area keeps them :data:`SINCE_JOIN_WINDOW`. A device also
+replaces its own init key once it is as old as the window (if shorter than
+:data:`INIT_KEY_PERIOD`), so a stolen device opens nothing older than the window, neither
+from its store nor from the server's commits sealed to the init key it holds.
 """
 
 from __future__ import annotations
 
 import json
 
-from opseal.crypto.charter import Charter
+from opseal.crypto.charter import DEFAULT_SINCE_JOIN_WINDOW, Charter
 from opseal.crypto.group import DeviceIdentity, GroupState
 from opseal.crypto.keys import HpkePrivateKey, HpkePublicKey
 
@@ -29,20 +32,24 @@ __all__ = [
     "INIT_KEY_PERIOD",
     "SINCE_JOIN_WINDOW",
     "after_commit",
+    "forget_old_secrets",
     "fresh_init_key",
     "held_init_keys",
     "key_age",
+    "key_period",
     "secret_window",
 ]
 
-SINCE_JOIN_WINDOW = 7 * 86400
-"""Seconds a ``since-join`` area's epoch secret is kept after the next epoch began."""
+SINCE_JOIN_WINDOW = DEFAULT_SINCE_JOIN_WINDOW
+"""Seconds a ``since-join`` area's epoch secret is kept after the next epoch began, unless
+its charter sets a window."""
 INIT_KEY_PERIOD = 7 * 86400
 """Seconds after which a device replaces its own init key in an area (an update commit at
 its next sync): a week, like :data:`SINCE_JOIN_WINDOW`, so a stolen device opens about a
 week of past epochs whether from its store or from the server's commits. Every member
 downloads every update (360 kB for 300 devices), so a daily update by each of 300 devices
-would cost each member some 100 MB a day per area; weekly, some 15 MB."""
+would cost each member some 100 MB a day per area; weekly, some 15 MB. An area whose
+charter sets a shorter history window renews at that window instead (:func:`key_period`)."""
 
 
 def fresh_init_key(store: Store, op: str, area: str, now: int) -> HpkePublicKey:
@@ -70,8 +77,17 @@ def held_init_keys(store: Store, op: str, area: str) -> list[HpkePrivateKey]:
 
 
 def secret_window(charter: Charter, area: str) -> int | None:
-    """Seconds an epoch secret of ``area`` is kept once superseded (None: for ever)."""
-    return None if charter.area(area).history == "shared" else SINCE_JOIN_WINDOW
+    """Seconds an epoch secret of ``area`` is kept once superseded (None: for ever), as the
+    charter sets it."""
+    return charter.area(area).history_window
+
+
+def key_period(charter: Charter, area: str, period: int = INIT_KEY_PERIOD) -> int:
+    """Age at which this device replaces its own init key in ``area``: ``period``, or the
+    area's history window if shorter — every epoch the key opens from the server began after
+    it was made, so a key younger than the window opens nothing older than the window."""
+    window = secret_window(charter, area)
+    return period if window is None else min(period, window)
 
 
 def after_commit(
@@ -86,7 +102,13 @@ def after_commit(
     """Once a commit moved ``before`` to ``after``: drop the init keys the roster no longer
     lists for this device and the epoch secrets older than ``window``."""
     _settle_init_keys(store, before, after, device_id)
-    _forget_old_secrets(store, after, window, now)
+    _forget_old_secrets(store, after.operation_id, after.area, window, now, after)
+
+
+def forget_old_secrets(store: Store, op: str, area: str, window: int | None, now: int) -> None:
+    """Drop the epoch secrets of ``op``/``area`` superseded more than ``window`` ago (run at
+    every sync, so a quiet area forgets them too)."""
+    _forget_old_secrets(store, op, area, window, now, None)
 
 
 def _settle_init_keys(
@@ -101,14 +123,18 @@ def _settle_init_keys(
         store.drop_init_keys(after.operation_id, after.area)
 
 
-def _forget_old_secrets(store: Store, after: GroupState, window: int | None, now: int) -> None:
+def _forget_old_secrets(
+    store: Store, op: str, area: str, window: int | None, now: int, after: GroupState | None
+) -> None:
     """Epoch ``e``'s secret goes once epoch ``e + 1`` began more than ``window`` ago: the
     dates of epochs still held are remembered as commits are applied."""
-    op, area, key = after.operation_id, after.area, f"epoch-dates/{after.operation_id}/"
-    key += after.area
+    key = f"epoch-dates/{op}/{area}"
     raw = store.get(key)
     dates = {int(e): at for e, at in json.loads(raw).items()} if raw else {}
-    dates[after.epoch] = after.created_at
+    if after is not None:
+        dates[after.epoch] = after.created_at
+    elif window is None or not dates:
+        return  # nothing to forget: spare the store a write at every sync
     if window is not None:
         begun = [e for e, at in dates.items() if at <= now - window]
         if begun:

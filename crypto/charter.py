@@ -23,6 +23,17 @@ Each area may set its rotation period (:attr:`AreaPolicy.rotation_period_s`, des
 is frozen. It came with the third encoding (``opseal/v1/charter/3``), which a version uses only
 when one of its areas sets a period; the others keep the second encoding (and its hash), and
 read a period of 0: :data:`DEFAULT_ROTATION_PERIOD`.
+
+Each area may also set its history window (:attr:`AreaPolicy.history_window_s`, design §3
+"Retention of epoch secrets"): how long a device keeps an epoch's secret once the next epoch
+began. It came with the fourth encoding (``opseal/v1/charter/4``, which also carries the
+rotation period), used only when an area sets a window; others keep their encoding and hash,
+and read a window of 0: the history policy's default (``shared`` keeps every secret,
+``since-join`` keeps them :data:`DEFAULT_SINCE_JOIN_WINDOW`).
+
+Long because: one signed type with four encodings that must all stay readable, its members
+and areas, and the chain check that ties versions together; split, the encodings would have
+to be kept in step across modules.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from .roles import HISTORY_POLICIES, ROLES
 
 __all__ = [
     "DEFAULT_ROTATION_PERIOD",
+    "DEFAULT_SINCE_JOIN_WINDOW",
     "ENCODINGS",
     "HISTORY_POLICIES",
     "MAX_REPORTING_CODES",
@@ -55,12 +67,18 @@ __all__ = [
 _CHARTER_V1 = label("charter")
 _CHARTER = label("charter/2")
 _CHARTER_3 = label("charter/3")
-ENCODINGS = {1: _CHARTER_V1, 2: _CHARTER, 3: _CHARTER_3}
+_CHARTER_4 = label("charter/4")
+ENCODINGS = {1: _CHARTER_V1, 2: _CHARTER, 3: _CHARTER_3, 4: _CHARTER_4}
 """Charter encodings by number: 1 has no reporting codes, 2 has them, 3 also has the areas'
-rotation periods (used only when an area sets one)."""
+rotation periods (used only when an area sets one), 4 also their history windows (used only
+when an area sets one)."""
 DEFAULT_ROTATION_PERIOD = 86400
 """Seconds between an area's scheduled epoch rotations when its charter sets none."""
 _ROTATION_RANGE = (3600, 30 * 86400)
+DEFAULT_SINCE_JOIN_WINDOW = 7 * 86400
+"""Seconds a ``since-join`` area's epoch secret is kept after the next epoch began, when its
+charter sets no window."""
+_WINDOW_RANGE = (3600, 10 * 366 * 86400)
 _NO_PREDECESSOR = bytes(32)
 _REPORTING_CODE = re.compile(r"[A-Z]{2}")
 MAX_REPORTING_CODES = 64
@@ -156,12 +174,18 @@ class AreaPolicy:
     history: str = "shared"
     rotation_period_s: int = 0
     """Seconds between scheduled rotations of the area's epoch; 0: the default (a day)."""
+    history_window_s: int = 0
+    """Seconds a device keeps an epoch's secret once the next epoch began; 0: the history
+    policy's default (``shared``: for ever; ``since-join``: :data:`DEFAULT_SINCE_JOIN_WINDOW`)."""
 
     def __post_init__(self) -> None:
         _text(self.name, "area name", 64)
         low, high = _ROTATION_RANGE
         if self.rotation_period_s and not low <= self.rotation_period_s <= high:
             raise DecodeError(f"charter: area {self.name!r} rotation period must be {low}-{high} s")
+        low, high = _WINDOW_RANGE
+        if self.history_window_s and not low <= self.history_window_s <= high:
+            raise DecodeError(f"charter: area {self.name!r} history window must be {low}-{high} s")
         object.__setattr__(self, "read_roles", frozenset(self.read_roles))
         object.__setattr__(self, "post_roles", frozenset(self.post_roles))
         unknown = (self.read_roles | self.post_roles) - set(ROLES)
@@ -181,6 +205,14 @@ class AreaPolicy:
         """Seconds between scheduled rotations (the charter's value, or the default)."""
         return self.rotation_period_s or DEFAULT_ROTATION_PERIOD
 
+    @property
+    def history_window(self) -> int | None:
+        """Seconds an epoch secret is kept once superseded (None: for ever): the charter's
+        window, or the history policy's default."""
+        if self.history_window_s:
+            return self.history_window_s
+        return None if self.history == "shared" else DEFAULT_SINCE_JOIN_WINDOW
+
     def _write(self, w: Writer, encoding: int) -> None:
         w.text(self.name)
         w.list(sorted(self.read_roles), Writer.text)
@@ -188,6 +220,8 @@ class AreaPolicy:
         w.text(self.history)
         if encoding >= 3:
             w.u64(self.rotation_period_s)
+        if encoding >= 4:
+            w.u64(self.history_window_s)
 
     @classmethod
     def _reader(cls, encoding: int) -> Callable[[Reader], AreaPolicy]:
@@ -202,7 +236,10 @@ class AreaPolicy:
             area = cls(name, roles("read_roles"), roles("post_roles"), r.text(max_len=16))
             if encoding < 3:
                 return area
-            return replace(area, rotation_period_s=r.u64("rotation_period_s"))
+            area = replace(area, rotation_period_s=r.u64("rotation_period_s"))
+            if encoding < 4:
+                return area
+            return replace(area, history_window_s=r.u64("history_window_s"))
 
         return read
 
@@ -245,6 +282,8 @@ class Charter:
             raise DecodeError("charter: the first encoding cannot hold reporting codes")
         if self.encoding < 3 and any(a.rotation_period_s for a in self.areas):
             raise DecodeError("charter: only the third encoding holds rotation periods")
+        if self.encoding < 4 and any(a.history_window_s for a in self.areas):
+            raise DecodeError("charter: only the fourth encoding holds history windows")
         by_org = {m.organisation_id: m for m in self.members}
         by_area = {a.name: a for a in self.areas}
         if len(by_org) != len(self.members) or len(by_area) != len(self.areas):
@@ -477,6 +516,10 @@ def verify_successor(
 
 
 def _encoding_for(areas: Iterable[AreaPolicy]) -> int:
-    """The encoding a new version is signed in: the third only if an area sets a rotation
-    period, so that every other charter keeps the bytes (and hash) it always had."""
+    """The encoding a new version is signed in: the fourth only if an area sets a history
+    window, the third only if an area sets a rotation period, so that every other charter
+    keeps the bytes (and hash) it always had."""
+    areas = tuple(areas)
+    if any(a.history_window_s for a in areas):
+        return 4
     return 3 if any(a.rotation_period_s for a in areas) else 2

@@ -45,7 +45,8 @@ def charter_json(c: Charter) -> dict[str, Any]:
         ],
         "areas": [
             {"area": a.name, "read": sorted(a.read_roles), "post": sorted(a.post_roles),
-             "history": a.history, "rotation_period_s": a.rotation_period}
+             "history": a.history, "rotation_period_s": a.rotation_period,
+             "history_window_s": a.history_window}
             for a in c.areas
         ],
     }  # fmt: skip
@@ -58,11 +59,12 @@ def charter_text(c: Charter) -> list[str]:
         for m in data["members"]
     ]
     areas = [(a["area"], ",".join(a["read"]), ",".join(a["post"]), a["history"],
-              a["rotation_period_s"]) for a in data["areas"]]  # fmt: skip
+              a["rotation_period_s"], "all" if a["history_window_s"] is None
+              else a["history_window_s"]) for a in data["areas"]]  # fmt: skip
     return [
         f"{c.code} — {c.name} ({c.operation_id}), charter v{c.version} (verified)",
         f"  {when(c.starts_at)} to {when(c.ends_at)}; signed by {data['signed_by']} "
         f"at {when(c.issued_at)}",
         *table(members, ("ORGANISATION", "ROLE", "REPORTS FOR", "ROOT FINGERPRINT", "NAME")),
-        *table(areas, ("AREA", "READ", "POST", "HISTORY", "ROTATION S")),
+        *table(areas, ("AREA", "READ", "POST", "HISTORY", "ROTATION S", "KEEPS SECRETS S")),
     ]

@@ -26,6 +26,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'opseal op create --id op-stop-v --code "STOP V" --name "Operation STOP V" '
         "--start 2025-05-12 --end 2025-05-30 --member fr-customs:customs:FR "
         "--member brandx:stakeholder",
+        "opseal op create ... --area plan:coordinator,customs:coordinator:shared "
+        "--area seizures:coordinator,customs:coordinator,customs:since-join:0:172800"
+        "   # seizures keeps epoch secrets two days",
     ),
     "op join": (
         "opseal op join --invitation invitation.txt --fingerprint DIGITS_READ_OUT_BY_PHONE",

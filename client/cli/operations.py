@@ -105,10 +105,12 @@ def _local_area(client: Client, op: str, area: str) -> dict[str, Any]:
         "reports seizures for (ISO 3166 alpha-2, comma-separated, e.g. fr-customs:customs:FR; "
         "none: its records do not count); repeat"),
     arg("--area", action="append", default=[],
-        metavar="NAME:READ_ROLES:POST_ROLES[:HISTORY[:ROTATION_S]]",
+        metavar="NAME:READ_ROLES:POST_ROLES[:HISTORY[:ROTATION_S[:WINDOW_S]]]",
         help="an area; roles comma-separated, history shared or since-join, the seconds "
-        "between scheduled epoch rotations (default a day; members warn when an epoch is "
-        "older); repeat (default: plan, seizures, alerts, stakeholders)"),
+        "between scheduled epoch rotations (0: a day; members warn when an epoch is "
+        "older), the seconds a device keeps an epoch's secret once the next epoch began "
+        "(0: shared keeps all, since-join a week; a stolen device opens nothing older); "
+        "repeat (default: plan, seizures, alerts, stakeholders)"),
     arg("--retention-days", type=int, default=365, help="keep the data this long after closing"),
     arg("--out", metavar="FILE", help="also write the invitation block to FILE, ready to send"),
     arg("--yes", action="store_true", help="do not ask before publishing"),
@@ -255,18 +257,20 @@ def _parse_area(spec: str) -> AreaPolicy:
     from opseal.crypto.charter import AreaPolicy
 
     parts = spec.split(":")
-    if len(parts) not in (3, 4, 5) or not parts[0] or not (parts[4:] or ["0"])[0].isdigit():
+    numbers = parts[4:]
+    if len(parts) not in (3, 4, 5, 6) or not parts[0] or not all(n.isdigit() for n in numbers):
         raise usage(
-            f"--area {spec!r}: expected NAME:READ_ROLES:POST_ROLES[:HISTORY[:ROTATION_S]]",
-            "e.g. --area plan:coordinator,customs:coordinator:shared:86400",
+            f"--area {spec!r}: expected NAME:READ_ROLES:POST_ROLES[:HISTORY[:ROTATION_S"
+            "[:WINDOW_S]]]",
+            "e.g. --area seizures:coordinator,customs:coordinator,customs:since-join:86400:172800",
         )
     name, read, post = parts[:3]
     history = parts[3] if len(parts) >= 4 else "shared"
-    rotation = int(parts[4]) if len(parts) == 5 else 0
+    rotation, window = (*(int(n) for n in numbers), 0, 0)[:2]
     if history not in HISTORY_POLICIES:
         raise usage(f"--area {spec!r}: history {history!r}", f"use {' or '.join(HISTORY_POLICIES)}")
     try:
-        return AreaPolicy(name, _roles(read), _roles(post), history, rotation)
+        return AreaPolicy(name, _roles(read), _roles(post), history, rotation, window)
     except DecodeError as exc:
         raise usage(f"--area {spec!r}: {exc}", "see `opseal op create --help`") from exc
 

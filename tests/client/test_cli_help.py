@@ -56,3 +56,40 @@ def test_conflicts_and_focal_points_get_precise_hints():
         assert "focal point" in api_hint(refusal(code, "m"))
         assert "ask your focal point" not in api_hint(refusal(code, "m"), focal_point=True)
         assert "its focal point" not in api_hint(refusal(code, "m"), focal_point=True)
+
+
+def test_op_create_area_spec_sets_rotation_and_history_window_and_the_view_shows_them():
+    """``--area NAME:READ:POST[:HISTORY[:ROTATION_S[:WINDOW_S]]]``: the window goes into the
+    charter's area (0 or absent: the history policy's default), the charter view shows the
+    window kept ("all" for a shared area without one); a bad window is a usage error."""
+    from opseal.client.cli.charter_view import charter_json, charter_text
+    from opseal.client.cli.codes import USAGE, CliError
+    from opseal.client.cli.operations import _parse_area
+    from opseal.crypto.charter import Charter, Member
+    from opseal.crypto.keys import SigningKey
+
+    seizures = _parse_area("seizures:coordinator,customs:coordinator,customs:since-join:0:172800")
+    assert (seizures.rotation_period_s, seizures.history_window) == (0, 172800)
+    plan = _parse_area("plan:coordinator,customs:coordinator:shared:7200")
+    assert (plan.rotation_period, plan.history_window) == (7200, None)
+    alerts = _parse_area("alerts:coordinator,customs:coordinator:since-join")
+    assert alerts.history_window == 7 * 86400
+    for bad in ("s:coordinator:coordinator:shared:0:60", "s:coordinator:coordinator:shared:0:x",
+                "s:coordinator:coordinator:shared:0:3600:1"):  # fmt: skip
+        with pytest.raises(CliError) as refused:
+            _parse_area(bad)
+        assert refused.value.code == USAGE
+    root = SigningKey.generate().verify_key
+    charter = Charter.create(
+        operation_id="op", code="OP", name="Op", starts_at=0, ends_at=1, issued_at=0,
+        members=[Member("wco", "WCO", "international", "coordinator", root)],
+        areas=[plan, seizures],
+    )  # fmt: skip
+    assert charter.encoding == 4
+    areas = {a["area"]: a["history_window_s"] for a in charter_json(charter)["areas"]}
+    assert areas == {"plan": None, "seizures": 172800}
+    text = "\n".join(charter_text(charter))
+    assert "KEEPS SECRETS S" in text
+    assert any(line.split()[:1] == ["seizures"] and "172800" in line for line in text.splitlines())
+    assert any(line.split()[:1] == ["plan"] and line.split()[-1] == "all"
+               for line in text.splitlines())  # fmt: skip

@@ -9,16 +9,23 @@ epoch secrets, and as a hostile server replays an old key package. Client logic 
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from opseal.client import secrecy
+from opseal.client.verifier import IntegrityWarning
+from opseal.crypto.charter import Charter
+from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import Commit, DeviceIdentity, GroupState, KeyPackage, create_commit
 from opseal.crypto.group import open_epoch_secret as open_secret
 from opseal.crypto.keys import HpkePrivateKey
 
+from .conftest import PASSPHRASE
 from .malicious import Attacker, attacker  # noqa: F401 (fixture)
 from .test_malicious import kinds, state, synced
 
@@ -135,3 +142,80 @@ async def test_a_stolen_device_opens_nothing_older_than_the_window(server, attac
     # the schedule admit --watch runs: only areas whose epoch is older than the period turn
     assert await wco.rotate_due() == []  # every epoch just moved
     assert sorted(await wco.rotate_due(period=0)) == sorted(wco.store.areas())
+
+
+async def test_the_charter_sets_the_history_window_and_the_server_cannot_change_it(
+    server, attacker, monkeypatch
+):
+    """The coordinator's charter keeps 'seizures' secrets two days: three and a half days on
+    (rotations at days 1 and 1.9), the device has updated its own two-day-old init key and
+    holds no secret of an epoch that ended more than two days ago, so a thief with its store
+    opens nothing older, from the store or the server; half a day later a sync without any
+    commit forgets the next one; 'plan', whose charter sets no window, keeps
+    every secret and its key (as before). A server that lengthens the window in the charter
+    it serves is refused: the charter is signed."""
+    op, day = attacker.op, 86400
+    wco, fr = await synced(attacker, "wco", "fr-customs")
+    charter = await wco.charter(op, refresh=True)
+    areas = [replace(a, history_window_s=2 * day) if a.name == AREA else a
+             for a in charter.areas]  # fmt: skip
+    draft = charter.next_version(issued_at=wco.now() - 1, areas=areas)
+    user_key, _ = await asyncio.to_thread(wco.profile.load_user, PASSPHRASE)
+    signed = draft.signed(user_key, wco.identity.user_cert)
+    await wco.api.publish_charter(op, signed.to_bytes())
+    for client in (wco, fr):
+        assert (await client.charter(op, refresh=True)).area(AREA).history_window == 2 * day
+    plan_keys = [k.public_key for k in secrecy.held_init_keys(fr.store, op, "plan")]
+
+    offset = {"s": 0}
+
+    class Later:  # every clock, the server's too
+        @staticmethod
+        def time() -> float:
+            return real_time() + offset["s"]
+
+    real_time = time.time
+    monkeypatch.setattr(server.ctx, "clock", Later.time)
+    monkeypatch.setattr("opseal.client.client.time", Later)
+    first = state(fr, op, AREA).epoch
+    for at in (day, day * 19 // 10):  # rotations, as admit --watch runs them
+        offset["s"] = at
+        for client in (wco, fr):
+            await client.login()
+        assert await wco.rotate(op, AREA) == [AREA]
+        await fr.sync()
+    assert sorted(fr.store.secrets(op, AREA)) == list(range(1, first + 3))
+    offset["s"] = day * 7 // 2
+    for client in (wco, fr):
+        await client.login()
+    await fr.sync()  # its init key is two days old: it updates, and forgets
+    latest = state(fr, op, AREA).epoch
+    assert latest == first + 3
+    # epoch `first` ended a day in, 2.5 days ago; `first + 1` ended 1.6 days ago
+    assert sorted(fr.store.secrets(op, AREA)) == [first + 1, first + 2, first + 3]
+    keys = secrecy.held_init_keys(fr.store, op, AREA)
+    await wco.sync()  # the states thief_opens reads
+    for epoch in range(1, latest + 1):
+        opened = await thief_opens(attacker, epoch, fr.identity, keys)
+        assert (opened is not None) == (epoch == latest)
+    offset["s"] = day * 4  # no commit since: its sync alone forgets what left the window
+    await fr.login()
+    await fr.sync()
+    assert state(fr, op, AREA).epoch == latest
+    assert sorted(fr.store.secrets(op, AREA)) == [first + 2, first + 3]
+    plan_epoch = state(fr, op, "plan").epoch
+    assert sorted(fr.store.secrets(op, "plan")) == list(range(plan_epoch + 1))
+    assert [k.public_key for k in secrecy.held_init_keys(fr.store, op, "plan")] == plan_keys
+
+    def lengthen(body: dict[str, Any]) -> dict[str, Any]:
+        raw = b64d(body["versions"][-1])
+        at = raw.index((2 * day).to_bytes(8, "big"))
+        forged = raw[:at] + (365 * day).to_bytes(8, "big") + raw[at + 8 :]
+        assert Charter.from_bytes(forged).area(AREA).history_window == 365 * day
+        return {**body, "versions": [*body["versions"][:-1], b64e(forged)]}
+
+    attacker.proxy.rewrite(r"/api/v1/operations/[^/]+/charter", lengthen)
+    de = await attacker.victim("de-customs")
+    with pytest.raises(IntegrityWarning, match="charter does not verify"):
+        await de.charter(op, refresh=True)
+    assert "charter-refused" in {kind for _, kind in kinds(de)}

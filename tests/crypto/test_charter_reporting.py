@@ -7,7 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from opseal.crypto.charter import DEFAULT_ROTATION_PERIOD, Charter, Member, verify_charter_chain
+from opseal.crypto.charter import (
+    DEFAULT_ROTATION_PERIOD,
+    DEFAULT_SINCE_JOIN_WINDOW,
+    Charter,
+    Member,
+    verify_charter_chain,
+)
 from opseal.crypto.encoding import length_prefixed
 from opseal.crypto.errors import CharterError, DecodeError
 
@@ -118,3 +124,41 @@ def test_rotation_period_takes_the_third_encoding_only_when_an_area_sets_one(wor
         replace(world.charter.areas[0], rotation_period_s=60)
     with pytest.raises(DecodeError, match="third encoding"):
         replace(world.charter, areas=tuple(areas))
+
+
+def test_history_window_takes_the_fourth_encoding_only_when_an_area_sets_one(world):
+    """Versions that set no window keep their encoding and bytes and read the history
+    policy's default (shared: all, since-join: a week); one that sets a window is signed in
+    the fourth encoding with the rotation period too, round-trips and verifies; a window out
+    of range, in an older encoding, or altered after signing is refused."""
+    plan, seizures = world.charter.area("plan"), world.charter.area("seizures")
+    assert (plan.history, plan.history_window) == ("shared", None)
+    assert (seizures.history, seizures.history_window) == ("since-join", DEFAULT_SINCE_JOIN_WINDOW)
+    areas = [replace(a, history_window_s=2 * 86400) if a.name == "seizures" else a
+             for a in world.charter.areas]  # fmt: skip
+    draft = world.charter.next_version(issued_at=NOW, areas=areas)
+    assert draft.encoding == 4
+    second = _signed(world, draft)
+    again = Charter.from_bytes(second.to_bytes())
+    assert again == second
+    assert again.to_bytes().startswith(length_prefixed(b"opseal/v1/charter/4"))
+    assert again.area("seizures").history_window == 2 * 86400
+    assert again.area("plan").history_window is None
+    assert again.area("seizures").rotation_period == DEFAULT_ROTATION_PERIOD
+    verify_charter_chain([world.charter, again], pinned_root_key_id=_pin(world), now=NOW)
+    both = [replace(a, rotation_period_s=7200) for a in areas]
+    third = Charter.from_bytes(_signed(world, world.charter.next_version(
+        issued_at=NOW, areas=both)).to_bytes())  # fmt: skip
+    assert (third.area("seizures").rotation_period, third.area("seizures").history_window) == (
+        7200, 2 * 86400)  # fmt: skip
+    # a server that lengthens the window in the signed bytes breaks the signature
+    raw = second.to_bytes()
+    at = raw.index((2 * 86400).to_bytes(8, "big"))
+    tampered = Charter.from_bytes(raw[:at] + (30 * 86400).to_bytes(8, "big") + raw[at + 8 :])
+    assert tampered.area("seizures").history_window == 30 * 86400
+    with pytest.raises(CharterError):
+        verify_charter_chain([world.charter, tampered], pinned_root_key_id=_pin(world), now=NOW)
+    with pytest.raises(DecodeError, match="history window"):
+        replace(world.charter.areas[0], history_window_s=60)
+    with pytest.raises(DecodeError, match="fourth encoding"):
+        replace(world.charter, areas=tuple(areas), encoding=3)
