@@ -344,12 +344,14 @@ class Client:
         handler: Callable[[StoredMessage], Any],
         *,
         stop: asyncio.Event | None = None,
+        on_wait: OnWait | None = None,
     ) -> None:
         """Follow this device's areas in real time until ``stop`` is set: every entry is
         verified through :meth:`ingest`, the sync cursor advances after each, and
         ``handler(message)`` (plain or async) sees each newly verified message. A cut
-        connection is resumed from the cursor, with backoff."""
-        await self.follower.tail(handler, stop=stop)
+        connection is resumed from the cursor, with backoff (``on_wait(delay, inf, error)``
+        is told before each wait)."""
+        await self.follower.tail(handler, stop=stop, on_wait=on_wait)
 
     # -- posting through the outbox (Outbox) -------------------------------------------------
     def enqueue(

@@ -30,6 +30,7 @@ from .errors import (
     UnavailableError,
     error_for,
 )
+from .outbox import OnWait
 from .session import Session
 from .store import Store, StoredMessage
 from .verifier import SyncReport, Verifier
@@ -48,13 +49,15 @@ class Follower:
         handler: Callable[[StoredMessage], Any],
         *,
         stop: asyncio.Event | None = None,
+        on_wait: OnWait | None = None,
     ) -> None:
         """Follow this device's areas in real time until ``stop`` is set: every entry is
         verified through :meth:`ingest`, the sync cursor advances after each, and
         ``handler(message)`` (plain or async) sees each newly verified message. A cut
-        connection is resumed from the cursor, with backoff."""
+        connection is resumed from the cursor, with backoff, telling ``on_wait(delay,
+        inf, error)`` before each wait (it never gives up)."""
         stopper = asyncio.ensure_future((stop or asyncio.Event()).wait())
-        follower = asyncio.ensure_future(self._follow(handler))
+        follower = asyncio.ensure_future(self._follow(handler, on_wait))
         try:
             await asyncio.wait({stopper, follower}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -65,9 +68,12 @@ class Follower:
         if not follower.cancelled() and follower.exception() is not None:
             raise follower.exception()  # type: ignore[misc]
 
-    async def _follow(self, handler: Callable[[StoredMessage], Any]) -> None:
+    async def _follow(
+        self, handler: Callable[[StoredMessage], Any], on_wait: OnWait | None
+    ) -> None:
         delay = 0.5
         while True:
+            cut: TransportError | None = None
             try:
                 cursor = (self._store.get("sync-cursor") or b"").decode()
                 async for item in self._session.api.stream(cursor):
@@ -75,13 +81,16 @@ class Follower:
                     await self._tail_item(item, handler)
             except MalformedAnswerError as exc:  # the rest of this connection is not trusted
                 self._store.warn("", "", None, "stream-malformed", str(exc))
-            except (TransportError, ServerError, UnavailableError, RateLimitedError):
-                pass  # a cut, a restarting server or a proxy's 5xx: reconnect after the delay
+            except (TransportError, ServerError, UnavailableError, RateLimitedError) as exc:
+                # a cut, a restarting server or a proxy's 5xx: reconnect after the delay
+                cut = exc if isinstance(exc, TransportError) else TransportError(str(exc))
             except UnauthorizedError:
                 with contextlib.suppress(TransportError):
                     await (
                         self._session.login()
                     )  # a revoked device stops here with the server's refusal
+            if cut is not None and on_wait is not None:
+                on_wait(delay, float("inf"), cut)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 

@@ -166,7 +166,7 @@ async def tail(ctx: Ctx) -> None:
 
         watcher = asyncio.ensure_future(_watch_warnings(ctx, client))
         try:
-            await client.tail(show, stop=stop)
+            await client.tail(show, stop=stop, on_wait=ctx.countdown)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

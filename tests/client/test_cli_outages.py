@@ -7,6 +7,8 @@ import asyncio
 import datetime
 import json
 import os
+import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -51,6 +53,29 @@ def pinned(home: Path, profile: str, op: str) -> bytes | None:
         return store.pin(op)
     finally:
         store.close()
+
+
+def popen(home: Path, profile: str, *args: str) -> subprocess.Popen:
+    """A long-running ``opseal`` (stdout and stderr piped)."""
+    return subprocess.Popen(
+        [str(OPSEAL), "--home", str(home), "--profile", profile, *args],
+        env={**os.environ, "OPSEAL_PASSPHRASE": PASSPHRASE},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+async def read_until(stream, text: str, timeout: float = 20) -> str:
+    """Lines of ``stream`` up to the first holding ``text``."""
+
+    async def lines() -> str:
+        seen = ""
+        while text not in seen:
+            line = await asyncio.to_thread(stream.readline)
+            assert line, f"ended before {text!r}: {seen}"
+            seen += line
+        return seen
+
+    return await asyncio.wait_for(lines(), timeout)
 
 
 async def run(home: Path, profile: str, *args: str) -> tuple[int, str, str]:
@@ -105,6 +130,9 @@ async def test_outages_and_refusals_through_the_cli(backend, tmp_path):
     csv = tmp_path / "seizures.csv"
     records = seizure_records("DE", 3, datetime.date.today())
     await asyncio.to_thread(write_seizures_csv, csv, records)
+    # two more, past the records the closed-operation step uses (DE-0004, DE-0005)
+    await asyncio.to_thread(write_seizures_csv, tmp_path / "more.csv",
+                            seizure_records("DE", 7, datetime.date.today())[5:])  # fmt: skip
     async for url in fresh_database(backend, tmp_path):
         await prepare_database(url)
         async with admin_context(url) as ctx, ServerProcess(url) as server:
@@ -129,18 +157,25 @@ async def _outage(server: ServerProcess, ctx, home: Path, csv: Path) -> None:
     token = sync.aio.api.token
     await asyncio.to_thread(sync.close)
     session, streams = await open_streams(server.url, token, 50)
+    tail = popen(home, "wco-device", "tail")
     try:
         started = time.monotonic()
         await server.stop(timeout=30)
         assert time.monotonic() - started < 5, "serve took 5 s or more to stop"
-        assert "closing 50 open streams" in server.output(), server.output()
+        closing = re.search(r"closing (\d+) open streams", server.output())
+        assert closing, server.output()
+        assert int(closing.group(1)) >= 50, server.output()  # the 50, and the tail if it was in
         for ws in streams[:3]:  # after what was sent, a close with a reconnect hint
             while (message := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
                 pass
             assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 1012), message
             assert "reconnect" in message.extra
+        # `tail` reconnects, telling its countdown as `submit` does
+        assert "retrying in" in await read_until(tail.stderr, "retrying in"), "no countdown"
     finally:
         await session.close()
+        tail.terminate()
+        tail.communicate(timeout=10)
 
     code, out, err = await run(home, NATIONAL_SYSTEM, "post", OP, "seizures", "--text",
                                "parcel CN1", "--retry-for", "0.5")  # fmt: skip
@@ -151,19 +186,27 @@ async def _outage(server: ServerProcess, ctx, home: Path, csv: Path) -> None:
                                "--retry-for", "0.5")  # fmt: skip
     assert code == 3, err
     assert "4 queued; re-run or `opseal sync`" in err
+    # Ctrl-C during the countdown: exit 130, saying what stays queued
+    submit = popen(home, NATIONAL_SYSTEM, "submit", "seizures", str(csv.with_name("more.csv")),
+                   "--op", OP)  # fmt: skip
+    await read_until(submit.stderr, "retrying in")
+    submit.send_signal(signal.SIGINT)
+    _, err = await asyncio.to_thread(submit.communicate, timeout=10)
+    assert submit.returncode == 130, err
+    assert "interrupted; 6 queued in the outbox; re-run or `opseal sync`" in err, err
 
     await server.start()
     code, out, err = await run(home, NATIONAL_SYSTEM, "sync")
     assert code == 0, err
-    assert out.startswith("Sent 4;"), out
-    assert await stored_messages(ctx) == (4, 4)
+    assert out.startswith("Sent 6;"), out
+    assert await stored_messages(ctx) == (6, 6)
     code, out, err = await run(home, NATIONAL_SYSTEM, "--json", "submit", "seizures", str(csv),
                                "--op", OP)  # fmt: skip
     assert code == 0, err
     result = json.loads(out)
     assert (result["records"], result["new"], result["already_sent"]) == (3, 0, 3)
     assert (result["submitted"], result["refused"]) == (3, [])
-    assert await stored_messages(ctx) == (4, 4)  # each record exactly once
+    assert await stored_messages(ctx) == (6, 6)  # each record exactly once
 
 
 async def _wrong_root_then_watch_admits(home: Path, roots, watch: subprocess.Popen) -> None:
