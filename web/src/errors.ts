@@ -1,0 +1,32 @@
+/**
+ * The exception family of the crypto core, mirroring opseal.crypto.errors: every failure is a
+ * CryptoError; subclasses name the kind of check that failed. Messages name the field or rule,
+ * never key material or plaintext.
+ */
+
+export class CryptoError extends Error {
+  override name = "CryptoError";
+}
+/** Malformed bytes (length, trailing data, bad field). */
+export class DecodeError extends CryptoError {
+  override name = "DecodeError";
+}
+/** A label or version this code does not know. */
+export class UnsupportedVersion extends DecodeError {
+  override name = "UnsupportedVersion";
+}
+export class SignatureError extends CryptoError {
+  override name = "SignatureError";
+}
+export class CertificateError extends CryptoError {
+  override name = "CertificateError";
+}
+export class CharterError extends CryptoError {
+  override name = "CharterError";
+}
+export class PolicyError extends CryptoError {
+  override name = "PolicyError";
+}
+export class MerkleError extends CryptoError {
+  override name = "MerkleError";
+}
