@@ -103,7 +103,7 @@ export class Writer {
   private int(bytes: number, value: number | bigint): this {
     const v = BigInt(value);
     if (v < 0n || v >= 1n << BigInt(8 * bytes)) throw new RangeError(`u${8 * bytes} out of range`);
-    const out = new Uint8Array(bytes);
+    const out = new Uint8Array(8);
     new DataView(out.buffer).setBigUint64(0, v << BigInt(64 - 8 * bytes), false);
     this.parts.push(bytes === 8 ? out : out.slice(0, bytes));
     return this;

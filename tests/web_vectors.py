@@ -1,0 +1,286 @@
+"""Cross-language test vectors for the browser client's crypto core (design §17).
+
+``python tests/web_vectors.py`` writes ``web/test/vectors.json`` with the real Python crypto
+core; the TypeScript suite (``make web-test``) checks every vector, and
+``tests/test_web_vectors.py`` regenerates them to prove the committed file has not drifted and
+checks with Python that a flipped bit in any vector is refused. Every key comes from a fixed
+seed and Ed25519 is deterministic, so the output is byte-for-byte reproducible.
+
+Each signed object lists the field whose bytes :func:`flip_positions` flips: both suites flip
+one bit at each of those positions and require the object to be refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from opseal.crypto.certs import (
+    Certificate,
+    EnrolmentRequest,
+    Revocation,
+    issue_device_certificate,
+    issue_user_certificate,
+)
+from opseal.crypto.charter import AreaPolicy, Charter, Member
+from opseal.crypto.encoding import Writer, b64e, label
+from opseal.crypto.keys import HpkePrivateKey, SigningKey, fingerprint_text, hkdf_sha256
+from opseal.crypto.merkle import (
+    Checkpoint,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root_hash,
+)
+from opseal.crypto.statements import Receipt, ReceiptGossip, login_message
+
+VECTORS = Path(__file__).resolve().parent.parent / "web" / "test" / "vectors.json"
+NOW = 1_780_000_000
+YEAR = 365 * 86400
+INSTANCE = "opseal-vectors"
+
+
+def flip_positions(length: int) -> list[int]:
+    """Byte positions to flip one bit in (bit ``position % 8``): about 48 spread over the
+    object, plus its last byte. The TypeScript suite uses the same rule."""
+    step = max(1, length // 48)
+    return sorted(set(range(0, length, step)) | {length - 1})
+
+
+def flipped(data: bytes, position: int) -> bytes:
+    out = bytearray(data)
+    out[position] ^= 1 << (position % 8)
+    return bytes(out)
+
+
+def seeded(name: str, size: int = 32) -> bytes:
+    return hashlib.shake_256(b"opseal-web-vectors/" + name.encode()).digest(size)
+
+
+def key(name: str) -> SigningKey:
+    return SigningKey(seeded(name))
+
+
+def hx(data: bytes) -> str:
+    return data.hex()
+
+
+def _chain(org: str, user: str, device: str) -> tuple[SigningKey, Certificate, Certificate]:
+    root, identity = key(f"{org}/root"), key(f"{org}/{user}")
+    user_cert = issue_user_certificate(
+        root, organisation_id=org, user_id=user, user_kind="person", name=f"{user} of {org}",
+        identity_key=identity.verify_key, issued_at=NOW - 86400, expires_at=NOW + YEAR,
+        attributes={"unit": "Ports", "clearance": "ops"},
+    )  # fmt: skip
+    device_cert = issue_device_certificate(
+        identity, user_cert, device_id=device, name=f"{device} laptop",
+        signing_key=key(f"{org}/{device}").verify_key,
+        hpke_key=HpkePrivateKey(seeded(f"{org}/{device}/hpke", 96)).public_key,
+        issued_at=NOW - 3600, expires_at=NOW + YEAR,
+    )  # fmt: skip
+    return identity, user_cert, device_cert
+
+
+def certificates() -> list[dict[str, Any]]:
+    out = []
+    for org, user, device in [("wco", "alice", "alice-1"), ("fr-customs", "jérôme", "jérôme-pc")]:
+        _, user_cert, device_cert = _chain(org, user, device)
+        out.append({
+            "name": f"{org}/{device}", "organisation_id": org, "now": NOW,
+            "root_key": hx(key(f"{org}/root").verify_key.raw),
+            "user": hx(user_cert.to_bytes()), "device": hx(device_cert.to_bytes()),
+            "user_fingerprint": user_cert.signing_key.fingerprint,
+            "device_key_id": hx(device_cert.signing_key.key_id),
+            "flip": ["user", "device"],
+        })  # fmt: skip
+    return out
+
+
+def revocations() -> list[dict[str, Any]]:
+    identity, user_cert, device_cert = _chain("wco", "alice", "alice-1")
+    by_user = Revocation.issue(
+        identity, organisation_id="wco", subject_id="alice-1",
+        revoked_key=device_cert.signing_key, reason="laptop lost", revoked_at=NOW,
+    )  # fmt: skip
+    by_root = Revocation.issue(
+        key("wco/root"), organisation_id="wco", subject_id="alice",
+        revoked_key=user_cert.signing_key, reason="left the service", revoked_at=NOW + 5,
+    )  # fmt: skip
+    common = {"root_key": hx(key("wco/root").verify_key.raw), "flip": ["bytes"]}
+    return [
+        {"name": "device by its user", "bytes": hx(by_user.to_bytes()),
+         "subject": hx(device_cert.to_bytes()), "user": hx(user_cert.to_bytes()), **common},
+        {"name": "user by the root", "bytes": hx(by_root.to_bytes()),
+         "subject": hx(user_cert.to_bytes()), "user": None, **common},
+    ]  # fmt: skip
+
+
+def enrolment_requests() -> list[dict[str, Any]]:
+    request = EnrolmentRequest.create(
+        key("customs-be/bob"), organisation_id="customs-be", user_id="bob", user_kind="person",
+        name="Bob Peeters", device_id="bob-web", device_key=key("customs-be/bob-web").verify_key,
+        hpke_key=HpkePrivateKey(seeded("customs-be/bob-web/hpke", 96)).public_key,
+        now=NOW, lifetime=YEAR,
+    )  # fmt: skip
+    return [{"name": "browser device", "bytes": hx(request.to_bytes()),
+             "fingerprint": request.fingerprint, "flip": ["bytes"]}]  # fmt: skip
+
+
+def receipts() -> list[dict[str, Any]]:
+    signer = key("wco/alice-1")
+    message_id = uuid.UUID(bytes=seeded("message", 16))
+    checkpoint = Checkpoint.sign("opseal-vectors", 7, seeded("root"), NOW, key("log").sign)
+    common = dict(instance_id=INSTANCE, operation_id="op-tiger", area="customs",
+                  message_id=message_id, device_id="alice-1", signed_at=NOW)  # fmt: skip
+    made = {
+        "ack with gossip": Receipt.create(
+            signer, kind="ack", sender_device_id="jérôme-pc", **common,
+            gossip=ReceiptGossip(12, seeded("authenticator"), checkpoint.to_bytes()),
+        ),
+        "read, no gossip": Receipt.create(signer, kind="read", sender_device_id="bob-web", **common),
+        "first encoding": Receipt.create(signer, kind="read", **common),
+    }  # fmt: skip
+    return [
+        {"name": name, "bytes": hx(r.to_bytes()), "key": hx(signer.verify_key.raw),
+         "encoding": r.encoding, "kind": r.kind, "sender_device_id": r.sender_device_id,
+         "message_id": str(r.message_id), "flip": ["bytes"]}
+        for name, r in made.items()
+    ]  # fmt: skip
+
+
+def logins() -> list[dict[str, Any]]:
+    signer, challenge = key("wco/alice-1"), seeded("challenge")
+    message = login_message(INSTANCE, "alice-1", challenge)
+    return [{"name": "login proof", "instance_id": INSTANCE, "device_id": "alice-1",
+             "challenge": hx(challenge), "message": hx(message), "key": hx(signer.verify_key.raw),
+             "signature": hx(signer.sign(message)), "flip": ["challenge", "signature"]}]  # fmt: skip
+
+
+def charters() -> list[dict[str, Any]]:
+    coordinator = key("wco/root")
+    identity, user_cert, _ = _chain("wco", "alice", "alice-1")
+    members = [
+        Member("wco", "World Customs Organization", "customs", "coordinator",
+               coordinator.verify_key, ("BE",)),
+        Member("fr-customs", "Douane française", "customs", "customs",
+               key("fr-customs/root").verify_key, ("FR", "GF")),
+        Member("brandx", "Brand X", "company", "stakeholder", key("brandx/root").verify_key),
+    ]  # fmt: skip
+    areas = [
+        AreaPolicy("general", frozenset({"coordinator", "customs", "stakeholder"}),
+                   frozenset({"coordinator", "customs"})),
+        AreaPolicy("customs", frozenset({"coordinator", "customs"}),
+                   frozenset({"coordinator", "customs"}), "since-join"),
+    ]  # fmt: skip
+    v1 = Charter.create(
+        operation_id="op-tiger", code="TIGER-26", name="Operation Tiger", starts_at=NOW,
+        ends_at=NOW + 90 * 86400, members=members, areas=areas, issued_at=NOW - 600,
+    ).signed(identity, user_cert)  # fmt: skip
+    v2 = v1.next_version(issued_at=NOW - 300, name="Operation Tiger (extended)").signed(
+        identity, user_cert
+    )
+    rotating = [*areas, AreaPolicy("alerts", frozenset({"coordinator"}),
+                                   frozenset({"coordinator"}), rotation_period_s=7200)]  # fmt: skip
+    v3 = v2.next_version(issued_at=NOW - 100, areas=rotating).signed(identity, user_cert)
+    return [{
+        "name": "three versions, encodings 2 and 3", "versions": [hx(v.to_bytes()) for v in (v1, v2, v3)],
+        "encodings": [v.encoding for v in (v1, v2, v3)], "hashes": [hx(v.hash) for v in (v1, v2, v3)],
+        "pinned_root_key_id": hx(coordinator.verify_key.key_id), "now": NOW,
+        "latest_name": v3.name, "roles": {"brandx": "stakeholder", "fr-customs": "customs"},
+        "flip": ["versions"],
+    }]  # fmt: skip
+
+
+def merkle() -> dict[str, list[dict[str, Any]]]:
+    leaves = [leaf_hash(f"entry {i}".encode()) for i in range(13)]
+    inclusion = [
+        {"leaf": hx(leaves[i]), "index": i, "size": size, "root": hx(root_hash(leaves[:size])),
+         "proof": [hx(h) for h in inclusion_proof(leaves[:size], i)], "flip": ["leaf", "root", "proof"]}
+        for size, i in [(1, 0), (2, 1), (7, 0), (7, 6), (8, 3), (13, 12), (13, 5)]
+    ]  # fmt: skip
+    consistency = [
+        {"old_size": old, "new_size": new, "old_root": hx(root_hash(leaves[:old])),
+         "new_root": hx(root_hash(leaves[:new])),
+         "proof": [hx(h) for h in consistency_proof(leaves[:new], old)],
+         "flip": ["old_root", "new_root", "proof"]}
+        for old, new in [(1, 2), (3, 7), (4, 8), (6, 13), (7, 13), (12, 13)]
+    ]  # fmt: skip
+    log = key("log")
+    checkpoint = Checkpoint.sign("opseal-vectors", 13, root_hash(leaves), NOW, log.sign)
+    checkpoints = [{"bytes": hx(checkpoint.to_bytes()), "key": hx(log.verify_key.raw),
+                    "size": 13, "root": hx(root_hash(leaves)), "flip": ["bytes"]}]  # fmt: skip
+    return {"inclusion": inclusion, "consistency": consistency, "checkpoints": checkpoints,
+            "roots": [{"size": n, "root": hx(root_hash(leaves[:n]))} for n in (0, 1, 5, 13)],
+            "leaves": [hx(h) for h in leaves]}  # fmt: skip
+
+
+def primitives() -> dict[str, Any]:
+    w = Writer(label("test/encoding")).text("Zoll ✓").blob(b"\x00\xff").u8(7).u16(513)
+    w.u32(70000).u64(2**64 - 1).bool(True).optional_bytes(None).optional_bytes(b"x")
+    w.text_map({"b": "2", "a": "1", "é": "3"}).list(["x", "yy"], Writer.text)
+    return {
+        "writer": hx(w.finish()),
+        "hkdf": [{"ikm": hx(seeded("ikm")), "info": hx(label("test/hkdf")), "salt": s,
+                  "length": n, "okm": hx(hkdf_sha256(seeded("ikm"), label("test/hkdf"), n,
+                                                     bytes.fromhex(s)))}
+                 for s, n in [("", 32), ("0102", 42), ("", 80)]],
+        "fingerprints": [{"digest": hx(seeded(f"fp{i}")),
+                          "text": fingerprint_text(seeded(f"fp{i}"))} for i in range(3)],
+        "base64url": [{"bytes": hx(seeded(f"b{i}", i)), "text": b64e(seeded(f"b{i}", i))}
+                      for i in range(5)],
+    }  # fmt: skip
+
+
+def malformed() -> list[dict[str, Any]]:
+    """Bytes both decoders must refuse: each is a valid object broken in one way."""
+    _, user_cert, _ = _chain("wco", "alice", "alice-1")
+    good = user_cert.to_bytes()
+    tbs = user_cert.to_be_signed()
+    other_version = good.replace(b"opseal/v1/cert", b"opseal/v2/cert", 1)
+    cases = {
+        "truncated": good[:-1],
+        "trailing byte": good + b"\x00",
+        "other protocol version": other_version,
+        "other label": good.replace(b"opseal/v1/cert", b"opseal/v1/cerx", 1),
+        "signature of 63 bytes": tbs + (63).to_bytes(4, "big") + user_cert.signature[:63],
+        "length beyond the end": good[:-68] + (0xFFFFFFFF).to_bytes(4, "big") + good[-64:],
+    }
+    bad_utf8 = Writer(label("cert")).blob(b"user").blob(b"\xff\xfe").finish()
+    cases["text not UTF-8"] = bad_utf8
+    return [{"type": "certificate", "name": n, "bytes": hx(b),
+             "error": "UnsupportedVersion" if b is other_version else "DecodeError"}
+            for n, b in cases.items()]  # fmt: skip
+
+
+def build() -> dict[str, Any]:
+    return {
+        "about": "Generated by tests/web_vectors.py with opseal.crypto; do not edit by hand.",
+        "flip_rule": "one bit (position % 8) at each of flip_positions(len): step max(1, len // 48), plus the last byte",
+        "primitives": primitives(),
+        "certificates": certificates(),
+        "revocations": revocations(),
+        "enrolment_requests": enrolment_requests(),
+        "receipts": receipts(),
+        "logins": logins(),
+        "charters": charters(),
+        "merkle": merkle(),
+        "malformed": malformed(),
+    }  # fmt: skip
+
+
+def render() -> str:
+    return json.dumps(build(), indent=1, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    VECTORS.write_text(render(), encoding="utf-8")
+    print(f"wrote {VECTORS}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

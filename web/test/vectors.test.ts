@@ -1,0 +1,247 @@
+/**
+ * Checks every cross-language vector of test/vectors.json (written by tests/web_vectors.py with
+ * the Python crypto core): decode, re-encode byte for byte, verify; and a flipped bit at each
+ * position of the flip rule is refused.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { Certificate, EnrolmentRequest, Revocation, verifyDeviceChain } from "../src/certs.js";
+import { Charter, verifyCharterChain } from "../src/charter.js";
+import { CryptoError, UnsupportedVersion } from "../src/errors.js";
+import { Reader, Writer, b64d, b64e, fromHex, hex, label, lengthPrefixed } from "../src/encoding.js";
+import { VerifyKey, fingerprintText, hkdfSha256 } from "../src/keys.js";
+import { Checkpoint, EMPTY_ROOT, rootHash, verifyConsistency, verifyInclusion } from "../src/merkle.js";
+import { Receipt, loginMessage } from "../src/statements.js";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+const V: Json = JSON.parse(readFileSync(new URL("../../test/vectors.json", import.meta.url), "utf-8"));
+export const counts: Record<string, number> = {};
+
+function flipPositions(length: number): number[] {
+  const step = Math.max(1, Math.floor(length / 48));
+  const out = new Set<number>([length - 1]);
+  for (let i = 0; i < length; i += step) out.add(i);
+  return [...out].sort((a, b) => a - b);
+}
+
+function flipped(data: Uint8Array, position: number): Uint8Array {
+  const out = Uint8Array.from(data);
+  out[position]! ^= 1 << (position % 8);
+  return out;
+}
+
+/** For each field named in `flip`, flip each position of its bytes and expect a CryptoError. */
+function refusesEveryFlip(vector: Json, check: (v: Json) => void): number {
+  check(vector); // the intact vector passes
+  let flips = 0;
+  for (const field of vector.flip as string[]) {
+    const value = vector[field];
+    const items: string[] = Array.isArray(value) ? value : [value];
+    items.forEach((item, k) => {
+      const bytes = fromHex(item);
+      for (const pos of flipPositions(bytes.length)) {
+        const changed = hex(flipped(bytes, pos));
+        const copy = { ...vector, [field]: Array.isArray(value) ? items.map((x, j) => (j === k ? changed : x)) : changed };
+        assert.throws(() => check(copy), CryptoError, `${field}[${k}] bit flipped at ${pos} was accepted`);
+        flips++;
+      }
+    });
+  }
+  return flips;
+}
+
+function count(kind: string, n = 1): void {
+  counts[kind] = (counts[kind] ?? 0) + n;
+}
+
+test("primitives: writer, HKDF, fingerprints, base64url", () => {
+  const w = new Writer(label("test/encoding")).text("Zoll ✓").blob(Uint8Array.of(0, 255)).u8(7).u16(513);
+  w.u32(70000).u64((1n << 64n) - 1n).bool(true).optionalBytes(null).optionalBytes(Uint8Array.of(0x78));
+  w.textMap(new Map([["b", "2"], ["a", "1"], ["é", "3"]])).list(["x", "yy"], (x, s) => x.text(s));
+  assert.equal(hex(w.finish()), V.primitives.writer);
+  const r = new Reader(fromHex(V.primitives.writer), label("test/encoding"));
+  assert.equal(r.text(), "Zoll ✓");
+  assert.deepEqual([...r.blob()], [0, 255]);
+  assert.deepEqual([r.u8(), r.u16(), r.u32(), r.u64(), r.bool()], [7, 513, 70000, (1n << 64n) - 1n, true]);
+  assert.equal(r.optionalBytes(), null);
+  assert.equal(hex(r.optionalBytes()!), "78");
+  assert.deepEqual([...r.textMap()], [["a", "1"], ["b", "2"], ["é", "3"]]);
+  assert.deepEqual(r.list((x) => x.text()), ["x", "yy"]);
+  r.finish();
+  count("primitives");
+  for (const v of V.primitives.hkdf) {
+    assert.equal(hex(hkdfSha256(fromHex(v.ikm), fromHex(v.info), v.length, fromHex(v.salt))), v.okm);
+    count("primitives");
+  }
+  for (const v of V.primitives.fingerprints) {
+    assert.equal(fingerprintText(fromHex(v.digest)), v.text);
+    count("primitives");
+  }
+  for (const v of V.primitives.base64url) {
+    assert.equal(b64e(fromHex(v.bytes)), v.text);
+    assert.equal(hex(b64d(v.text)), v.bytes);
+    count("primitives");
+  }
+  assert.throws(() => b64d("AB=="), CryptoError);
+  assert.throws(() => b64d("AB"), CryptoError, "non-canonical trailing bits");
+});
+
+test("certificate chains verify, re-encode byte for byte, and refuse every flipped bit", () => {
+  for (const v of V.certificates) {
+    const check = (x: Json): void => {
+      const user = Certificate.fromBytes(fromHex(x.user));
+      const device = Certificate.fromBytes(fromHex(x.device));
+      verifyDeviceChain(device, user, new VerifyKey(fromHex(x.root_key)), {
+        organisationId: x.organisation_id,
+        now: BigInt(x.now),
+      });
+    };
+    const user = Certificate.fromBytes(fromHex(v.user));
+    const device = Certificate.fromBytes(fromHex(v.device));
+    assert.equal(hex(user.toBytes()), v.user);
+    assert.equal(hex(device.toBytes()), v.device);
+    assert.equal(user.signingKey.fingerprint, v.user_fingerprint);
+    assert.equal(hex(device.signingKey.keyId), v.device_key_id);
+    const root = new VerifyKey(fromHex(v.root_key));
+    const ctx = { organisationId: v.organisation_id, now: BigInt(v.now) };
+    assert.throws(() => verifyDeviceChain(device, user, root, { ...ctx, now: BigInt(v.now) + 400n * 86400n }), CryptoError);
+    assert.throws(() => verifyDeviceChain(device, user, root, { ...ctx, organisationId: "other" }), CryptoError);
+    const revoked = new Set([hex(device.signingKey.keyId)]);
+    assert.throws(() => verifyDeviceChain(device, user, root, { ...ctx, revoked }), /revoked/);
+    count("certificates");
+    count("flips", refusesEveryFlip(v, check));
+  }
+});
+
+test("revocations and enrolment requests", () => {
+  for (const v of V.revocations) {
+    const check = (x: Json): void => {
+      const rev = Revocation.fromBytes(fromHex(x.bytes));
+      assert.equal(hex(rev.toBytes()), x.bytes);
+      const subject = Certificate.fromBytes(fromHex(x.subject));
+      rev.verify(new VerifyKey(fromHex(x.root_key)), subject, x.user ? Certificate.fromBytes(fromHex(x.user)) : undefined);
+    };
+    count("revocations");
+    count("flips", refusesEveryFlip(v, check));
+  }
+  for (const v of V.enrolment_requests) {
+    const check = (x: Json): void => {
+      const request = EnrolmentRequest.fromBytes(fromHex(x.bytes));
+      assert.equal(hex(request.toBytes()), x.bytes);
+      request.verify();
+      assert.equal(request.fingerprint, v.fingerprint);
+    };
+    count("enrolment_requests");
+    count("flips", refusesEveryFlip(v, check));
+  }
+});
+
+test("receipts of both encodings and login proofs", () => {
+  for (const v of V.receipts) {
+    const check = (x: Json): void => {
+      const receipt = Receipt.fromBytes(fromHex(x.bytes));
+      receipt.verify(new VerifyKey(fromHex(x.key)));
+    };
+    const receipt = Receipt.fromBytes(fromHex(v.bytes));
+    assert.equal(hex(receipt.toBytes()), v.bytes);
+    assert.equal(receipt.encoding, v.encoding);
+    assert.equal(receipt.kind, v.kind);
+    assert.equal(receipt.senderDeviceId, v.sender_device_id);
+    assert.equal(hex(receipt.messageId), v.message_id.replace(/-/g, ""));
+    if (receipt.gossip) Checkpoint.fromBytes(receipt.gossip.checkpoint);
+    count("receipts");
+    count("flips", refusesEveryFlip(v, check));
+  }
+  for (const v of V.logins) {
+    const check = (x: Json): void => {
+      const message = loginMessage(x.instance_id, x.device_id, fromHex(x.challenge));
+      new VerifyKey(fromHex(x.key)).verify(fromHex(x.signature), message, "login proof");
+    };
+    assert.equal(hex(loginMessage(v.instance_id, v.device_id, fromHex(v.challenge))), v.message);
+    count("logins");
+    count("flips", refusesEveryFlip(v, check));
+  }
+});
+
+test("charter chains verify from the pinned root and refuse every flipped bit", () => {
+  for (const v of V.charters) {
+    const check = (x: Json): Charter => {
+      const versions = (x.versions as string[]).map((h) => Charter.fromBytes(fromHex(h)));
+      return verifyCharterChain(versions, fromHex(x.pinned_root_key_id), BigInt(x.now));
+    };
+    const latest = check(v);
+    assert.equal(latest.name, v.latest_name);
+    const versions = (v.versions as string[]).map((h) => Charter.fromBytes(fromHex(h)));
+    versions.forEach((c, i) => {
+      assert.equal(hex(c.toBytes()), v.versions[i]);
+      assert.equal(hex(c.hash), v.hashes[i]);
+      assert.equal(c.encoding, v.encodings[i]);
+    });
+    for (const [org, role] of Object.entries(v.roles)) assert.equal(latest.roleOf(org), role);
+    assert.equal(latest.mayRead("stakeholder", "customs"), false);
+    assert.throws(() => check({ ...v, pinned_root_key_id: "00".repeat(32) }), /pinned/);
+    assert.throws(() => check({ ...v, versions: v.versions.slice(1) }), /version 1/);
+    assert.throws(() => check({ ...v, versions: [v.versions[0], v.versions[2]] }), CryptoError);
+    assert.throws(() => check({ ...v, now: v.now - 10000 }), /future/);
+    count("charters");
+    count("flips", refusesEveryFlip(v, check));
+  }
+});
+
+test("Merkle roots, inclusion and consistency proofs, checkpoints", () => {
+  const M = V.merkle;
+  const leaves = (M.leaves as string[]).map(fromHex);
+  assert.equal(hex(rootHash([])), hex(EMPTY_ROOT));
+  for (const v of M.roots) {
+    assert.equal(hex(rootHash(leaves.slice(0, v.size))), v.root);
+    count("merkle");
+  }
+  for (const v of M.inclusion) {
+    const check = (x: Json): void =>
+      verifyInclusion(fromHex(x.leaf), BigInt(x.index), BigInt(x.size), x.proof.map(fromHex), fromHex(x.root));
+    assert.throws(() => check({ ...v, index: v.size }), CryptoError);
+    if (v.proof.length) assert.throws(() => check({ ...v, proof: v.proof.slice(1) }), CryptoError);
+    assert.throws(() => check({ ...v, proof: [...v.proof, v.root] }), CryptoError);
+    count("merkle");
+    count("flips", refusesEveryFlip(v, check));
+  }
+  for (const v of M.consistency) {
+    const check = (x: Json): void =>
+      verifyConsistency(BigInt(x.old_size), BigInt(x.new_size), fromHex(x.old_root), fromHex(x.new_root), x.proof.map(fromHex));
+    assert.throws(() => check({ ...v, proof: v.proof.slice(0, -1) }), CryptoError);
+    count("merkle");
+    count("flips", refusesEveryFlip(v, check));
+  }
+  for (const v of M.checkpoints) {
+    const check = (x: Json): void => {
+      const cp = Checkpoint.fromBytes(fromHex(x.bytes));
+      cp.verify((sig, msg) => new VerifyKey(fromHex(x.key)).verify(sig, msg));
+    };
+    const cp = Checkpoint.fromBytes(fromHex(v.bytes));
+    assert.equal(hex(cp.toBytes()), v.bytes);
+    assert.equal(cp.size, BigInt(v.size));
+    assert.equal(hex(cp.root), v.root);
+    count("merkle");
+    count("flips", refusesEveryFlip(v, check));
+  }
+});
+
+test("malformed encodings are refused with the same error class as Python", () => {
+  for (const v of V.malformed) {
+    assert.throws(
+      () => Certificate.fromBytes(fromHex(v.bytes)),
+      (exc: unknown) => exc instanceof CryptoError && (v.error !== "UnsupportedVersion" || exc instanceof UnsupportedVersion),
+      v.name,
+    );
+    count("malformed");
+  }
+  // a length prefix is checked against the limit before any allocation
+  const huge = new Writer(label("cert")).finish();
+  assert.throws(() => new Reader(lengthPrefixed(huge).slice(4), label("cert")).blob({ maxLen: 10 }), CryptoError);
+});
+
+test("summary", () => {
+  console.log(`# vectors checked: ${JSON.stringify(counts)}`);
+});
