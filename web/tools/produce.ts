@@ -1,0 +1,99 @@
+/**
+ * The other direction of the cross-language vectors: builds, in TypeScript, from the same
+ * fixed seeds as tests/web_vectors.py, a certificate chain, an enrolment request, receipts, a
+ * login proof and a checkpoint, and prints them as JSON (hex). tests/test_web_vectors.py runs
+ * this with `node` and verifies every object with opseal.crypto, and checks the bytes equal
+ * what Python builds from the same seeds (Ed25519 is deterministic).
+ *
+ * The HPKE public keys come from @noble/post-quantum's ML-KEM-768 key generation from the
+ * 64-byte seed and @noble/curves' X25519, as crypto/keys.py lays them out.
+ */
+import { x25519 } from "@noble/curves/ed25519.js";
+import { shake256 } from "@noble/hashes/sha3.js";
+import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
+import { Certificate, EnrolmentRequest } from "../src/certs.js";
+import { concat, hex } from "../src/encoding.js";
+import { SigningKey } from "../src/keys.js";
+import { Checkpoint, leafHash, rootHash } from "../src/merkle.js";
+import { Receipt, ReceiptGossip, loginMessage } from "../src/statements.js";
+
+const NOW = 1_780_000_000n;
+const YEAR = 365n * 86400n;
+const INSTANCE = "opseal-vectors";
+const utf8 = new TextEncoder();
+
+function seeded(name: string, size = 32): Uint8Array {
+  return shake256(utf8.encode(`opseal-web-vectors/${name}`), { dkLen: size });
+}
+const key = (name: string): SigningKey => new SigningKey(seeded(name));
+
+/** The 1216-byte ML-KEM-768 + X25519 public key of a 96-byte private seed (crypto/keys.py). */
+export function hpkePublicKey(raw: Uint8Array): Uint8Array {
+  const { publicKey } = ml_kem768.keygen(raw.slice(0, 64));
+  return concat(publicKey, x25519.getPublicKey(raw.slice(64)));
+}
+
+function chain(org: string, user: string, device: string): [SigningKey, Certificate, Certificate] {
+  const root = key(`${org}/root`);
+  const identity = key(`${org}/${user}`);
+  const userCert = Certificate.signed(
+    {
+      kind: "user", organisationId: org, userId: user, deviceId: "", userKind: "person",
+      name: `${user} of ${org}`, signingKey: identity.verifyKey, hpkeKey: null,
+      issuerKeyId: root.verifyKey.keyId, issuedAt: NOW - 86400n, expiresAt: NOW + YEAR,
+      attributes: new Map([["unit", "Ports"], ["clearance", "ops"]]),
+    },
+    root,
+  );
+  const deviceCert = Certificate.signed(
+    {
+      kind: "device", organisationId: org, userId: user, deviceId: device, userKind: "person",
+      name: `${device} laptop`, signingKey: key(`${org}/${device}`).verifyKey,
+      hpkeKey: hpkePublicKey(seeded(`${org}/${device}/hpke`, 96)),
+      issuerKeyId: identity.verifyKey.keyId, issuedAt: NOW - 3600n, expiresAt: NOW + YEAR,
+      attributes: new Map(),
+    },
+    identity,
+  );
+  return [identity, userCert, deviceCert];
+}
+
+const out: Record<string, unknown> = {};
+const certs = [];
+for (const [org, user, device] of [["wco", "alice", "alice-1"], ["fr-customs", "jérôme", "jérôme-pc"]] as const) {
+  const [, userCert, deviceCert] = chain(org, user, device);
+  certs.push({ organisation_id: org, user: hex(userCert.toBytes()), device: hex(deviceCert.toBytes()) });
+}
+out.certificates = certs;
+
+const request = EnrolmentRequest.create(key("customs-be/bob"), {
+  organisationId: "customs-be", userId: "bob", userKind: "person", name: "Bob Peeters",
+  deviceId: "bob-web", deviceKey: key("customs-be/bob-web").verifyKey,
+  hpkeKey: hpkePublicKey(seeded("customs-be/bob-web/hpke", 96)), now: NOW, lifetime: YEAR,
+});
+out.enrolment_request = { bytes: hex(request.toBytes()), fingerprint: request.fingerprint };
+
+const signer = key("wco/alice-1");
+const checkpoint = Checkpoint.sign("opseal-vectors", 7n, seeded("root"), NOW, (m) => key("log").sign(m));
+const common = {
+  instanceId: INSTANCE, operationId: "op-tiger", area: "customs", messageId: seeded("message", 16),
+  deviceId: "alice-1", signedAt: NOW,
+};
+out.receipts = [
+  Receipt.create(signer, {
+    ...common, kind: "ack", senderDeviceId: "jérôme-pc",
+    gossip: new ReceiptGossip(12n, seeded("authenticator"), checkpoint.toBytes()),
+  }),
+  Receipt.create(signer, { ...common, kind: "read", senderDeviceId: "bob-web", gossip: null }),
+].map((r) => hex(r.toBytes()));
+
+const challenge = seeded("challenge");
+out.login = {
+  instance_id: INSTANCE, device_id: "alice-1", challenge: hex(challenge),
+  signature: hex(signer.sign(loginMessage(INSTANCE, "alice-1", challenge))),
+};
+
+const leaves = Array.from({ length: 13 }, (_, i) => leafHash(utf8.encode(`entry ${i}`)));
+out.checkpoint = hex(Checkpoint.sign("opseal-vectors", 13n, rootHash(leaves), NOW, (m) => key("log").sign(m)).toBytes());
+
+console.log(JSON.stringify(out));
