@@ -34,7 +34,8 @@ def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "web_vectors", Path(__file__).with_name("web_vectors.py")
     )
-    assert spec and spec.loader
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -128,6 +129,9 @@ def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
         (merkle["inclusion"], _inclusion), (merkle["consistency"], _consistency),
         (merkle["checkpoints"], _checkpoint),
     ]  # fmt: skip
+    for refused in vectors["charters"][0]["refused"]:
+        with pytest.raises(CryptoError, match=refused["error"]):
+            _charter({**vectors["charters"][0], "versions": refused["versions"]})
     flips = sum(_refuses_every_flip(v, check) for group, check in checks for v in group)
     assert flips > 2000
     for case in vectors["malformed"]:
@@ -156,7 +160,8 @@ def test_objects_produced_in_typescript_verify_in_python() -> None:
     for made, ours in zip(out["receipts"], vectors["receipts"][:2], strict=True):
         receipt = Receipt.from_bytes(b(made))
         receipt.verify(signer)
-        assert receipt.encoding == 2 and receipt.message_id == uuid.UUID(ours["message_id"])
+        assert receipt.encoding == 2
+        assert receipt.message_id == uuid.UUID(ours["message_id"])
         assert made == ours["bytes"]
     _login({**vectors["logins"][0], **out["login"]})
     assert out["login"]["signature"] == vectors["logins"][0]["signature"]

@@ -185,6 +185,10 @@ test("charter chains verify from the pinned root and refuse every flipped bit", 
     assert.throws(() => check({ ...v, versions: v.versions.slice(1) }), /version 1/);
     assert.throws(() => check({ ...v, versions: [v.versions[0], v.versions[2]] }), CryptoError);
     assert.throws(() => check({ ...v, now: v.now - 10000 }), /future/);
+    for (const refused of v.refused) {
+      assert.throws(() => check({ ...v, versions: refused.versions }), new RegExp(refused.error), refused.name);
+      count("charters");
+    }
     count("charters");
     count("flips", refusesEveryFlip(v, check));
   }
