@@ -9,6 +9,7 @@ refused by Python too when one bit is flipped; and the objects the TypeScript co
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from opseal.crypto.attachments import AttachmentDecryptor, FileMeta, decrypt_file
 from opseal.crypto.certs import Certificate, EnrolmentRequest, Revocation, verify_device_chain
 from opseal.crypto.charter import Charter, verify_charter_chain
 from opseal.crypto.errors import CryptoError, UnsupportedVersion
@@ -114,6 +116,12 @@ def _checkpoint(x: dict[str, Any]) -> None:
     Checkpoint.from_bytes(b(x["bytes"])).verify(VerifyKey(b(x["key"])).verify)
 
 
+def _stream(x: dict[str, Any]) -> None:
+    decryptor = AttachmentDecryptor(b(x["key"]))
+    decryptor.update(b(x["ciphertext"]))
+    decryptor.finalize()
+
+
 def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
     """The committed file is what the generator writes now (no drift), and each signed vector
     verifies intact and is refused with any of its flip-rule bits flipped."""
@@ -128,10 +136,14 @@ def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
         (vectors["logins"], _login), (vectors["charters"], _charter),
         (merkle["inclusion"], _inclusion), (merkle["consistency"], _consistency),
         (merkle["checkpoints"], _checkpoint),
+        (vectors["attachments"]["files"], _stream),
     ]  # fmt: skip
     for refused in vectors["charters"][0]["refused"]:
         with pytest.raises(CryptoError, match=refused["error"]):
             _charter({**vectors["charters"][0], "versions": refused["versions"]})
+    for refused in vectors["attachments"]["refused"]:
+        with pytest.raises(CryptoError):
+            _stream(refused)
     flips = sum(_refuses_every_flip(v, check) for group, check in checks for v in group)
     assert flips > 2000
     for case in vectors["malformed"]:
@@ -165,5 +177,10 @@ def test_objects_produced_in_typescript_verify_in_python() -> None:
         assert made == ours["bytes"]
     _login({**vectors["logins"][0], **out["login"]})
     assert out["login"]["signature"] == vectors["logins"][0]["signature"]
+    for made, ours in zip(out["attachments"], vectors["attachments"]["files"], strict=True):
+        meta, sink = FileMeta.from_bytes(b(made["meta"])), io.BytesIO()
+        decrypt_file(io.BytesIO(b(made["ciphertext"])), sink, meta)
+        assert sink.getvalue().hex() == ours["plaintext"]
+        assert (made["ciphertext"], made["meta"]) == (ours["ciphertext"], ours["meta"])
     _checkpoint({**vectors["merkle"]["checkpoints"][0], "bytes": out["checkpoint"]})
     assert out["checkpoint"] == vectors["merkle"]["checkpoints"][0]["bytes"]

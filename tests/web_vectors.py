@@ -13,6 +13,7 @@ one bit at each of those positions and require the object to be refused.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sys
 import uuid
@@ -20,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from opseal.crypto.attachments import encrypt_file
 from opseal.crypto.certs import (
     Certificate,
     EnrolmentRequest,
@@ -230,6 +232,36 @@ def merkle() -> dict[str, list[dict[str, Any]]]:
             "leaves": [hx(h) for h in leaves]}  # fmt: skip
 
 
+def attachments() -> dict[str, Any]:
+    """STREAM ciphertexts of chunk size 64 (the minimum) with their metadata, and broken
+    streams: the final chunk dropped, two chunks swapped, a chunk appended after the final."""
+    out = []
+    for size in (0, 1, 64, 65, 200):
+        draws = iter([seeded(f"file{size}/key"), seeded(f"file{size}/prefix", 7)]).__next__
+        plaintext = seeded(f"file{size}/data", size) if size else b""
+        sink = io.BytesIO()
+        meta = encrypt_file(
+            io.BytesIO(plaintext), sink, media_type="image/jpeg", file_name=f"seizure {size}.jpg",
+            chunk_size=64, random_bytes=lambda n, draw=draws: draw(),
+        )  # fmt: skip
+        out.append({"name": f"{size} bytes", "plaintext": hx(plaintext),
+                    "ciphertext": hx(sink.getvalue()), "meta": hx(meta.to_bytes()),
+                    "meta_json": meta.to_json(), "key": hx(meta.file_key),
+                    "flip": ["ciphertext"]})  # fmt: skip
+    big = bytes.fromhex(out[-1]["ciphertext"])  # header (39 bytes), chunks of 80, 80, 80, 24
+    head, body = big[:39], big[39:]
+    chunks = [body[i : i + 80] for i in range(0, len(body), 80)]
+    assert [len(c) for c in chunks] == [80, 80, 80, 24]
+    broken = {
+        "final chunk dropped": head + b"".join(chunks[:3]),
+        "chunks 0 and 1 swapped": head + chunks[1] + chunks[0] + b"".join(chunks[2:]),
+        "a chunk after the final one": big + chunks[1],
+        "header only": head,
+    }
+    refused = [{"name": n, "ciphertext": hx(c), "key": out[-1]["key"]} for n, c in broken.items()]
+    return {"files": out, "refused": refused}
+
+
 def primitives() -> dict[str, Any]:
     w = Writer(label("test/encoding")).text("Zoll ✓").blob(b"\x00\xff").u8(7).u16(513)
     w.u32(70000).u64(2**64 - 1).bool(True).optional_bytes(None).optional_bytes(b"x")
@@ -281,6 +313,7 @@ def build() -> dict[str, Any]:
         "logins": logins(),
         "charters": charters(),
         "merkle": merkle(),
+        "attachments": attachments(),
         "malformed": malformed(),
     }  # fmt: skip
 

@@ -30,3 +30,11 @@ export class PolicyError extends CryptoError {
 export class MerkleError extends CryptoError {
   override name = "MerkleError";
 }
+/** Attachment metadata, sizes or hashes do not match. */
+export class AttachmentError extends CryptoError {
+  override name = "AttachmentError";
+}
+/** A STREAM chunk truncated, reordered, extended or tampered with. */
+export class StreamError extends AttachmentError {
+  override name = "StreamError";
+}

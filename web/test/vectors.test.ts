@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { FileMeta, decryptAttachment, decryptStream, encryptAttachment } from "../src/attachments.js";
 import { Certificate, EnrolmentRequest, Revocation, verifyDeviceChain } from "../src/certs.js";
 import { Charter, verifyCharterChain } from "../src/charter.js";
 import { CryptoError, UnsupportedVersion } from "../src/errors.js";
@@ -229,6 +230,31 @@ test("Merkle roots, inclusion and consistency proofs, checkpoints", () => {
     assert.equal(hex(cp.root), v.root);
     count("merkle");
     count("flips", refusesEveryFlip(v, check));
+  }
+});
+
+test("STREAM attachments: decrypt, re-encrypt byte for byte, refuse broken streams", () => {
+  for (const v of V.attachments.files) {
+    const meta = FileMeta.fromBytes(fromHex(v.meta));
+    assert.equal(hex(meta.toBytes()), v.meta);
+    assert.equal(meta.fileName, v.meta_json.file_name);
+    assert.equal(meta.size, BigInt(v.meta_json.size));
+    assert.equal(hex(decryptAttachment(fromHex(v.ciphertext), meta)), v.plaintext);
+    const again = encryptAttachment(fromHex(v.plaintext), {
+      mediaType: meta.mediaType, fileName: meta.fileName, chunkSize: 64, fileKey: meta.fileKey,
+      noncePrefix: fromHex(v.ciphertext).slice(32, 39),
+    });
+    assert.equal(hex(again.ciphertext), v.ciphertext);
+    assert.equal(hex(again.meta.toBytes()), v.meta);
+    const tampered = flipped(fromHex(v.ciphertext), fromHex(v.ciphertext).length - 1);
+    assert.throws(() => decryptAttachment(tampered, meta), /SHA-256 differs/);
+    const check = (x: Json): void => void decryptStream(fromHex(x.ciphertext), fromHex(x.key));
+    count("attachments");
+    count("flips", refusesEveryFlip(v, check));
+  }
+  for (const v of V.attachments.refused) {
+    assert.throws(() => decryptStream(fromHex(v.ciphertext), fromHex(v.key)), CryptoError, v.name);
+    count("attachments");
   }
 });
 

@@ -11,6 +11,7 @@
 import { x25519 } from "@noble/curves/ed25519.js";
 import { shake256 } from "@noble/hashes/sha3.js";
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
+import { encryptAttachment } from "../src/attachments.js";
 import { Certificate, EnrolmentRequest } from "../src/certs.js";
 import { concat, hex } from "../src/encoding.js";
 import { SigningKey } from "../src/keys.js";
@@ -95,5 +96,14 @@ out.login = {
 
 const leaves = Array.from({ length: 13 }, (_, i) => leafHash(utf8.encode(`entry ${i}`)));
 out.checkpoint = hex(Checkpoint.sign("opseal-vectors", 13n, rootHash(leaves), NOW, (m) => key("log").sign(m)).toBytes());
+
+out.attachments = [0, 1, 64, 65, 200].map((size) => {
+  const plaintext = size ? seeded(`file${size}/data`, size) : new Uint8Array(0);
+  const { ciphertext, meta } = encryptAttachment(plaintext, {
+    mediaType: "image/jpeg", fileName: `seizure ${size}.jpg`, chunkSize: 64,
+    fileKey: seeded(`file${size}/key`), noncePrefix: seeded(`file${size}/prefix`, 7),
+  });
+  return { ciphertext: hex(ciphertext), meta: hex(meta.toBytes()) };
+});
 
 console.log(JSON.stringify(out));
