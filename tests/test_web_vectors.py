@@ -24,7 +24,7 @@ from opseal.crypto.attachments import AttachmentDecryptor, FileMeta, decrypt_fil
 from opseal.crypto.certs import Certificate, EnrolmentRequest, Revocation, verify_device_chain
 from opseal.crypto.charter import Charter, verify_charter_chain
 from opseal.crypto.errors import CryptoError, UnsupportedVersion
-from opseal.crypto.keys import VerifyKey
+from opseal.crypto.keys import HpkePrivateKey, VerifyKey
 from opseal.crypto.merkle import Checkpoint, verify_consistency, verify_inclusion
 from opseal.crypto.statements import Receipt, login_message
 
@@ -122,6 +122,11 @@ def _stream(x: dict[str, Any]) -> None:
     decryptor.finalize()
 
 
+def _hpke(x: dict[str, Any]) -> None:
+    opened = HpkePrivateKey(b(x["private_key"])).open(b(x["ciphertext"]), b(x["info"]))
+    assert opened == b(x["plaintext"])
+
+
 def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
     """The committed file is what the generator writes now (no drift), and each signed vector
     verifies intact and is refused with any of its flip-rule bits flipped."""
@@ -137,6 +142,7 @@ def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
         (merkle["inclusion"], _inclusion), (merkle["consistency"], _consistency),
         (merkle["checkpoints"], _checkpoint),
         (vectors["attachments"]["files"], _stream),
+        (vectors["hpke"], _hpke),
     ]  # fmt: skip
     for refused in vectors["charters"][0]["refused"]:
         with pytest.raises(CryptoError, match=refused["error"]):
@@ -183,4 +189,7 @@ def test_objects_produced_in_typescript_verify_in_python() -> None:
         assert sink.getvalue().hex() == ours["plaintext"]
         assert (made["ciphertext"], made["meta"]) == (ours["ciphertext"], ours["meta"])
     _checkpoint({**vectors["merkle"]["checkpoints"][0], "bytes": out["checkpoint"]})
+    for made, ours in zip(out["hpke"], vectors["hpke"], strict=True):
+        _hpke({**ours, "ciphertext": made})
+        assert made != ours["ciphertext"]  # sealed afresh in TypeScript
     assert out["checkpoint"] == vectors["merkle"]["checkpoints"][0]["bytes"]

@@ -31,6 +31,7 @@ from opseal.crypto.certs import (
 )
 from opseal.crypto.charter import AreaPolicy, Charter, Member
 from opseal.crypto.encoding import Writer, b64e, label
+from opseal.crypto.errors import CryptoError
 from opseal.crypto.keys import HpkePrivateKey, SigningKey, fingerprint_text, hkdf_sha256
 from opseal.crypto.merkle import (
     Checkpoint,
@@ -262,6 +263,34 @@ def attachments() -> dict[str, Any]:
     return {"files": out, "refused": refused}
 
 
+def hpke() -> list[dict[str, Any]]:
+    """Ciphertexts sealed by ``cryptography``'s HPKE to keys from fixed seeds. Sealing is
+    randomised, so a ciphertext already in the committed file is kept while it still opens
+    with its key and info to its plaintext; only a new or changed case is sealed afresh."""
+    try:
+        committed = json.loads(VECTORS.read_text(encoding="utf-8")).get("hpke", [])
+    except (OSError, ValueError):
+        committed = []
+    kept = {(v["private_key"], v["info"], v["plaintext"]): v["ciphertext"] for v in committed}
+    out = []
+    cases = [("wco/alice-1", "message-key", b"epoch secret " * 3), ("fr/jerome", "welcome", b"")]
+    for name, info_name, plaintext in cases:
+        private = HpkePrivateKey(seeded(f"{name}/hpke", 96))
+        info = label(f"test/{info_name}")
+        ident = (hx(private.private_bytes()), hx(info), hx(plaintext))
+        sealed = kept.get(ident)
+        try:
+            assert sealed is not None
+            assert private.open(bytes.fromhex(sealed), info) == plaintext
+        except (AssertionError, CryptoError, ValueError):
+            sealed = hx(private.public_key.seal(plaintext, info))
+        out.append({"name": f"to {name}, info {info_name}", "private_key": ident[0],
+                    "public_key": hx(private.public_key.raw), "info": ident[1],
+                    "plaintext": ident[2], "ciphertext": sealed,
+                    "flip": ["ciphertext"]})  # fmt: skip
+    return out
+
+
 def primitives() -> dict[str, Any]:
     w = Writer(label("test/encoding")).text("Zoll ✓").blob(b"\x00\xff").u8(7).u16(513)
     w.u32(70000).u64(2**64 - 1).bool(True).optional_bytes(None).optional_bytes(b"x")
@@ -314,6 +343,7 @@ def build() -> dict[str, Any]:
         "charters": charters(),
         "merkle": merkle(),
         "attachments": attachments(),
+        "hpke": hpke(),
         "malformed": malformed(),
     }  # fmt: skip
 

@@ -38,3 +38,7 @@ export class AttachmentError extends CryptoError {
 export class StreamError extends AttachmentError {
   override name = "StreamError";
 }
+/** An AEAD or HPKE open failed (wrong key, tampered data). */
+export class DecryptionError extends CryptoError {
+  override name = "DecryptionError";
+}

@@ -11,6 +11,7 @@ import { Certificate, EnrolmentRequest, Revocation, verifyDeviceChain } from "..
 import { Charter, verifyCharterChain } from "../src/charter.js";
 import { CryptoError, UnsupportedVersion } from "../src/errors.js";
 import { Reader, Writer, b64d, b64e, fromHex, hex, label, lengthPrefixed } from "../src/encoding.js";
+import { ENC_SIZE, HpkePrivateKey, HpkePublicKey } from "../src/hpke.js";
 import { VerifyKey, fingerprintText, hkdfSha256 } from "../src/keys.js";
 import { Checkpoint, EMPTY_ROOT, rootHash, verifyConsistency, verifyInclusion } from "../src/merkle.js";
 import { Receipt, loginMessage } from "../src/statements.js";
@@ -255,6 +256,23 @@ test("STREAM attachments: decrypt, re-encrypt byte for byte, refuse broken strea
   for (const v of V.attachments.refused) {
     assert.throws(() => decryptStream(fromHex(v.ciphertext), fromHex(v.key)), CryptoError, v.name);
     count("attachments");
+  }
+});
+
+test("HPKE (X-Wing, HKDF-SHA256, AES-256-GCM): open what cryptography sealed, refuse flipped bits", () => {
+  for (const v of V.hpke) {
+    const key = new HpkePrivateKey(fromHex(v.private_key));
+    assert.equal(hex(key.publicKey.raw), v.public_key);
+    const check = (x: Json): void => {
+      const opened = key.open(fromHex(x.ciphertext), fromHex(x.info));
+      if (hex(opened) !== x.plaintext) throw new CryptoError("opened to another plaintext");
+    };
+    assert.throws(() => key.open(fromHex(v.ciphertext), fromHex(v.info).slice(1)), CryptoError, "other info");
+    assert.equal(fromHex(v.ciphertext).length, ENC_SIZE + fromHex(v.plaintext).length + 16);
+    const again = new HpkePublicKey(fromHex(v.public_key)).seal(fromHex(v.plaintext), fromHex(v.info));
+    assert.equal(hex(key.open(again, fromHex(v.info))), v.plaintext);
+    count("hpke");
+    count("flips", refusesEveryFlip(v, check));
   }
 });
 

@@ -14,6 +14,7 @@ import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { encryptAttachment } from "../src/attachments.js";
 import { Certificate, EnrolmentRequest } from "../src/certs.js";
 import { concat, hex } from "../src/encoding.js";
+import { HpkePrivateKey } from "../src/hpke.js";
 import { SigningKey } from "../src/keys.js";
 import { Checkpoint, leafHash, rootHash } from "../src/merkle.js";
 import { Receipt, ReceiptGossip, loginMessage } from "../src/statements.js";
@@ -104,6 +105,15 @@ out.attachments = [0, 1, 64, 65, 200].map((size) => {
     fileKey: seeded(`file${size}/key`), noncePrefix: seeded(`file${size}/prefix`, 7),
   });
   return { ciphertext: hex(ciphertext), meta: hex(meta.toBytes()) };
+});
+
+const te = new TextEncoder();
+out.hpke = [
+  ["wco/alice-1", "message-key", te.encode("epoch secret ".repeat(3))],
+  ["fr/jerome", "welcome", new Uint8Array(0)],
+].map(([name, info, plaintext]) => {
+  const key = new HpkePrivateKey(seeded(`${name as string}/hpke`, 96));
+  return hex(key.publicKey.seal(plaintext as Uint8Array, te.encode(`opseal/v1/test/${info as string}`)));
 });
 
 console.log(JSON.stringify(out));
