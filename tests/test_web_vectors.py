@@ -15,14 +15,16 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 
+from opseal.crypto import errors
 from opseal.crypto.attachments import AttachmentDecryptor, FileMeta, decrypt_file
 from opseal.crypto.certs import Certificate, EnrolmentRequest, Revocation, verify_device_chain
 from opseal.crypto.charter import Charter, verify_charter_chain
+from opseal.crypto.envelope import Envelope, open_envelope
 from opseal.crypto.errors import CryptoError, UnsupportedVersion
 from opseal.crypto.keys import HpkePrivateKey, VerifyKey
 from opseal.crypto.merkle import Checkpoint, verify_consistency, verify_inclusion
@@ -127,6 +129,40 @@ def _hpke(x: dict[str, Any]) -> None:
     assert opened == b(x["plaintext"])
 
 
+class _Epoch:
+    """The part of a group state open_envelope reads, from an envelope vector and a change."""
+
+    def __init__(self, x: dict[str, Any], change: str = "") -> None:
+        self.instance_id = x["instance_id"] + ("-other" if change == "instance" else "")
+        self.operation_id = x["operation_id"]
+        self.area = x["area"] + ("-other" if change == "area" else "")
+        self.epoch = x["epoch"] + (1 if change == "epoch" else 0)
+        key = x["other_key"] if change == "sender key" else x["sender_key"]
+        self.roster = {} if change == "roster without the sender" else {x["sender"]: key}
+        self.organisation_id = x["organisation_id"]
+
+    def member(self, device_id: str) -> SimpleNamespace | None:
+        key = self.roster.get(device_id)
+        if key is None:
+            return None
+        return SimpleNamespace(organisation_id=self.organisation_id, signing_key=VerifyKey(b(key)))
+
+
+def _envelope(x: dict[str, Any], change: str = "") -> bytes:
+    secret = b(x["epoch_secret"])
+    authenticator = b(x["authenticator"])
+    if change == "epoch secret":
+        secret = GEN.flipped(secret, 0)
+    if change == "authenticator":
+        authenticator = GEN.flipped(authenticator, 0)
+    return open_envelope(
+        Envelope.from_bytes(b(x["bytes"])),
+        state=_Epoch(x, change),  # type: ignore[arg-type]
+        epoch_secret=secret,
+        authenticator=authenticator,
+    )
+
+
 def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
     """The committed file is what the generator writes now (no drift), and each signed vector
     verifies intact and is refused with any of its flip-rule bits flipped."""
@@ -143,6 +179,7 @@ def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
         (merkle["checkpoints"], _checkpoint),
         (vectors["attachments"]["files"], _stream),
         (vectors["hpke"], _hpke),
+        (vectors["envelopes"], _envelope),
     ]  # fmt: skip
     for refused in vectors["charters"][0]["refused"]:
         with pytest.raises(CryptoError, match=refused["error"]):
@@ -150,6 +187,11 @@ def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
     for refused in vectors["attachments"]["refused"]:
         with pytest.raises(CryptoError):
             _stream(refused)
+    for case in vectors["envelopes"]:
+        assert _envelope(case) == b(case["plaintext"])
+        for refusal in case["refusals"]:
+            with pytest.raises(getattr(errors, refusal["error"])):
+                _envelope(case, refusal["change"])
     flips = sum(_refuses_every_flip(v, check) for group, check in checks for v in group)
     assert flips > 2000
     for case in vectors["malformed"]:
@@ -189,6 +231,9 @@ def test_objects_produced_in_typescript_verify_in_python() -> None:
         assert sink.getvalue().hex() == ours["plaintext"]
         assert (made["ciphertext"], made["meta"]) == (ours["ciphertext"], ours["meta"])
     _checkpoint({**vectors["merkle"]["checkpoints"][0], "bytes": out["checkpoint"]})
+    for made, ours in zip(out["envelopes"], vectors["envelopes"], strict=True):
+        assert _envelope({**ours, "bytes": made}) == b(ours["plaintext"])
+        assert made == ours["bytes"]
     for made, ours in zip(out["hpke"], vectors["hpke"], strict=True):
         _hpke({**ours, "ciphertext": made})
         assert made != ours["ciphertext"]  # sealed afresh in TypeScript

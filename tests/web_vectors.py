@@ -19,6 +19,7 @@ import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from opseal.crypto.attachments import encrypt_file
@@ -31,7 +32,9 @@ from opseal.crypto.certs import (
 )
 from opseal.crypto.charter import AreaPolicy, Charter, Member
 from opseal.crypto.encoding import Writer, b64e, label
+from opseal.crypto.envelope import Header, seal
 from opseal.crypto.errors import CryptoError
+from opseal.crypto.group import epoch_authenticator
 from opseal.crypto.keys import HpkePrivateKey, SigningKey, fingerprint_text, hkdf_sha256
 from opseal.crypto.merkle import (
     Checkpoint,
@@ -291,6 +294,72 @@ def hpke() -> list[dict[str, Any]]:
     return out
 
 
+class EpochStub:
+    """What open_envelope reads of a group state: context, roster look-up and hash. The group
+    state itself (group.py) is not ported to TypeScript yet; its envelope checks are."""
+
+    def __init__(self, area: str, epoch: int, roster: dict[str, tuple[str, SigningKey]]) -> None:
+        self.instance_id, self.operation_id, self.area, self.epoch = (
+            INSTANCE, "op-tiger", area, epoch,
+        )  # fmt: skip
+        self.hash = seeded(f"state/{area}/{epoch}")
+        self._roster = roster
+
+    def member(self, device_id: str) -> SimpleNamespace | None:
+        entry = self._roster.get(device_id)
+        if entry is None:
+            return None
+        return SimpleNamespace(organisation_id=entry[0], signing_key=entry[1].verify_key)
+
+
+ENVELOPE_REFUSALS = [
+    {"change": "area", "error": "ContextError"},
+    {"change": "epoch", "error": "ContextError"},
+    {"change": "instance", "error": "ContextError"},
+    {"change": "roster without the sender", "error": "EnvelopeError"},
+    {"change": "sender key", "error": "SignatureError"},
+    {"change": "authenticator", "error": "ForkError"},
+    {"change": "epoch secret", "error": "DecryptionError"},
+]
+
+
+def envelopes() -> list[dict[str, Any]]:
+    """Envelopes sealed by opseal.crypto (deterministic: HKDF-derived key and nonce, Ed25519),
+    with the epoch they open in and the changes of that epoch both suites refuse."""
+    out = []
+    cases = [
+        ("customs", 3, "jérôme-pc", "fr-customs", "text", "H1", False, True, b'{"text":"hello"}'),
+        ("general", 1, "alice-1", "wco", "seizure", "H2", True, False, b"seizure " * 40),
+        ("general", 2, "alice-1", "wco", "alert", "H0", False, True, b""),
+    ]
+    for area, epoch, sender, org, content, handling, ack, second, plaintext in cases:
+        signer, secret = key_of(org, sender), seeded(f"epoch/{area}/{epoch}")
+        state = EpochStub(area, epoch, {sender: (org, signer)})
+        authenticator = epoch_authenticator(secret, state)  # type: ignore[arg-type]
+        header = Header(
+            INSTANCE, "op-tiger", area, epoch, sender, 7 + epoch,
+            uuid.UUID(bytes=seeded(f"msg/{area}/{epoch}", 16)), content, handling, ack,
+            1_780_000_000_123, authenticator if second else b"",
+        )  # fmt: skip
+        envelope = seal(header, plaintext, secret, signer)
+        out.append({"name": f"{content} in {area}, encoding {2 if second else 1}",
+                    "bytes": hx(envelope.to_bytes()), "header": hx(header.encoded),
+                    "plaintext": hx(plaintext), "epoch_secret": hx(secret),
+                    "authenticator": hx(authenticator), "state_hash": hx(state.hash),
+                    "instance_id": INSTANCE, "operation_id": "op-tiger", "area": area,
+                    "epoch": epoch, "sender": sender, "organisation_id": org,
+                    "sender_key": hx(signer.verify_key.raw), "counter": 7 + epoch,
+                    "other_key": hx(key("intruder").verify_key.raw),
+                    "refusals": [r for r in ENVELOPE_REFUSALS
+                                 if second or r["change"] != "authenticator"],
+                    "flip": ["bytes"]})  # fmt: skip
+    return out
+
+
+def key_of(org: str, device: str) -> SigningKey:
+    return key(f"{org}/{device}")
+
+
 def primitives() -> dict[str, Any]:
     w = Writer(label("test/encoding")).text("Zoll ✓").blob(b"\x00\xff").u8(7).u16(513)
     w.u32(70000).u64(2**64 - 1).bool(True).optional_bytes(None).optional_bytes(b"x")
@@ -344,6 +413,7 @@ def build() -> dict[str, Any]:
         "merkle": merkle(),
         "attachments": attachments(),
         "hpke": hpke(),
+        "envelopes": envelopes(),
         "malformed": malformed(),
     }  # fmt: skip
 

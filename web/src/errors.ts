@@ -42,3 +42,19 @@ export class StreamError extends AttachmentError {
 export class DecryptionError extends CryptoError {
   override name = "DecryptionError";
 }
+/** A message envelope that fails validation. */
+export class EnvelopeError extends CryptoError {
+  override name = "EnvelopeError";
+}
+/** An envelope presented in another instance, operation, area or epoch. */
+export class ContextError extends EnvelopeError {
+  override name = "ContextError";
+}
+/** An envelope sealed on another branch of the same epoch (its authenticator differs). */
+export class ForkError extends EnvelopeError {
+  override name = "ForkError";
+}
+/** An envelope whose (sender, counter) was already accepted. */
+export class ReplayError extends EnvelopeError {
+  override name = "ReplayError";
+}

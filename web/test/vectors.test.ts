@@ -9,10 +9,12 @@ import { test } from "node:test";
 import { FileMeta, decryptAttachment, decryptStream, encryptAttachment } from "../src/attachments.js";
 import { Certificate, EnrolmentRequest, Revocation, verifyDeviceChain } from "../src/certs.js";
 import { Charter, verifyCharterChain } from "../src/charter.js";
+import * as errors from "../src/errors.js";
 import { CryptoError, UnsupportedVersion } from "../src/errors.js";
+import { Envelope, type EpochView, Header, epochAuthenticator, openEnvelope, seal } from "../src/envelope.js";
 import { Reader, Writer, b64d, b64e, fromHex, hex, label, lengthPrefixed } from "../src/encoding.js";
 import { ENC_SIZE, HpkePrivateKey, HpkePublicKey } from "../src/hpke.js";
-import { VerifyKey, fingerprintText, hkdfSha256 } from "../src/keys.js";
+import { SigningKey, VerifyKey, fingerprintText, hkdfSha256 } from "../src/keys.js";
 import { Checkpoint, EMPTY_ROOT, rootHash, verifyConsistency, verifyInclusion } from "../src/merkle.js";
 import { Receipt, loginMessage } from "../src/statements.js";
 
@@ -273,6 +275,48 @@ test("HPKE (X-Wing, HKDF-SHA256, AES-256-GCM): open what cryptography sealed, re
     assert.equal(hex(key.open(again, fromHex(v.info))), v.plaintext);
     count("hpke");
     count("flips", refusesEveryFlip(v, check));
+  }
+});
+
+function epochView(x: Json, change = ""): EpochView {
+  const key = new VerifyKey(fromHex(change === "sender key" ? x.other_key : x.sender_key));
+  const authenticator = fromHex(x.authenticator);
+  return {
+    instanceId: x.instance_id + (change === "instance" ? "-other" : ""),
+    operationId: x.operation_id,
+    area: x.area + (change === "area" ? "-other" : ""),
+    epoch: BigInt(x.epoch) + (change === "epoch" ? 1n : 0n),
+    member: (device) =>
+      change !== "roster without the sender" && device === x.sender
+        ? { signingKey: key, organisationId: x.organisation_id }
+        : undefined,
+    authenticator: change === "authenticator" ? flipped(authenticator, 0) : authenticator,
+  };
+}
+
+function openVector(x: Json, change = ""): Uint8Array {
+  const secret = fromHex(x.epoch_secret);
+  return openEnvelope(Envelope.fromBytes(fromHex(x.bytes)), epochView(x, change), change === "epoch secret" ? flipped(secret, 0) : secret);
+}
+
+test("envelopes: open what Python sealed, seal the same bytes, refuse a changed epoch and every flipped bit", () => {
+  for (const v of V.envelopes) {
+    const envelope = Envelope.fromBytes(fromHex(v.bytes));
+    assert.equal(hex(envelope.toBytes()), v.bytes);
+    assert.equal(hex(envelope.header.encoded), v.header);
+    assert.equal(hex(Header.fromBytes(fromHex(v.header)).encoded), v.header);
+    assert.equal(envelope.header.counter, BigInt(v.counter));
+    assert.equal(hex(epochAuthenticator(fromHex(v.epoch_secret), fromHex(v.state_hash))), v.authenticator);
+    assert.equal(hex(openVector(v)), v.plaintext);
+    const resealed = seal(envelope.header, fromHex(v.plaintext), fromHex(v.epoch_secret), new SigningKey(new Uint8Array(32)));
+    assert.equal(hex(resealed.ciphertext), hex(envelope.ciphertext));
+    for (const refusal of v.refusals) {
+      const kind = (errors as Record<string, unknown>)[refusal.error] as new () => Error;
+      assert.throws(() => openVector(v, refusal.change), kind, refusal.change);
+      count("envelopes");
+    }
+    count("envelopes");
+    count("flips", refusesEveryFlip(v, (x: Json) => void openVector(x)));
   }
 });
 

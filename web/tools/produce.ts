@@ -14,6 +14,7 @@ import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { encryptAttachment } from "../src/attachments.js";
 import { Certificate, EnrolmentRequest } from "../src/certs.js";
 import { concat, hex } from "../src/encoding.js";
+import { Header, epochAuthenticator, seal } from "../src/envelope.js";
 import { HpkePrivateKey } from "../src/hpke.js";
 import { SigningKey } from "../src/keys.js";
 import { Checkpoint, leafHash, rootHash } from "../src/merkle.js";
@@ -114,6 +115,23 @@ out.hpke = [
 ].map(([name, info, plaintext]) => {
   const key = new HpkePrivateKey(seeded(`${name as string}/hpke`, 96));
   return hex(key.publicKey.seal(plaintext as Uint8Array, te.encode(`opseal/v1/test/${info as string}`)));
+});
+
+out.envelopes = (
+  [
+    ["customs", 3, "jérôme-pc", "fr-customs", "text", "H1", false, true, te.encode('{"text":"hello"}')],
+    ["general", 1, "alice-1", "wco", "seizure", "H2", true, false, te.encode("seizure ".repeat(40))],
+    ["general", 2, "alice-1", "wco", "alert", "H0", false, true, new Uint8Array(0)],
+  ] as const
+).map(([area, epoch, sender, org, contentType, handling, requiresAck, second, plaintext]) => {
+  const secret = seeded(`epoch/${area}/${epoch}`);
+  const authenticator = epochAuthenticator(secret, seeded(`state/${area}/${epoch}`));
+  const header = new Header({
+    instanceId: INSTANCE, operationId: "op-tiger", area, epoch: BigInt(epoch), sender,
+    counter: BigInt(7 + epoch), messageId: seeded(`msg/${area}/${epoch}`, 16), contentType, handling,
+    requiresAck, clientTimeMs: 1_780_000_000_123n, authenticator: second ? authenticator : new Uint8Array(0),
+  });
+  return hex(seal(header, plaintext, secret, key(`${org}/${sender}`)).toBytes());
 });
 
 console.log(JSON.stringify(out));
