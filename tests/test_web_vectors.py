@@ -163,6 +163,15 @@ def _envelope(x: dict[str, Any], change: str = "") -> bytes:
     )
 
 
+def _group(x: dict[str, Any]) -> None:
+    """Apply the commits in order and open each epoch secret as alice (the TypeScript suite
+    also opens epoch 1 and the history of epoch 0 as jérôme)."""
+    charter = Charter.from_bytes(b(x["charter"]))
+    states = GEN._replay_commits(charter, [b(c) for c in x["commits"]])
+    assert [s.to_bytes().hex() for s, _ in states] == x["states"]
+    assert [secret.hex() for _, secret in states] == x["secrets"]
+
+
 def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
     """The committed file is what the generator writes now (no drift), and each signed vector
     verifies intact and is refused with any of its flip-rule bits flipped."""
@@ -180,6 +189,7 @@ def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
         (vectors["attachments"]["files"], _stream),
         (vectors["hpke"], _hpke),
         (vectors["envelopes"], _envelope),
+        (vectors["groups"], _group),
     ]  # fmt: skip
     for refused in vectors["charters"][0]["refused"]:
         with pytest.raises(CryptoError, match=refused["error"]):

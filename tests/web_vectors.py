@@ -34,7 +34,17 @@ from opseal.crypto.charter import AreaPolicy, Charter, Member
 from opseal.crypto.encoding import Writer, b64e, label
 from opseal.crypto.envelope import Header, seal
 from opseal.crypto.errors import CryptoError
-from opseal.crypto.group import epoch_authenticator
+from opseal.crypto.group import (
+    Commit,
+    DeviceIdentity,
+    GroupState,
+    KeyPackage,
+    apply_commit,
+    create_area,
+    create_commit,
+    epoch_authenticator,
+    open_epoch_secret,
+)
 from opseal.crypto.keys import HpkePrivateKey, SigningKey, fingerprint_text, hkdf_sha256
 from opseal.crypto.merkle import (
     Checkpoint,
@@ -170,7 +180,8 @@ def logins() -> list[dict[str, Any]]:
              "flip": ["challenge", "signature"]}]  # fmt: skip
 
 
-def charters() -> list[dict[str, Any]]:
+def _charter_versions() -> tuple[Charter, Charter, Charter, Charter]:
+    """Versions 1 to 3 of operation Tiger's charter, and a validly signed fork of version 2."""
     coordinator = key("wco/root")
     identity, user_cert, _ = _chain("wco", "alice", "alice-1")
     members = [
@@ -199,6 +210,12 @@ def charters() -> list[dict[str, Any]]:
     # A validly signed version 2 of another version 1 (a fork): only the hash link refuses it.
     other = replace(v1, issued_at=NOW - 700).signed(identity, user_cert)
     fork = other.next_version(issued_at=NOW - 300).signed(identity, user_cert)
+    return v1, v2, v3, fork
+
+
+def charters() -> list[dict[str, Any]]:
+    v1, v2, v3, fork = _charter_versions()
+    coordinator = key("wco/root")
     return [{
         "name": "three versions, encodings 2 and 3",
         "versions": [hx(v.to_bytes()) for v in (v1, v2, v3)],
@@ -360,6 +377,70 @@ def key_of(org: str, device: str) -> SigningKey:
     return key(f"{org}/{device}")
 
 
+def _identity(org: str, user: str, device: str) -> DeviceIdentity:
+    _, user_cert, device_cert = _chain(org, user, device)
+    return DeviceIdentity(
+        user_cert,
+        device_cert,
+        key(f"{org}/{device}"),
+        HpkePrivateKey(seeded(f"{org}/{device}/hpke", 96)),
+    )
+
+
+def _commits(v1: Charter) -> list[tuple[Commit, GroupState, bytes]]:
+    """Area ``general`` (shared history) created by alice, jérôme added with the history of
+    epoch 0, then removed; each epoch secret from a fixed seed."""
+    alice, jerome = (
+        _identity("wco", "alice", "alice-1"),
+        _identity("fr-customs", "jérôme", "jérôme-pc"),
+    )
+    out = [create_area(v1, alice, instance_id=INSTANCE, area="general", now=NOW,
+                       random=lambda n: seeded("secret/0"))]  # fmt: skip
+    package = KeyPackage.create(jerome, operation_id="op-tiger", area="general", now=NOW + 5)
+    out.append(create_commit(out[0][1], v1, alice, now=NOW + 10, adds=[package],
+                             history={0: out[0][2]},
+                             random=lambda n: seeded("secret/1")))  # fmt: skip
+    out.append(create_commit(out[1][1], v1, alice, now=NOW + 20, removes=["jérôme-pc"],
+                             random=lambda n: seeded("secret/2")))  # fmt: skip
+    return out
+
+
+def _replay_commits(v1: Charter, commits: list[bytes]) -> list[tuple[GroupState, bytes]]:
+    """Apply ``commits`` in order as alice; the states and the secrets she opens."""
+    alice = _identity("wco", "alice", "alice-1")
+    state: GroupState | None = None
+    out = []
+    for raw in commits:
+        commit = Commit.from_bytes(raw)
+        state = apply_commit(state, commit, v1, now=NOW + 60, instance_id=INSTANCE)
+        out.append((state, open_epoch_secret(commit, state, alice)))
+    return out
+
+
+def groups() -> list[dict[str, Any]]:
+    """Commits are sealed with randomised HPKE: those in the committed file are kept while they
+    still apply with today's rules to the same states and secrets; otherwise made afresh."""
+    v1 = _charter_versions()[0]
+    secrets = [seeded(f"secret/{i}") for i in range(3)]
+    try:
+        committed = json.loads(VECTORS.read_text(encoding="utf-8"))["groups"][0]["commits"]
+        replayed = _replay_commits(v1, [bytes.fromhex(c) for c in committed])
+        assert [s for _, s in replayed] == secrets
+        commits = [bytes.fromhex(c) for c in committed]
+    except (OSError, ValueError, KeyError, IndexError, AssertionError, CryptoError):
+        commits = [c.to_bytes() for c, _, _ in _commits(v1)]
+    states = [state for state, _ in _replay_commits(v1, commits)]
+    return [{
+        "name": "create, add with history, remove", "charter": hx(v1.to_bytes()),
+        "instance_id": INSTANCE, "now": NOW + 60, "commits": [hx(c) for c in commits],
+        "states": [hx(s.to_bytes()) for s in states], "secrets": [hx(s) for s in secrets],
+        "members": {"alice-1": hx(seeded("wco/alice-1/hpke", 96)),
+                    "jérôme-pc": hx(seeded("fr-customs/jérôme-pc/hpke", 96))},
+        "other_charter": hx(_charter_versions()[1].to_bytes()),
+        "flip": ["commits"],
+    }]  # fmt: skip
+
+
 def primitives() -> dict[str, Any]:
     w = Writer(label("test/encoding")).text("Zoll ✓").blob(b"\x00\xff").u8(7).u16(513)
     w.u32(70000).u64(2**64 - 1).bool(True).optional_bytes(None).optional_bytes(b"x")
@@ -414,6 +495,7 @@ def build() -> dict[str, Any]:
         "attachments": attachments(),
         "hpke": hpke(),
         "envelopes": envelopes(),
+        "groups": groups(),
         "malformed": malformed(),
     }  # fmt: skip
 

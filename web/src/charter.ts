@@ -254,6 +254,35 @@ export class Charter implements CharterFields {
     return this.area(area).postRoles.has(role);
   }
 
+  checkMayRead(organisationId: string, area: string): void {
+    const role = this.roleOf(organisationId);
+    if (!this.mayRead(role, area)) throw new PolicyError(`role '${role}' may not read area '${area}'`);
+  }
+
+  checkMayPost(organisationId: string, area: string): void {
+    const role = this.roleOf(organisationId);
+    if (!this.mayPost(role, area)) throw new PolicyError(`role '${role}' may not post in area '${area}'`);
+  }
+
+  /** A coordinator, or a member of the device's own organisation, admits a device whose
+   * organisation's role may read the area. */
+  checkMayAdmit(committerOrg: string, deviceOrg: string, area: string): void {
+    this.checkMayRead(deviceOrg, area);
+    if (committerOrg !== deviceOrg && this.roleOf(committerOrg) !== "coordinator") {
+      throw new PolicyError(`organisation '${committerOrg}' may not admit devices of '${deviceOrg}'`);
+    }
+  }
+
+  checkMayRemove(committerOrg: string, deviceOrg: string): void {
+    if (committerOrg !== deviceOrg && this.roleOf(committerOrg) !== "coordinator") {
+      throw new PolicyError(`organisation '${committerOrg}' may not remove devices of '${deviceOrg}'`);
+    }
+  }
+
+  checkMayCreateArea(organisationId: string): void {
+    if (this.roleOf(organisationId) !== "coordinator") throw new PolicyError("only a coordinator may create an area");
+  }
+
   /** Check this version is signed by a coordinator user of `authority`, not revoked. */
   verifySigner(authority: Charter, now: bigint, revoked: RevokedSet = new Set()): void {
     const signer = this.signer;

@@ -58,3 +58,11 @@ export class ForkError extends EnvelopeError {
 export class ReplayError extends EnvelopeError {
   override name = "ReplayError";
 }
+/** A group commit that fails validation. */
+export class CommitError extends CryptoError {
+  override name = "CommitError";
+}
+/** A commit or message for the wrong epoch. */
+export class EpochError extends CommitError {
+  override name = "EpochError";
+}

@@ -13,6 +13,7 @@ import * as errors from "../src/errors.js";
 import { CryptoError, UnsupportedVersion } from "../src/errors.js";
 import { Envelope, type EpochView, Header, epochAuthenticator, openEnvelope, seal } from "../src/envelope.js";
 import { Reader, Writer, b64d, b64e, fromHex, hex, label, lengthPrefixed } from "../src/encoding.js";
+import { Commit, GroupState, applyCommit, openEpochSecret, openHistory } from "../src/group.js";
 import { ENC_SIZE, HpkePrivateKey, HpkePublicKey } from "../src/hpke.js";
 import { SigningKey, VerifyKey, fingerprintText, hkdfSha256 } from "../src/keys.js";
 import { Checkpoint, EMPTY_ROOT, rootHash, verifyConsistency, verifyInclusion } from "../src/merkle.js";
@@ -317,6 +318,41 @@ test("envelopes: open what Python sealed, seal the same bytes, refuse a changed 
     }
     count("envelopes");
     count("flips", refusesEveryFlip(v, (x: Json) => void openVector(x)));
+  }
+});
+
+function replayCommits(x: Json, charterHex = x.charter): GroupState[] {
+  const charter = Charter.fromBytes(fromHex(charterHex));
+  const alice = new HpkePrivateKey(fromHex(x.members["alice-1"]));
+  let state: GroupState | null = null;
+  const states: GroupState[] = [];
+  for (const [i, raw] of (x.commits as string[]).entries()) {
+    const commit = Commit.fromBytes(fromHex(raw));
+    state = applyCommit(state, commit, charter, { now: BigInt(x.now), instanceId: x.instance_id });
+    if (hex(openEpochSecret(commit, state, "alice-1", alice)) !== x.secrets[i]) throw new CryptoError("other secret");
+    states.push(state);
+  }
+  return states;
+}
+
+test("group commits: apply what Python committed, open the epoch secrets and history, refuse every flipped bit", () => {
+  for (const v of V.groups) {
+    const states = replayCommits(v);
+    assert.deepEqual(states.map((s) => hex(s.toBytes())), v.states);
+    states.forEach((s, i) => assert.equal(hex(GroupState.fromBytes(fromHex(v.states[i])).hash), hex(s.hash)));
+    const commits = (v.commits as string[]).map((c) => Commit.fromBytes(fromHex(c)));
+    commits.forEach((c, i) => assert.equal(hex(c.toBytes()), v.commits[i]));
+    const jerome = new HpkePrivateKey(fromHex(v.members["jérôme-pc"]));
+    assert.equal(hex(openEpochSecret(commits[1]!, states[1]!, "jérôme-pc", jerome)), v.secrets[1]);
+    assert.deepEqual([...openHistory(commits[1]!, states[1]!, "jérôme-pc", jerome)].map(([e, k]) => [e, hex(k)]), [[0n, v.secrets[0]]]);
+    assert.throws(() => openEpochSecret(commits[2]!, states[2]!, "jérôme-pc", jerome), /not a member/);
+    // a commit out of order, under another charter version, dated in the future, of another instance
+    assert.throws(() => replayCommits({ ...v, commits: [v.commits[0], v.commits[2]] }), errors.EpochError);
+    assert.throws(() => replayCommits(v, v.other_charter), /another charter version/);
+    assert.throws(() => replayCommits({ ...v, now: BigInt(v.now) - 1000n }), /dated in the future/);
+    assert.throws(() => replayCommits({ ...v, instance_id: "elsewhere" }), /another instance/);
+    count("groups", 5);
+    count("flips", refusesEveryFlip(v, (x: Json) => void replayCommits(x)));
   }
 });
 
