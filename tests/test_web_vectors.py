@@ -202,6 +202,9 @@ def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
         for refusal in case["refusals"]:
             with pytest.raises(getattr(errors, refusal["error"])):
                 _envelope(case, refusal["change"])
+    for refused in vectors["groups"][0]["refused"]:
+        with pytest.raises(CryptoError, match=refused["error"]):
+            _group({**vectors["groups"][0], "commits": refused["commits"]})
     flips = sum(_refuses_every_flip(v, check) for group, check in checks for v in group)
     assert flips > 2000
     for case in vectors["malformed"]:

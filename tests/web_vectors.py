@@ -430,6 +430,17 @@ def groups() -> list[dict[str, Any]]:
     except (OSError, ValueError, KeyError, IndexError, AssertionError, CryptoError):
         commits = [c.to_bytes() for c, _, _ in _commits(v1)]
     states = [state for state, _ in _replay_commits(v1, commits)]
+    alice, jerome = key("wco/alice-1"), key("fr-customs/jérôme-pc")
+
+    def forged(signer: SigningKey, **changes: Any) -> str:
+        draft = replace(Commit.from_bytes(commits[1]), **changes)
+        return hx(replace(draft, signature=signer.sign(draft.to_be_signed())).to_bytes())
+
+    refused = [
+        ("roster hash", forged(alice, roster_hash=seeded("bad")), "roster hash does not match"),
+        ("confirmation", forged(alice, confirmation=seeded("bad")), "confirmation"),
+        ("committer not a member", forged(jerome, committer="jérôme-pc"), "not a member"),
+    ]
     return [{
         "name": "create, add with history, remove", "charter": hx(v1.to_bytes()),
         "instance_id": INSTANCE, "now": NOW + 60, "commits": [hx(c) for c in commits],
@@ -437,6 +448,8 @@ def groups() -> list[dict[str, Any]]:
         "members": {"alice-1": hx(seeded("wco/alice-1/hpke", 96)),
                     "jérôme-pc": hx(seeded("fr-customs/jérôme-pc/hpke", 96))},
         "other_charter": hx(_charter_versions()[1].to_bytes()),
+        "refused": [{"name": n, "commits": [hx(commits[0]), c], "error": e}
+                    for n, c, e in refused],
         "flip": ["commits"],
     }]  # fmt: skip
 

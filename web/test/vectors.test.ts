@@ -351,6 +351,10 @@ test("group commits: apply what Python committed, open the epoch secrets and his
     assert.throws(() => replayCommits(v, v.other_charter), /another charter version/);
     assert.throws(() => replayCommits({ ...v, now: BigInt(v.now) - 1000n }), /dated in the future/);
     assert.throws(() => replayCommits({ ...v, instance_id: "elsewhere" }), /another instance/);
+    for (const refused of v.refused) {
+      assert.throws(() => replayCommits({ ...v, commits: refused.commits }), new RegExp(refused.error), refused.name);
+      count("groups");
+    }
     count("groups", 5);
     count("flips", refusesEveryFlip(v, (x: Json) => void replayCommits(x)));
   }
