@@ -244,6 +244,9 @@ def test_objects_produced_in_typescript_verify_in_python() -> None:
         assert sink.getvalue().hex() == ours["plaintext"]
         assert (made["ciphertext"], made["meta"]) == (ours["ciphertext"], ours["meta"])
     _checkpoint({**vectors["merkle"]["checkpoints"][0], "bytes": out["checkpoint"]})
+    charters = vectors["charters"][0]
+    _charter({**charters, "versions": out["charters"]})
+    assert out["charters"] == charters["versions"][:2]
     for made, ours in zip(out["envelopes"], vectors["envelopes"], strict=True):
         assert _envelope({**ours, "bytes": made}) == b(ours["plaintext"])
         assert made == ours["bytes"]

@@ -9,7 +9,7 @@ import { CertificateError, CharterError, DecodeError, PolicyError, SignatureErro
 import {
   Reader, Writer, concat, equalBytes, isPrintable, label, lengthPrefixed, sha256, sortedUnique, utf8Length,
 } from "./encoding.js";
-import { VerifyKey } from "./keys.js";
+import { type SigningKey, VerifyKey } from "./keys.js";
 
 export const ROLES = ["coordinator", "customs", "partner", "stakeholder", "observer"] as const;
 export const HISTORY_POLICIES = ["shared", "since-join"] as const;
@@ -183,6 +183,13 @@ export class Charter implements CharterFields {
     if (!this.members.some((m) => m.role === "coordinator")) {
       throw new DecodeError("charter: at least one member must be a coordinator");
     }
+  }
+
+  /** This version signed by a coordinator's identity key (`cert` certifies it). */
+  static signed(fields: Omit<CharterFields, "signer" | "signature">, key: SigningKey, cert: Certificate): Charter {
+    if (!key.verifyKey.equals(cert.signingKey)) throw new CharterError("the signing key does not match the signer's certificate");
+    const draft = new Charter({ ...fields, signer: cert, signature: new Uint8Array(0) });
+    return new Charter({ ...fields, signer: cert, signature: key.sign(draft.toBeSigned()) });
   }
 
   toBeSigned(): Uint8Array {

@@ -13,6 +13,7 @@ import { shake256 } from "@noble/hashes/sha3.js";
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { encryptAttachment } from "../src/attachments.js";
 import { Certificate, EnrolmentRequest } from "../src/certs.js";
+import { AreaPolicy, Charter, Member } from "../src/charter.js";
 import { concat, hex } from "../src/encoding.js";
 import { Header, epochAuthenticator, seal } from "../src/envelope.js";
 import { HpkePrivateKey } from "../src/hpke.js";
@@ -133,5 +134,33 @@ out.envelopes = (
   });
   return hex(seal(header, plaintext, secret, key(`${org}/${sender}`)).toBytes());
 });
+
+{
+  const [identity, userCert] = chain("wco", "alice", "alice-1");
+  const members = [
+    new Member("wco", "World Customs Organization", "customs", "coordinator", key("wco/root").verifyKey, ["BE"]),
+    new Member("fr-customs", "Douane française", "customs", "customs", key("fr-customs/root").verifyKey, ["FR", "GF"]),
+    new Member("brandx", "Brand X", "company", "stakeholder", key("brandx/root").verifyKey),
+  ];
+  const areas = [
+    new AreaPolicy("general", new Set(["coordinator", "customs", "stakeholder"]), new Set(["coordinator", "customs"])),
+    new AreaPolicy("customs", new Set(["coordinator", "customs"]), new Set(["coordinator", "customs"]), "since-join"),
+  ];
+  const v1 = Charter.signed(
+    {
+      operationId: "op-tiger", code: "TIGER-26", name: "Operation Tiger", startsAt: NOW, endsAt: NOW + 90n * 86400n,
+      version: 1, previousHash: new Uint8Array(32), members, areas, issuedAt: NOW - 600n, encoding: 2,
+    },
+    identity, userCert,
+  );
+  const v2 = Charter.signed(
+    {
+      operationId: "op-tiger", code: "TIGER-26", name: "Operation Tiger (extended)", startsAt: NOW,
+      endsAt: NOW + 90n * 86400n, version: 2, previousHash: v1.hash, members, areas, issuedAt: NOW - 300n, encoding: 2,
+    },
+    identity, userCert,
+  );
+  out.charters = [hex(v1.toBytes()), hex(v2.toBytes())];
+}
 
 console.log(JSON.stringify(out));
