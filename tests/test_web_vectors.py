@@ -26,6 +26,7 @@ from opseal.crypto.certs import Certificate, EnrolmentRequest, Revocation, verif
 from opseal.crypto.charter import Charter, verify_charter_chain
 from opseal.crypto.envelope import Envelope, open_envelope
 from opseal.crypto.errors import CryptoError, UnsupportedVersion
+from opseal.crypto.group import Commit, open_epoch_secret, open_history
 from opseal.crypto.keys import HpkePrivateKey, VerifyKey
 from opseal.crypto.merkle import Checkpoint, verify_consistency, verify_inclusion
 from opseal.crypto.statements import Receipt, login_message
@@ -244,6 +245,17 @@ def test_objects_produced_in_typescript_verify_in_python() -> None:
         assert sink.getvalue().hex() == ours["plaintext"]
         assert (made["ciphertext"], made["meta"]) == (ours["ciphertext"], ours["meta"])
     _checkpoint({**vectors["merkle"]["checkpoints"][0], "bytes": out["checkpoint"]})
+    group = vectors["groups"][0]
+    commits = [b(c) for c in out["commits"]]
+    states = GEN._replay_commits(Charter.from_bytes(b(group["charter"])), commits)
+    assert [secret.hex() for _, secret in states] == group["secrets"]
+    assert [state.to_bytes().hex() for state, _ in states] == group["states"]
+    jerome, joined = (
+        GEN._identity("fr-customs", "jérôme", "jérôme-pc"),
+        Commit.from_bytes(commits[1]),
+    )
+    assert open_epoch_secret(joined, states[1][0], jerome).hex() == group["secrets"][1]
+    assert open_history(joined, states[1][0], jerome) == {0: b(group["secrets"][0])}
     charters = vectors["charters"][0]
     _charter({**charters, "versions": out["charters"]})
     assert out["charters"] == charters["versions"][:2]

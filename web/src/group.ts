@@ -7,14 +7,15 @@
  * history only to newcomers of shared areas, and the roster hash. `openEpochSecret` checks
  * the commit's confirmation; `openHistory` refuses an epoch that is not in the past.
  *
- * Building commits in TypeScript (create_area / create_commit) is not ported yet.
+ * createArea / createCommit build commits (adds, removes, history; not key updates yet)
+ * through the same validation.
  */
 import { Certificate, type RevokedSet, keyIdHex, verifyDeviceChain } from "./certs.js";
 import type { Charter } from "./charter.js";
 import { CertificateError, CommitError, DecryptionError, EpochError, PolicyError } from "./errors.js";
 import { Reader, Writer, concat, decodeAll, equalBytes, label, lengthPrefixed, sha256 } from "./encoding.js";
 import { HpkePublicKey, type HpkePrivateKey } from "./hpke.js";
-import { VerifyKey, hkdfSha256 } from "./keys.js";
+import { type SigningKey, VerifyKey, hkdfSha256 } from "./keys.js";
 
 const KEY_PACKAGE = label("key-package");
 const KEY_PACKAGE_INIT = label("key-package/2");
@@ -425,4 +426,103 @@ export function openHistory(c: Commit, newState: GroupState, deviceId: string, k
   );
   if (pairs.some(([epoch]) => epoch >= c.epoch)) throw new DecryptionError("history names an epoch that is not in the past");
   return new Map(pairs);
+}
+
+// -- building commits (the other direction: TypeScript commits Python applies) ---------------
+
+/** What a device holds: its certificate chain and private keys. Never leaves the device. */
+export interface DeviceIdentity {
+  userCert: Certificate;
+  deviceCert: Certificate;
+  signingKey: SigningKey;
+  hpkeKey: HpkePrivateKey;
+}
+
+/** A key package signed by `identity`, optionally with the public half of a fresh init key. */
+export function createKeyPackage(
+  identity: DeviceIdentity,
+  o: { operationId: string; area: string; now: bigint; initKey?: HpkePublicKey },
+): KeyPackage {
+  const fields = [o.operationId, o.area, identity.userCert, identity.deviceCert, o.now] as const;
+  const draft = new KeyPackage(...fields, new Uint8Array(0), o.initKey ?? null);
+  return new KeyPackage(...fields, identity.signingKey.sign(draft.toBeSigned()), o.initKey ?? null);
+}
+
+function encodeHistory(secrets: ReadonlyMap<bigint, Uint8Array>): Uint8Array {
+  const items = [...secrets].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return new Writer(HISTORY_INFO).list(items, (w, [epoch, secret]) => w.u64(epoch).blob(secret)).finish();
+}
+
+interface CommitDraft {
+  instanceId: string;
+  area: string;
+  epoch: bigint;
+  previous: Uint8Array;
+  adds: readonly KeyPackage[];
+  removes: readonly string[];
+  update: KeyPackage | null;
+}
+
+/** Validate a draft through the same rules as applyCommit, seal the new secret to every
+ * member (and history to newcomers), sign; returns the commit, its state and its secret. */
+function finish(
+  state: GroupState | null,
+  d: CommitDraft,
+  charter: Charter,
+  committer: DeviceIdentity,
+  o: { now: bigint; history: ReadonlyMap<bigint, Uint8Array>; secret: Uint8Array; revoked?: RevokedSet },
+): [Commit, GroupState, Uint8Array] {
+  const empty = new Uint8Array(0);
+  const make = (rosterHashValue: Uint8Array, confirm: Uint8Array, sealed: SealedSecret[], history: SealedSecret[], signature: Uint8Array) =>
+    new Commit(
+      d.instanceId, charter.operationId, d.area, d.epoch, d.previous, charter.hash, committer.deviceCert.deviceId,
+      d.adds, d.removes, d.update, rosterHashValue, confirm, sealed, history, o.now, signature,
+    );
+  let draft = make(empty, empty, [], [], empty);
+  checkFrame(state, draft, charter, o.now);
+  const roster = nextRoster(state, draft, charter, o.now, o.revoked ?? NONE);
+  if (o.secret.length !== 32) throw new CommitError("an epoch secret is 32 bytes");
+  draft = make(rosterHash(roster), confirmation(o.secret, draft), [], [], empty);
+  const sealed = roster.map((e) => ({ deviceId: e.deviceId, ciphertext: e.hpkeKey.seal(o.secret, sealInfo(EPOCH_INFO, draft, e)) }));
+  const newcomers = new Set(d.adds.map((p) => p.deviceId));
+  const bundle = encodeHistory(o.history);
+  const history = o.history.size
+    ? roster
+        .filter((e) => newcomers.has(e.deviceId) && e.deviceId !== committer.deviceCert.deviceId)
+        .map((e) => ({ deviceId: e.deviceId, ciphertext: e.hpkeKey.seal(bundle, sealInfo(HISTORY_INFO, draft, e)) }))
+    : [];
+  draft = make(draft.rosterHash, draft.confirmation, sealed, history, empty);
+  const commit = make(draft.rosterHash, draft.confirmation, sealed, history, committer.signingKey.sign(draft.toBeSigned()));
+  const next = new GroupState(
+    commit.instanceId, commit.operationId, commit.area, commit.epoch, roster, charter.hash, state ? state.hash : NO_STATE, commit.createdAt,
+  );
+  return [commit, next, o.secret];
+}
+
+/** Create `area` at epoch 0 with its coordinator creator (and optional first members). */
+export function createArea(
+  charter: Charter,
+  creator: DeviceIdentity,
+  o: { instanceId: string; area: string; now: bigint; adds?: readonly KeyPackage[]; secret?: Uint8Array; initKey?: HpkePublicKey },
+): [Commit, GroupState, Uint8Array] {
+  const own = createKeyPackage(creator, { operationId: charter.operationId, area: o.area, now: o.now, ...(o.initKey ? { initKey: o.initKey } : {}) });
+  const d = { instanceId: o.instanceId, area: o.area, epoch: 0n, previous: NO_STATE, adds: [own, ...(o.adds ?? [])], removes: [], update: null };
+  return finish(null, d, charter, creator, { now: o.now, history: new Map(), secret: o.secret ?? crypto.getRandomValues(new Uint8Array(32)) });
+}
+
+/** Build, seal and sign the commit to epoch `state.epoch + 1` (adds, removes, history). */
+export function createCommit(
+  state: GroupState,
+  charter: Charter,
+  committer: DeviceIdentity,
+  o: { now: bigint; adds?: readonly KeyPackage[]; removes?: readonly string[]; history?: ReadonlyMap<bigint, Uint8Array>; secret?: Uint8Array },
+): [Commit, GroupState, Uint8Array] {
+  const d = {
+    instanceId: state.instanceId, area: state.area, epoch: state.epoch + 1n, previous: state.hash,
+    adds: o.adds ?? [], removes: o.removes ?? [], update: null,
+  };
+  const shared = charter.area(state.area).history === "shared";
+  return finish(state, d, charter, committer, {
+    now: o.now, history: shared ? (o.history ?? new Map()) : new Map(), secret: o.secret ?? crypto.getRandomValues(new Uint8Array(32)),
+  });
 }

@@ -16,6 +16,7 @@ import { Certificate, EnrolmentRequest } from "../src/certs.js";
 import { AreaPolicy, Charter, Member } from "../src/charter.js";
 import { concat, hex } from "../src/encoding.js";
 import { Header, epochAuthenticator, seal } from "../src/envelope.js";
+import { type DeviceIdentity, createArea, createCommit, createKeyPackage } from "../src/group.js";
 import { HpkePrivateKey } from "../src/hpke.js";
 import { SigningKey } from "../src/keys.js";
 import { Checkpoint, leafHash, rootHash } from "../src/merkle.js";
@@ -161,6 +162,20 @@ out.envelopes = (
     identity, userCert,
   );
   out.charters = [hex(v1.toBytes()), hex(v2.toBytes())];
+
+  const device = (org: string, user: string, deviceId: string): DeviceIdentity => {
+    const [, u, d] = chain(org, user, deviceId);
+    return { userCert: u, deviceCert: d, signingKey: key(`${org}/${deviceId}`), hpkeKey: new HpkePrivateKey(seeded(`${org}/${deviceId}/hpke`, 96)) };
+  };
+  const alice = device("wco", "alice", "alice-1");
+  const jerome = device("fr-customs", "jérôme", "jérôme-pc");
+  const [c0, s0, secret0] = createArea(v1, alice, { instanceId: INSTANCE, area: "general", now: NOW, secret: seeded("secret/0") });
+  const join = createKeyPackage(jerome, { operationId: "op-tiger", area: "general", now: NOW + 5n });
+  const [c1, s1] = createCommit(s0, v1, alice, {
+    now: NOW + 10n, adds: [join], history: new Map([[0n, secret0]]), secret: seeded("secret/1"),
+  });
+  const [c2] = createCommit(s1, v1, alice, { now: NOW + 20n, removes: ["jérôme-pc"], secret: seeded("secret/2") });
+  out.commits = [c0, c1, c2].map((c) => hex(c.toBytes()));
 }
 
 console.log(JSON.stringify(out));
