@@ -32,7 +32,7 @@ from opseal.crypto.certs import (
 )
 from opseal.crypto.charter import AreaPolicy, Charter, Member
 from opseal.crypto.encoding import Writer, b64e, label
-from opseal.crypto.envelope import Header, seal
+from opseal.crypto.envelope import Header, ReplayTracker, seal
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import (
     Commit,
@@ -373,6 +373,23 @@ def envelopes() -> list[dict[str, Any]]:
     return out
 
 
+def replays() -> list[dict[str, Any]]:
+    """Counters recorded in order by opseal.crypto's ReplayTracker: each step's outcome (ok or
+    the error's class) and the sender's gaps afterwards."""
+    tracker, steps = ReplayTracker(), []
+    script = [("alice-1", c) for c in (1, 2, 5, 2, 4, 4, 10, 7, 3, 200_000, 11)]
+    script += [("jérôme-pc", 1), ("jérôme-pc", 1), ("jérôme-pc", 100_001), ("jérôme-pc", 9)]
+    for sender, counter in script:
+        try:
+            tracker.record("op-tiger", "general", sender, counter)
+            outcome = "ok"
+        except CryptoError as exc:
+            outcome = type(exc).__name__
+        gaps = tracker.gaps("op-tiger", "general", sender)
+        steps.append({"sender": sender, "counter": counter, "outcome": outcome, "gaps": gaps})
+    return steps
+
+
 def key_of(org: str, device: str) -> SigningKey:
     return key(f"{org}/{device}")
 
@@ -509,6 +526,7 @@ def build() -> dict[str, Any]:
         "hpke": hpke(),
         "envelopes": envelopes(),
         "groups": groups(),
+        "replays": replays(),
         "malformed": malformed(),
     }  # fmt: skip
 

@@ -12,7 +12,7 @@
  * separate step, as in Python (tracker.record after a successful open).
  */
 import { gcm } from "@noble/ciphers/aes.js";
-import { ContextError, DecodeError, DecryptionError, EnvelopeError, ForkError } from "./errors.js";
+import { ContextError, DecodeError, DecryptionError, EnvelopeError, ForkError, ReplayError } from "./errors.js";
 import { Reader, Writer, concat, decodeAll, equalBytes, label, lengthPrefixed, sha256 } from "./encoding.js";
 import { type SigningKey, type VerifyKey, hkdfSha256 } from "./keys.js";
 
@@ -194,5 +194,53 @@ export function openEnvelope(envelope: Envelope, view: EpochView, epochSecret: U
     return gcm(key, nonce, h.encoded).decrypt(envelope.ciphertext);
   } catch {
     throw new DecryptionError("message does not decrypt under this epoch's secret");
+  }
+}
+
+export const MAX_COUNTER_JUMP = 100_000n;
+export const MAX_GAP_RANGES = 1024;
+const LISTED_RUN = 3n;
+type Run = [bigint, bigint];
+
+/** Remembers, per operation, area and sender, which counters were accepted, as
+ * opseal.crypto.envelope.ReplayTracker: a counter seen before raises ReplayError; counters
+ * skipped over are kept as runs of possibly missing messages (at most MAX_GAP_RANGES, the
+ * oldest forgotten) until they arrive late, once; a jump of more than MAX_COUNTER_JUMP is
+ * refused. `gaps` writes a run of up to three counters as the counters, a longer one as
+ * [first, last]. */
+export class ReplayTracker {
+  private readonly logs = new Map<string, { highest: bigint; missing: Run[] }>();
+
+  record(operation: string, area: string, sender: string, counter: bigint): void {
+    const k = JSON.stringify([operation, area, sender]);
+    let log = this.logs.get(k);
+    if (log === undefined) {
+      log = { highest: 0n, missing: [] };
+      this.logs.set(k, log);
+    }
+    if (counter - log.highest > MAX_COUNTER_JUMP) {
+      throw new EnvelopeError(`counter of '${sender}' jumps by more than ${MAX_COUNTER_JUMP}`);
+    }
+    if (counter > log.highest) {
+      if (counter > log.highest + 1n) log.missing.push([log.highest + 1n, counter - 1n]);
+      log.highest = counter;
+    } else {
+      const i = log.missing.findIndex(([first, last]) => first <= counter && counter <= last);
+      if (i < 0) throw new ReplayError(`message ${counter} from '${sender}' in '${area}' was already seen`);
+      const [first, last] = log.missing[i]!;
+      const pieces = ([[first, counter - 1n], [counter + 1n, last]] as Run[]).filter(([a, b]) => a <= b);
+      log.missing.splice(i, 1, ...pieces);
+    }
+    log.missing.splice(0, Math.max(0, log.missing.length - MAX_GAP_RANGES));
+  }
+
+  gaps(operation: string, area: string, sender: string): (bigint | [bigint, bigint])[] {
+    const log = this.logs.get(JSON.stringify([operation, area, sender]));
+    const out: (bigint | [bigint, bigint])[] = [];
+    for (const [first, last] of log?.missing ?? []) {
+      if (last - first < LISTED_RUN) for (let c = first; c <= last; c++) out.push(c);
+      else out.push([first, last]);
+    }
+    return out;
   }
 }

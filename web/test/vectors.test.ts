@@ -11,7 +11,7 @@ import { Certificate, EnrolmentRequest, Revocation, verifyDeviceChain } from "..
 import { Charter, verifyCharterChain } from "../src/charter.js";
 import * as errors from "../src/errors.js";
 import { CryptoError, UnsupportedVersion } from "../src/errors.js";
-import { Envelope, type EpochView, Header, epochAuthenticator, openEnvelope, seal } from "../src/envelope.js";
+import { Envelope, type EpochView, Header, ReplayTracker, epochAuthenticator, openEnvelope, seal } from "../src/envelope.js";
 import { Reader, Writer, b64d, b64e, fromHex, hex, label, lengthPrefixed } from "../src/encoding.js";
 import { Commit, GroupState, applyCommit, openEpochSecret, openHistory } from "../src/group.js";
 import { ENC_SIZE, HpkePrivateKey, HpkePublicKey } from "../src/hpke.js";
@@ -357,6 +357,22 @@ test("group commits: apply what Python committed, open the epoch secrets and his
     }
     count("groups", 5);
     count("flips", refusesEveryFlip(v, (x: Json) => void replayCommits(x)));
+  }
+});
+
+test("replay tracking: the same outcomes and gaps as Python's ReplayTracker, step by step", () => {
+  const tracker = new ReplayTracker();
+  for (const step of V.replays) {
+    let outcome = "ok";
+    try {
+      tracker.record("op-tiger", "general", step.sender, BigInt(step.counter));
+    } catch (exc) {
+      outcome = (exc as Error).name;
+    }
+    assert.equal(outcome, step.outcome, `${step.sender} ${step.counter}`);
+    const gaps = tracker.gaps("op-tiger", "general", step.sender).map((g) => (Array.isArray(g) ? g.map(Number) : Number(g)));
+    assert.deepEqual(gaps, step.gaps, `${step.sender} ${step.counter}`);
+    count("replays");
   }
 });
 
