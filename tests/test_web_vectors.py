@@ -27,7 +27,7 @@ from opseal.crypto.charter import Charter, verify_charter_chain
 from opseal.crypto.envelope import Envelope, open_envelope
 from opseal.crypto.errors import CryptoError, UnsupportedVersion
 from opseal.crypto.group import Commit, open_epoch_secret, open_history
-from opseal.crypto.keys import HpkePrivateKey, VerifyKey
+from opseal.crypto.keys import HpkePrivateKey, VerifyKey, open_key_file
 from opseal.crypto.merkle import Checkpoint, verify_consistency, verify_inclusion
 from opseal.crypto.statements import Receipt, login_message
 
@@ -206,6 +206,14 @@ def test_vectors_are_current_and_python_refuses_every_flipped_bit() -> None:
     for refused in vectors["groups"][0]["refused"]:
         with pytest.raises(CryptoError, match=refused["error"]):
             _group({**vectors["groups"][0], "commits": refused["commits"]})
+    keyfile = vectors["keyfiles"]
+    opened = open_key_file(b(keyfile["file"]), keyfile["passphrase"], purpose="device")
+    assert opened.hex() == keyfile["secret"]
+    with pytest.raises(errors.WrongPassphrase):
+        open_key_file(b(keyfile["file"]), keyfile["passphrase"] + "!", purpose="device")
+    for refused in keyfile["refused"]:
+        with pytest.raises(getattr(errors, refused["error"])):
+            open_key_file(b(refused["file"]), keyfile["passphrase"], purpose="device")
     flips = sum(_refuses_every_flip(v, check) for group, check in checks for v in group)
     assert flips > 2000
     for case in vectors["malformed"]:
@@ -256,6 +264,11 @@ def test_objects_produced_in_typescript_verify_in_python() -> None:
     )
     assert open_epoch_secret(joined, states[1][0], jerome).hex() == group["secrets"][1]
     assert open_history(joined, states[1][0], jerome) == {0: b(group["secrets"][0])}
+    sealed = b(out["keyfile"])
+    assert (
+        open_key_file(sealed, vectors["keyfiles"]["passphrase"], purpose="device").hex()
+        == (vectors["keyfiles"]["secret"])
+    )
     charters = vectors["charters"][0]
     _charter({**charters, "versions": out["charters"]})
     assert out["charters"] == charters["versions"][:2]

@@ -45,7 +45,15 @@ from opseal.crypto.group import (
     epoch_authenticator,
     open_epoch_secret,
 )
-from opseal.crypto.keys import HpkePrivateKey, SigningKey, fingerprint_text, hkdf_sha256
+from opseal.crypto.keys import (
+    HpkePrivateKey,
+    KdfParams,
+    SigningKey,
+    fingerprint_text,
+    hkdf_sha256,
+    open_key_file,
+    seal_key_file,
+)
 from opseal.crypto.merkle import (
     Checkpoint,
     consistency_proof,
@@ -390,6 +398,35 @@ def replays() -> list[dict[str, Any]]:
     return steps
 
 
+KEYFILE_PASSPHRASE = "correct horse ✓ battery"
+COST = bytes.fromhex("000000010000010000000001")  # t=1, m=256 KiB, p=1 as encoded
+
+
+def keyfiles() -> dict[str, Any]:
+    """A device key sealed under a passphrase (light Argon2id cost: t=1, 256 KiB), kept while
+    it still opens (salt and nonce are random), and changed copies both sides refuse."""
+    secret, params = seeded("wco/alice-1"), KdfParams(1, 256, 1)
+    try:
+        kept = bytes.fromhex(json.loads(VECTORS.read_text(encoding="utf-8"))["keyfiles"]["file"])
+        assert open_key_file(kept, KEYFILE_PASSPHRASE, purpose="device") == secret
+    except (OSError, ValueError, KeyError, AssertionError, CryptoError):
+        kept = seal_key_file(secret, KEYFILE_PASSPHRASE, purpose="device", params=params)
+    head = len(kept) - 4 - 48  # the sealed field: 32 bytes and the 16-byte tag
+    salt, nonce = head - 12 - 4 - 16, head - 12
+    refused = {
+        "salt": (flipped(kept, salt), "WrongPassphrase"),
+        "nonce": (flipped(kept, nonce), "WrongPassphrase"),
+        "sealed key": (flipped(kept, head + 10), "WrongPassphrase"),
+        "tag": (flipped(kept, len(kept) - 1), "WrongPassphrase"),
+        "time cost 0": (kept.replace(COST, bytes(4) + COST[4:], 1), "DecodeError"),
+        "truncated": (kept[:-1], "DecodeError"),
+    }
+    return {"file": hx(kept), "secret": hx(secret), "passphrase": KEYFILE_PASSPHRASE,
+            "purpose": "device",
+            "refused": [{"name": n, "file": hx(f), "error": e}
+                        for n, (f, e) in refused.items()]}  # fmt: skip
+
+
 def key_of(org: str, device: str) -> SigningKey:
     return key(f"{org}/{device}")
 
@@ -527,6 +564,7 @@ def build() -> dict[str, Any]:
         "envelopes": envelopes(),
         "groups": groups(),
         "replays": replays(),
+        "keyfiles": keyfiles(),
         "malformed": malformed(),
     }  # fmt: skip
 

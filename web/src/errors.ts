@@ -66,3 +66,7 @@ export class CommitError extends CryptoError {
 export class EpochError extends CommitError {
   override name = "EpochError";
 }
+/** A key file could not be opened with this passphrase. */
+export class WrongPassphrase extends DecryptionError {
+  override name = "WrongPassphrase";
+}

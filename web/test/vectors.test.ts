@@ -14,6 +14,7 @@ import { CryptoError, UnsupportedVersion } from "../src/errors.js";
 import { Envelope, type EpochView, Header, ReplayTracker, epochAuthenticator, openEnvelope, seal } from "../src/envelope.js";
 import { Reader, Writer, b64d, b64e, fromHex, hex, label, lengthPrefixed } from "../src/encoding.js";
 import { Commit, GroupState, applyCommit, openEpochSecret, openHistory } from "../src/group.js";
+import { openKeyFile, sealKeyFile } from "../src/keyfile.js";
 import { ENC_SIZE, HpkePrivateKey, HpkePublicKey } from "../src/hpke.js";
 import { SigningKey, VerifyKey, fingerprintText, hkdfSha256 } from "../src/keys.js";
 import { Checkpoint, EMPTY_ROOT, rootHash, verifyConsistency, verifyInclusion } from "../src/merkle.js";
@@ -374,6 +375,22 @@ test("replay tracking: the same outcomes and gaps as Python's ReplayTracker, ste
     assert.deepEqual(gaps, step.gaps, `${step.sender} ${step.counter}`);
     count("replays");
   }
+});
+
+test("key files: open what Python sealed under a passphrase, refuse a wrong one and changed files", async () => {
+  const v = V.keyfiles;
+  assert.equal(hex(await openKeyFile(fromHex(v.file), v.passphrase, v.purpose)), v.secret);
+  await assert.rejects(openKeyFile(fromHex(v.file), `${v.passphrase}!`, v.purpose), errors.WrongPassphrase);
+  await assert.rejects(openKeyFile(fromHex(v.file), v.passphrase, "org-root"), errors.DecodeError);
+  for (const refused of v.refused) {
+    const kind = (errors as Record<string, unknown>)[refused.error] as new () => Error;
+    await assert.rejects(openKeyFile(fromHex(refused.file), v.passphrase, v.purpose), kind, refused.name);
+    count("keyfiles");
+  }
+  const light = { timeCost: 1, memoryKib: 256, parallelism: 1 };
+  const again = await sealKeyFile(fromHex(v.secret), v.passphrase, v.purpose, light);
+  assert.equal(hex(await openKeyFile(again, v.passphrase, v.purpose)), v.secret);
+  count("keyfiles");
 });
 
 test("malformed encodings are refused with the same error class as Python", () => {

@@ -18,6 +18,7 @@ import { concat, hex } from "../src/encoding.js";
 import { Header, epochAuthenticator, seal } from "../src/envelope.js";
 import { type DeviceIdentity, createArea, createCommit, createKeyPackage } from "../src/group.js";
 import { HpkePrivateKey } from "../src/hpke.js";
+import { sealKeyFile } from "../src/keyfile.js";
 import { SigningKey } from "../src/keys.js";
 import { Checkpoint, leafHash, rootHash } from "../src/merkle.js";
 import { Receipt, ReceiptGossip, loginMessage } from "../src/statements.js";
@@ -177,5 +178,7 @@ out.envelopes = (
   const [c2] = createCommit(s1, v1, alice, { now: NOW + 20n, removes: ["jérôme-pc"], secret: seeded("secret/2") });
   out.commits = [c0, c1, c2].map((c) => hex(c.toBytes()));
 }
+
+out.keyfile = hex(await sealKeyFile(seeded("wco/alice-1"), "correct horse ✓ battery", "device", { timeCost: 1, memoryKib: 256, parallelism: 1 }));
 
 console.log(JSON.stringify(out));
