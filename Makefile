@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-deploy lint typecheck bench clean
+.PHONY: demo test test-deploy lint typecheck bench clean web-build web-test web-check
 
 # Reinstalls only when the project's metadata changed; the install is editable,
 # so source edits need nothing.
@@ -30,10 +30,34 @@ typecheck: $(STAMP)
 	cd $(TYPECHECK) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" \
 		$(foreach d,$(PACKAGES),-p opseal.$(d))
 
+# The browser client (web/, design §17): `npm ci` from the committed lock file when
+# node_modules is missing or older than the lock (no install scripts, no browser download),
+# then tsc compiles the sources, the tests and the tools into web/build.
+WEB_STAMP := web/node_modules/.installed
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
+
+web-build: $(WEB_STAMP)
+	cd web && node_modules/.bin/tsc -p tsconfig.json
+
+# The TypeScript suite: every cross-language vector of web/test/vectors.json.
+web-test: web-build
+	cd web && node --test build/test/
+
+# Without Node.js the web suite cannot run: said plainly, and a failure under CI (.ci/run).
+web-check:
+	@if command -v node >/dev/null; then $(MAKE) --no-print-directory web-build; \
+	elif [ -n "$$CI" ]; then echo "FAIL: node is missing, the web client's tests cannot run" >&2; exit 1; \
+	else echo "WARNING: node is missing: the web client's tests (make web-test) are NOT run" >&2; fi
+
 # Tests run on every core (pytest-xdist); each test has its own database and loopback port.
+# The web build comes first so that the Python suite also verifies what TypeScript produces;
+# the TypeScript suite runs after pytest.
 PYTEST_WORKERS ?= auto
-test: lint typecheck
+test: lint typecheck web-check
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	@if command -v node >/dev/null; then cd web && node --test build/test/; fi
 
 # nginx in front of two nodes on PostgreSQL and S3 (moto), under load with a node killed
 # (tests/deploy/; needs nginx and OPSEAL_TEST_POSTGRES_URL, as .ci/run provides). Minutes.
@@ -48,4 +72,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/replay.py
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info web/build web/node_modules
