@@ -53,7 +53,14 @@ def make_engine(url: str) -> AsyncEngine:
     """An async engine for ``url``; for SQLite, the folder is created and WAL switched on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # Custom plans for every statement: asyncpg prepares statements, and after five runs
+    # PostgreSQL may switch to a generic plan; for the idempotency look-ups (a sender's
+    # message ids IN a batch's 500 ids) that plan scanned the whole area by primary key, so
+    # ingest slowed as an area grew (design §13). Planning each time costs far less.
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+    )  # fmt: skip
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -211,11 +211,13 @@ events = Table(
     _time("created_at"),
     ForeignKeyConstraint(["operation_id", "area"], ["areas.operation_id", "areas.area"]),
     # Message ids are idempotency keys of their sender only (design §15 "Provenance"): another
-    # device using the same id blocks nothing. The index also serves the receipts' look-up.
+    # device using the same id blocks nothing. Every look-up by message id names the sender
+    # (receipts too, since 0004), so this index serves them all.
     UniqueConstraint(
         "operation_id", "area", "device_id", "message_id", name="uq_events_sender_message_id"
     ),
-    Index("ix_events_message_id", "message_id"),
+    # Each sender's latest message (the counter checks, on every post): one backward step.
+    Index("ix_events_sender_seq", "operation_id", "area", "device_id", "seq"),
 )
 
 commits = Table(
