@@ -208,6 +208,15 @@ def wrong_passphrase(profile: Profile) -> CliError:
     )
 
 
+def require_joined(client: Client, op: str) -> None:
+    """Refuse a command about an operation this device has not joined (no pinned root)."""
+    if client.store.pin(op) is None:
+        raise CliError(
+            f"this device has not joined operation {op!r}",
+            "see `opseal op list`, then `opseal op join --invitation FILE`",
+        )
+
+
 def last_warning(client: Client) -> int:
     warnings = client.warnings()
     return warnings[-1][0] if warnings else 0

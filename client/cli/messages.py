@@ -11,7 +11,15 @@ from opseal.crypto.errors import CryptoError
 
 from .. import content as payloads
 from .codes import OK, REFUSED, WARNINGS, CliError, usage
-from .context import Ctx, last_warning, queue_first, refusal_json, report_refused, send
+from .context import (
+    Ctx,
+    last_warning,
+    queue_first,
+    refusal_json,
+    report_refused,
+    require_joined,
+    send,
+)
 from .registry import AREA, HANDLING, OP, RETRY, arg, command
 from .render import WarningRow, message_json, message_text, warning_json, when
 
@@ -66,11 +74,7 @@ async def post(ctx: Ctx) -> int:
 async def read(ctx: Ctx) -> int:
     op, area, after = ctx.args.op, ctx.args.area, ctx.args.after
     async with ctx.client(sync=True) as client:
-        if client.store.pin(op) is None:
-            raise CliError(
-                f"this device has not joined operation {op!r}",
-                "see `opseal op list`, then `opseal op join --invitation FILE`",
-            )
+        require_joined(client, op)
         if area is not None:
             await _check_may_read(client, op, area)
         messages = client.read(op, area, after=after)

@@ -36,6 +36,7 @@ from .context import (
     queue_first,
     refusal_json,
     report_refused,
+    require_joined,
     send,
 )
 from .registry import OP, RETRY, arg, command
@@ -258,11 +259,7 @@ async def report(ctx: Ctx) -> int:
     if ctx.args.json and a.output is None and fmt != "json":
         raise usage(f"--json prints the report as JSON; {fmt} needs --output FILE", "add it")
     async with ctx.client(sync=True) as client:
-        if client.store.pin(a.op) is None:
-            raise CliError(
-                f"this device has not joined operation {a.op!r}",
-                "see `opseal op list`, then `opseal op join OP --root-key KEY`",
-            )
+        require_joined(client, a.op)
         charter = await client.charter(a.op, refresh=True)
         messages = client.read(a.op)
     if charter.role_of(client.org_id) == "stakeholder":

@@ -19,6 +19,7 @@ from .context import (
     Ctx,
     check_may_post,
     confirm,
+    require_joined,
     verified,
 )
 from .registry import MESSAGE_ID, OP, arg, command
@@ -43,11 +44,7 @@ if TYPE_CHECKING:
 async def export_records(ctx: Ctx) -> None:
     a = ctx.args
     async with ctx.client(sync=True) as client:
-        if client.store.pin(a.op) is None:
-            raise CliError(
-                f"this device has not joined operation {a.op!r}",
-                "see `opseal op list`, then `opseal op join OP --root-key KEY`",
-            )
+        require_joined(client, a.op)
         charter = await client.charter(a.op, refresh=True)
         try:
             rows = export.collect(
