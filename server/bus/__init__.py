@@ -24,6 +24,8 @@ class Event:
     area: str
     seq: int
     kind: str = "entries"
+    remote: bool = False
+    """Notified by another node: what this node caches about the operation may be older."""
 
 
 class LocalBus:

@@ -34,7 +34,8 @@ class PostgresBus(LocalBus):
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
             data = json.loads(payload)
-            self.deliver(Event(data["o"], data["a"], int(data["s"]), str(data.get("k", "entries"))))
+            kind = str(data.get("k", "entries"))
+            self.deliver(Event(data["o"], data["a"], int(data["s"]), kind, remote=True))
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed notification")
 

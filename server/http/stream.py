@@ -20,11 +20,11 @@ stops receiving) and its areas every :data:`REFRESH_SECONDS` or so.
 The operation's current charter version comes from the process's cache
 (:class:`~opseal.server.services.charter_cache.CharterVersions`), not a query per delivery. On
 the node that publishes a version the cache is exact: it is bypassed from before the commit
-until after it. Other nodes drop their cached version on the version's ``charter`` bus event
-(``LISTEN/NOTIFY``, milliseconds) or, if that notification is lost, at the next poll, which
-reads the versions after the heads; until then an entry stored there may still reach a
-subscriber whose read right the new version removed — at most :data:`POLL_SECONDS` late,
-besides the notification's own delay (design §15).
+until after it. Entries another node stored (a notification from it) are checked against the
+database's version, read after the entry was committed there, so a version published anywhere
+before an entry was stored is never missed; the cache serves this node's own entries. Other
+nodes' ``charter`` bus events (and the poll, for a lost one) drop the cached version, and
+poke the subscribers under an older one (design §15).
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ class StreamHub:
         self.latest[ref] = max(self.latest.get(ref, 0), event.seq)
         readers = [s for s in self.subscribers if ref in s.readable]
         if readers:
-            readers = await self._same_charter(ref.operation_id, readers)
+            readers = await self._same_charter(ref.operation_id, readers, from_db=event.remote)
         by_position: dict[int, list[Subscriber]] = defaultdict(list)
         for sub in readers:
             if event.seq > sub.positions.get(ref, 0):
@@ -254,10 +254,11 @@ class StreamHub:
             if sub.charter_versions.get(operation_id, version) < version:
                 sub.poke.set()
 
-    async def _current_charter(self, operation_id: str) -> int | None:
-        """The operation's current charter version: cached (design §15), else read."""
+    async def _current_charter(self, operation_id: str, *, from_db: bool = False) -> int | None:
+        """The operation's current charter version: cached (design §15), else — or when
+        ``from_db`` — read."""
         cache = self.ctx.charter_versions
-        current = cache.get(operation_id)
+        current = None if from_db else cache.get(operation_id)
         if current is None:
             generation = cache.generation(operation_id)
             async with self.ctx.engine.connect() as conn:
@@ -266,10 +267,14 @@ class StreamHub:
                 cache.remember(operation_id, current, generation)
         return current
 
-    async def _same_charter(self, operation_id: str, readers: list[Subscriber]) -> list[Subscriber]:
+    async def _same_charter(
+        self, operation_id: str, readers: list[Subscriber], *, from_db: bool = False
+    ) -> list[Subscriber]:
         """The readers whose areas were read under the operation's current charter version;
-        the others are left out of this delivery and re-read their areas (and catch up) now."""
-        current = await self._current_charter(operation_id)
+        the others are left out of this delivery and re-read their areas (and catch up) now.
+        Entries another node stored are checked against the database's version (``from_db``):
+        this node's cache may not have heard of a version that node published first."""
+        current = await self._current_charter(operation_id, from_db=from_db)
         fresh = []
         for sub in readers:
             if sub.charter_versions.get(operation_id) == current:
