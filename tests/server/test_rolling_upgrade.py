@@ -125,3 +125,13 @@ async def test_old_and_new_nodes_serve_together_on_an_expanded_schema(database, 
         assert (await _status(database))["keeps_running"] is False
         with pytest.raises(RuntimeError, match=r"do not keep this code \(\w+\) running"):
             await proc_a.start()
+
+
+def test_a_mark_other_than_the_previous_revision_fails_the_migration(tmp_path):
+    """`keeps_running` may only name the revision just before (or None): a migration claiming
+    an older release still runs would let it skip the steps in between unchecked."""
+    folder = next_release(tmp_path, "wrong", ("9001", EXPAND, True))
+    script = Path(folder) / "versions" / "9001_test_step.py"
+    script.write_text(script.read_text().replace("keeps_running = '", "keeps_running = '0001"))
+    with pytest.raises(ValueError, match="keeps_running must be its down_revision"):
+        migrate(f"sqlite+aiosqlite:///{tmp_path / 'wrong.db'}", folder)
