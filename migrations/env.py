@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from opseal.server.storage.db import make_engine
+from opseal.server.storage.db import SCHEMA_COMPAT, make_engine, record_compatibility
 from opseal.server.storage.tables import metadata
 
 config = context.config
@@ -19,17 +19,22 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=lambda name, kind, _parent: kind != "table" or name != SCHEMA_COMPAT,
     )
     with context.begin_transaction():
         context.run_migrations()
+        # which earlier code runs on the schema now, for nodes that cannot read these scripts
+        record_compatibility(connection, context.script)
 
 
 async def _run_async() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-        await connection.commit()
-    await engine.dispose()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+            await connection.commit()
+    finally:  # a failed migration closes its connection too
+        await engine.dispose()
 
 
 if context.is_offline_mode():

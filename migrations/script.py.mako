@@ -16,6 +16,10 @@ revision: str = ${repr(up_revision)}
 down_revision: Union[str, Sequence[str], None] = ${repr(down_revision)}
 branch_labels: Union[str, Sequence[str], None] = ${repr(branch_labels)}
 depends_on: Union[str, Sequence[str], None] = ${repr(depends_on)}
+# ${repr(down_revision)} when this migration only expands the schema (new tables, nullable
+# columns, indexes): nodes on the previous release keep running on it during a rolling upgrade.
+# None when it drops or changes what the previous code uses (design §13, docs/deploy.md).
+keeps_running: Union[str, None] = None
 
 
 def upgrade() -> None:

@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="change nothing: print the database's revision and the migrations pending, as "
-        "JSON; exit 0 when current, 1 when migrations are pending or the database is newer",
+        "JSON; exit 0 when current or newer by expand-only migrations that keep this version "
+        "running, 1 when migrations are pending or a newer one does not keep it running",
     )
     sub.add_parser("init", help="create the instance keys (once, after migrate)")
     serve = sub.add_parser("serve", help="serve the API (HTTPS when tls_cert/tls_key are set)")
@@ -108,7 +109,7 @@ async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[An
 
     engine = make_engine(settings.database_url)
     try:
-        await check_schema(engine)
+        await check_schema(engine, settings.migrations_path)
         ctx = Context(settings, engine, await load_instance(engine), LocalBus())
         try:
             return await action(ctx)
@@ -123,7 +124,7 @@ async def _init(settings: Settings) -> str:
 
     engine = make_engine(settings.database_url)
     try:
-        await check_schema(engine)
+        await check_schema(engine, settings.migrations_path)
         return await initialise(engine, int(time.time()))
     finally:
         await engine.dispose()
@@ -134,7 +135,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
     engine = make_engine(settings.database_url)
-    asyncio.run(_check_then_dispose(engine))
+    asyncio.run(_check_then_dispose(engine, settings.migrations_path))
     for warning in exposed_files(settings):
         print(f"opseal-server: warning: {warning}", file=sys.stderr, flush=True)
     context = None
@@ -197,9 +198,11 @@ def exposed_files(settings: Settings) -> list[str]:
     return warnings
 
 
-async def _check_then_dispose(engine: Any) -> None:
+async def _check_then_dispose(engine: Any, migrations: str) -> None:
     try:
-        await check_schema(engine)
+        notice = await check_schema(engine, migrations)
+        if notice:
+            print(f"opseal-server: {notice}", file=sys.stderr, flush=True)
     finally:
         await engine.dispose()
 
@@ -298,7 +301,7 @@ async def _restore(settings: Settings, args: argparse.Namespace, passphrase: str
     chunks = make_chunk_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url,
                               s3_region=settings.s3_region)  # fmt: skip
     try:
-        await check_schema(engine)
+        await check_schema(engine, settings.migrations_path)
         return await restore(engine, chunks, Path(args.backup_file), Path(args.key), passphrase,
                              postgres=settings.is_postgres, now=int(time.time()))  # fmt: skip
     finally:
@@ -311,7 +314,7 @@ async def _schema_status(settings: Settings) -> dict[str, Any]:
 
     engine = make_engine(settings.database_url)
     try:
-        return await schema_status(engine)
+        return await schema_status(engine, settings.migrations_path)
     finally:
         await engine.dispose()
 
@@ -326,14 +329,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "migrate" and args.check:
         status = asyncio.run(_schema_status(settings))
         print(json.dumps(status, indent=2))
-        if status["state"] != "current":
+        if status["state"] == "newer" and status["keeps_running"]:
+            print("opseal-server: the database is newer than this version by expand-only "
+                  "migrations: this version still runs on it", file=sys.stderr)  # fmt: skip
+        elif status["state"] != "current":
             raise _Refused(
                 f"{len(status['pending'])} migration(s) pending: run `opseal-server migrate`"
                 if status["state"] == "pending"
-                else "the database was migrated by a later OpSeal version than this one"
+                else "the database was migrated by a later OpSeal version than this one, "
+                "whose migrations do not keep this version running"
             )
     elif args.command == "migrate":
-        migrate(settings.database_url)
+        migrate(settings.database_url, settings.migrations_path)
         print("database is at the latest schema")
     elif args.command == "init":
         instance_id = asyncio.run(_init(settings))

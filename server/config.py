@@ -59,6 +59,10 @@ class Settings:
     s3_endpoint_url: str = ""
     """The S3 endpoint of a MinIO or Ceph gateway (``https://minio.lan:9000``); empty for AWS."""
     s3_region: str = ""
+    migrations_path: str = ""
+    """A folder of Alembic migration scripts to check the schema against instead of the
+    installed ``opseal.migrations``; empty in production. The rolling-upgrade test sets it to
+    play a node of the next release."""
     token_ttl: int = 3600
     challenge_ttl: int = 120
     log_level: str = "info"

@@ -18,6 +18,8 @@ revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Not expand-only: code at the revision before does not run on this schema (design §13).
+keeps_running: str | None = None
 
 
 def upgrade() -> None:

@@ -26,6 +26,8 @@ revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Not expand-only: code at the revision before does not run on this schema (design §13).
+keeps_running: str | None = None
 
 _COLUMNS = ("message_id", "device_id", "kind", "org_id", "statement", "created_at")
 _SENDER = sa.text(

@@ -69,7 +69,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = make_engine(settings.database_url)
     try:
-        await check_schema(engine)
+        await check_schema(engine, settings.migrations_path)  # `serve` printed its notice
         instance = await load_instance(engine)
         bus = await _bus(settings, engine)
         ctx = app[CONTEXT] = Context(settings, engine, instance, bus)

@@ -20,11 +20,12 @@ from typing import Any, TypeAlias
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
+from sqlalchemy import Column, MetaData, String, Table, event, inspect, select, text
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 __all__ = [
+    "SCHEMA_COMPAT",
     "WRITE_INTENT",
     "Record",
     "SchemaError",
@@ -34,6 +35,7 @@ __all__ = [
     "make_engine",
     "migrate",
     "ping",
+    "record_compatibility",
     "schema_status",
     "sqlite_path",
     "write_transaction",
@@ -46,7 +48,8 @@ Record: TypeAlias = Row[*tuple[Any, ...]]
 
 
 class SchemaError(Exception):
-    """The database schema is missing or older than this server's code."""
+    """The database schema is missing, older than this server's code, or newer by a migration
+    that does not keep this code running."""
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -117,52 +120,110 @@ async def ping(conn: AsyncConnection) -> None:
     await conn.execute(_PING)
 
 
-def alembic_config(url: str) -> Config:
-    """An Alembic configuration whose scripts live in the installed ``opseal.migrations``."""
+SCHEMA_COMPAT = "opseal_schema_compat"
+"""The table, kept beside ``alembic_version`` by every ``migrate`` run, that says for each
+migration applied which earlier code still runs on its schema (``keeps_running``)."""
+
+_compat = Table(
+    SCHEMA_COMPAT,
+    MetaData(),
+    Column("revision", String(32), primary_key=True),
+    Column("keeps_running", String(32), nullable=True),
+)
+
+
+def alembic_config(url: str, migrations: str = "") -> Config:
+    """An Alembic configuration whose scripts live in the installed ``opseal.migrations`` (or
+    in the folder ``migrations``: the ``migrations_path`` setting, for rolling-upgrade tests)."""
     config = Config()
-    config.set_main_option("script_location", str(files("opseal.migrations")))
+    config.set_main_option("script_location", migrations or str(files("opseal.migrations")))
     config.set_main_option("sqlalchemy.url", url)
     return config
 
 
-def _head(url: str) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+def record_compatibility(connection: Connection, scripts: ScriptDirectory) -> None:
+    """Rewrite :data:`SCHEMA_COMPAT` for the database's revision: one row per migration up to
+    it, with its module's ``keeps_running`` (the revision before it when the migration only
+    expands the schema, so code at that revision still runs; None for a contract step).
+
+    Run by ``migrations/env.py`` after every upgrade or downgrade, inside its transaction, so a
+    node whose code does not know the newer migrations still learns from the database whether
+    its own head keeps running."""
+    revision = MigrationContext.configure(connection).get_current_revision()
+    rows = []
+    for script in scripts.iterate_revisions(revision, "base") if revision else ():
+        keeps = getattr(script.module, "keeps_running", None)
+        if keeps is not None and keeps != script.down_revision:
+            raise ValueError(
+                f"migration {script.revision}: keeps_running must be its down_revision "
+                f"({script.down_revision}) or None, not {keeps}"
+            )
+        rows.append({"revision": script.revision, "keeps_running": keeps})
+    _compat.create(connection, checkfirst=True)
+    connection.execute(_compat.delete())
+    if rows:
+        connection.execute(_compat.insert(), rows)
 
 
-async def head_revision(engine: AsyncEngine) -> str | None:
+def _keeps_running(connection: Connection, revision: str, head: str | None) -> bool:
+    """Whether code at ``head`` runs on a database at the (newer) ``revision``: following the
+    recorded ``keeps_running`` marks from ``revision`` back reaches ``head`` through expand-only
+    migrations alone."""
+    if head is None or not inspect(connection).has_table(SCHEMA_COMPAT):
+        return False
+    marks = dict(connection.execute(select(_compat.c.revision, _compat.c.keeps_running)).all())
+    step: str | None = revision
+    while step is not None and step != head:
+        step = marks.get(step)
+    return step == head
+
+
+def _head(url: str, migrations: str = "") -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url, migrations)).get_current_head()
+
+
+async def head_revision(engine: AsyncEngine, migrations: str = "") -> str | None:
     """The latest revision the installed migrations define."""
     url = engine.url.render_as_string(hide_password=False)
-    return await asyncio.to_thread(_head, url)  # reads the migration scripts from disk
+    return await asyncio.to_thread(_head, url, migrations)  # reads the scripts from disk
 
 
-async def check_schema(engine: AsyncEngine) -> None:
-    """Raise :class:`SchemaError` with the fix unless the database is at the latest revision."""
-    url = engine.url.render_as_string(hide_password=False)
-
-    def current(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
-
-    async with engine.connect() as connection:
-        revision = await connection.run_sync(current)
-    head = await asyncio.to_thread(_head, url)  # reads the migration scripts from disk
-    if revision != head:
+async def check_schema(engine: AsyncEngine, migrations: str = "") -> str | None:
+    """Raise :class:`SchemaError` with the fix unless this code runs on the database's schema:
+    at the latest revision (returns None), or newer but reached from this code's head by
+    expand-only migrations (returns a notice for the log: a rolling upgrade is under way)."""
+    status = await schema_status(engine, migrations)
+    revision, head = status["database"], status["head"]
+    if status["state"] == "current":
+        return None
+    if status["state"] == "pending":
         state = "empty" if revision is None else f"at revision {revision}"
         raise SchemaError(
             f"the database is {state}, not at {head}: run `opseal-server migrate` first"
         )
+    if status["keeps_running"]:
+        return (
+            f"the database is at revision {revision}, newer than this code's {head} by "
+            "expand-only migrations that keep it running (a rolling upgrade is under way)"
+        )
+    raise SchemaError(
+        f"the database is at revision {revision}, migrated by a later OpSeal version whose "
+        f"migrations do not keep this code ({head}) running: run that version on this node"
+    )
 
 
-async def schema_status(engine: AsyncEngine) -> dict[str, object]:
+async def schema_status(engine: AsyncEngine, migrations: str = "") -> dict[str, object]:
     """Where the database stands against the installed migrations: ``state`` is ``current``,
     ``pending`` (with the migrations ``migrate`` would run, oldest first) or ``newer`` (the
-    database was migrated by a later OpSeal version than this one)."""
+    database was migrated by a later OpSeal version than this one; ``keeps_running`` says
+    whether those later migrations only expanded the schema, so this code still runs)."""
     url = engine.url.render_as_string(hide_password=False)
 
     def current(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
     def plan(revision: str | None) -> tuple[str | None, list[dict[str, str]] | None]:
-        scripts = ScriptDirectory.from_config(alembic_config(url))
+        scripts = ScriptDirectory.from_config(alembic_config(url, migrations))
         head = scripts.get_current_head()
         if revision is not None and scripts.get_revision(revision) is None:
             return head, None
@@ -175,15 +236,19 @@ async def schema_status(engine: AsyncEngine) -> dict[str, object]:
     try:
         head, pending = await asyncio.to_thread(plan, revision)
     except Exception:  # an unknown revision makes alembic raise while resolving it
-        head, pending = await asyncio.to_thread(_head, url), None
+        head, pending = await asyncio.to_thread(_head, url, migrations), None
     if pending is None:
-        return {"state": "newer", "database": revision, "head": head, "pending": []}
+        assert revision is not None  # an empty database is never newer
+        async with engine.connect() as connection:
+            keeps = await connection.run_sync(_keeps_running, revision, head)
+        return {"state": "newer", "database": revision, "head": head, "pending": [],
+                "keeps_running": keeps}  # fmt: skip
     state = "current" if not pending else "pending"
     return {"state": state, "database": revision, "head": head, "pending": pending}
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, migrations: str = "") -> None:
     """Upgrade the database at ``url`` to the latest revision (creates it when empty)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url, migrations), "head")

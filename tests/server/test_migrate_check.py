@@ -41,4 +41,13 @@ def test_migrate_check_lists_pending_migrations_and_changes_nothing(tmp_path, mo
     newer = check("--check")
     assert newer.returncode == 1
     assert json.loads(newer.stdout)["state"] == "newer"
+    assert json.loads(newer.stdout)["keeps_running"] is False
     assert "migrated by a later OpSeal version" in newer.stderr
+
+    with sqlite3.connect(path) as db:  # that version's migration was expand-only
+        head = status["head"]
+        db.execute("INSERT INTO opseal_schema_compat VALUES ('9999_from_the_future', ?)", (head,))
+    expanded = check("--check")
+    assert expanded.returncode == 0
+    assert json.loads(expanded.stdout)["keeps_running"] is True
+    assert "this version still runs on it" in expanded.stderr
