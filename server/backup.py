@@ -26,6 +26,7 @@ members whose client remembered a later checkpoint are told exactly which entrie
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import struct
 import time
@@ -200,8 +201,8 @@ async def _inline_chunk(chunks: ChunkStore, columns: list[str], row: list[Any]) 
 
 
 # -- reading ---------------------------------------------------------------------------
-def _open_meta(handle: IO[bytes], key: HpkePrivateKey) -> tuple[FileMeta, int]:
-    """The stream's metadata from the trailer, and where the stream ends."""
+def _open_meta(handle: IO[bytes], key: HpkePrivateKey) -> FileMeta:
+    """The stream's metadata, from the trailer."""
     if handle.read(len(MAGIC)) != MAGIC:
         raise BackupError("not an OpSeal backup (no header)")
     end = handle.seek(0, os.SEEK_END)
@@ -222,14 +223,12 @@ def _open_meta(handle: IO[bytes], key: HpkePrivateKey) -> tuple[FileMeta, int]:
         ) from exc
     if start - len(MAGIC) != meta.ciphertext_size:
         raise BackupError("the backup's stream is not the size its trailer says: truncated?")
-    return meta, start
+    return meta
 
 
 def _frames(handle: IO[bytes], meta: FileMeta) -> Iterator[Any]:
     """Decrypted frames; the stream's hash was checked first, and the decryptor fails on any
     truncation or change, so a damaged file yields no frame past the damage."""
-    import hashlib
-
     handle.seek(len(MAGIC))
     digest, left = hashlib.sha256(), meta.ciphertext_size
     while left:
@@ -272,8 +271,8 @@ async def restore(
     handle = await asyncio.to_thread(path.open, "rb")
     written: list[str] = []
     try:
-        meta, _ = await asyncio.to_thread(_open_meta, handle, key)
-        frames = await asyncio.to_thread(lambda: _frames(handle, meta))
+        meta = await asyncio.to_thread(_open_meta, handle, key)
+        frames = _frames(handle, meta)  # each next() reads the file: called in a thread
         header = (await asyncio.to_thread(next, frames, None) or {}).get("header")
         if not header or header.get("format") != FORMAT:
             raise BackupError("the backup has no header frame of format " + FORMAT)

@@ -34,8 +34,8 @@ DAY = 86400
 class Objects:
     """What the blob store holds, read around the server: a folder's files or a bucket's objects."""
 
-    def __init__(self, spec: str, s3: object | None = None) -> None:
-        self.spec, self.s3 = spec, s3
+    def __init__(self, spec: str, s3: object | None = None, endpoint: str = "") -> None:
+        self.spec, self.s3, self.endpoint = spec, s3, endpoint
 
     def read(self) -> dict[str, bytes]:
         if self.s3 is not None:
@@ -87,16 +87,14 @@ def objects(request, tmp_path, monkeypatch) -> Objects:
     bucket = f"opseal-{uuid.uuid4().hex[:12]}"
     s3 = botocore.session.get_session().create_client("s3", endpoint_url=endpoint)
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    objects = Objects(f"s3://{bucket}/instance-a", s3)
-    objects.endpoint = endpoint  # type: ignore[attr-defined]
-    return objects
+    return Objects(f"s3://{bucket}/instance-a", s3, endpoint)
 
 
 @pytest.fixture
 def settings(database_url, objects) -> Settings:
     return Settings(database_url=database_url, rate_limit_per_minute=100_000,
                     blob_store=objects.spec,
-                    s3_endpoint_url=getattr(objects, "endpoint", ""))  # fmt: skip
+                    s3_endpoint_url=objects.endpoint)  # fmt: skip
 
 
 async def chunk_rows(server) -> list:
