@@ -72,12 +72,22 @@ async def create_organisation(
         await tx.audit(event="organisation-created", org=org_id, can_coordinate=can_coordinate)
 
 
-async def create_enrolment_code(ctx: Context, org_id: str, *, ttl: int = CODE_TTL) -> str:
-    """A one-time code for enrolling one user and device of ``org_id``."""
+async def create_enrolment_code(
+    ctx: Context, org_id: str, *, ttl: int = CODE_TTL, before_root: bool = False
+) -> str:
+    """A one-time code for enrolling one user and device of ``org_id``; with ``before_root``,
+    only while the organisation has no root key (checked in the same transaction)."""
     code = "-".join(secrets.token_hex(4) for _ in range(4))
     async with ctx.transaction() as tx:
-        if await identity.organisation(tx.conn, org_id) is None:
+        # Locked: a focal point's enrolment registering the root meanwhile waits, or is seen.
+        row = await identity.organisation(tx.conn, org_id, lock=before_root)
+        if row is None:
             raise NotFound(f"organisation {org_id!r} does not exist")
+        if before_root and row.root_key is not None:
+            raise Conflict(
+                f"{org_id!r} has enrolled its focal point already; its focal point issues its "
+                "codes (`opseal org enrol-code`)"
+            )
         await identity.insert_enrolment_code(tx.conn, hash_code(code), org_id, tx.now + ttl, tx.now)
         await tx.audit(event="enrolment-code-created", org=org_id, expires_at=tx.now + ttl)
     return code
@@ -88,14 +98,7 @@ async def first_enrolment_code(ctx: Context, org_id: str, *, ttl: int = CODE_TTL
     no root key. Afterwards the focal point issues its organisation's codes itself
     (:func:`opseal.server.services.onboarding.issue_enrolment_code`), so the instance admin,
     who can read nothing, cannot enrol anyone into an organisation either."""
-    async with ctx.engine.connect() as conn:
-        row = await identity.organisation(conn, org_id)
-    if row is not None and row.root_key is not None:
-        raise Conflict(
-            f"{org_id!r} has enrolled its focal point already; its focal point issues its "
-            "codes (`opseal org enrol-code`)"
-        )
-    return await create_enrolment_code(ctx, org_id, ttl=ttl)
+    return await create_enrolment_code(ctx, org_id, ttl=ttl, before_root=True)
 
 
 async def status(ctx: Context) -> dict[str, object]:

@@ -71,6 +71,7 @@ _ORG: BindParameter[str] = bindparam("org_id")
 
 # -- organisations -----------------------------------------------------------------------
 _ORGANISATION = select(organisations).where(organisations.c.org_id == _ORG)
+_ORGANISATION_LOCKED = _ORGANISATION.with_for_update()
 _ROOT_KEYS = select(organisations.c.org_id, organisations.c.root_key).where(
     organisations.c.org_id.in_(bindparam("org_ids", expanding=True))
 )
@@ -83,9 +84,10 @@ _COUNT_ORGANISATIONS = select(func.count()).select_from(organisations)
 _ALL_ORGANISATIONS = select(organisations).order_by(organisations.c.org_id)
 
 
-async def organisation(conn: AsyncConnection, org_id: str) -> Record | None:
-    """The organisation's row, or None."""
-    return (await conn.execute(_ORGANISATION, {"org_id": org_id})).first()
+async def organisation(conn: AsyncConnection, org_id: str, *, lock: bool = False) -> Record | None:
+    """The organisation's row, or None; ``lock`` holds it (``FOR UPDATE``) for the transaction."""
+    query = _ORGANISATION_LOCKED if lock else _ORGANISATION
+    return (await conn.execute(query, {"org_id": org_id})).first()
 
 
 async def root_keys(conn: AsyncConnection, org_ids: Iterable[str]) -> dict[str, bytes | None]:
