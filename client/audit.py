@@ -150,13 +150,17 @@ async def verify_audit(
 def _restore_in(shown: list[tuple[int, Any]], last: Checkpoint) -> LogRestoredError | None:
     """The restore that explains why the log no longer extends ``last``: an
     ``instance-restored`` entry at index B saying the backup held B entries, with B below the
-    remembered size (a restore of a later backup would not break the prefix)."""
+    remembered size (a restore of a later backup would not break the prefix), recorded after
+    the remembered checkpoint was signed (an older restore, already verified, explains
+    nothing that happened since)."""
     for index, entry in reversed(shown):
         if entry.get("event") != "instance-restored":
             continue
-        kept = entry.get("backup_audit_size")
-        if kept == index and isinstance(kept, int) and kept < last.size:
-            return LogRestoredError(kept, last.size, int(entry.get("time", 0)))
+        kept, when = entry.get("backup_audit_size"), entry.get("time")
+        if not isinstance(kept, int) or not isinstance(when, int):
+            continue
+        if kept == index and kept < last.size and when >= last.timestamp:
+            return LogRestoredError(kept, last.size, when)
     return None
 
 

@@ -77,7 +77,7 @@ def test_only_the_logs_own_restore_entry_explains_a_break():
 
     from opseal.client.audit import _restore_in
 
-    last = SimpleNamespace(size=50)
+    last = SimpleNamespace(size=50, timestamp=1)
     entry = {"event": "instance-restored", "backup_audit_size": 40, "time": 1}
     assert _restore_in([(40, entry)], last).kept == 40  # type: ignore[arg-type,union-attr]
     assert _restore_in([(41, entry)], last) is None  # not at the index it names
@@ -85,3 +85,6 @@ def test_only_the_logs_own_restore_entry_explains_a_break():
     late = {**entry, "backup_audit_size": 60}
     assert _restore_in([(60, late)], last) is None  # a later backup cannot break the prefix
     assert _restore_in([(40, {**entry, "event": "login"})], last) is None
+    older = SimpleNamespace(size=50, timestamp=2)  # an old restore excuses no later break
+    assert _restore_in([(40, entry)], older) is None
+    assert _restore_in([(40, {**entry, "time": "1"})], last) is None
