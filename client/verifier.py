@@ -264,6 +264,15 @@ class Verifier:
             )
             self._store.add_missing(op, area, position + 1, seq - 1, warning)
         report.entries += 1
+        await self._verify_entry(op, area, seq, kind, text, report)
+        self._store.set_position(op, area, seq)
+
+    async def _verify_entry(self, op: str, area: str, seq: int, kind: str, text: str,
+                            report: SyncReport, *, late: bool = False) -> None:  # fmt: skip
+        """Verify and take one entry, or record its refusal (``fork`` for a fork). A ``late``
+        commit or key package is not applied out of order (later commits hold the state)."""
+        if late and kind not in ("message", "receipt"):
+            return
         try:
             body = b64d(text, field="body")
             if kind == "commit":
@@ -283,23 +292,14 @@ class Verifier:
         except (CryptoError, IntegrityWarning) as exc:
             report.refused += 1
             self._store.warn(op, area, seq, f"{kind}-refused", str(exc))
-        self._store.set_position(op, area, seq)
 
     async def _refill(
         self, op: str, area: str, seq: int, kind: str, text: str, report: SyncReport
     ) -> None:
-        """An entry the server had skipped arrives: a message is verified like any other (the
-        replay tracker accepts a counter it noted missing); a commit is not applied out of
-        order (the later commits applied since already hold the group state). Once the whole
-        gap is present, its warning is resolved."""
+        """A skipped entry arrives: a message or receipt is verified like any other (a withheld
+        fork still shows); once the whole gap is present, its warning is resolved."""
         report.entries += 1
-        if kind == "message":
-            try:
-                self._take_message(op, area, seq, b64d(text, field="body"), await self.charter(op))
-                report.messages += 1
-            except (CryptoError, IntegrityWarning) as exc:
-                report.refused += 1
-                self._store.warn(op, area, seq, "message-refused", str(exc))
+        await self._verify_entry(op, area, seq, kind, text, report, late=True)
         self._store.fill_missing(op, area, seq)
 
     async def refill_gaps(self, report: SyncReport) -> None:
