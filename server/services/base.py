@@ -58,6 +58,9 @@ class Context:
     """The current charter version per operation, for the stream hub."""
     sessions: dict[bytes, tuple[Principal, int, float]] = field(default_factory=dict)
     """Recently authenticated tokens: (principal, session expiry, monotonic time cached)."""
+    session_generation: int = 0
+    """Bumped by every logout and revocation of this process: a session read before one is
+    not cached after it."""
     groups: dict[Any, Any] = field(default_factory=dict)
     """Single posts waiting to be committed together, by area (:mod:`.group_commit`)."""
     chunks: ChunkStore = field(init=False)

@@ -270,7 +270,7 @@ async def revoke(ctx: Context, principal: Principal, org_id: str, statement: byt
             key_id=b64e(rev.revoked_key_id),
             by=principal.device_id,
         )
-    ctx.sessions.clear()  # after the commit, so no request caches the old state again
+    forget_sessions(ctx)  # after the commit; a read racing it is not cached (generation)
     return rev.subject_id
 
 
@@ -403,9 +403,20 @@ async def login(
 
 
 async def logout(ctx: Context, token: str) -> None:
+    token_hash = _token_hash(ctx, token)
     async with ctx.transaction() as tx:
-        await store.delete_session(tx.conn, _token_hash(ctx, token))
-    ctx.sessions.pop(_token_hash(ctx, token), None)
+        await store.delete_session(tx.conn, token_hash)
+    forget_sessions(ctx, token_hash)
+
+
+def forget_sessions(ctx: Context, token_hash: bytes | None = None) -> None:
+    """Drop cached sessions (one, or all) after a logout or revocation committed, and bump the
+    generation so an :func:`authenticate` that read the database before it caches nothing."""
+    ctx.session_generation += 1
+    if token_hash is None:
+        ctx.sessions.clear()
+    else:
+        ctx.sessions.pop(token_hash, None)
 
 
 async def authenticate(ctx: Context, token: str) -> Principal:
@@ -419,6 +430,7 @@ async def authenticate(ctx: Context, token: str) -> Principal:
     if cached is not None and time.monotonic() - cached[2] < SESSION_CACHE_SECONDS:
         found, expires_at = cached[0], cached[1]
     else:
+        generation = ctx.session_generation
         async with ctx.engine.connect() as conn:
             row = await store.session_principal(conn, token_hash)
         if row is None:
@@ -429,7 +441,8 @@ async def authenticate(ctx: Context, token: str) -> Principal:
         expires_at = row.expires_at
         if len(ctx.sessions) >= MAX_CACHED_SESSIONS:
             ctx.sessions.clear()
-        ctx.sessions[token_hash] = (found, expires_at, time.monotonic())
+        if ctx.session_generation == generation:  # no logout or revocation meanwhile
+            ctx.sessions[token_hash] = (found, expires_at, time.monotonic())
     if expires_at <= ctx.now():
         raise Unauthorized("unknown or expired token: log in again")
     return found
