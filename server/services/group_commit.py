@@ -94,7 +94,9 @@ async def post_one(
 
 
 async def _drain(ctx: Context, ref: AreaRef) -> None:
-    """Commit the area's queue group after group until it is empty."""
+    """Commit the area's queue group after group until it is empty. A drain that is stopped
+    (the server shutting down) answers every post it has not answered: unknown outcome."""
+    waiting: list[_Post] = []
     try:
         while posts := ctx.groups.pop(ref, None):
             waiting = [post for post in posts if not post.answer.done()]  # not cancelled
@@ -102,6 +104,9 @@ async def _drain(ctx: Context, ref: AreaRef) -> None:
                 await _commit(ctx, ref, waiting[start : start + ctx.settings.max_batch])
     finally:
         del ctx.groups[("drain", ref)]
+        stopped = Unavailable("the server stopped while storing: post again")
+        for post in [*waiting, *ctx.groups.pop(ref, [])]:
+            _settle(post, stopped)  # none is left when the drain ran to its end
 
 
 async def _commit(ctx: Context, ref: AreaRef, posts: list[_Post]) -> None:

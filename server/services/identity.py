@@ -38,6 +38,7 @@ __all__ = [
     "challenge",
     "device_record",
     "enrol",
+    "forget_sessions",
     "login",
     "logout",
     "organisation",
