@@ -180,21 +180,22 @@ class ForkWatch:
 
     # -- freezes ------------------------------------------------------------------------------
     def check_frozen(
-        self, now: int, period_of: Callable[[str, str], int | None] = lambda op, area: 0
+        self,
+        now: int,
+        period_of: Callable[[str, str], int | None] = lambda op, area: DEFAULT_ROTATION_PERIOD,
     ) -> None:
         """Warn (``epoch-frozen``) for every area this device belongs to whose newest epoch
-        is older than its rotation period (``period_of(op, area)``, the charter's; 0: the
-        default; None: no rotation is due, the operation has ended) plus
+        is older than its rotation period (``period_of(op, area)``, seconds, the charter's;
+        None: no rotation is due, the operation has ended) plus
         :data:`FREEZE_GRACE`; at most every :data:`FREEZE_REPEAT` seconds per area."""
         for op, area in self._store.areas():
             latest = self._store.latest_state(op, area)
             if latest is None:
                 continue
-            setting = period_of(op, area)
-            if setting is None:
+            period = period_of(op, area)
+            if period is None:
                 continue
             state = GroupState.from_bytes(latest[1])
-            period = setting or DEFAULT_ROTATION_PERIOD
             fresh = now - state.created_at <= period + FREEZE_GRACE
             if fresh or state.member(self._device_id) is None:
                 continue

@@ -24,7 +24,12 @@ from functools import lru_cache
 from typing import Any
 
 from opseal.crypto.certs import RevokedKeys
-from opseal.crypto.charter import Charter, verify_charter_chain, verify_successor
+from opseal.crypto.charter import (
+    DEFAULT_ROTATION_PERIOD,
+    Charter,
+    verify_charter_chain,
+    verify_successor,
+)
 from opseal.crypto.encoding import b64d
 from opseal.crypto.envelope import Envelope, open_envelope
 from opseal.crypto.errors import CryptoError, ForkError
@@ -103,18 +108,14 @@ class Verifier:
         return known
 
     def _rotation_period(self, op: str, area: str) -> int | None:
-        """The area's rotation period in its latest verified charter (0: the default; None
-        once the operation has ended, when no rotation is due)."""
-        charter = self._charters.get(op)
-        if charter is None:
-            stored = self._store.charters(op)
-            charter = Charter.from_bytes(stored[-1]) if stored else None
+        """The area's rotation period in its latest verified charter; None once it ended."""
+        charter = self.stored_charter(op)
         if charter is not None and charter.ends_at < self._clock():
             return None
         try:
-            return charter.area(area).rotation_period_s if charter else 0
+            return charter.area(area).rotation_period if charter else DEFAULT_ROTATION_PERIOD
         except CryptoError:  # an area the charter no longer lists
-            return 0
+            return DEFAULT_ROTATION_PERIOD
 
     def save_tracker(self) -> None:
         """Persist the replay tracker (counters seen per sender)."""
@@ -296,8 +297,7 @@ class Verifier:
     async def _refill(
         self, op: str, area: str, seq: int, kind: str, text: str, report: SyncReport
     ) -> None:
-        """A skipped entry arrives: a message or receipt is verified like any other (a withheld
-        fork still shows); once the whole gap is present, its warning is resolved."""
+        """A skipped entry arrives: verified like any other; the gap closes once all came."""
         report.entries += 1
         await self._verify_entry(op, area, seq, kind, text, report, late=True)
         self._store.fill_missing(op, area, seq)
