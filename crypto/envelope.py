@@ -197,8 +197,9 @@ def open_envelope(
     if sender is None:
         raise EnvelopeError(f"sender {header.sender!r} is not a member of epoch {state.epoch}")
     envelope.verify_signature(sender.signing_key)
-    expected = authenticator or epoch_authenticator(epoch_secret, state)
-    if header.authenticator and not hmac.compare_digest(header.authenticator, expected):
+    if header.authenticator and not hmac.compare_digest(
+        header.authenticator, authenticator or epoch_authenticator(epoch_secret, state)
+    ):  # a first-encoding header carries none: nothing to compute
         raise ForkError(
             f"fork in area {header.area!r}, epoch {header.epoch}: {header.sender!r} sealed this "
             "message under another commit of the same epoch than the one this device holds"

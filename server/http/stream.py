@@ -305,7 +305,9 @@ async def close_streams(app: web.Application) -> None:
         for s in subscribers
     ]
     if closing:
-        await asyncio.wait(closing, timeout=CLOSE_SECONDS)
+        _, late = await asyncio.wait(closing, timeout=CLOSE_SECONDS)
+        for task in late:  # a peer that never answered the close: drop it
+            task.cancel()
     log.info("streams closed for shutdown", streams=len(subscribers))
 
 

@@ -110,6 +110,25 @@ def _append_event(
     }
 
 
+def _message_rows(
+    tx: Tx, ref: AreaRef, seq: int, device_id: str, envelope: Envelope, body: bytes
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A stored message's entry row and its audit entry."""
+    message_id = str(envelope.header.message_id)
+    row = _append_event(tx, ref, seq, "message", device_id, body,
+                        epoch=envelope.header.epoch, message_id=message_id)  # fmt: skip
+    audit_row = {
+        "event": "message",
+        "operation": ref.operation_id,
+        "area": ref.area,
+        "seq": seq,
+        "message_id": message_id,
+        "sender": device_id,
+        "sha256": b64e(hashlib.sha256(body).digest()),
+    }
+    return row, audit_row
+
+
 async def _advance(tx: Tx, ref: AreaRef, rows: list[dict[str, Any]], last_seq: int) -> None:
     await entries.append(tx.conn, rows)
     await store.set_next_seq(tx.conn, ref.operation_id, ref.area, last_seq)
@@ -328,29 +347,9 @@ async def store_envelopes(
             last = _check_counter(envelope, last, index)
             seq += 1
             seqs.append(seq)
-            rows.append(
-                _append_event(
-                    tx,
-                    ref,
-                    seq,
-                    "message",
-                    principal.device_id,
-                    body,
-                    epoch=envelope.header.epoch,
-                    message_id=message_id,
-                )
-            )
-            audit_rows.append(
-                {
-                    "event": "message",
-                    "operation": ref.operation_id,
-                    "area": ref.area,
-                    "seq": seq,
-                    "message_id": message_id,
-                    "sender": principal.device_id,
-                    "sha256": b64e(hashlib.sha256(body).digest()),
-                }
-            )
+            row, audit_row = _message_rows(tx, ref, seq, principal.device_id, envelope, body)
+            rows.append(row)
+            audit_rows.append(audit_row)
         if rows:
             await _advance(tx, ref, rows, seq)
             await tx.audit_many(audit_rows)

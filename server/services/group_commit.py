@@ -20,11 +20,9 @@ a group is committing form the next group, so the group size follows the load wi
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from opseal.crypto.encoding import b64e
 from opseal.crypto.envelope import Envelope
 from opseal.crypto.keys import VerifyKey
 
@@ -35,11 +33,11 @@ from ..storage import identity as identity_store
 from .areas import (
     AreaRef,
     _advance,
-    _append_event,
     _check_counter,
     _check_new,
     _idempotent,
     _lock_area,
+    _message_rows,
     parse_envelopes,
     store_envelopes,
 )
@@ -190,7 +188,7 @@ class _Group:
         sender.last_counter = _check_counter(post.envelope, sender.last_counter, 0)
         self.seq += 1
         sender.fresh[message_id] = (self.seq, post.body)
-        self._append(post, message_id)
+        self._append(post)
         return self.seq
 
     async def _member(self, principal: Principal) -> None:
@@ -233,31 +231,12 @@ class _Group:
             )
         return sender
 
-    def _append(self, post: _Post, message_id: str) -> None:
-        device, ref = post.principal.device_id, self.ref
-        self.rows.append(
-            _append_event(
-                self.tx,
-                ref,
-                self.seq,
-                "message",
-                device,
-                post.body,
-                epoch=post.envelope.header.epoch,
-                message_id=message_id,
-            )
+    def _append(self, post: _Post) -> None:
+        row, audit_row = _message_rows(
+            self.tx, self.ref, self.seq, post.principal.device_id, post.envelope, post.body
         )
-        self.audit_rows.append(
-            {
-                "event": "message",
-                "operation": ref.operation_id,
-                "area": ref.area,
-                "seq": self.seq,
-                "message_id": message_id,
-                "sender": device,
-                "sha256": b64e(hashlib.sha256(post.body).digest()),
-            }
-        )
+        self.rows.append(row)
+        self.audit_rows.append(audit_row)
 
 
 @dataclass(frozen=True)
