@@ -97,6 +97,48 @@ async def test_members_served_different_commits_for_one_epoch_both_detect_the_fo
     assert [k for a, k in kinds(fr) if a == "seizures"] == ["fork", "fork"]
 
 
+async def test_a_receipt_withheld_then_served_late_still_reveals_the_fork(attacker):
+    """The server hides the German receipt that would reveal the fork, lets a later entry
+    through (a gap), then serves the receipt: the refilled receipt is checked like any other,
+    so the French member records the fork and the gap closes."""
+    op = attacker.op
+    fr, de = await synced(attacker, "fr-customs", "de-customs")
+    before = await fr.post(op, "seizures", "text", {"text": "before the fork"})
+    await de.sync()
+    charter = await fr.charter(op)
+    ours, our_state, _ = create_commit(
+        state(fr, op, "seizures"), charter, fr.identity, now=fr.now()
+    )
+    theirs, _, _ = create_commit(state(de, op, "seizures"), charter, de.identity, now=de.now())
+    await attacker.db.add_commit(ours, our_state)
+    attacker.proxy.on_commits(lambda c: theirs if c.hash == ours.hash else c)
+    de = await attacker.victim("de-customs")
+    await fr.sync()
+    await de.sync()
+    fr = await attacker.victim("fr-customs")  # on its branch already; now behind the proxy
+    attacker.proxy.rewrites.clear()
+
+    await de.ack(before)  # the receipt that would show the fork
+    receipt_seq = (await attacker.db.entries(op, "seizures", "receipt"))[-1].seq
+    attacker.proxy.rewrite(
+        r"/api/v1/(sync|operations/.*/events)",
+        lambda page: {**page, "events": [e for e in page["events"] if e["seq"] != receipt_seq]},
+    )
+    wco = attacker.onboarded.clients["wco"]
+    await wco.sync()
+    await wco.post(op, "seizures", "text", {"text": "after the receipt"})  # makes the gap
+    await fr.sync()
+    assert warned(fr, "fork") == []
+    assert ("seizures", "gap") in kinds(fr)
+
+    attacker.proxy.rewrites.clear()  # the receipt is served late
+    await fr.sync()
+    [(area, message)] = warned(fr, "fork")
+    assert area == "seizures"
+    assert "receipt" in message
+    assert fr.gaps(op, "seizures") == {}
+
+
 async def set_rotation_period(attacker: Attacker, area: str, seconds: int) -> None:
     """The coordinator publishes the next charter version with ``area``'s rotation period set,
     and every member verifies it."""
