@@ -131,14 +131,14 @@ def _forget_old_secrets(
     key = f"epoch-dates/{op}/{area}"
     raw = store.get(key)
     dates = {int(e): at for e, at in json.loads(raw).items()} if raw else {}
+    kept = dict(dates)
     if after is not None:
         dates[after.epoch] = after.created_at
-    elif window is None or not dates:
-        return  # nothing to forget: spare the store a write at every sync
     if window is not None:
         begun = [e for e, at in dates.items() if at <= now - window]
         if begun:
             cutoff = max(begun)
             store.drop_secrets(op, area, before=cutoff)
             dates = {e: at for e, at in dates.items() if e >= cutoff}
-    store.put(key, json.dumps(dates, sort_keys=True).encode())
+    if dates != kept:  # most syncs forget nothing: no write then
+        store.put(key, json.dumps(dates, sort_keys=True).encode())
