@@ -153,10 +153,15 @@ def test_secrets_read_in_a_transaction_follow_its_writes_and_rollbacks(tmp_path)
         assert store.secret(OP, "seizures", 1) == b"s1" * 16
         store.drop_secrets(OP, "seizures", before=2)  # forward secrecy: epoch 1 forgotten
         assert store.secret(OP, "seizures", 1) is None
-        with pytest.raises(RuntimeError), store.transaction():
-            store.add_secret(OP, "seizures", 3, b"s3" * 16)
-            assert store.secret(OP, "seizures", 3) == b"s3" * 16
-            raise RuntimeError("rolled back")
+
+        def add_then_fail() -> None:
+            with store.transaction():
+                store.add_secret(OP, "seizures", 3, b"s3" * 16)
+                assert store.secret(OP, "seizures", 3) == b"s3" * 16
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            add_then_fail()
         assert store.secret(OP, "seizures", 3) is None
     assert store.secret(OP, "seizures", 1) is None
     assert store.secret(OP, "seizures", 2) == b"s2" * 16
