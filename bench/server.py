@@ -482,10 +482,13 @@ def main() -> None:
         default=",".join(SETUPS),
         help="comma-separated, of: %(default)s (the last two need PostgreSQL; nginx_2nodes nginx)",
     )
+    parser.add_argument(
+        "--fanout-messages", type=int, default=20, help="messages of the fan-out figures"
+    )
     parser.add_argument("--no-sqlite", action="store_true", help="leave out the sqlite setup")
     args = parser.parse_args()
     sizes = Sizes(2_000, 500, 50) if args.quick else Sizes(20_000, 500, 200)
-    sizes = replace(sizes, only=args.only or "")
+    sizes = replace(sizes, only=args.only or "", fanout_messages=args.fanout_messages)
     setups = [s for s in args.setups.split(",") if s and not (args.no_sqlite and s == "sqlite")]
     if unknown := set(setups) - set(SETUPS):
         parser.error(f"--setups: unknown {sorted(unknown)}; expected some of {list(SETUPS)}")
