@@ -52,7 +52,7 @@ from opseal.wire.errors import ErrorDetail
 from opseal.wire.operations import Event as WireEvent
 
 from ..bus import Event
-from ..errors import BadRequest, OpSealError
+from ..errors import BadRequest, OpSealError, Unavailable
 from ..services import areas, identity
 from ..services.areas import AreaRef
 from ..services.base import Context, Principal
@@ -71,6 +71,7 @@ __all__ = [
     "REFRESH_SECONDS",
     "StreamHub",
     "close_streams",
+    "drain",
     "encode_event",
     "routes",
 ]
@@ -90,17 +91,19 @@ SWEEP_BATCH = 500
 CLOSE_SECONDS = 3.0
 """On shutdown, how long the streams get to close before they are dropped."""
 RECONNECT_HINT = b"server shutting down; reconnect with your cursor"
+DRAIN_HINT = b"node draining; reconnect with your cursor"
 BATCH = 500
 
 
-def encode_event(entry: dict[str, Any]) -> str:
+def encode_event(entry: dict[str, Any]) -> bytes:
     """An entry as the JSON of a wire ``Event``, encoded once for every subscriber."""
-    return encode(typed(entry, WireEvent)).decode()
+    return encode(typed(entry, WireEvent))
 
 
-def _frame(encoded_event: str, cursor: str) -> str:
-    """A ``StreamEvent`` message around an already encoded event (fields as its type has)."""
-    return f'{{"type":"event","event":{encoded_event},"cursor":{encode(cursor).decode()}}}'
+def _frame(encoded_event: bytes, cursor: str) -> bytes:
+    """A ``StreamEvent`` message around an already encoded event (fields as its type has).
+    A cursor is base64url, so its JSON string is itself in quotes."""
+    return b'{"type":"event","event":%b,"cursor":"%b"}' % (encoded_event, cursor.encode())
 
 
 class Subscriber:
@@ -112,6 +115,7 @@ class Subscriber:
         self.ctx, self.ws, self.who, self.token = ctx, ws, who, token
         self.positions = areas.decode_cursor(cursor)
         self.readable: frozenset[AreaRef] = frozenset()
+        self._order: list[tuple[AreaRef, str]] = []  # areas.cursor_order(self.readable)
         self.charter_versions: dict[str, int] = {}
         """The charter version of each operation when :attr:`readable` was computed."""
         self.lock = asyncio.Lock()
@@ -129,7 +133,7 @@ class Subscriber:
         )
 
     def cursor(self) -> str:
-        return areas.encode_cursor({r: self.positions.get(r, 0) for r in self.readable})
+        return areas.encode_cursor_of(self._order, self.positions)
 
     async def refresh(self, latest: dict[AreaRef, int] | None = None) -> bool:
         """Re-check the token and the readable areas, then catch up from the database when
@@ -147,6 +151,7 @@ class Subscriber:
             versions = await _charter_versions(conn, {op for op, _ in rostered})
             readable = frozenset(await areas.readable_areas(self.ctx, conn, self.who))
         self.readable, self.charter_versions = readable, versions
+        self._order = areas.cursor_order(readable)
         behind = latest is None or any(
             ref not in before or self.positions.get(ref, 0) < latest.get(ref, 0)
             for ref in self.readable
@@ -166,13 +171,22 @@ class Subscriber:
             idle = messages.StreamIdle(cursor=self.cursor())
             await self.ws.send_str(encode(idle).decode())
 
-    async def send(self, entry: dict[str, Any], encoded: str) -> None:
-        """Send one entry unless already sent (the caller holds :attr:`lock`)."""
+    async def send(
+        self, entry: dict[str, Any], encoded: bytes, frames: dict[str, bytes] | None = None
+    ) -> None:
+        """Send one entry unless already sent (the caller holds :attr:`lock`). ``frames``
+        (by cursor) shares one frame among the subscribers whose cursor after it is the same."""
         ref = AreaRef(entry["operation_id"], entry["area"])
         if entry["seq"] <= self.positions.get(ref, 0) or self.ws.closed:
             return
         self.positions[ref] = entry["seq"]
-        await self.ws.send_str(_frame(encoded, self.cursor()))
+        cursor = self.cursor()
+        frame = None if frames is None else frames.get(cursor)
+        if frame is None:
+            frame = _frame(encoded, cursor)
+            if frames is not None:
+                frames[cursor] = frame
+        await self.ws.send_frame(frame, WSMsgType.TEXT)
 
 
 class StreamHub:
@@ -184,6 +198,8 @@ class StreamHub:
         self._queue: asyncio.Queue[Event] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.latest: dict[AreaRef, int] = {}
+        self.draining = False
+        """Set by :func:`drain`: new streams are refused (503), other requests still served."""
 
     def start(self) -> None:
         self._queue = self.ctx.bus.subscribe()
@@ -279,7 +295,8 @@ class StreamHub:
         for sub in readers:
             if event.seq > sub.positions.get(ref, 0):
                 by_position[sub.positions.get(ref, 0)].append(sub)
-        encoded: dict[int, str] = {}
+        encoded: dict[int, bytes] = {}
+        frames: dict[int, dict[str, bytes]] = defaultdict(dict)
         for position, group in by_position.items():
             entries = await self.tail.after((ref.operation_id, ref.area), position, event.seq)
             for entry in entries:
@@ -287,8 +304,9 @@ class StreamHub:
                     encoded[entry["seq"]] = encode_event(entry)
             for sub in group:
                 async with sub.lock:
-                    for entry in entries:
-                        await sub.send(entry, encoded[entry["seq"]])
+                    with contextlib.suppress(ConnectionResetError):  # it left meanwhile
+                        for entry in entries:
+                            await sub.send(entry, encoded[entry["seq"]], frames[entry["seq"]])
             if any(entry["kind"] == "commit" for entry in entries):
                 await self._roster_changed(ref)
         return sum(len(group) for group in by_position.values())
@@ -343,13 +361,22 @@ class StreamHub:
 HUB = web.AppKey("hub", StreamHub)
 
 
-async def close_streams(app: web.Application) -> None:
+async def drain(app: web.Application) -> None:
+    """Drain this node (SIGUSR1, before a stop): ``/readyz`` and new streams answer 503 (nginx
+    passes a refused stream to another node), open streams are closed with 1012 and a
+    reconnect hint, and every other request is still served until the node stops."""
+    app[HUB].draining = True
+    await close_streams(app, DRAIN_HINT)
+    log.warning("node draining: streams closed, new streams refused")
+
+
+async def close_streams(app: web.Application, hint: bytes = RECONNECT_HINT) -> None:
     """On shutdown, close every open stream at once with 1012 (service restart) and a
     reconnect hint, so that the server stops in seconds: a client resumes from its cursor,
     later or on another node, and misses nothing."""
     subscribers = list(app[HUB].subscribers)
     closing = [
-        asyncio.ensure_future(s.ws.close(code=WSCloseCode.SERVICE_RESTART, message=RECONNECT_HINT))
+        asyncio.ensure_future(s.ws.close(code=WSCloseCode.SERVICE_RESTART, message=hint))
         for s in subscribers
     ]
     if closing:
@@ -365,12 +392,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app[CONTEXT]
     cursor = request.query.get("cursor", "")
     areas.decode_cursor(cursor)  # refuse a bad cursor before upgrading
+    hub = request.app[HUB]
+    if hub.draining:
+        raise Unavailable("stream: this node is draining; reconnect with your cursor")
     # Entries are mostly ciphertext: compressing them costs CPU per subscriber and saves little.
     ws = web.WebSocketResponse(heartbeat=30, compress=False)
     if not ws.can_prepare(request).ok:  # else aiohttp answers a plain-text 400
         raise BadRequest("stream: expected a WebSocket upgrade (Upgrade: websocket)")
     await ws.prepare(request)
-    hub = request.app[HUB]
     sub = Subscriber(ctx, ws, who, bearer_token(request), cursor)
     reader = asyncio.create_task(_drain_client(ws))
     try:

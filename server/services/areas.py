@@ -16,7 +16,7 @@ device or, for the stream's re-checks, many at once) and sync — belong togethe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +48,10 @@ from .operations import Membership, membership
 
 __all__ = [
     "AreaRef",
+    "cursor_order",
     "decode_cursor",
     "encode_cursor",
+    "encode_cursor_of",
     "event_json",
     "list_commits",
     "list_events",
@@ -480,11 +482,20 @@ def _may_read(member: Membership, area: str) -> bool:
 
 
 def encode_cursor(positions: dict[AreaRef, int]) -> str:
-    parts = [
-        f"{ref.operation_id}\x1f{ref.area}\x1f{seq}"
-        for ref, seq in sorted(positions.items(), key=lambda kv: (kv[0].operation_id, kv[0].area))
-    ]
-    return b64e("\x1e".join(parts).encode())
+    return encode_cursor_of(cursor_order(positions), positions)
+
+
+def cursor_order(refs: Iterable[AreaRef]) -> list[tuple[AreaRef, str]]:
+    """The areas in a cursor's order, each with the text its position follows: a stream
+    computes this once per change of its areas, and :func:`encode_cursor_of` at each event."""
+    ordered = sorted(refs, key=lambda ref: (ref.operation_id, ref.area))
+    return [(ref, f"{ref.operation_id}\x1f{ref.area}\x1f") for ref in ordered]
+
+
+def encode_cursor_of(order: list[tuple[AreaRef, str]], positions: dict[AreaRef, int]) -> str:
+    """The cursor of the areas in ``order`` (from :func:`cursor_order`) at ``positions``."""
+    text = "\x1e".join([prefix + str(positions.get(ref, 0)) for ref, prefix in order])
+    return b64e(text.encode())
 
 
 def decode_cursor(cursor: str) -> dict[AreaRef, int]:
