@@ -16,7 +16,9 @@ sets up 'STOP V' with the test suite's helpers, and measures:
   the start of the post until the frame reaches each subscriber's socket (20 messages, so
   10,000 samples; the subscribers are bare protocol readers that only note arrival times);
   ``fanout_500_server_mean_ms`` is a node's own time to write to all of its subscribers
-  (/metrics of each node; behind nginx, each node holds about half of the streams);
+  (/metrics of each node; behind nginx, each node holds about half of the streams) and
+  ``fanout_500_server_cpu_ms`` the CPU time of all nodes (not nginx) per message during those
+  runs, post included — steadier than times when other jobs share the cores;
 - ``ws_idle_kib``: the servers' resident memory per idle WebSocket (VmRSS before and after
   opening the 500 subscribers);
 - ``single_post_msgs_per_s``: 5,000 single ~1.5 KB envelopes, one per request, 32 requests in
@@ -399,6 +401,7 @@ async def measure_fanout(
     poster = op.actors[POSTERS[0]].api
     delays: list[float] = []
     before_metrics = await fanout_metrics(target)
+    cpu_before = sum(map(cpu_seconds, target.pids))
     try:
         for _ in range(sizes.fanout_messages):
             [n] = take_counters(op, POSTERS[0], 1)
@@ -410,6 +413,7 @@ async def measure_fanout(
                 asyncio.gather(*(sub.arrival_of(marker) for sub in subscribers)), 30
             )
             delays += [(when - start) * 1000 for when in arrivals]
+        cpu_ms = (sum(map(cpu_seconds, target.pids)) - cpu_before) * 1000
     finally:
         for sub in subscribers:
             if sub.transport is not None:
@@ -419,6 +423,7 @@ async def measure_fanout(
         f"fanout_{sizes.subscribers}_p50_ms": round(statistics.median(delays), 1),
         f"fanout_{sizes.subscribers}_p99_ms": round(quantiles[98], 1),
         f"fanout_{sizes.subscribers}_server_mean_ms": await server_mean_ms(target, before_metrics),
+        f"fanout_{sizes.subscribers}_server_cpu_ms": round(cpu_ms / sizes.fanout_messages, 1),
         "ws_idle_kib": round(idle_kib, 1),
     }
 

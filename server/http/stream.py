@@ -198,6 +198,9 @@ class StreamHub:
         self._queue: asyncio.Queue[Event] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.latest: dict[AreaRef, int] = {}
+        self.delivered: dict[AreaRef, int] = {}
+        """Each area's entries up to here were written to all readers (deliveries finished),
+        unlike :attr:`latest`, which a delivery in flight has already moved on."""
         self.draining = False
         """Set by :func:`drain`: new streams are refused (503), other requests still served."""
 
@@ -261,7 +264,9 @@ class StreamHub:
             versions = await operation_store.current_versions(conn)
             readable = await areas.readable_areas_of(self.ctx, conn, [sub.who for sub in live])
         for sub in live:
-            if sub.stale(frozenset(readable[sub.who.device_id]), versions, self.latest):
+            # Against finished deliveries only: a stream merely waiting for one in flight is
+            # not behind, and poking them all would send every stream to the database.
+            if sub.stale(frozenset(readable[sub.who.device_id]), versions, self.delivered):
                 sub.poke.set()
 
     async def poll_once(self) -> None:
@@ -309,6 +314,7 @@ class StreamHub:
                             await sub.send(entry, encoded[entry["seq"]], frames[entry["seq"]])
             if any(entry["kind"] == "commit" for entry in entries):
                 await self._roster_changed(ref)
+        self.delivered[ref] = max(self.delivered.get(ref, 0), event.seq)
         return sum(len(group) for group in by_position.values())
 
     def _charter_published(self, operation_id: str, version: int) -> None:
