@@ -40,6 +40,7 @@ import contextlib
 import time
 from asyncio import FIRST_COMPLETED
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -235,7 +236,7 @@ class StreamHub:
                 log.exception("stream delivery failed")
 
     @staticmethod
-    async def _every(seconds: float, job: Any, failure: str) -> None:
+    async def _every(seconds: float, job: Callable[[], Awaitable[None]], failure: str) -> None:
         while True:
             await asyncio.sleep(seconds)
             try:
@@ -413,7 +414,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         # subscriber through the hub (which waits for the catch-up's lock), never later.
         hub.subscribers.add(sub)
         SUBSCRIBERS.set(len(hub.subscribers))
-        if await sub.refresh():
+        if hub.draining:  # began while this stream was being opened
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=DRAIN_HINT)
+        elif await sub.refresh():
             while not ws.closed and not reader.done():
                 poked = asyncio.ensure_future(sub.poke.wait())
                 # The hub pokes: a roster or charter change, or its periodic re-check.
