@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import ssl
 import subprocess
 import sys
@@ -46,7 +47,15 @@ from opseal.wire.stream import StreamEvent
 
 from ..client.conftest import AREAS, FAST, ORGS, PASSPHRASE, REPORTING
 from ..server.conftest import PG_URL, fresh_database
-from ..server.procs import ServerProcess, admin_context, free_port, prepare_database
+from ..server.helpers import envelope, make_area
+from ..server.procs import (
+    Node,
+    ServerProcess,
+    admin_context,
+    free_port,
+    open_operation,
+    prepare_database,
+)
 from .front import find_nginx, nodes_behind_nginx, running
 
 pytestmark = pytest.mark.deploy
@@ -426,3 +435,64 @@ def _sha256(path: Path) -> str:
         while chunk := src.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+async def test_a_draining_node_behind_nginx_hands_its_streams_to_the_other(
+    tmp_path, nginx_bin, pg_url
+):
+    """SIGUSR1 drains node A: its streams are closed with the drain hint, streams opened
+    through nginx afterwards all land on node B (nginx passes A's 503 on, so no client sees
+    it), and a message node A still accepts reaches them."""
+    async with (
+        nodes_behind_nginx(nginx_bin, pg_url, tmp_path) as front,
+        admin_context(pg_url) as ctx,
+        aiohttp.ClientSession() as session,
+    ):
+        node = Node(front.url, ctx, ssl_context=front.ssl_context())
+        try:
+            op = await open_operation(node)
+            state, secret = await make_area(op, AREA, ["customs", "partner"])
+            partner = op.actors["partner"].api
+            cursor = (await partner.sync()).cursor
+            url = front.url.replace("https", "wss", 1) + "/api/v1/stream"
+
+            async def open_stream() -> aiohttp.ClientWebSocketResponse:
+                ws = await session.ws_connect(
+                    url, params={"cursor": cursor}, ssl=front.ssl_context(),
+                    headers={"Authorization": f"Bearer {partner.token}"},
+                )  # fmt: skip
+                assert (await ws.receive_json(timeout=10))["type"] == "idle"
+                return ws
+
+            before = [await open_stream() for _ in range(6)]
+            assert await _streams_on(session, front.nodes[0]) > 0  # least_conn used both
+            os.kill(front.nodes[0].pid, signal.SIGUSR1)
+            # The streams on A are closed; those on B stay open (nothing arrives on them).
+            got = await asyncio.gather(*(ws.receive(timeout=5) for ws in before),
+                                       return_exceptions=True)  # fmt: skip
+            hints = [m.extra for m in got if isinstance(m, aiohttp.WSMessage)
+                     and m.type == aiohttp.WSMsgType.CLOSE]  # fmt: skip
+            assert set(hints) == {"node draining; reconnect with your cursor"}
+            assert len(hints) < len(before), "every stream was on node A"
+            after = [await open_stream() for _ in range(6)]
+            assert await _streams_on(session, front.nodes[0]) == 0
+            assert await _streams_on(session, front.nodes[1]) >= len(after)
+            # Node A still takes posts (sent to it directly); B's streams get it by NOTIFY.
+            async with ApiClient(front.nodes[0].url) as on_a:
+                on_a.token = op.actors["customs"].api.token
+                sealed = envelope(op, "customs", state, secret, 1, "after the drain")
+                await on_a.post_message(op.id, AREA, sealed.to_bytes())
+            for ws in after:
+                message = await ws.receive_json(timeout=10)
+                assert (message["type"], message["event"]["kind"]) == ("event", "message")
+            for ws in before + after:
+                await ws.close()
+        finally:
+            await node.close()
+
+
+async def _streams_on(session: aiohttp.ClientSession, node: ServerProcess) -> float:
+    """The node's ``opseal_stream_subscribers`` gauge, read from the node directly."""
+    async with session.get(node.url + "/metrics") as answer:
+        text = await answer.text()
+    return float(re.search(r"^opseal_stream_subscribers (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
