@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import ssl
 import stat
 import sys
@@ -145,6 +146,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     scheme = "https" if context else "http"
     print(f"opseal-server: serving on {scheme}://{settings.host}:{settings.port}", flush=True)
     app = create_app(settings)
+    app.on_startup.append(_drain_on_sigusr1)
     app.on_shutdown.insert(0, _announce_shutdown)
     web.run_app(
         app,
@@ -161,6 +163,21 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 SHUTDOWN_SECONDS = 5.0
 """How long requests in flight get to finish when the server stops (open streams are closed
 at once, told to reconnect)."""
+
+
+async def _drain_on_sigusr1(app: web.Application) -> None:
+    """``kill -USR1`` (``systemctl kill -s USR1 opseal-server@N``) drains the node."""
+    from .http.stream import drain
+
+    draining: set[asyncio.Task[None]] = set()
+
+    def start_draining() -> None:
+        print("opseal-server: draining (SIGUSR1): streams closed, new ones refused", flush=True)
+        task = asyncio.ensure_future(drain(app))
+        draining.add(task)
+        task.add_done_callback(draining.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, start_draining)
 
 
 async def _announce_shutdown(app: web.Application) -> None:

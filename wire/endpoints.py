@@ -111,7 +111,8 @@ OPS = [
              _ok(200, "Alive", ops.Alive), auth=False),
     Endpoint("readyz", "GET", "/readyz", "The database answers: ready to serve.", "ops",
              {200: Reply("Ready", ops.Ready),
-              503: Reply("The database does not answer", ops.NotReady)}, auth=False),
+              503: Reply("The database does not answer, or the node is draining",
+                         ops.NotReady)}, auth=False),
     Endpoint("metrics", "GET", "/metrics",
              "Prometheus metrics in the text exposition format. With the setting metrics_token, "
              "only for `Authorization: Bearer <metrics_token>` (401 otherwise); without it, only "
@@ -234,9 +235,11 @@ AREAS = [
              '{"type": "event", "event": Event, "cursor": str} for an entry, '
              '{"type": "idle", "cursor": str} when caught up, and '
              '{"type": "error", "error": {...}} before the server closes a revoked or '
-             "expired session. Reconnect with the last cursor processed.", "areas",
+             "expired session. Reconnect with the last cursor processed (a node that stops "
+             "or drains closes the stream with 1012 and says so; a draining node answers a "
+             "new stream 503).", "areas",
              {101: Reply("Switching Protocols: the WebSocket stream", media="")},
-             query=operations.StreamQuery),
+             query=operations.StreamQuery, errors=(503,)),
 ]  # fmt: skip
 
 BLOBS = [

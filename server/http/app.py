@@ -100,7 +100,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 @ops_routes.endpoint("readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """The database answers: ready to serve."""
+    """The database answers: ready to serve (not while draining: a balancer sends new
+    clients elsewhere)."""
+    if request.app[HUB].draining:
+        return reply(ops.NotReady(status="unavailable"), 503)
     try:
         async with request.app[CONTEXT].engine.connect() as conn:
             await ping(conn)
