@@ -21,6 +21,8 @@ import { type Clock, type StoredMessage, type SyncReport, Verifier, type Warning
 
 /** What the client needs from its host; each has a default for browsers and Node 20+. */
 export interface ClientOptions {
+  /** The API's base URL, when not the one enrolled with (e.g. an app on another origin). */
+  server?: string;
   fetch?: FetchLike;
   WebSocket?: WebSocketLike;
   /** Unix time in seconds. */
@@ -120,7 +122,7 @@ export class OpSealClient {
   /** Unlock the device enrolled in `store` (see `createDevice`, `completeEnrolment`). */
   static async open(store: KeyValueStore, passphrase: string, o: ClientOptions = {}): Promise<OpSealClient> {
     const device = await unlockDevice(store, passphrase);
-    const api = new Api(device.info.server, o.fetch);
+    const api = new Api(o.server ?? device.info.server, o.fetch);
     const local = new SealedStore(store, device.storeKey);
     const clock = o.clock ?? wallClock;
     const verifier = new Verifier(api, local, device.identity, device.info.instanceId, clock);

@@ -579,7 +579,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Upgrade to a WebSocket that delivers the device's new entries, resumable from a cursor. Each message is a JSON object (components StreamEvent, StreamIdle, StreamError): {"type": "event", "event": Event, "cursor": str} for an entry, {"type": "idle", "cursor": str} when caught up, and {"type": "error", "error": {...}} before the server closes a revoked or expired session. Reconnect with the last cursor processed. */
+        /** Upgrade to a WebSocket that delivers the device's new entries, resumable from a cursor. Each message is a JSON object (components StreamEvent, StreamIdle, StreamError): {"type": "event", "event": Event, "cursor": str} for an entry, {"type": "idle", "cursor": str} when caught up, and {"type": "error", "error": {...}} before the server closes a revoked or expired session. Reconnect with the last cursor processed. A browser, which cannot set the Authorization header, offers the subprotocols `opseal.v1` and `opseal.bearer.<token>` instead; the server answers `opseal.v1`. */
         get: operations["stream"];
         put?: never;
         post?: never;
