@@ -193,8 +193,22 @@ export class Verifier {
   }
 
   // -- sync --
+  private turn: Promise<unknown> = Promise.resolve();
+
+  /** Run `fn` after every earlier call of it has settled: a sync and the stream never
+   * verify entries at the same time (positions, the tracker and the cursor stay consistent). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
   /** Fetch everything new in this device's areas and verify it. */
-  async sync(): Promise<SyncReport> {
+  sync(): Promise<SyncReport> {
+    return this.exclusive(() => this.syncNow());
+  }
+
+  private async syncNow(): Promise<SyncReport> {
     const report = emptyReport();
     await this.revocations.refresh();
     let cursor = (await this.local.getText("sync-cursor")) ?? "";
