@@ -1,0 +1,109 @@
+"""A compromised server against the TypeScript client core (design §11, §17): the attacks of
+``tests/client/test_malicious.py`` that apply to a browser, played against a TypeScript device
+made by request. Whatever the server stores or serves, the device shows a warning with a
+reason and never the refused content."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from opseal.client import content
+from opseal.crypto.group import Commit, GroupState
+
+from ..client.conftest import PASSPHRASE
+from ..client.malicious import forge_envelope
+from .test_core import OP, browser_device, messages
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def warnings(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["warning"], e["reason"]) for e in entries if e["kind"] == "warning"]
+
+
+async def test_replayed_moved_and_unauthorised_messages_are_refused(server, attacker, node):
+    """An envelope stored again (also after the device restarts), moved to another area, or
+    written by an organisation the charter does not let post there is a warning, not content."""
+    await browser_device(attacker.onboarded, server, node)
+    fr, de = attacker.onboarded.clients["fr-customs"], attacker.onboarded.clients["de-customs"]
+    await de.sync()
+    await fr.sync()
+    posted = await de.post(OP, "seizures", "text", content.text("DE-1"))
+    [(seq, _)] = await attacker.db.messages(OP, "seizures")
+    await attacker.db.copy(OP, "seizures", seq)
+    await attacker.db.copy(OP, "seizures", seq, to_area="plan")
+    latest = fr.store.latest_state(OP, "plan")
+    assert latest is not None
+    epoch = GroupState.from_bytes(latest[1]).epoch
+    secret = fr.store.secret(OP, "plan", epoch)
+    assert secret is not None
+    forged = forge_envelope(
+        fr.identity, secret, instance_id=fr.info.instance_id, operation_id=OP, area="plan",
+        epoch=epoch, counter=1, payload={"text": "Revised Operational Plan"},
+    )  # fmt: skip
+    await attacker.db.append(OP, "plan", "message", fr.device_id, forged, epoch)
+
+    report = await node("sync")
+
+    assert report["refused"] == 3
+    seizures = await node("read", op=OP, area="seizures")
+    assert [m["messageId"] for m in messages(seizures)] == [posted]
+    [(kind, reason)] = warnings(seizures)
+    assert kind == "message-refused"
+    assert "already seen" in reason
+    plan = await node("read", op=OP, area="plan")
+    assert messages(plan) == []
+    reasons = sorted(reason for _, reason in warnings(plan))
+    assert "served in op-stop-v/plan" in reasons[0]
+    assert "may not post in area 'plan'" in reasons[1]
+    assert "Revised Operational Plan" not in str(plan)
+
+    # the replay tracker is kept: a restarted device still refuses the same envelope
+    await node("open", passphrase=PASSPHRASE)
+    await node("login")
+    await attacker.db.copy(OP, "seizures", seq)
+    assert (await node("sync"))["refused"] == 1
+    assert [m["messageId"] for m in messages(await node("read", op=OP, area="seizures"))] == [
+        posted
+    ]
+
+
+async def test_a_forged_commit_is_refused_and_its_epoch_stays_unreadable(server, attacker, node):
+    """A commit whose signature the server altered is refused before any secret is opened;
+    messages of the epoch it would start are refused, never shown."""
+    await browser_device(attacker.onboarded, server, node)
+    await node("sync")
+    wco, fr = attacker.onboarded.clients["wco"], attacker.onboarded.clients["fr-customs"]
+    latest = wco.store.latest_state(OP, "seizures")
+    assert latest is not None
+    current = GroupState.from_bytes(latest[1]).epoch
+
+    def forge(commit: Commit) -> Commit:
+        if commit.area != "seizures" or commit.epoch <= current:
+            return commit
+        return replace(commit, signature=bytes([commit.signature[0] ^ 1]) + commit.signature[1:])
+
+    attacker.proxy.on_commits(forge)
+    await node("open", passphrase=PASSPHRASE, server=attacker.proxy.url)
+    await node("login")
+    await wco.sync()
+    assert await wco.rotate(OP, "seizures")
+    await fr.sync()
+    await fr.post(OP, "seizures", "text", content.text("after the rotation"))
+
+    report = await node("sync")
+
+    assert (report["refused"], report["commits"]) == (2, 0)
+    entries = await node("read", op=OP, area="seizures")
+    assert messages(entries) == []
+    [(commit_kind, commit_reason), (message_kind, message_reason)] = warnings(entries)
+    assert (commit_kind, commit_reason) == ("commit-refused", "commit does not verify")
+    assert message_kind == "message-refused"
+    assert (
+        message_reason
+        == f"message of epoch {current + 1} served while seizures is at epoch {current}"
+    )
+    assert "after the rotation" not in str(entries)
