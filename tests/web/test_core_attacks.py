@@ -5,6 +5,7 @@ reason and never the refused content."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -65,7 +66,9 @@ async def test_replayed_moved_and_unauthorised_messages_are_refused(server, atta
     await node("open", passphrase=PASSPHRASE)
     await node("login")
     await attacker.db.copy(OP, "seizures", seq)
-    assert (await node("sync"))["refused"] == 1
+    report = await node("sync")
+    # the old join requests of the revoked device are reported too, as Python does
+    assert report["refused"] == 4
     assert [m["messageId"] for m in messages(await node("read", op=OP, area="seizures"))] == [
         posted
     ]
@@ -107,3 +110,38 @@ async def test_a_forged_commit_is_refused_and_its_epoch_stays_unreadable(server,
         == f"message of epoch {current + 1} served while seizures is at epoch {current}"
     )
     assert "after the rotation" not in str(entries)
+
+
+async def test_a_message_signed_after_its_device_was_revoked_is_refused(server, attacker, node):
+    """A German device's key is stolen and revoked by its focal point; the server stores what
+    the thief signs afterwards. The TypeScript device, which verified the revocation against
+    the German root in the charter, refuses it and still shows what was written before."""
+    await browser_device(attacker.onboarded, server, node)
+    de = attacker.onboarded.clients["de-customs"]
+    await de.sync()
+    before = await de.post(OP, "seizures", "text", content.text("before the theft"))
+    latest = de.store.latest_state(OP, "seizures")
+    assert latest is not None
+    epoch = GroupState.from_bytes(latest[1]).epoch
+    secret = de.store.secret(OP, "seizures", epoch)
+    assert secret is not None
+    # revocations take effect to the second (revoked_at <= created_at): a commit of the same
+    # second as the revocation would count as made after it
+    await asyncio.sleep(1.1)
+    await de.revoke_device(attacker.onboarded.roots["de-customs"], de.device_id, "stolen")
+    stolen = forge_envelope(
+        de.identity, secret, instance_id=de.info.instance_id, operation_id=OP, area="seizures",
+        epoch=epoch, counter=2, payload={"text": "after the theft"},
+    )  # fmt: skip
+    await attacker.db.append(OP, "seizures", "message", de.device_id, stolen, epoch)
+
+    report = await node("sync")
+    # the old join requests of the revoked device are reported too, as Python does
+    assert report["refused"] == 4
+
+    entries = await node("read", op=OP, area="seizures")
+    assert [m["messageId"] for m in messages(entries)] == [before]
+    [(_, old_request), (kind, reason)] = warnings(entries)
+    assert old_request == "device 'de-customs-device' has been revoked"
+    assert kind == "message-refused"
+    assert reason == "sender 'de-customs-device' was revoked before it wrote this"
