@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from ..client.conftest import database_url, onboarded, server, settings
-from ..client.malicious import attacker
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 DRIVER = WEB / "build" / "tools" / "drive.js"

@@ -2,6 +2,7 @@
 ``tests/client/test_malicious.py`` that apply to a browser, played against a TypeScript device
 made by request. Whatever the server stores or serves, the device shows a warning with a
 reason and never the refused content."""
+# ruff: noqa: F811 -- the attacker fixture imported from the client suite is a parameter here
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from opseal.client import content
 from opseal.crypto.group import Commit, GroupState
 
 from ..client.conftest import PASSPHRASE
-from ..client.malicious import forge_envelope
+from ..client.malicious import attacker, forge_envelope  # noqa: F401 (attacker: a fixture)
 from .test_core import OP, browser_device, messages
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
