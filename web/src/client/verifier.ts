@@ -463,6 +463,9 @@ export class Verifier {
     };
     const plaintext = openEnvelope(envelope, view, secret);
     this.tracker.record(op, area, h.sender, h.counter);
+    // kept before the message and its position: a crash in between never forgets a counter
+    // whose message was taken (a browser store has no transaction across keys)
+    await this.saveTracker();
     const message: StoredMessage = {
       operationId: op, area, seq, messageId: uuidText(h.messageId), sender: h.sender,
       organisationId: sender!.organisationId, epoch: h.epoch.toString(), contentType: h.contentType,
