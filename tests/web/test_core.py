@@ -37,9 +37,9 @@ RECORD = {
 }
 
 
-async def browser_device(onboarded, server, node) -> dict[str, Any]:
-    """A French officer's device made in TypeScript, certified by the Python focal point,
-    joined to the operation and admitted by the coordinator."""
+async def enrolled_device(onboarded, server, node) -> dict[str, Any]:
+    """A French officer's device made in TypeScript, certified by the Python focal point and
+    logged in."""
     wco, fr = onboarded.clients["wco"], onboarded.clients["fr-customs"]
     made = await node(
         "create", server=server.url, org="fr-customs", user="fr-officer-2", device="fr-browser",
@@ -53,11 +53,25 @@ async def browser_device(onboarded, server, node) -> dict[str, Any]:
     )
     await node("open", passphrase=PASSPHRASE)
     await node("login")
+    return info
+
+
+def invitation(onboarded, server) -> str:
+    """The coordinator's invitation block to the operation."""
     coordinator = onboarded.roots["wco"].verify_key
-    invitation = Invitation(
-        OP, "STOP V", "Operation STOP V", "wco", server.url, wco.info.instance_id, coordinator
+    instance = onboarded.clients["wco"].info.instance_id
+    return Invitation(
+        OP, "STOP V", "Operation STOP V", "wco", server.url, instance, coordinator
     ).block()
-    areas = await node("join", invitation=invitation, fingerprint=coordinator.fingerprint)
+
+
+async def browser_device(onboarded, server, node) -> dict[str, Any]:
+    """The TypeScript device enrolled, joined to the operation and admitted by the
+    coordinator."""
+    info = await enrolled_device(onboarded, server, node)
+    wco, coordinator = onboarded.clients["wco"], onboarded.roots["wco"].verify_key
+    block = invitation(onboarded, server)
+    areas = await node("join", invitation=block, fingerprint=coordinator.fingerprint)
     assert areas == ["plan", "seizures", "stakeholders"]  # what a customs role reads
     assert "fr-browser" in await wco.admit()
     return info

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from opseal.client import content
+from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.group import Commit, GroupState
 
 from ..client.conftest import PASSPHRASE
 from ..client.malicious import attacker, forge_envelope  # noqa: F401 (attacker: a fixture)
-from .test_core import OP, browser_device, messages
+from .conftest import NodeError
+from .test_core import OP, browser_device, enrolled_device, invitation, messages
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -185,3 +187,36 @@ async def test_entries_skipped_in_a_sync_page_are_asked_for_again(server, attack
     [(kind, reason)] = warnings(entries)
     assert kind == "gap"
     assert "the server skipped entries" in reason
+
+
+async def test_a_charter_that_does_not_verify_from_the_pin_is_not_kept(server, attacker, node):
+    """Joining through a server that serves a charter altered after signing pins nothing;
+    once pinned, a rewritten charter is reported and the verified version stays in use."""
+    onboarded = attacker.onboarded
+    await enrolled_device(onboarded, server, node)
+    fingerprint = onboarded.roots["wco"].verify_key.fingerprint
+
+    def alter(body: dict[str, Any]) -> dict[str, Any]:
+        last = bytearray(b64d(body["versions"][-1]))
+        last[-1] ^= 1
+        return {**body, "versions": [*body["versions"][:-1], b64e(bytes(last))]}
+
+    attacker.proxy.rewrite(r"/api/v1/operations/[^/]+/charter", alter)
+    await node("open", passphrase=PASSPHRASE, server=attacker.proxy.url)
+    await node("login")
+    with pytest.raises(NodeError, match="charter of 'op-stop-v' refused"):
+        await node("join", invitation=invitation(onboarded, server), fingerprint=fingerprint)
+    [operation] = await node("operations")
+    assert not operation["pinned"]
+
+    await node("open", passphrase=PASSPHRASE)
+    await node("login")
+    await node("join", invitation=invitation(onboarded, server), fingerprint=fingerprint)
+    with pytest.raises(NodeError, match="does not match the invitation"):
+        await node("join", invitation=invitation(onboarded, server), fingerprint="12345 " * 6)
+    await node("open", passphrase=PASSPHRASE, server=attacker.proxy.url)
+    await node("login")
+    [operation] = await node("operations")
+    assert operation["pinned"]
+    assert "refused" in operation["problem"]
+    assert operation["role"] == "customs"  # from the version verified before
