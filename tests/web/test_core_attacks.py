@@ -7,6 +7,7 @@ reason and never the refused content."""
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -220,3 +221,29 @@ async def test_a_charter_that_does_not_verify_from_the_pin_is_not_kept(server, a
     assert operation["pinned"]
     assert "refused" in operation["problem"]
     assert operation["role"] == "customs"  # from the version verified before
+
+
+async def test_a_swapped_or_altered_attachment_is_refused_before_decryption(
+    server, attacker, node, tmp_path
+):
+    """A blob swapped for another, or altered by one byte, fails the signed ciphertext hash:
+    the TypeScript device refuses the download, returns no plaintext and records a warning."""
+    await browser_device(attacker.onboarded, server, node)
+    fr = attacker.onboarded.clients["fr-customs"]
+    await fr.sync()
+    photos = []
+    for name in ("container.jpg", "seals.jpg"):  # same size, so either blob can stand in
+        (tmp_path / name).write_bytes(os.urandom(20_000))
+        photos.append(await fr.upload(OP, "seizures", tmp_path / name, "image/jpeg"))
+    await fr.post(OP, "seizures", "document", content.document("Photos", photos))
+    genuine = await attacker.db.blob(photos[1].blob_id)
+    await attacker.db.overwrite_blob(photos[0].blob_id, genuine)  # swapped
+    await attacker.db.overwrite_blob(photos[1].blob_id, genuine[:-1] + bytes([genuine[-1] ^ 1]))
+
+    await node("sync")
+
+    [document] = messages(await node("read", op=OP, area="seizures"))
+    for reference in document["content"]["attachments"]:
+        with pytest.raises(NodeError, match="ciphertext SHA-256 differs from its metadata"):
+            await node("download", ref=reference)
+    assert [w["kind"] for w in await node("warnings")] == ["attachment-refused"] * 2

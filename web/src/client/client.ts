@@ -6,6 +6,7 @@
  */
 import { decryptAttachment, encryptAttachment } from "../attachments.js";
 import { b64d, sha256 } from "../encoding.js";
+import { CryptoError } from "../errors.js";
 import { Header, epochAuthenticator, seal } from "../envelope.js";
 import { createKeyPackage } from "../group.js";
 import { HpkePrivateKey } from "../hpke.js";
@@ -304,7 +305,16 @@ export class OpSealClient {
    * size and SHA-256 are checked before decryption and the plaintext's after. */
   async download(ref: unknown): Promise<DownloadedFile> {
     const { ref: r, meta } = content.parseAttachment(ref);
-    const bytes = decryptAttachment(await this.api.downloadBlob(r.blob_id), meta);
+    const ciphertext = await this.api.downloadBlob(r.blob_id);
+    let bytes: Uint8Array;
+    try {
+      bytes = decryptAttachment(ciphertext, meta);
+    } catch (exc) {
+      if (!(exc instanceof CryptoError)) throw exc;
+      const reason = `attachment ${r.blob_id} (${meta.fileName}) refused: ${exc.message}`;
+      await this.verifier.warn("", "", null, "attachment-refused", reason);
+      throw new IntegrityError(reason);
+    }
     return { bytes, fileName: meta.fileName, mediaType: meta.mediaType };
   }
 
