@@ -237,7 +237,9 @@ AREAS = [
              '{"type": "error", "error": {...}} before the server closes a revoked or '
              "expired session. Reconnect with the last cursor processed (a node that stops "
              "or drains closes the stream with 1012 and says so; a draining node answers a "
-             "new stream 503).", "areas",
+             "new stream 503). A browser, which cannot set the Authorization header, offers "
+             "the subprotocols `opseal.v1` and `opseal.bearer.<token>` instead; the server "
+             "answers `opseal.v1`.", "areas",
              {101: Reply("Switching Protocols: the WebSocket stream", media="")},
              query=operations.StreamQuery, errors=(503,)),
 ]  # fmt: skip

@@ -60,7 +60,7 @@ from ..services.base import Context, Principal
 from ..services.tail import AreaTail
 from ..storage import areas as area_store
 from ..storage import operations as operation_store
-from .auth import bearer_token, principal
+from .auth import STREAM_PROTOCOL, bearer_token, principal
 from .keys import CONTEXT
 from .parse import typed
 from .routing import EndpointRoutes
@@ -403,7 +403,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if hub.draining:
         raise Unavailable("stream: this node is draining; reconnect with your cursor")
     # Entries are mostly ciphertext: compressing them costs CPU per subscriber and saves little.
-    ws = web.WebSocketResponse(heartbeat=30, compress=False)
+    ws = web.WebSocketResponse(heartbeat=30, compress=False, protocols=(STREAM_PROTOCOL,))
     if not ws.can_prepare(request).ok:  # else aiohttp answers a plain-text 400
         raise BadRequest("stream: expected a WebSocket upgrade (Upgrade: websocket)")
     await ws.prepare(request)
