@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -45,6 +46,9 @@ class Settings:
     """Comma-separated organisation ids whose devices read the whole audit log (the instance
     auditor role, granted by the instance admin here); every other device reads only the
     entries of its own organisation and of the operations and areas it may read."""
+    web_origins: str = ""
+    """Comma-separated origins (``https://intranet.customs.example``) that host a copy of the
+    web app pointed at this server (design §17): their pages may call the API (CORS)."""
     metrics_token: str = field(default="", repr=False)
     """Bearer token ``/metrics`` asks for; when empty, ``/metrics`` answers loopback peers only."""
     max_org_blob_bytes: int = 50 * 1024**3
@@ -93,6 +97,10 @@ class Settings:
             self.trusted_networks  # noqa: B018 -- parsed here so a bad value stops the start
         except ValueError:
             _check(False, "trusted_proxies", "comma-separated IP addresses or CIDR networks")
+        for origin in self.allowed_web_origins:
+            _check(re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin) is not None,
+                   "web_origins", "comma-separated origins such as https://intranet.example "
+                   "(scheme, host and port only)")  # fmt: skip
         _check(not self.metrics_token or len(self.metrics_token) >= 16, "metrics_token",
                "empty, or at least 16 characters")  # fmt: skip
         _check(self.log_level in ("debug", "info", "warning", "error"), "log_level",
@@ -103,6 +111,11 @@ class Settings:
         """:attr:`trusted_proxies` parsed."""
         parts = (p.strip() for p in self.trusted_proxies.split(","))
         return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
+
+    @property
+    def allowed_web_origins(self) -> frozenset[str]:
+        """:attr:`web_origins` parsed."""
+        return frozenset(p.strip() for p in self.web_origins.split(",") if p.strip())
 
     @property
     def auditors(self) -> frozenset[str]:
