@@ -64,8 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     code.add_argument("--ttl-hours", type=int, default=168)
     orgs = sub.add_parser("list-orgs", help="the organisations, their kinds and root fingerprints")
     orgs.add_argument("--json", action="store_true", help="one JSON document")
-    sub.add_parser("status", help="instance id, log key fingerprint, counts and the web app's "
-                   "bundle hash, as JSON")
+    sub.add_parser(
+        "status",
+        help="instance id, log key fingerprint, counts and the web app's bundle hash, as JSON",
+    )
     purge = sub.add_parser("purge", help="purge archived operations past their retention")
     purge.add_argument("--dry-run", action="store_true", help="only list what is due")
     blobs = sub.add_parser("blobs", help="attachment storage").add_subparsers(
@@ -105,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _web_app() -> dict[str, Any]:
-    """The installed web app's bundle hash (what `opseal web verify` checks a served one against)."""
+    """The installed web app's bundle hash, which `opseal web verify` checks served ones by."""
     from opseal.wire.bundle import installed
 
     bundle = installed()

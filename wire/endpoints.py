@@ -30,7 +30,8 @@ PATH_PARAMS: dict[str, Any] = {
     "message_id": UUID,
     "blob_id": UUID,
     "size": INDEX,
-    "asset": ASSET,
+    "script": ASSET,
+    "style": ASSET,
 }
 """The type of every path parameter, by name."""
 
@@ -130,8 +131,8 @@ WEB_HEADERS = {
 }
 
 
-def _asset(kind: str, media: str) -> Endpoint:
-    return Endpoint(f"web_{kind}", "GET", f"/assets/{{asset}}.{kind}",
+def _asset(kind: str, param: str, media: str) -> Endpoint:
+    return Endpoint(f"web_{kind}", "GET", f"/assets/{{{param}}}.{kind}",
                     f"A {kind} file of the web app, named by its content hash (cached for good).",
                     "web", {200: Reply("The file", media=media, schema={"type": "string"},
                                        headers=WEB_HEADERS)},
@@ -147,8 +148,8 @@ WEB = [
     Endpoint("web_config", "GET", "/config.json",
              "Where the web app finds the API: `api` is empty for this origin.", "web",
              _ok(200, "The app's configuration", ops.WebConfig), auth=False),
-    _asset("js", "text/javascript"),
-    _asset("css", "text/css"),
+    _asset("js", "script", "text/javascript"),
+    _asset("css", "style", "text/css"),
 ]  # fmt: skip
 
 IDENTITY = [

@@ -67,7 +67,6 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(stream_routes)
     app.add_routes(openapi_routes)
     app.add_routes(web_routes)
-    load_web_app(app)
     return app
 
 
@@ -77,6 +76,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     try:
         await check_schema(engine, settings.migrations_path)  # `serve` printed its notice
         instance = await load_instance(engine)
+        await asyncio.to_thread(load_web_app, app)
         bus = await _bus(settings, engine)
         ctx = app[CONTEXT] = Context(settings, engine, instance, bus)
         hub = app[HUB] = StreamHub(ctx, AreaTail(engine, event_json))

@@ -88,14 +88,14 @@ async def index(request: web.Request) -> web.Response:
 @routes.endpoint("web_js")
 async def script(request: web.Request) -> web.Response:
     """A script, named by its hash: cached for good."""
-    name = f"assets/{request.match_info['asset']}.js"
+    name = f"assets/{request.match_info['script']}.js"
     return _file(request, name, "text/javascript", "public, max-age=31536000, immutable")
 
 
 @routes.endpoint("web_css")
 async def style(request: web.Request) -> web.Response:
     """A style sheet, named by its hash: cached for good."""
-    name = f"assets/{request.match_info['asset']}.css"
+    name = f"assets/{request.match_info['style']}.css"
     return _file(request, name, "text/css", "public, max-age=31536000, immutable")
 
 
@@ -119,7 +119,11 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     Every answer also carries the security headers (:data:`SECURITY`)."""
     origin = request.headers.get("Origin", "")
     allowed = origin in request.app[SETTINGS].allowed_web_origins
-    if allowed and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+    if (
+        allowed
+        and request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in request.headers
+    ):
         response: web.StreamResponse = web.Response(status=204)
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE"
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
