@@ -263,7 +263,9 @@ AREAS = [
              '{"type": "event", "event": Event, "cursor": str} for an entry, '
              '{"type": "idle", "cursor": str} when caught up, and '
              '{"type": "error", "error": {...}} before the server closes a revoked or '
-             "expired session. Reconnect with the last cursor processed.", "areas",
+             "expired session. Reconnect with the last cursor processed. A browser, which "
+             "cannot set the Authorization header, offers the subprotocols `opseal.v1` and "
+             "`opseal.bearer.<token>` instead; the server answers `opseal.v1`.", "areas",
              {101: Reply("Switching Protocols: the WebSocket stream", media="")},
              query=operations.StreamQuery),
 ]  # fmt: skip

@@ -54,7 +54,7 @@ from ..services.base import Context, Principal
 from ..services.tail import AreaTail
 from ..storage import areas as area_store
 from ..storage import operations as operation_store
-from .auth import bearer_token, principal
+from .auth import STREAM_PROTOCOL, bearer_token, principal
 from .keys import CONTEXT
 from .parse import typed
 from .routing import EndpointRoutes
@@ -318,7 +318,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     cursor = request.query.get("cursor", "")
     areas.decode_cursor(cursor)  # refuse a bad cursor before upgrading
     # Entries are mostly ciphertext: compressing them costs CPU per subscriber and saves little.
-    ws = web.WebSocketResponse(heartbeat=30, compress=False)
+    ws = web.WebSocketResponse(heartbeat=30, compress=False, protocols=(STREAM_PROTOCOL,))
     if not ws.can_prepare(request).ok:  # else aiohttp answers a plain-text 400
         raise BadRequest("stream: expected a WebSocket upgrade (Upgrade: websocket)")
     await ws.prepare(request)
