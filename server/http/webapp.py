@@ -31,7 +31,7 @@ CSP = "; ".join(
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' blob:",
+        "img-src 'self' blob: data:",  # blob: photos decrypted here; data: the empty icon
         "connect-src 'self'",  # CSP 3: 'self' also allows ws: and wss: to this host
         "base-uri 'none'",
         "form-action 'none'",

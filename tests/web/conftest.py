@@ -25,6 +25,7 @@ from opseal.wire.bundle import Bundle, installed
 
 from ..client.conftest import database_url, onboarded, server, settings
 from ..server.conftest import Server, start_server
+from .browser import BROWSER_DRIVER, CHROMIUM, Browser
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 DRIVER = WEB / "build" / "tools" / "drive.js"
@@ -120,3 +121,14 @@ async def web_server(bundle, tmp_path) -> AsyncIterator[Server]:
     for api in srv.clients:
         await api.close()
     await srv.runner.cleanup()
+
+
+@pytest.fixture
+async def browser(bundle) -> AsyncIterator[Browser]:
+    """Debian's Chromium under playwright-core (``make web-build`` compiles its driver)."""
+    require(shutil.which("node") is not None, "node is missing: the browser tests cannot run")
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian's chromium package)")
+    require(BROWSER_DRIVER.exists(), f"{BROWSER_DRIVER} is missing: run `make web-build`")
+    chromium = await Browser.launch()
+    yield chromium
+    await chromium.close()

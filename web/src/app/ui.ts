@@ -78,6 +78,17 @@ class App {
     else this.unlockForm();
   }
 
+  /** `#/OP/AREA` opens an area (a link a colleague sends); what this device cannot read says so. */
+  async route(hash: string): Promise<void> {
+    const match = /^#\/([^/]+)\/([^/]+)$/.exec(hash);
+    if (!match || !this.client) return;
+    const [op, area] = [decodeURIComponent(match[1]!), decodeURIComponent(match[2]!)];
+    await this.act("Opening", async () => {
+      if (!this.ops.length) this.ops = await this.client!.operations();
+      await this.area(op, area);
+    });
+  }
+
   // -- enrolment by request ---------------------------------------------------------------
   private enrolForm(): void {
     const org = input({ required: true });
@@ -255,6 +266,7 @@ class App {
       return;
     }
     this.view = { op, area };
+    const started = performance.now();
     const entries = sync ? await client.syncArea(op, area) : await client.read(op, area);
     const alerts = await client.alerts(op, area);
     this.show(
@@ -265,6 +277,9 @@ class App {
       view.mayPost ? this.postForm(op, area) : null,
       view.mayPost && area === "seizures" ? this.seizureForm(op) : null,
     );
+    const shown = entries.filter((e) => e.kind === "message").length;
+    const refused = entries.filter((e) => e.kind === "warning").length;
+    if (sync) this.say(`${shown} messages verified and decrypted in ${Math.round(performance.now() - started)} ms; ${refused} refused.`);
   }
 
   private entry(e: ShownEntry, alerts: AlertView[]): HTMLElement {
@@ -359,5 +374,6 @@ export async function start(doc: Document): Promise<void> {
   const status = doc.getElementById("status");
   if (!main || !status) throw new Error("the page lacks its main or status element");
   const app = new App(main, status, await IndexedDbStore.open(), await loadConfig());
+  window.addEventListener("hashchange", () => void app.route(location.hash));
   await app.home();
 }
