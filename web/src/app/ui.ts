@@ -9,6 +9,7 @@ import {
   type AlertView, ClientError, type OperationView, OpSealClient, type ShownEntry, type StreamHandle,
   completeEnrolment, createDevice, deviceState,
 } from "../client/index.js";
+import { CATEGORIES, TRANSPORT_MODES } from "../client/content.js";
 import { button, field, form, h, input } from "./dom.js";
 import { IndexedDbStore } from "./idb.js";
 
@@ -345,26 +346,32 @@ class App {
   }
 
   private seizureForm(op: string): HTMLElement {
+    const choice = (options: readonly string[], value: string) =>
+      h("select", {}, ...options.map((o) => h("option", { value: o, selected: o === value }, o)));
     const f = {
-      record: input({ required: true }), country: input({ required: true, maxlength: "2" }),
-      date: input({ type: "date", required: true }), mode: input({ required: true, value: "express" }),
-      category: input({ required: true, value: "medicines" }), quantity: input({ type: "number", min: "1", value: "1" }),
+      record: input({ required: true }), caseRef: input({ required: true }),
+      country: input({ required: true, maxlength: "2" }), date: input({ type: "date", required: true }),
+      mode: choice(TRANSPORT_MODES, "express"), category: choice(CATEGORIES, "medicines"),
+      quantity: input({ type: "number", min: "1", value: "1" }), ecommerce: input({ type: "checkbox" }),
     };
     const photo = h("input", { type: "file", accept: "image/*" });
     const submit = () => this.act("Posting the seizure", async () => {
       const file = photo.files?.[0];
       const record = {
-        record_id: f.record.value.trim(), reporting_country: f.country.value.trim().toUpperCase(),
-        seizure_date: f.date.value, transport_mode: f.mode.value.trim(),
-        goods: [{ category: f.category.value.trim(), quantity_items: Number(f.quantity.value) }],
+        record_id: f.record.value.trim(), case_ref: f.caseRef.value.trim(),
+        reporting_country: f.country.value.trim().toUpperCase(), seizure_date: f.date.value,
+        transport_mode: f.mode.value, ecommerce: f.ecommerce.checked,
+        goods: [{ category: f.category.value, quantity_items: Number(f.quantity.value) }],
       };
       const image = file ? { bytes: new Uint8Array(await file.arrayBuffer()), fileName: file.name, mediaType: file.type || "application/octet-stream" } : undefined;
-      await this.client?.postSeizure(op, record, image);
+      const id = await this.client?.postSeizure(op, record, image);
       await this.area(op, "seizures");
+      this.say(`Seizure ${record.record_id} posted (${id}).`);
     });
     return h("section", { "aria-label": "Post a seizure" }, h("h2", {}, "Post a seizure"),
-      form("Seizure", submit, field("Record id", f.record), field("Reporting country", f.country), field("Seizure date", f.date),
-        field("Transport mode", f.mode), field("Goods category", f.category), field("Quantity (items)", f.quantity),
+      form("Seizure", submit, field("Record id", f.record), field("Case reference", f.caseRef),
+        field("Reporting country", f.country), field("Seizure date", f.date), field("Transport mode", f.mode),
+        field("Goods category", f.category), field("Quantity (items)", f.quantity), field("E-commerce", f.ecommerce),
         field("Photo", photo), h("button", { type: "submit" }, "Post seizure")));
   }
 }
