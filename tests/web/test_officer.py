@@ -49,7 +49,7 @@ def opseal(onboarded, capsys, monkeypatch):
     return run
 
 
-async def enrol(browser, onboarded, url: str, org: str, user: str) -> None:
+async def enrol(browser, onboarded, url: str, org: str, user: str, area: str) -> None:
     """This browser makes its keys and a request; the focal point certifies it; the browser
     joins the operation by its invitation and the coordinator admits it."""
     await browser.open(url + "/")
@@ -76,6 +76,7 @@ async def enrol(browser, onboarded, url: str, org: str, user: str) -> None:
     await browser.wait_text("Asked to join")
     assert f"{user}-web" in await wco.admit()
     await browser.click("Sync")
+    await browser("waitRole", role="button", name=area)  # admitted: the area opens
 
 
 async def test_the_officer_reads_acknowledges_and_posts_in_the_browser(
@@ -88,10 +89,12 @@ async def test_the_officer_reads_acknowledges_and_posts_in_the_browser(
                           "--requires-ack")  # fmt: skip
     plan_id = posted["message_id"]
 
-    await enrol(browser, onboarded, server.url, "fr-customs", "fr-officer-2")
+    await enrol(browser, onboarded, server.url, "fr-customs", "fr-officer-2", "plan")
     await browser.click("plan")
     await browser.wait_text("Operational Plan")
-    saved = await browser("download", name="Download OperationalPlan.pdf", path=str(tmp_path / "dl.pdf"))
+    saved = await browser(
+        "download", name="Download OperationalPlan.pdf", path=str(tmp_path / "dl.pdf")
+    )
     assert saved == {"fileName": "OperationalPlan.pdf",
                      "sha256": hashlib.sha256(pdf.read_bytes()).hexdigest()}  # fmt: skip
     await browser.click("Acknowledge")
@@ -136,9 +139,9 @@ async def test_a_stakeholder_cannot_open_customs_areas(onboarded, server, browse
     """A rights holder's browser lists its own area only; a link to a customs area says it
     cannot be read and shows nothing of it."""
     fr = onboarded.clients["fr-customs"]
+    await fr.sync()
     await fr.post(OP, "seizures", "text", content.text("customs only"))
-    await enrol(browser, onboarded, server.url, "brandx", "brandx-analyst")
-    await browser.wait_text("Areas of STOP V")
+    await enrol(browser, onboarded, server.url, "brandx", "brandx-analyst", "stakeholders")
     assert await browser("count", role="button", name="stakeholders") == 1
     assert await browser("count", role="button", name="seizures") == 0
     assert await browser("count", role="button", name="plan") == 0
@@ -154,7 +157,7 @@ async def test_tampered_messages_show_a_warning_and_no_content(onboarded, server
     proxy = RewritingProxy(server.url)
     await proxy.start()
     try:
-        await enrol(browser, onboarded, proxy.url, "fr-customs", "fr-officer-3")
+        await enrol(browser, onboarded, proxy.url, "fr-customs", "fr-officer-3", "seizures")
         fr = onboarded.clients["fr-customs"]
         await fr.sync()
         kinds = ("signature", "epoch", "sender")

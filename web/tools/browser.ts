@@ -7,7 +7,7 @@
  * went to another origin.
  *
  * Commands: open {url}, goto {url}, fill {label, value}, click {role, name}, setFile {label,
- * path}, download {name, path}, waitText {text, timeoutMs}, text {label?}, value {label},
+ * path}, download {name, path}, waitText {text, timeoutMs}, waitRole {role, name}, text {label?}, value {label},
  * count {role, name}, requests, problems, close.
  */
 import { createHash } from "node:crypto";
@@ -87,6 +87,7 @@ const COMMANDS: Record<string, (args: Args) => Promise<unknown>> = {
   click: async (a) => current().getByRole(str(a, "role") as Role, { name: str(a, "name"), exact: true }).first().click(),
   setFile: async (a) => current().getByLabel(str(a, "label"), { exact: true }).first().setInputFiles(str(a, "path")),
   value: async (a) => current().getByLabel(str(a, "label"), { exact: true }).first().inputValue(),
+  waitRole: async (a) => current().getByRole(str(a, "role") as Role, { name: str(a, "name"), exact: true }).first().waitFor({ timeout: 30_000 }),
   count: async (a) => current().getByRole(str(a, "role") as Role, { name: str(a, "name"), exact: true }).count(),
   waitText: async (a) => {
     const timeout = typeof a["timeoutMs"] === "number" ? a["timeoutMs"] : 20_000;
@@ -94,6 +95,7 @@ const COMMANDS: Record<string, (args: Args) => Promise<unknown>> = {
     await locator.first().waitFor({ timeout });
     return locator.first().innerText();
   },
+  html: async () => current().content(),
   requests: async () => requests,
   problems: async () => problems,
   close: async () => {
