@@ -53,8 +53,9 @@ async def enrol(browser, onboarded, url: str, org: str, user: str, area: str) ->
     """This browser makes its keys and a request; the focal point certifies it; the browser
     joins the operation by its invitation and the coordinator admits it."""
     await browser.open(url + "/")
-    for label, value in [("Organisation", org), ("User", user), ("Device name", f"{user}-web"),
-                         ("Passphrase", BROWSER_PASSPHRASE), ("Passphrase again", BROWSER_PASSPHRASE)]:  # fmt: skip
+    fields = {"Organisation": org, "User": user, "Device name": f"{user}-web",
+              "Passphrase": BROWSER_PASSPHRASE, "Passphrase again": BROWSER_PASSPHRASE}  # fmt: skip
+    for label, value in fields.items():
         await browser.fill(label, value)
     await browser.click("Create enrolment request")
     await browser.wait_text("Fingerprint to read out")

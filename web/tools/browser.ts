@@ -23,6 +23,7 @@ const CHROMIUM = process.env["OPSEAL_CHROMIUM"] || "/usr/bin/chromium";
 let browser: Browser | undefined;
 let context: BrowserContext | undefined;
 let page: Page | undefined;
+let cdp: import("playwright-core").CDPSession | undefined;
 const requests: { url: string; method: string; type: string }[] = [];
 const problems: string[] = [];
 
@@ -96,6 +97,24 @@ const COMMANDS: Record<string, (args: Args) => Promise<unknown>> = {
     return locator.first().innerText();
   },
   html: async () => current().content(),
+  profileStart: async () => {
+    cdp = await current().context().newCDPSession(current());
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.start");
+  },
+  profileStop: async () => {
+    if (!cdp) throw new Error("no profile started");
+    const { profile } = await cdp.send("Profiler.stop");
+    const self = new Map<string, number>();
+    const dt = profile.timeDeltas ?? [];
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    (profile.samples ?? []).forEach((id, i) => {
+      const f = byId.get(id)!.callFrame;
+      const name = `${f.functionName || "(anonymous)"}:${f.lineNumber}:${f.columnNumber}`;
+      self.set(name, (self.get(name) ?? 0) + (dt[i] ?? 0) / 1000);
+    });
+    return [...self].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([n, ms]) => `${Math.round(ms)} ms ${n}`);
+  },
   requests: async () => requests,
   problems: async () => problems,
   close: async () => {

@@ -52,6 +52,10 @@ class App {
     private readonly config: AppConfig,
   ) {}
 
+  flush(): Promise<void> {
+    return this.store.flush();
+  }
+
   say(text: string): void {
     this.status.textContent = text;
   }
@@ -180,6 +184,7 @@ class App {
     this.client = undefined;
     this.view = undefined;
     await client?.logout().catch(() => undefined);
+    await this.store.flush().catch((error: unknown) => this.say(`Saving this device's data failed: ${message(error)}`));
     this.say(`This device is ${reason}.`);
     this.unlockForm();
   }
@@ -382,5 +387,6 @@ export async function start(doc: Document): Promise<void> {
   if (!main || !status) throw new Error("the page lacks its main or status element");
   const app = new App(main, status, await IndexedDbStore.open(), await loadConfig());
   window.addEventListener("hashchange", () => void app.route(location.hash));
+  window.addEventListener("pagehide", () => void app.flush());
   await app.home();
 }
