@@ -49,6 +49,8 @@ class Settings:
     web_origins: str = ""
     """Comma-separated origins (``https://intranet.customs.example``) that host a copy of the
     web app pointed at this server (design §17): their pages may call the API (CORS)."""
+    web_lock_after: int = 900
+    """Seconds without a key press or click after which the web app locks (its config.json)."""
     metrics_token: str = field(default="", repr=False)
     """Bearer token ``/metrics`` asks for; when empty, ``/metrics`` answers loopback peers only."""
     max_org_blob_bytes: int = 50 * 1024**3
@@ -90,7 +92,7 @@ class Settings:
             _check(not value or Path(value).is_file(), name, "the path of a readable file")
         for name in ("max_body_bytes", "max_batch", "max_blob_bytes", "max_blob_chunk_bytes",
                      "rate_limit_per_minute", "token_ttl", "challenge_ttl",
-                     "max_org_blob_bytes", "max_operation_blob_bytes"):  # fmt: skip
+                     "max_org_blob_bytes", "max_operation_blob_bytes", "web_lock_after"):  # fmt: skip
             _check(getattr(self, name) > 0, name, "a positive integer")
         _check(self.max_batch <= 10_000, "max_batch", "at most 10000")
         try:

@@ -34,3 +34,5 @@ class WebConfig(Response, frozen=True):
     """The API's origin (``https://opseal.example``); empty for the page's own origin."""
     bundle_hash: str
     """The SHA-256 of the app's manifest lines, as ``opseal-server status`` prints it."""
+    lock_after_seconds: int
+    """Seconds without a key press or click after which the app locks itself."""

@@ -103,7 +103,9 @@ async def style(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     """The app's configuration when this server hosts it: the API is this origin."""
     bundle = request.app.get(WEB_BUNDLE)
-    response = reply(ops.WebConfig(api="", bundle_hash=bundle.bundle_hash if bundle else ""))
+    settings = request.app[SETTINGS]
+    response = reply(ops.WebConfig(api="", bundle_hash=bundle.bundle_hash if bundle else "",
+                                   lock_after_seconds=settings.web_lock_after))  # fmt: skip
     response.headers["Cache-Control"] = "no-cache"
     return response
 

@@ -81,7 +81,8 @@ async def test_config_names_this_origin_and_the_bundle(web_server, bundle):
     """config.json points the app at this origin and states the bundle hash."""
     status, _, body = await get(web_server.url + "/config.json")
     assert status == 200
-    assert json.loads(body) == {"api": "", "bundle_hash": bundle.bundle_hash}
+    assert json.loads(body) == {"api": "", "bundle_hash": bundle.bundle_hash,
+                                "lock_after_seconds": 900}  # fmt: skip
 
 
 async def test_unknown_assets_are_not_found(web_server):

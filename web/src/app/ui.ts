@@ -172,7 +172,7 @@ class App {
       window.clearTimeout(this.lockTimer);
       this.lockTimer = window.setTimeout(() => void this.lock("locked after inactivity"), this.config.lockAfterSeconds * 1000);
     };
-    for (const kind of ["keydown", "pointerdown", "touchstart"]) document.addEventListener(kind, reset, { passive: true });
+    for (const kind of ["keydown", "input", "pointerdown", "touchstart"]) document.addEventListener(kind, reset, { passive: true });
     reset();
   }
 
