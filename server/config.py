@@ -91,8 +91,8 @@ class Settings:
             value = getattr(self, name)
             _check(not value or Path(value).is_file(), name, "the path of a readable file")
         for name in ("max_body_bytes", "max_batch", "max_blob_bytes", "max_blob_chunk_bytes",
-                     "rate_limit_per_minute", "token_ttl", "challenge_ttl",
-                     "max_org_blob_bytes", "max_operation_blob_bytes", "web_lock_after"):  # fmt: skip
+                     "rate_limit_per_minute", "token_ttl", "challenge_ttl", "web_lock_after",
+                     "max_org_blob_bytes", "max_operation_blob_bytes"):  # fmt: skip
             _check(getattr(self, name) > 0, name, "a positive integer")
         _check(self.max_batch <= 10_000, "max_batch", "at most 10000")
         try:
