@@ -21,6 +21,7 @@ from opseal.crypto.envelope import Envelope
 
 from ..client.conftest import PASSPHRASE
 from ..client.malicious import RewritingProxy
+from .conftest import NodeError
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -36,9 +37,9 @@ RECORD = {
 }
 
 
-async def browser_device(onboarded, server, node) -> dict[str, Any]:
-    """A French officer's device made in TypeScript, certified by the Python focal point,
-    joined to the operation and admitted by the coordinator."""
+async def enrolled_device(onboarded, server, node) -> dict[str, Any]:
+    """A French officer's device made in TypeScript, certified by the Python focal point and
+    logged in."""
     wco, fr = onboarded.clients["wco"], onboarded.clients["fr-customs"]
     made = await node(
         "create", server=server.url, org="fr-customs", user="fr-officer-2", device="fr-browser",
@@ -52,11 +53,25 @@ async def browser_device(onboarded, server, node) -> dict[str, Any]:
     )
     await node("open", passphrase=PASSPHRASE)
     await node("login")
+    return info
+
+
+def invitation(onboarded, server) -> str:
+    """The coordinator's invitation block to the operation."""
     coordinator = onboarded.roots["wco"].verify_key
-    invitation = Invitation(
-        OP, "STOP V", "Operation STOP V", "wco", server.url, wco.info.instance_id, coordinator
+    instance = onboarded.clients["wco"].info.instance_id
+    return Invitation(
+        OP, "STOP V", "Operation STOP V", "wco", server.url, instance, coordinator
     ).block()
-    areas = await node("join", invitation=invitation, fingerprint=coordinator.fingerprint)
+
+
+async def browser_device(onboarded, server, node) -> dict[str, Any]:
+    """The TypeScript device enrolled, joined to the operation and admitted by the
+    coordinator."""
+    info = await enrolled_device(onboarded, server, node)
+    wco, coordinator = onboarded.clients["wco"], onboarded.roots["wco"].verify_key
+    block = invitation(onboarded, server)
+    areas = await node("join", invitation=block, fingerprint=coordinator.fingerprint)
     assert areas == ["plan", "seizures", "stakeholders"]  # what a customs role reads
     assert "fr-browser" in await wco.admit()
     return info
@@ -84,11 +99,32 @@ async def test_a_typescript_device_enrols_reads_acknowledges_and_posts(
     downloads its PDF with the hashes checked, acknowledges it, and posts a message and a
     seizure with a photo that a Python member reads verified."""
     plan_id, pdf = await publish_plan(onboarded, tmp_path)
+    fr = onboarded.clients["fr-customs"]
+    await fr.sync()
+    await fr.post(OP, "seizures", "text", content.text("before you joined"))
     info = await browser_device(onboarded, server, node)
     assert info["instanceId"] == onboarded.clients["wco"].info.instance_id
 
     report = await node("sync")
-    assert report["refused"] == 0
+    # both earlier messages were held on arrival; the plan's was opened when the admitting
+    # commit brought the shared area's history
+    assert (report["refused"], report["held"]) == (0, 2)
+    [operation] = await node("operations")
+    assert (operation["operationId"], operation["role"], operation["pinned"]) == (
+        OP,
+        "customs",
+        True,
+    )
+    rights = {a["area"]: (a["member"], a["mayPost"]) for a in operation["areas"]}
+    assert rights == {
+        "plan": (True, False),
+        "seizures": (True, True),
+        "stakeholders": (True, False),
+    }
+    # a since-join area shares no history: what was posted before is held, never shown
+    [held] = await node("read", op=OP, area="seizures")
+    assert held["kind"] == "held"
+    assert "before you joined" not in str(held)
     [plan] = messages(await node("read", op=OP, area="plan"))
     assert (plan["messageId"], plan["sender"], plan["requiresAck"]) == (plan_id, "wco-device", True)
     assert plan["content"]["title"] == "Operational Plan"
@@ -153,6 +189,39 @@ async def test_the_stream_delivers_verified_entries_and_resumes_from_its_cursor(
     assert all(e["refused"] == 0 for e in seen["entries"])
     texts = [m["content"]["text"] for m in messages(await node("read", op=OP, area="seizures"))]
     assert texts == ["first", "second", "third"]
+
+
+async def test_an_alert_is_read_and_answered_verified(onboarded, server, node):
+    """The coordinator's alert to French Customs reaches the TypeScript device verified; its
+    response reaches the coordinator verified; an alert to others cannot be answered."""
+    await browser_device(onboarded, server, node)
+    await node("sync")
+    wco = onboarded.clients["wco"]
+    await wco.sync()
+    mine = await wco.alert(
+        OP, "seizures", ["fr-customs"], "Inspect parcels from sender X", "2026-06-01"
+    )
+    theirs = await wco.alert(OP, "seizures", ["de-customs"], "Check the Hamburg hub")
+    await node("sync")
+    alerts = {a["message"]["messageId"]: a for a in await node("alerts", op=OP, area="seizures")}
+    assert alerts[mine]["addressedToMe"]
+    assert (alerts[mine]["action"], alerts[mine]["deadline"]) == (
+        "Inspect parcels from sender X",
+        "2026-06-01",
+    )
+    assert not alerts[theirs]["addressedToMe"]
+    answer = await node("respond", op=OP, area="seizures", alertId=mine, outcome="3 parcels held")
+    with pytest.raises(NodeError, match="addressed to de-customs"):
+        await node("respond", op=OP, area="seizures", alertId=theirs, outcome="none")
+    await wco.sync()
+    [response] = wco.responses(mine)
+    assert (response.message_id, response.sender) == (answer, "fr-browser")
+    assert response.json() == {"alert_id": mine, "outcome": "3 parcels held"}
+    await node("sync")
+    [alert] = [
+        a for a in await node("alerts", op=OP, area="seizures") if a["message"]["messageId"] == mine
+    ]
+    assert [r["messageId"] for r in alert["responses"]] == [answer]
 
 
 def tamper(kind: str, body: str) -> str:

@@ -6,12 +6,13 @@
  */
 import { decryptAttachment, encryptAttachment } from "../attachments.js";
 import { b64d, sha256 } from "../encoding.js";
+import { CryptoError } from "../errors.js";
 import { Header, epochAuthenticator, seal } from "../envelope.js";
 import { createKeyPackage } from "../group.js";
 import { HpkePrivateKey } from "../hpke.js";
 import { Receipt, ReceiptGossip } from "../statements.js";
 import { keyIdHex } from "../certs.js";
-import { Api, ApiError, ClientError, type FetchLike, type WebSocketLike } from "./api.js";
+import { Api, ApiError, ClientError, IntegrityError, type FetchLike, type WebSocketLike } from "./api.js";
 import * as content from "./content.js";
 import { type DeviceInfo, unlockDevice } from "./device.js";
 import { parseInvitation, type Invitation } from "./invitation.js";
@@ -39,6 +40,8 @@ export interface OperationView {
   role: string;
   /** Whether the coordinator root is pinned and the charter verified from it. */
   pinned: boolean;
+  /** Why the charter served now was refused (the last verified version is used), if it was. */
+  problem: string | null;
   areas: AreaView[];
 }
 
@@ -154,7 +157,14 @@ export class OpSealClient {
     for (const op of await this.api.operations()) {
       const detail = await this.api.operation(op.operation_id);
       const pinned = await this.verifier.pinned(op.operation_id);
-      const charter = pinned ? await this.verifier.charter(op.operation_id) : undefined;
+      let charter = pinned ? await this.verifier.storedCharter(op.operation_id) : undefined;
+      let problem: string | null = null;
+      try {
+        if (pinned) charter = await this.verifier.charter(op.operation_id);
+      } catch (exc) {
+        if (!(exc instanceof IntegrityError)) throw exc;
+        problem = exc.message; // recorded as a charter-refused warning too
+      }
       const role = charter ? charter.roleOf(this.organisationId) : op.role;
       const areas: AreaView[] = [];
       for (const a of detail.areas) {
@@ -166,7 +176,7 @@ export class OpSealClient {
           mayPost: charter !== undefined && charter.mayPost(role, a.area),
         });
       }
-      out.push({ operationId: op.operation_id, code: op.code, name: op.name, phase: op.phase, role, pinned, areas });
+      out.push({ operationId: op.operation_id, code: op.code, name: op.name, phase: op.phase, role, pinned, problem, areas });
     }
     return out;
   }
@@ -295,7 +305,16 @@ export class OpSealClient {
    * size and SHA-256 are checked before decryption and the plaintext's after. */
   async download(ref: unknown): Promise<DownloadedFile> {
     const { ref: r, meta } = content.parseAttachment(ref);
-    const bytes = decryptAttachment(await this.api.downloadBlob(r.blob_id), meta);
+    const ciphertext = await this.api.downloadBlob(r.blob_id);
+    let bytes: Uint8Array;
+    try {
+      bytes = decryptAttachment(ciphertext, meta);
+    } catch (exc) {
+      if (!(exc instanceof CryptoError)) throw exc;
+      const reason = `attachment ${r.blob_id} (${meta.fileName}) refused: ${exc.message}`;
+      await this.verifier.warn("", "", null, "attachment-refused", reason);
+      throw new IntegrityError(reason);
+    }
     return { bytes, fileName: meta.fileName, mediaType: meta.mediaType };
   }
 

@@ -37,7 +37,7 @@ export function pythonJson(value: Json): string {
     if (!Number.isFinite(value)) throw new ContentError("value", "numbers must be finite");
     return JSON.stringify(value);
   }
-  if (typeof value === "string") return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  if (typeof value === "string") return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   if (Array.isArray(value)) return `[${value.map(pythonJson).join(", ")}]`;
   const keys = Object.keys(value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   return `{${keys.map((k) => `${pythonJson(k)}: ${pythonJson(value[k]!)}`).join(", ")}}`;

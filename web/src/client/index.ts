@@ -23,6 +23,7 @@
  * Nothing the server says about membership or keys is trusted: see `Verifier`.
  */
 export { type KeyValueStore, MemoryStore, SealedStore } from "./store.js";
+export { IndexedDbStore } from "./idb.js";
 export {
   Api, ApiError, ClientError, IntegrityError, TransportError,
   type FetchLike, type WebSocketLike, type Schemas, type WireEvent, streamProtocols,

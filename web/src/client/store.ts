@@ -50,12 +50,16 @@ export class MemoryStore implements KeyValueStore {
 }
 
 const NONCE = 12;
+const CACHED_BYTES = 256;
 const utf8 = new TextEncoder();
 const text = new TextDecoder("utf-8", { fatal: true });
 
 /** A view of a `KeyValueStore` whose values are sealed under a 32-byte store key. */
 export class SealedStore {
   readonly #key: Uint8Array;
+  /** Small values opened or written before (positions, epochs, secrets, states' keys), so a
+   * sync does not open the same value once per message. */
+  readonly #cache = new Map<string, Uint8Array>();
 
   constructor(
     readonly backend: KeyValueStore,
@@ -67,22 +71,34 @@ export class SealedStore {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) return Uint8Array.from(cached);
     const sealed = await this.backend.get(this.prefix + key);
     if (sealed === undefined) return undefined;
+    let value: Uint8Array;
     try {
-      return gcm(this.#key, sealed.subarray(0, NONCE), utf8.encode(key)).decrypt(sealed.subarray(NONCE));
+      value = gcm(this.#key, sealed.subarray(0, NONCE), utf8.encode(key)).decrypt(sealed.subarray(NONCE));
     } catch {
       throw new DecryptionError(`the stored value of '${key}' does not open under this device's store key`);
     }
+    this.remember(key, value);
+    return value;
   }
 
   async put(key: string, value: Uint8Array): Promise<void> {
     const nonce = crypto.getRandomValues(new Uint8Array(NONCE));
+    this.#cache.delete(key);
     await this.backend.put(this.prefix + key, concat(nonce, gcm(this.#key, nonce, utf8.encode(key)).encrypt(value)));
+    this.remember(key, value);
   }
 
   async delete(key: string): Promise<void> {
+    this.#cache.delete(key);
     await this.backend.delete(this.prefix + key);
+  }
+
+  private remember(key: string, value: Uint8Array): void {
+    if (value.length <= CACHED_BYTES) this.#cache.set(key, Uint8Array.from(value));
   }
 
   /** Keys (without this view's prefix) starting with `prefix`, sorted. */

@@ -64,8 +64,12 @@ export class Follower implements StreamHandle {
         return this.retry(`login failed: ${(exc as Error).message}`);
       }
     }
-    const cursor = await this.verifier.cursor();
-    const ws = new this.WS(this.api.streamUrl(cursor), streamProtocols(this.api.token!));
+    let ws: WebSocket;
+    try {
+      ws = new this.WS(this.api.streamUrl(await this.verifier.cursor()), streamProtocols(this.api.token!));
+    } catch (exc) {
+      return this.retry(`stream not opened: ${(exc as Error).message}`);
+    }
     this.socket = ws;
     ws.onmessage = (event: MessageEvent) => {
       this.queue = this.queue.then(() => this.handle(String(event.data))).catch((exc) => {
@@ -83,12 +87,14 @@ export class Follower implements StreamHandle {
     const message = JSON.parse(frame) as WireStreamMessage;
     if (message.type === "event") {
       const report = { entries: 0, messages: 0, commits: 0, keyPackages: 0, held: 0, refused: 0 };
-      await this.verifier.ingest(message.event, report);
-      await this.verifier.advance(message.cursor);
+      await this.verifier.exclusive(async () => {
+        await this.verifier.ingest(message.event, report);
+        await this.verifier.advance(message.cursor);
+      });
       this.delay = FIRST_DELAY;
       this.o.onEntry?.(message.event, report);
     } else if (message.type === "idle") {
-      await this.verifier.advance(message.cursor);
+      await this.verifier.exclusive(() => this.verifier.advance(message.cursor));
       this.delay = FIRST_DELAY;
       this.o.onIdle?.(message.cursor);
     } else if (message.type === "error") {

@@ -49,6 +49,8 @@ export interface Warning {
   reason: string;
   /** Unix time in seconds. */
   at: number;
+  /** A later verification set it right (a skipped entry arrived); not shown any more. */
+  resolved?: boolean;
 }
 
 /** What one sync saw. */
@@ -74,6 +76,8 @@ export function uuidText(bytes: Uint8Array): string {
 }
 
 const area2 = (op: string, area: string) => `${op}/${area}`;
+/** The longest gap whose entries are listed and asked for again (as Python). */
+const MAX_MISSING = 10_000;
 
 export class Verifier {
   readonly revocations: Revocations;
@@ -114,11 +118,14 @@ export class Verifier {
     return warning;
   }
 
-  /** The warnings recorded for one area (or, with area "", about the operation itself). */
+  /** The open warnings recorded for one area (or, with area "", about the operation itself). */
   async warnings(op?: string, area?: string): Promise<Warning[]> {
     const prefix = op === undefined ? "warn/" : area === undefined ? `warn/${op}/` : `warn/${op}/${area}/`;
     const out: Warning[] = [];
-    for (const key of await this.local.keys(prefix)) out.push((await this.local.getJSON<Warning>(key))!);
+    for (const key of await this.local.keys(prefix)) {
+      const warning = (await this.local.getJSON<Warning>(key))!;
+      if (!warning.resolved) out.push(warning);
+    }
     return out.sort((a, b) => a.id - b.id);
   }
 
@@ -193,8 +200,22 @@ export class Verifier {
   }
 
   // -- sync --
+  private turn: Promise<unknown> = Promise.resolve();
+
+  /** Run `fn` after every earlier call of it has settled: a sync and the stream never
+   * verify entries at the same time (positions, the tracker and the cursor stay consistent). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
   /** Fetch everything new in this device's areas and verify it. */
-  async sync(): Promise<SyncReport> {
+  sync(): Promise<SyncReport> {
+    return this.exclusive(() => this.syncNow());
+  }
+
+  private async syncNow(): Promise<SyncReport> {
     const report = emptyReport();
     await this.revocations.refresh();
     let cursor = (await this.local.getText("sync-cursor")) ?? "";
@@ -206,6 +227,8 @@ export class Verifier {
       await this.local.putText("sync-cursor", cursor);
       if (!page.more) break;
     }
+    await this.refillGaps(report);
+    await this.saveTracker();
     return report;
   }
 
@@ -220,17 +243,31 @@ export class Verifier {
     await this.local.putText("sync-cursor", cursor);
   }
 
-  /** Verify one area entry and record it, or a warning, in the local store. */
+  /** Verify one area entry and record it, or a warning, in the local store. An entry the
+   * server skipped earlier (a `gap`) is verified when it arrives late. */
   async ingest(entry: WireEvent, report: SyncReport = emptyReport()): Promise<void> {
     const { operation_id: op, area, seq, kind } = entry;
     const position = (await this.local.getJSON<number>(`position/${area2(op, area)}`)) ?? 0;
-    if (seq <= position) return; // already seen: a replayed page or a resumed stream
-    if (seq !== position + 1) {
-      await this.warn(op, area, seq, "gap", `the server skipped entries ${position + 1}..${seq - 1} of ${area}`);
+    if (seq <= position) {
+      // already seen (a replayed page or a resumed stream), unless it is one the server skipped
+      if (await this.fillMissing(op, area, seq)) await this.verifyEntry(op, area, seq, kind, entry.body, report, true);
+      return;
     }
+    if (seq !== position + 1) {
+      const warning = await this.warn(op, area, seq, "gap", `the server skipped entries ${position + 1}..${seq - 1} of ${area}`);
+      await this.addMissing(op, area, position + 1, seq - 1, warning.id);
+    }
+    await this.verifyEntry(op, area, seq, kind, entry.body, report, false);
+    await this.local.putJSON(`position/${area2(op, area)}`, seq);
+  }
+
+  /** Verify and take one entry, or record its refusal. A `late` commit or key package is not
+   * applied out of order (the commits applied since hold the group state). */
+  private async verifyEntry(op: string, area: string, seq: number, kind: string, text: string, report: SyncReport, late: boolean): Promise<void> {
     report.entries += 1;
+    if (late && kind !== "message") return;
     try {
-      const body = b64d(entry.body, "body");
+      const body = b64d(text, "body");
       if (kind === "commit") {
         await this.takeCommit(op, area, body);
         report.commits += 1;
@@ -247,7 +284,61 @@ export class Verifier {
       report.refused += 1;
       await this.warn(op, area, seq, exc instanceof ForkError ? "fork" : `${kind}-refused`, exc.message);
     }
-    await this.local.putJSON(`position/${area2(op, area)}`, seq);
+  }
+
+  // -- gaps: entries the server skipped, asked for again --
+  private async missing(op: string, area: string): Promise<Record<string, number[]>> {
+    return (await this.local.getJSON<Record<string, number[]>>(`missing/${area2(op, area)}`)) ?? {};
+  }
+
+  private async addMissing(op: string, area: string, first: number, last: number, warning: number): Promise<void> {
+    if (last - first >= MAX_MISSING) return; // too long to list: the gap stays open
+    const missing = await this.missing(op, area);
+    missing[warning] = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+    await this.local.putJSON(`missing/${area2(op, area)}`, missing);
+  }
+
+  /** Whether `seq` was skipped; if so it counts as arrived now, and a gap whose entries all
+   * arrived has its warning resolved. */
+  private async fillMissing(op: string, area: string, seq: number): Promise<boolean> {
+    const missing = await this.missing(op, area);
+    const found = Object.entries(missing).find(([, seqs]) => seqs.includes(seq));
+    if (found === undefined) return false;
+    const [warning, seqs] = found;
+    missing[warning] = seqs.filter((s) => s !== seq);
+    if (!missing[warning].length) {
+      delete missing[warning];
+      await this.resolve(op, area, Number(warning));
+    }
+    await this.local.putJSON(`missing/${area2(op, area)}`, missing);
+    return true;
+  }
+
+  private async resolve(op: string, area: string, id: number): Promise<void> {
+    const key = `warn/${op}/${area}/${padded(id)}`;
+    const warning = await this.local.getJSON<Warning>(key);
+    if (warning) await this.local.putJSON(key, { ...warning, resolved: true });
+  }
+
+  /** Ask each area's `events` again for the entries the server skipped. */
+  async refillGaps(report: SyncReport): Promise<void> {
+    for (const key of await this.local.keys("missing/")) {
+      const [op, area] = key.slice("missing/".length).split("/") as [string, string];
+      const all = Object.values(await this.missing(op, area)).flat();
+      if (!all.length) continue;
+      let after = Math.min(...all) - 1;
+      const last = Math.max(...all);
+      try {
+        while (after < last) {
+          const events = await this.api.events(op, area, after, 500);
+          if (!events.length) break;
+          for (const event of events) if (event.seq <= last) await this.ingest(event, report);
+          after = events[events.length - 1]!.seq;
+        }
+      } catch (exc) {
+        if (!(exc instanceof ClientError)) throw exc; // no longer readable: the gap stays open
+      }
+    }
   }
 
   private async state(op: string, area: string, epoch: bigint): Promise<GroupState | undefined> {
@@ -372,6 +463,9 @@ export class Verifier {
     };
     const plaintext = openEnvelope(envelope, view, secret);
     this.tracker.record(op, area, h.sender, h.counter);
+    // kept before the message and its position: a crash in between never forgets a counter
+    // whose message was taken (a browser store has no transaction across keys)
+    await this.saveTracker();
     const message: StoredMessage = {
       operationId: op, area, seq, messageId: uuidText(h.messageId), sender: h.sender,
       organisationId: sender!.organisationId, epoch: h.epoch.toString(), contentType: h.contentType,
