@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = shutil.ignore_patterns(".venv", ".git", "var", "build", "*.egg-info", "__pycache__")
+SKIP = shutil.ignore_patterns(
+    ".venv", ".git", "var", "build", "*.egg-info", "__pycache__", "node_modules"
+)
 
 
 @pytest.fixture(scope="module")
