@@ -2,7 +2,7 @@
 the coordinator publishes the plan with the CLI; an officer enrols this browser by request,
 reads and downloads the plan and acknowledges it, which the coordinator's `opseal acks`
 shows; the officer posts a seizure with a photo that a CLI member reads verified; the
-stream brings new messages; and what a rewriting proxy tampered shows as a warning with no
+stream brings new messages and the coordinator's alert, which the officer answers; and what a rewriting proxy tampered shows as a warning with no
 content. The stakeholder's view, the lock and "forget this device" are in test_device.py."""
 
 from __future__ import annotations
@@ -132,6 +132,18 @@ async def test_the_officer_reads_acknowledges_and_posts_in_the_browser(
     await fr.sync()
     await fr.post(OP, "seizures", "text", content.text("Second parcel held at CDG"))
     await browser.wait_text("Second parcel held at CDG")  # by the stream: no click
+
+    alert = await opseal("wco", "alert", OP, "seizures", "--to", "fr-customs", "--action",
+                         "Inspect parcel CN123", "--deadline", "2026-05-20")  # fmt: skip
+    await browser.wait_text("^Alert to fr-customs: Inspect parcel CN123 \\(by 2026-05-20\\)")
+    await browser.fill("Outcome", "Parcel inspected: 40 watches seized")
+    await browser.click("Respond")
+    await browser.wait_text("^fr-customs: Parcel inspected: 40 watches seized")
+    read = await opseal("wco", "read", OP, "seizures")
+    [response] = [m for m in read["messages"] if m["content_type"] == "alert-response"]
+    assert response["content"] == {"alert_id": alert["message_id"],
+                                    "outcome": "Parcel inspected: 40 watches seized"}  # fmt: skip
+    assert response["sender"] == "fr-officer-2-web"
     assert await browser.foreign_requests(server.url) == []
     assert await browser("problems") == []
 
