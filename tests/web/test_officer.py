@@ -2,8 +2,9 @@
 the coordinator publishes the plan with the CLI; an officer enrols this browser by request,
 reads and downloads the plan and acknowledges it, which the coordinator's `opseal acks`
 shows; the officer posts a seizure with a photo that a CLI member reads verified; the
-stream brings new messages and the coordinator's alert, which the officer answers; and what a rewriting proxy tampered shows as a warning with no
-content. The stakeholder's view, the lock and "forget this device" are in test_device.py."""
+stream brings new messages and the coordinator's alert, which the officer answers; and what
+a rewriting proxy tampered shows as a warning with no content. The stakeholder's view, the
+lock and "forget this device" are in test_device.py."""
 
 from __future__ import annotations
 
