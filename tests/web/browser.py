@@ -36,7 +36,7 @@ class Browser:
         )  # fmt: skip
         return cls(proc)
 
-    async def __call__(self, cmd: str, timeout: float = 90, **args: Any) -> Any:
+    async def __call__(self, cmd: str, timeout: float = 120, **args: Any) -> Any:
         assert self.proc.stdin is not None
         assert self.proc.stdout is not None
         self.proc.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
@@ -58,7 +58,7 @@ class Browser:
     async def click(self, name: str, role: str = "button") -> None:
         await self("click", role=role, name=name)
 
-    async def wait_text(self, pattern: str, timeout_ms: int = 30_000) -> str:
+    async def wait_text(self, pattern: str, timeout_ms: int = 60_000) -> str:
         return await self(
             "waitText", text=pattern, timeoutMs=timeout_ms, timeout=timeout_ms / 1000 + 10
         )

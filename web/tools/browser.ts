@@ -47,6 +47,7 @@ async function open(args: Args): Promise<unknown> {
   });
   await context?.close();
   context = await browser.newContext({ acceptDownloads: true });
+  context.setDefaultTimeout(60_000); // Argon2id at its full cost on a loaded CI machine
   page = await context.newPage();
   page.on("request", (r) => requests.push({ url: r.url(), method: r.method(), type: r.resourceType() }));
   page.on("console", (m) => {
@@ -88,10 +89,10 @@ const COMMANDS: Record<string, (args: Args) => Promise<unknown>> = {
   click: async (a) => current().getByRole(str(a, "role") as Role, { name: str(a, "name"), exact: true }).first().click(),
   setFile: async (a) => current().getByLabel(str(a, "label"), { exact: true }).first().setInputFiles(str(a, "path")),
   value: async (a) => current().getByLabel(str(a, "label"), { exact: true }).first().inputValue(),
-  waitRole: async (a) => current().getByRole(str(a, "role") as Role, { name: str(a, "name"), exact: true }).first().waitFor({ timeout: 30_000 }),
+  waitRole: async (a) => current().getByRole(str(a, "role") as Role, { name: str(a, "name"), exact: true }).first().waitFor(),
   count: async (a) => current().getByRole(str(a, "role") as Role, { name: str(a, "name"), exact: true }).count(),
   waitText: async (a) => {
-    const timeout = typeof a["timeoutMs"] === "number" ? a["timeoutMs"] : 20_000;
+    const timeout = typeof a["timeoutMs"] === "number" ? a["timeoutMs"] : 60_000;
     const locator = current().getByText(new RegExp(str(a, "text")));
     await locator.first().waitFor({ timeout });
     return locator.first().innerText();
