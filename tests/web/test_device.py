@@ -12,7 +12,7 @@ from opseal.server.config import Settings
 from .test_officer import BROWSER_PASSPHRASE, OP, enrol
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-LOCK_AFTER = 8
+LOCK_AFTER = 12
 
 
 @pytest.fixture
