@@ -148,6 +148,14 @@ async def test_the_officer_reads_acknowledges_and_posts_in_the_browser(
     assert await browser.foreign_requests(server.url) == []
     assert await browser("problems") == []
 
+    secrets = ["Operational Plan", "FR-WEB-1", "Second parcel held at CDG", "Parcel inspected",
+               "OperationalPlan.pdf", BROWSER_PASSPHRASE]  # fmt: skip
+    stored = await browser("storage", texts=[*secrets, "fr-officer-2-web", "keyfile"])
+    assert "device" in stored["keys"]
+    assert len(stored["keys"]) > 20
+    # sealed: not even the device's own name in the clear; only the key file's public head
+    assert stored["found"] == ["keyfile"]
+
 
 async def test_tampered_messages_show_a_warning_and_no_content(onboarded, server, browser):
     """Through a rewriting proxy (the app and the API both), messages whose signature, epoch

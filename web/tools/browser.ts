@@ -98,6 +98,22 @@ const COMMANDS: Record<string, (args: Args) => Promise<unknown>> = {
     return locator.first().innerText();
   },
   html: async () => current().content(),
+  /** The page's IndexedDB database `opseal`: each key, and which of `texts` any value holds. */
+  storage: async (a) =>
+    current().evaluate(async (texts: string[]) => {
+      const db = await new Promise<IDBDatabase>((ok, fail) => {
+        const r = indexedDB.open("opseal");
+        r.onsuccess = () => ok(r.result);
+        r.onerror = () => fail(r.error);
+      });
+      const store = db.transaction("kv", "readonly").objectStore("kv");
+      const get = <T>(r: IDBRequest<T>) => new Promise<T>((ok, fail) => ((r.onsuccess = () => ok(r.result)), (r.onerror = () => fail(r.error))));
+      const [keys, values] = await Promise.all([get(store.getAllKeys()), get(store.getAll())]);
+      db.close();
+      const latin = values.map((v) => Array.from(v as Uint8Array, (b) => String.fromCharCode(b)).join(""));
+      const utf8 = (t: string) => Array.from(new TextEncoder().encode(t), (b) => String.fromCharCode(b)).join("");
+      return { keys: keys.map(String), found: texts.filter((t) => latin.some((v) => v.includes(utf8(t)))) };
+    }, (a["texts"] as string[] | undefined) ?? []),
   profileStart: async () => {
     cdp = await current().context().newCDPSession(current());
     await cdp.send("Profiler.enable");

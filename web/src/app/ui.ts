@@ -274,7 +274,8 @@ class App {
     this.view = { op, area };
     const started = performance.now();
     const entries = sync ? await client.syncArea(op, area) : await client.read(op, area);
-    const alerts = await client.alerts(op, area);
+    const hasAlerts = entries.some((e) => e.kind === "message" && e.contentType === "alert");
+    const alerts = hasAlerts ? await client.alerts(op, area) : []; // a second pass over the area
     this.show(
       this.toolbar(),
       h("section", { "aria-label": `Area ${area}` },
