@@ -42,6 +42,7 @@ class App {
   private client: OpSealClient | undefined;
   private stream: StreamHandle | undefined;
   private lockTimer: number | undefined;
+  private watching = false;
   private view: { op: string; area: string } | undefined;
   private ops: OperationView[] = [];
 
@@ -170,9 +171,13 @@ class App {
   private armLock(): void {
     const reset = () => {
       window.clearTimeout(this.lockTimer);
+      if (!this.client) return;
       this.lockTimer = window.setTimeout(() => void this.lock("locked after inactivity"), this.config.lockAfterSeconds * 1000);
     };
-    for (const kind of ["keydown", "input", "pointerdown", "touchstart"]) document.addEventListener(kind, reset, { passive: true });
+    if (!this.watching) {
+      for (const kind of ["keydown", "input", "pointerdown", "touchstart"]) document.addEventListener(kind, reset, { passive: true });
+      this.watching = true;
+    }
     reset();
   }
 
