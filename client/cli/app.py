@@ -36,6 +36,7 @@ from . import alerts  # noqa: F401
 from . import maintenance  # noqa: F401
 from . import integrity  # noqa: F401
 from . import agent  # noqa: F401
+from . import web  # noqa: F401
 # isort: on
 
 

@@ -1,5 +1,7 @@
-"""Fixtures of the web client's tests: the real server, enrolled Python members, and the
-TypeScript client core driven in a Node process (``web/tools/drive.ts``)."""
+"""Fixtures of the web client's tests: the real server, enrolled Python members, the
+TypeScript client core driven in a Node process (``web/tools/drive.ts``), and the installed
+web app with the real server serving it (without a built app, ``make web-build`` needs node,
+its tests are skipped, and fail under CI)."""
 # ruff: noqa: F401 -- fixtures imported from the other suites are parameters here
 
 from __future__ import annotations
@@ -9,13 +11,21 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from opseal.server.config import Settings
+from opseal.server.services import instance as admin
+from opseal.server.storage.db import make_engine, migrate
+from opseal.wire.bundle import Bundle, installed
+
 from ..client.conftest import database_url, onboarded, server, settings
+from ..server.conftest import Server, start_server
+from .browser import BROWSER_DRIVER, CHROMIUM, Browser
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 DRIVER = WEB / "build" / "tools" / "drive.js"
@@ -78,3 +88,47 @@ async def node() -> AsyncIterator[Driver]:
     except TimeoutError:
         proc.kill()
         await proc.wait()
+
+
+# -- the web app ---------------------------------------------------------------------------
+def require(condition: bool, reason: str) -> None:
+    """Skip without ``condition`` locally; under CI (``CI`` set) that is a failure."""
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (required under CI)")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def bundle() -> Bundle:
+    """The web app this installation ships."""
+    built = installed()
+    require(built is not None, "the web app is not built: run `make web-build` (needs node)")
+    assert built is not None
+    return built
+
+
+@pytest.fixture
+async def web_server(bundle, tmp_path) -> AsyncIterator[Server]:
+    """The real server, serving the installed app, on a fresh SQLite database."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'opseal.db'}"
+    await asyncio.to_thread(migrate, url)
+    engine = make_engine(url)
+    await admin.initialise(engine, int(time.time()))
+    await engine.dispose()
+    srv = await start_server(Settings(database_url=url, rate_limit_per_minute=100_000))
+    yield srv
+    for api in srv.clients:
+        await api.close()
+    await srv.runner.cleanup()
+
+
+@pytest.fixture
+async def browser(bundle) -> AsyncIterator[Browser]:
+    """Debian's Chromium under playwright-core (``make web-build`` compiles its driver)."""
+    require(shutil.which("node") is not None, "node is missing: the browser tests cannot run")
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian's chromium package)")
+    require(BROWSER_DRIVER.exists(), f"{BROWSER_DRIVER} is missing: run `make web-build`")
+    chromium = await Browser.launch()
+    yield chromium
+    await chromium.close()
