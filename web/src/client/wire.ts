@@ -596,7 +596,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Upgrade to a WebSocket that delivers the device's new entries, resumable from a cursor. Each message is a JSON object (components StreamEvent, StreamIdle, StreamError): {"type": "event", "event": Event, "cursor": str} for an entry, {"type": "idle", "cursor": str} when caught up, and {"type": "error", "error": {...}} before the server closes a revoked or expired session. Reconnect with the last cursor processed. A browser, which cannot set the Authorization header, offers the subprotocols `opseal.v1` and `opseal.bearer.<token>` instead; the server answers `opseal.v1`. */
+        /** Upgrade to a WebSocket that delivers the device's new entries, resumable from a cursor. Each message is a JSON object (components StreamEvent, StreamIdle, StreamError): {"type": "event", "event": Event, "cursor": str} for an entry, {"type": "idle", "cursor": str} when caught up, and {"type": "error", "error": {...}} before the server closes a revoked or expired session. Reconnect with the last cursor processed (a node that stops or drains closes the stream with 1012 and says so; a draining node answers a new stream 503). A browser, which cannot set the Authorization header, offers the subprotocols `opseal.v1` and `opseal.bearer.<token>` instead; the server answers `opseal.v1`. */
         get: operations["stream"];
         put?: never;
         post?: never;
@@ -2787,6 +2787,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     get_sync: {
@@ -2987,7 +2988,7 @@ export interface operations {
             };
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
-            /** @description The database does not answer */
+            /** @description The database does not answer, or the node is draining */
             503: {
                 headers: {
                     [name: string]: unknown;
