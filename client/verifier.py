@@ -8,6 +8,9 @@ Anything refused is recorded as a warning and kept out of what the store's messa
 A message or receipt from another branch of an epoch, a split view of the audit log and an
 area frozen on an old epoch are reported by its :class:`~opseal.client.forks.ForkWatch`.
 
+Long because: every entry kind's rules (charter, commit, key package, message, receipt) and
+the order they run in share one state; split apart, each part would reach into the others'.
+
 It depends on the :class:`~opseal.client.session.Session` (for charter versions and sync
 pages), the local :class:`~opseal.client.store.Store`, the device identity and a clock; it
 serves the other parts as :class:`~opseal.client.ports.Charters` and

@@ -116,7 +116,7 @@ def _spawn(order: dict[str, Any]) -> tuple[Path, int]:
     folder = agent.socket_folder()
     socket = folder / "agent.sock"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opseal.client.agent"],
+        [sys.executable, "-m", "opseal.client.agent_process"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

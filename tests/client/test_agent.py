@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from opseal.client import agent
+from opseal.client import agent, agent_process
 
 from .conftest import PASSPHRASE
 from .test_cli import CSV, OP, onboard, opseal  # noqa: F401 (fixture)
@@ -25,7 +25,7 @@ def _serving(idle: float, *, uid: int | None = None) -> tuple[threading.Thread, 
     path = agent.socket_folder() / "agent.sock"
     up = threading.Event()
     thread = threading.Thread(
-        target=agent.serve, args=(path, "/p", "dev", KEYS, idle), daemon=True,
+        target=agent_process.serve, args=(path, "/p", "dev", KEYS, idle), daemon=True,
         kwargs={"uid": uid, "ready": up.set},
     )  # fmt: skip
     thread.start()
