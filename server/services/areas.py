@@ -39,6 +39,7 @@ from ..errors import (
 from ..storage import areas as store
 from ..storage import entries
 from ..storage import identity as identity_store
+from ..storage.db import generic_plans
 from ..storage.entries import entries_after
 from .base import Context, Principal, Tx
 from .operations import Membership, membership
@@ -130,6 +131,10 @@ def _message_rows(
 
 
 async def _advance(tx: Tx, ref: AreaRef, rows: list[dict[str, Any]], last_seq: int) -> None:
+    """Insert the transaction's entries and move the area's sequence on. Its look-ups are
+    done: a batch's rows (and their audit leaves, appended next) run on generic plans."""
+    if len(rows) > 1:
+        await generic_plans(tx.conn)
     await entries.append(tx.conn, rows)
     await store.set_next_seq(tx.conn, ref.operation_id, ref.area, last_seq)
     tx.publish(Event(ref.operation_id, ref.area, last_seq))
