@@ -23,8 +23,9 @@ measures:
 - ``server_peak_rss_mb``: the server's ``VmHWM``.
 
 The last line printed is one JSON object keyed by backend. Usage:
-``.venv/bin/python bench/server.py [--postgres URL] [--quick] [--only single]``
-(``--only single`` measures the single-post figures alone).
+``.venv/bin/python bench/server.py [--postgres URL] [--quick] [--only single|ingest|fanout]``
+(``--only`` measures that part alone: the single-post figures, the batch ingest, or the
+fan-out).
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ class Sizes:
     fanout_messages: int = 20
     single_posts: int = 5_000
     lanes: int = 32
-    only_single: bool = False
+    only: str | None = None
+    """One part alone: ``single``, ``ingest`` or ``fanout`` (None: all of them)."""
+
+    def runs(self, part: str) -> bool:
+        return self.only in (None, part)
 
 
 async def run_backend(url: str, sizes: Sizes) -> dict[str, float]:
@@ -90,12 +95,15 @@ async def run_backend(url: str, sizes: Sizes) -> dict[str, float]:
             lanes = await enrol_lanes(node, op, sizes.lanes)
             state, secret = await make_area(op, AREA, [*POSTERS, READER, *lanes])
             figures: dict[str, float] = {}
-            if not sizes.only_single:
+            if sizes.runs("ingest"):
                 figures |= await measure_ingest(op, state, secret, sizes)
+            if sizes.only is None:
                 figures |= await measure_sync(op, sizes.messages)
                 figures |= await measure_latency(op, state, secret, sizes.samples)
+            if sizes.runs("fanout"):
                 figures |= await measure_fanout(op, state, secret, proc.pid, sizes)
-            figures |= await measure_single_posts(op, state, secret, lanes, proc.pid, sizes)
+            if sizes.runs("single"):
+                figures |= await measure_single_posts(op, state, secret, lanes, proc.pid, sizes)
             figures["server_peak_rss_mb"] = round(proc.peak_rss_mb(), 1)
             figures["cores"] = len(os.sched_getaffinity(0))
         finally:
@@ -427,12 +435,13 @@ def main() -> None:
         help="a postgresql+asyncpg:// URL (default: $OPSEAL_TEST_POSTGRES_URL)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
-    parser.add_argument("--only", choices=["single"], help="measure the single-post figures only")
+    parser.add_argument(
+        "--only", choices=["single", "ingest", "fanout"], help="measure this part only"
+    )
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
     sizes = Sizes(2_000, 500, 50) if args.quick else Sizes(20_000, 500, 200)
-    if args.only == "single":
-        sizes = replace(sizes, only_single=True)
+    sizes = replace(sizes, only=args.only)
     results: dict[str, Any] = {}
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as folder:
