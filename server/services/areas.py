@@ -8,6 +8,9 @@ leaves are appended, all or nothing. Events go to the bus after commit.
 The server checks what it can — signatures against registered keys, epochs, roster
 membership, the charter's read and post rules, the operation's phase — but it never sees
 plaintext and never creates a commit.
+
+Long because: every kind of entry shares the one sequence and its storing rules (lock, epoch,
+roster, counters, idempotent ids), which the group commit reuses; reading is the short rest.
 """
 
 from __future__ import annotations
