@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-deploy lint typecheck bench clean web-build web-test web-check
+.PHONY: demo test test-deploy lint typecheck bench clean web-build web-test web-check web-app
 
 # Reinstalls only when the project's metadata changed; the install is editable,
 # so source edits need nothing.
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) web-app
 	$(BIN)/python -m opseal.client.demo $(DEMO_ARGS)
 
 lint: $(STAMP)
@@ -38,8 +38,25 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 	cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(WEB_STAMP)
 
-web-build: $(WEB_STAMP)
+# tsc compiles when a source is newer than its last run; then esbuild-wasm bundles the app
+# into the Python package (server/web-app, shipped in the wheel), deterministically: the same
+# sources give the same bundle hash (design §17).
+WEB_TSC := web/build/.compiled
+WEB_APP := server/web-app/manifest.json
+WEB_SOURCES := $(shell find web/src web/app web/test web/tools web/e2e -type f 2>/dev/null) web/tsconfig.json
+$(WEB_TSC): $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && node_modules/.bin/tsc -p tsconfig.json
+	touch $(WEB_TSC)
+
+$(WEB_APP): $(WEB_TSC)
+	cd web && node build/tools/bundle.js
+
+web-build: $(WEB_APP)
+
+# The app for `make demo`: built when node is present and the bundle is missing or stale.
+web-app:
+	@if command -v node >/dev/null; then $(MAKE) --no-print-directory web-build; \
+	elif [ ! -f $(WEB_APP) ]; then echo "WARNING: node is missing: the web app is not built (opseal-server serves no page at /)" >&2; fi
 
 # The TypeScript suite: every cross-language vector of web/test/vectors.json.
 web-test: web-build
@@ -72,4 +89,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/replay.py
 
 clean:
-	rm -rf $(VENV) var build *.egg-info web/build web/node_modules
+	rm -rf $(VENV) var build *.egg-info web/build web/node_modules server/web-app

@@ -1,13 +1,15 @@
-"""Server benchmark: ingest, sync and stream latency of one ``opseal-server serve`` process.
+"""Server benchmark: ingest, sync and stream latency of ``opseal-server serve`` processes.
 
-Per backend — SQLite always, PostgreSQL when ``OPSEAL_TEST_POSTGRES_URL`` or ``--postgres URL``
-is given (a scratch database is created beside it and dropped afterwards) — it starts a real
-server subprocess on a fresh database, sets up 'STOP V' with the test suite's helpers, and
-measures:
+Per setup — ``sqlite`` always; ``postgresql`` when ``OPSEAL_TEST_POSTGRES_URL`` or
+``--postgres URL`` is given (a scratch database is created beside it and dropped afterwards);
+and ``nginx_2nodes``, two nodes on such a PostgreSQL database behind nginx with TLS (started as
+this user by ``tests/deploy/front.py``, as ``make test-deploy`` does), where every client,
+stream and post goes through nginx — it starts real server subprocesses on a fresh database,
+sets up 'STOP V' with the test suite's helpers, and measures:
 
 - ``ingest_msgs_per_s``: 20,000 envelopes of ~1.5 KB, sealed beforehand, posted in batches of
   500 by two devices at once; ``ingest_server_cpu_us_per_msg`` and (PostgreSQL on this host)
-  ``ingest_db_cpu_us_per_msg``: the CPU time of the server process and of the database's
+  ``ingest_db_cpu_us_per_msg``: the CPU time of the server processes and of the database's
   backends during that run, per message — steadier than throughput on a shared machine;
 - ``sync_msgs_per_s``: a third device syncing them all, 1,000 entries a page;
 - ``stream_latency_ms_p50``/``p99``: single messages posted one at a time, from the start of
@@ -15,19 +17,21 @@ measures:
 - ``fanout_500_p50_ms``/``p99``: one message at a time to 500 idle WebSocket subscribers, from
   the start of the post until the frame reaches each subscriber's socket (20 messages, so
   10,000 samples; the subscribers are bare protocol readers that only note arrival times);
-  ``fanout_500_server_mean_ms`` is the server's own time to write to all of them (/metrics);
-- ``ws_idle_kib``: the server's resident memory per idle WebSocket (VmRSS before and after
+  ``fanout_500_server_mean_ms`` is a node's own time to write to all of its subscribers
+  (/metrics of each node; behind nginx, each node holds about half of the streams) and
+  ``fanout_500_server_cpu_ms`` the CPU time of all nodes (not nginx) per message during those
+  runs, post included — steadier than times when other jobs share the cores;
+- ``ws_idle_kib``: the servers' resident memory per idle WebSocket (VmRSS before and after
   opening the 500 subscribers);
 - ``single_post_msgs_per_s``: 5,000 single ~1.5 KB envelopes, one per request, 32 requests in
   flight, each lane its own device (a device's counters must rise, so one device cannot have
-  two posts racing); ``server_cpu_ms_per_single_post`` is the server process's CPU time
-  (user + system) during that run divided by the posts;
-- ``server_peak_rss_mb``: the server's ``VmHWM``.
+  two posts racing); ``server_cpu_ms_per_single_post`` is the server processes' CPU time
+  (user + system, all nodes, not nginx) during that run divided by the posts;
+- ``server_peak_rss_mb``: the server's ``VmHWM`` (the sum over the nodes).
 
-The last line printed is one JSON object keyed by backend. Usage:
-``.venv/bin/python bench/server.py [--postgres URL] [--quick] [--only single|ingest|fanout]``
-(``--only`` measures that part alone: the single-post figures, the batch ingest, or the
-fan-out).
+The last line printed is one JSON object keyed by setup. Usage:
+``.venv/bin/python bench/server.py [--postgres URL] [--quick] [--only single|ingest|fanout]
+[--setups sqlite,postgresql,nginx_2nodes]`` (``--only`` measures those figures alone).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import base64
 import contextlib
 import json
 import os
+import ssl
 import statistics
 import sys
 import tempfile
@@ -49,12 +54,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's helpers
 
 from opseal.client.api import ApiClient
 from opseal.wire.stream import StreamEvent
+from tests.deploy.front import find_nginx, nodes_behind_nginx
 from tests.server.conftest import ACTOR_ORGS, Operation, enrol
 from tests.server.helpers import envelope, make_area
 from tests.server.procs import (
@@ -69,6 +76,7 @@ AREA = "seizures"
 POSTERS = ("customs", "customs2")
 READER = "partner"
 BODY = "x" * 1200  # sealed, about 1.5 KB per envelope
+SETUPS = ("sqlite", "postgresql", "nginx_2nodes")
 
 
 @dataclass(frozen=True)
@@ -80,33 +88,57 @@ class Sizes:
     fanout_messages: int = 20
     single_posts: int = 5_000
     lanes: int = 32
-    only: str | None = None
-    """One part alone: ``single``, ``ingest`` or ``fanout`` (None: all of them)."""
+    only: str = ""
 
-    def runs(self, part: str) -> bool:
-        return self.only in (None, part)
+
+@dataclass
+class Target:
+    """Where the clients go (a node, or nginx in front of nodes) and the nodes behind it."""
+
+    url: str
+    nodes: list[ServerProcess]
+    ssl: ssl.SSLContext | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        return [node.pid for node in self.nodes]
 
 
 async def run_backend(url: str, sizes: Sizes) -> dict[str, float]:
     """All figures for one backend, on a fresh database behind a fresh server process."""
     await prepare_database(url)
-    async with ServerProcess(url) as proc, admin_context(url) as ctx:
-        node = Node(proc.url, ctx)
+    async with ServerProcess(url) as proc:
+        return await measure_all(Target(proc.url, [proc]), url, sizes)
+
+
+async def run_nginx(url: str, nginx: str, sizes: Sizes) -> dict[str, float]:
+    """All figures through nginx (TLS) in front of two nodes on a scratch PostgreSQL database."""
+    async with scratch_postgres(url) as scratch:
+        await prepare_database(scratch)
+        with tempfile.TemporaryDirectory() as folder:
+            async with nodes_behind_nginx(nginx, scratch, Path(folder)) as front:
+                target = Target(front.url, front.nodes, front.ssl_context())
+                return await measure_all(target, scratch, sizes)
+
+
+async def measure_all(target: Target, url: str, sizes: Sizes) -> dict[str, float]:
+    async with admin_context(url) as ctx:
+        node = Node(target.url, ctx, ssl_context=target.ssl)
         try:
             op = await open_operation(node)
             lanes = await enrol_lanes(node, op, sizes.lanes)
             state, secret = await make_area(op, AREA, [*POSTERS, READER, *lanes])
             figures: dict[str, float] = {}
-            if sizes.runs("ingest"):
-                figures |= await measure_ingest(op, state, secret, sizes, proc.pid, url)
-            if sizes.only is None:
+            if sizes.only in ("", "ingest"):
+                figures |= await measure_ingest(op, state, secret, sizes, target, url)
+            if not sizes.only:
                 figures |= await measure_sync(op, sizes.messages)
                 figures |= await measure_latency(op, state, secret, sizes.samples)
-            if sizes.runs("fanout"):
-                figures |= await measure_fanout(op, state, secret, proc.pid, sizes)
-            if sizes.runs("single"):
-                figures |= await measure_single_posts(op, state, secret, lanes, proc.pid, sizes)
-            figures["server_peak_rss_mb"] = round(proc.peak_rss_mb(), 1)
+            if sizes.only in ("", "fanout"):
+                figures |= await measure_fanout(op, state, secret, target, sizes)
+            if sizes.only in ("", "single"):
+                figures |= await measure_single_posts(op, state, secret, lanes, target, sizes)
+            figures["server_peak_rss_mb"] = round(sum(n.peak_rss_mb() for n in target.nodes), 1)
             figures["cores"] = len(os.sched_getaffinity(0))
         finally:
             await node.close()
@@ -129,12 +161,13 @@ def seal_batches(op: Operation, who: str, state: Any, secret: bytes, sizes: Size
 
 
 async def measure_ingest(
-    op: Operation, state: Any, secret: bytes, sizes: Sizes, pid: int, url: str
+    op: Operation, state: Any, secret: bytes, sizes: Sizes, target: Target, url: str
 ) -> dict:
     """Two devices post their pre-sealed batches concurrently; messages stored per second, and
-    the CPU each stored message cost the server and (PostgreSQL on this host) the database."""
+    the CPU each stored message cost the servers and (PostgreSQL on this host) the database."""
     work = {who: seal_batches(op, who, state, secret, sizes) for who in POSTERS}
-    server_before, db_before = cpu_seconds(pid), await database_cpu(url)
+    server_before = sum(map(cpu_seconds, target.pids))
+    db_before = await database_cpu(url)
 
     async def post_all(who: str) -> int:
         api = op.actors[who].api
@@ -143,7 +176,8 @@ async def measure_ingest(
     start = time.perf_counter()
     stored = sum(await asyncio.gather(*(post_all(who) for who in POSTERS)))
     elapsed = time.perf_counter() - start
-    server_cpu, db_after = cpu_seconds(pid) - server_before, await database_cpu(url)
+    server_cpu = sum(map(cpu_seconds, target.pids)) - server_before
+    db_after = await database_cpu(url)
     assert stored == sizes.messages, stored
     figures = {
         "ingest_msgs_per_s": round(stored / elapsed),
@@ -255,7 +289,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure_single_posts(
-    op: Operation, state: Any, secret: bytes, lanes: list[str], pid: int, sizes: Sizes
+    op: Operation, state: Any, secret: bytes, lanes: list[str], target: Target, sizes: Sizes
 ) -> dict:
     """``sizes.single_posts`` envelopes, one per request, ``len(lanes)`` requests in flight
     (one device per lane, posting its own envelopes in order): messages per second, and the
@@ -273,9 +307,10 @@ async def measure_single_posts(
         api = op.actors[who].api
         return [await api.post_message(op.id, AREA, sealed) for sealed in work[who]]
 
-    cpu_before, start = cpu_seconds(pid), time.perf_counter()
+    cpu_before, start = sum(map(cpu_seconds, target.pids)), time.perf_counter()
     seqs = [seq for lane_seqs in await asyncio.gather(*map(lane, lanes)) for seq in lane_seqs]
-    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu_before
+    elapsed = time.perf_counter() - start
+    cpu = sum(map(cpu_seconds, target.pids)) - cpu_before
     assert len(set(seqs)) == per_lane * len(lanes), len(set(seqs))
     return {
         "single_post_msgs_per_s": round(len(seqs) / elapsed),
@@ -348,10 +383,12 @@ class RawSubscriber(asyncio.Protocol):
             await self.changed.wait()
 
 
-async def raw_subscriber(url: str, token: str, cursor: str) -> RawSubscriber:
+async def raw_subscriber(
+    url: str, token: str, cursor: str, tls: ssl.SSLContext | None
+) -> RawSubscriber:
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
-    _, sub = await loop.create_connection(RawSubscriber, parts.hostname, parts.port)
+    _, sub = await loop.create_connection(RawSubscriber, parts.hostname, parts.port, ssl=tls)
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         f"GET /api/v1/stream?cursor={cursor} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -366,7 +403,9 @@ async def raw_subscriber(url: str, token: str, cursor: str) -> RawSubscriber:
     return sub
 
 
-async def open_subscribers(op: Operation, count: int) -> list[RawSubscriber]:
+async def open_subscribers(
+    op: Operation, count: int, tls: ssl.SSLContext | None
+) -> list[RawSubscriber]:
     """``count`` WebSocket streams of the reader device, each caught up (``idle``)."""
     api = op.actors[READER].api
     cursor = (await api.sync(limit=5000)).cursor
@@ -377,24 +416,27 @@ async def open_subscribers(op: Operation, count: int) -> list[RawSubscriber]:
     for start in range(0, count, 50):
         subscribers += await asyncio.gather(
             *(
-                raw_subscriber(api.base_url, api.token, cursor)
+                raw_subscriber(api.base_url, api.token, cursor, tls)
                 for _ in range(min(50, count - start))
             )
         )
     return subscribers
 
 
-async def measure_fanout(op: Operation, state: Any, secret: bytes, pid: int, sizes: Sizes) -> dict:
+async def measure_fanout(
+    op: Operation, state: Any, secret: bytes, target: Target, sizes: Sizes
+) -> dict:
     """One message to ``sizes.subscribers`` idle streams: delivery time to each of them, and
     the server memory each idle stream costs."""
     await asyncio.sleep(1)
-    before = rss_kib(pid)
-    subscribers = await open_subscribers(op, sizes.subscribers)
+    before = sum(map(rss_kib, target.pids))
+    subscribers = await open_subscribers(op, sizes.subscribers, target.ssl)
     await asyncio.sleep(1)
-    idle_kib = (rss_kib(pid) - before) / len(subscribers)
+    idle_kib = (sum(map(rss_kib, target.pids)) - before) / len(subscribers)
     poster = op.actors[POSTERS[0]].api
     delays: list[float] = []
-    before_metrics = await fanout_metrics(poster)
+    before_metrics = await fanout_metrics(target)
+    cpu_before = sum(map(cpu_seconds, target.pids))
     try:
         for _ in range(sizes.fanout_messages):
             [n] = take_counters(op, POSTERS[0], 1)
@@ -406,6 +448,7 @@ async def measure_fanout(op: Operation, state: Any, secret: bytes, pid: int, siz
                 asyncio.gather(*(sub.arrival_of(marker) for sub in subscribers)), 30
             )
             delays += [(when - start) * 1000 for when in arrivals]
+        cpu_ms = (sum(map(cpu_seconds, target.pids)) - cpu_before) * 1000
     finally:
         for sub in subscribers:
             if sub.transport is not None:
@@ -414,28 +457,34 @@ async def measure_fanout(op: Operation, state: Any, secret: bytes, pid: int, siz
     return {
         f"fanout_{sizes.subscribers}_p50_ms": round(statistics.median(delays), 1),
         f"fanout_{sizes.subscribers}_p99_ms": round(quantiles[98], 1),
-        f"fanout_{sizes.subscribers}_server_mean_ms": await server_mean_ms(poster, before_metrics),
+        f"fanout_{sizes.subscribers}_server_mean_ms": await server_mean_ms(target, before_metrics),
+        f"fanout_{sizes.subscribers}_server_cpu_ms": round(cpu_ms / sizes.fanout_messages, 1),
         "ws_idle_kib": round(idle_kib, 1),
     }
 
 
-async def fanout_metrics(api: ApiClient) -> tuple[float, float]:
-    """(sum, count) of the server's ``opseal_stream_fanout_seconds`` histogram."""
-    text = (await api.request_bytes("GET", "/metrics")).decode()
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("opseal_stream_fanout_seconds_"):
-            name, value = line.split()
-            values[name] = float(value)
+async def fanout_metrics(target: Target) -> tuple[float, float]:
+    """(sum, count) of the ``opseal_stream_fanout_seconds`` histograms of all nodes, read from
+    each node directly (nginx does not serve /metrics)."""
+    values: dict[str, float] = {}
+    async with aiohttp.ClientSession() as session:
+        for node in target.nodes:
+            async with session.get(node.url + "/metrics") as answer:
+                answer.raise_for_status()
+                text = await answer.text()
+            for line in text.splitlines():
+                if line.startswith("opseal_stream_fanout_seconds_"):
+                    name, value = line.split()
+                    values[name] = values.get(name, 0.0) + float(value)
     return (
         values.get("opseal_stream_fanout_seconds_sum", 0.0),
         values.get("opseal_stream_fanout_seconds_count", 0.0),
     )
 
 
-async def server_mean_ms(api: ApiClient, before: tuple[float, float]) -> float:
-    """The server's own mean time, during the fan-out runs, to write to all subscribers."""
-    total, count = await fanout_metrics(api)
+async def server_mean_ms(target: Target, before: tuple[float, float]) -> float:
+    """A node's own mean time, during the fan-out runs, to write to all its subscribers."""
+    total, count = await fanout_metrics(target)
     runs = count - before[1]
     return round((total - before[0]) / runs * 1000, 1) if runs else 0.0
 
@@ -468,19 +517,38 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     parser.add_argument(
-        "--only", choices=["single", "ingest", "fanout"], help="measure this part only"
+        "--only", choices=["single", "ingest", "fanout"], help="measure these figures only"
     )
-    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--setups",
+        default=",".join(SETUPS),
+        help="comma-separated, of: %(default)s (the last two need PostgreSQL; nginx_2nodes nginx)",
+    )
+    parser.add_argument(
+        "--fanout-messages", type=int, default=20, help="messages of the fan-out figures"
+    )
+    parser.add_argument("--no-sqlite", action="store_true", help="leave out the sqlite setup")
     args = parser.parse_args()
     sizes = Sizes(2_000, 500, 50) if args.quick else Sizes(20_000, 500, 200)
-    sizes = replace(sizes, only=args.only)
+    sizes = replace(sizes, only=args.only or "", fanout_messages=args.fanout_messages)
+    setups = [s for s in args.setups.split(",") if s and not (args.no_sqlite and s == "sqlite")]
+    if unknown := set(setups) - set(SETUPS):
+        parser.error(f"--setups: unknown {sorted(unknown)}; expected some of {list(SETUPS)}")
+    nginx = find_nginx()
+    if "nginx_2nodes" in setups and nginx is None:
+        print("nginx_2nodes: skipped, nginx is not installed (apt install nginx-light)")
     results: dict[str, Any] = {}
-    if not args.no_sqlite:
-        with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite+aiosqlite:///{folder}/opseal.db"
-            results["sqlite"] = asyncio.run(run_backend(url, sizes))
-    if args.postgres:
-        results["postgresql"] = asyncio.run(run_postgres(args.postgres, sizes))
+    for setup in setups:
+        if setup == "sqlite":
+            with tempfile.TemporaryDirectory() as folder:
+                url = f"sqlite+aiosqlite:///{folder}/opseal.db"
+                results["sqlite"] = asyncio.run(run_backend(url, sizes))
+        elif not args.postgres:
+            print(f"{setup}: skipped, no --postgres URL (or OPSEAL_TEST_POSTGRES_URL)")
+        elif setup == "postgresql":
+            results["postgresql"] = asyncio.run(run_postgres(args.postgres, sizes))
+        elif nginx is not None:
+            results["nginx_2nodes"] = asyncio.run(run_nginx(args.postgres, nginx, sizes))
     for backend, figures in results.items():
         print(f"{backend}: {figures}")
     print(json.dumps(results))

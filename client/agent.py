@@ -17,14 +17,26 @@ key or an organisation root. It ends after ``idle_timeout`` seconds without serv
 
 The protocol is one JSON line each way per connection: ``{"op": "device-key"}`` answers
 ``{"ok": true, "profile": ..., "device_id": ..., "keys": {...}}``; ``{"op": "status"}`` answers
-the profile, pid, timeout and seconds left; ``{"op": "stop"}`` ends the agent.
+the profile, pid, timeout and seconds left; ``{"op": "stop"}`` ends the agent;
+``{"op": "run", "profile": ..., "argv": [...], "cwd": ..., "env": {...}}`` runs one of the
+:data:`RUNNABLE` commands in the agent and answers its exit code, stdout and stderr.
 
-This module imports nothing heavy: the agent process starts in a few milliseconds.
+Why commands run in the agent (issue 10): a scripted submission spends most of its time
+importing aiohttp, cryptography and jsonschema, not sending data. With an agent running, the
+``opseal`` process for ``submit seizures``, ``post`` and ``sync`` starts, hands its arguments
+over and prints what the agent's warm interpreter answers. It adds no power: a process that
+can reach the socket (same uid, 0700 folder) could already take the key. The passphrase is not
+forwarded (``OPSEAL_PASSPHRASE`` stays in the calling process); commands run one at a time.
+
+This module imports nothing heavy: the agent process starts in a few milliseconds and loads
+the client once it listens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import io
 import json
 import os
 import socket
@@ -40,6 +52,7 @@ from .errors import ClientError
 
 __all__ = [
     "AGENT_ENV",
+    "RUNNABLE",
     "AgentError",
     "agent_file",
     "ask",
@@ -52,7 +65,16 @@ __all__ = [
 AGENT_ENV = "OPSEAL_AGENT_SOCK"
 """An agent's socket path, overriding the one recorded in the profile folder."""
 _LIMIT = 1 << 20
+_ANSWER_LIMIT = 64 << 20  # a command's output
 _CONNECT_TIMEOUT = 2.0
+
+RUNNABLE = frozenset({("submit", "seizures"), ("post",), ("sync",)})
+"""Commands the agent runs for ``opseal`` (short, scripted, never reading stdin)."""
+_NOT_FORWARDED = frozenset({"OPSEAL_PASSPHRASE", AGENT_ENV})
+
+# In the agent process: the profile, device and keys it holds, so that a command it runs
+# takes them from memory rather than asking its own socket.
+_HELD: tuple[str, str, dict[str, str]] | None = None
 
 
 class AgentError(ClientError):
@@ -87,11 +109,11 @@ def _check_folder(path: Path, uid: int) -> None:
             raise AgentError(f"{node} is not private to uid {uid} (mode {st.st_mode & 0o777:o})")
 
 
-def _read_line(conn: socket.socket) -> dict[str, Any]:
+def _read_line(conn: socket.socket, limit: int = _LIMIT) -> dict[str, Any]:
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(65536)
-        if not chunk or len(data) + len(chunk) > _LIMIT:
+        if not chunk or len(data) + len(chunk) > limit:
             raise AgentError("the agent connection closed before a whole answer")
         data += chunk
     answer = json.loads(data)
@@ -138,6 +160,10 @@ def ask(path: Path, request: Mapping[str, Any], *, uid: int | None = None) -> di
 def device_keys(profile_path: Path, device_id: str) -> dict[str, str] | None:
     """The profile's opened device key file from its agent, or None when no agent serves it
     (not started, stopped, timed out, or serving another profile or device)."""
+    if _HELD is not None:  # a command the agent runs itself
+        profile, held_device, held_keys = _HELD
+        same = profile == str(profile_path.resolve()) and held_device == device_id
+        return held_keys if same else None
     path = socket_path(profile_path)
     if path is None:
         return None
@@ -150,6 +176,51 @@ def device_keys(profile_path: Path, device_id: str) -> dict[str, str] | None:
     if not same or answer.get("device_id") != device_id or not isinstance(keys, dict):
         return None
     return keys
+
+
+def run_command(profile_path: Path, path: tuple[str, ...], argv: list[str]) -> int | None:
+    """Have the profile's agent run ``opseal argv`` (command ``path``) and print its output
+    here; its exit code, or None when no agent would run it (the caller runs it itself).
+    Once the request has gone out the command may have run, so a broken answer is an error,
+    never a second run."""
+    if _HELD is not None or path not in RUNNABLE or "-" in argv:
+        return None  # in the agent itself, another command, or one reading stdin
+    if os.environ.get("OPSEAL_NO_AGENT_RUN"):
+        return None
+    socket_file = socket_path(profile_path)
+    if socket_file is None:
+        return None
+    uid = os.getuid()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with conn:
+        try:
+            _check_folder(socket_file, uid)
+            conn.settimeout(_CONNECT_TIMEOUT)
+            conn.connect(str(socket_file))
+            check_peer(conn, uid)
+        except (OSError, AgentError):
+            return None  # no agent (or not ours): nothing was asked
+        env = {k: v for k, v in os.environ.items()
+               if k.startswith("OPSEAL_") and k not in _NOT_FORWARDED}  # fmt: skip
+        request = {"op": "run", "profile": str(profile_path.resolve()), "argv": argv,
+                   "cwd": os.getcwd(), "env": env}  # fmt: skip
+        try:
+            _send(conn, request)
+            conn.settimeout(None)  # as long as the command takes
+            answer = _read_line(conn, _ANSWER_LIMIT)
+        except (OSError, ValueError, AgentError) as exc:
+            raise AgentError(
+                f"the agent stopped answering while running the command ({exc}); it may have "
+                "run: `opseal sync` shows what the server holds"
+            ) from exc
+    if not answer.get("ok"):
+        return None  # refused before running (another profile): run here
+    sys.stdout.write(str(answer.get("stdout", "")))
+    sys.stdout.flush()
+    sys.stderr.write(str(answer.get("stderr", "")))
+    sys.stderr.flush()
+    code = answer.get("exit")
+    return code if isinstance(code, int) else 1
 
 
 # -- the agent process ------------------------------------------------------------------------
@@ -166,6 +237,7 @@ class _Agent:
         self.profile, self.device_id, self.keys, self.idle = profile, device_id, keys, idle
         self.deadline = time.monotonic() + idle
         self.served = 0
+        self.ran = 0
         self.running = True
 
     def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,11 +251,61 @@ class _Agent:
             left = max(0.0, self.deadline - time.monotonic())
             return {"ok": True, "profile": self.profile, "device_id": self.device_id,
                     "pid": os.getpid(), "idle_timeout": self.idle, "idle_left": round(left),
-                    "served": self.served}  # fmt: skip
+                    "served": self.served, "ran": self.ran}  # fmt: skip
         if op == "stop":
             self.running = False
             return {"ok": True, "stopped": True}
+        if op == "run":
+            return self.run(request)
         return {"ok": False, "error": f"unknown request {op!r}"}
+
+    def run(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one ``opseal`` command here, in the caller's folder and ``OPSEAL_*`` settings,
+        with this agent's key; its output is captured and answered."""
+        if request.get("profile") != self.profile:
+            return {"ok": False, "error": "this agent serves another profile"}
+        checked = _run_request(request)
+        if checked is None:
+            return {"ok": False, "error": "a run request has argv, cwd and OPSEAL_* env"}
+        argv, cwd, env = checked
+        from .cli.app import run  # loaded once the agent listens (see main)
+
+        self.deadline = time.monotonic() + self.idle
+        self.ran += 1
+        out, err = io.StringIO(), io.StringIO()
+        saved_env, saved_cwd = dict(os.environ), os.getcwd()
+        try:
+            os.chdir(cwd)
+            for name in [k for k in os.environ if k.startswith("OPSEAL_")]:
+                del os.environ[name]
+            os.environ.update(env)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = run(argv)
+        except (OSError, SystemExit) as exc:
+            err.write(f"opseal: the agent could not run the command: {exc}\n")
+            code = 1
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_env)
+            os.chdir(saved_cwd)
+        self.deadline = time.monotonic() + self.idle
+        return {"ok": True, "exit": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+
+def _run_request(request: Mapping[str, Any]) -> tuple[list[str], str, dict[str, str]] | None:
+    """A run request's argv, folder and settings, or None when any is not as it must be."""
+    argv, cwd, env = request.get("argv"), request.get("cwd"), request.get("env")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        return None
+    if not isinstance(cwd, str) or not isinstance(env, dict):
+        return None
+    if not all(
+        isinstance(k, str) and k.startswith("OPSEAL_") and k not in _NOT_FORWARDED
+        and isinstance(v, str)
+        for k, v in env.items()
+    ):  # fmt: skip
+        return None
+    return argv, cwd, env
 
 
 def serve(
@@ -200,8 +322,10 @@ def serve(
     stopped or ``idle_timeout`` seconds pass without a key served; then remove the socket.
     Peers of another uid than ``uid`` (default: ours) are refused and disconnected.
     ``ready`` (a callable) is called once the socket listens."""
+    global _HELD
     uid = os.getuid() if uid is None else uid
     agent = _Agent(profile, device_id, keys, idle_timeout)
+    _HELD = (profile, device_id, keys)
     old_umask = os.umask(0o177)  # the socket is born 0600: no window before a chmod
     try:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -224,6 +348,7 @@ def serve(
             with conn:
                 _serve_one(conn, agent, uid)
     finally:
+        _HELD = None
         listener.close()
         with contextlib.suppress(OSError):
             path.unlink()
@@ -254,11 +379,19 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (1, 2):
             os.dup2(devnull, fd)  # the starting command stops reading: nothing may block
+        # Load what the commands it runs need now, while nobody waits (requests queue).
+        for module in ("opseal.client.client", "opseal.client.cli.records",
+                       "opseal.client.cli.messages", "opseal.client.cli.maintenance"):  # fmt: skip
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
 
     path = Path(order["socket"])
+    # Run as `python -m`, this file is `__main__`; the commands the agent runs import
+    # `opseal.client.agent`, whose `_HELD` must be the one `serve` sets.
+    module = importlib.import_module("opseal.client.agent")
     try:
-        serve(path, order["profile"], order["device_id"], order["keys"], order["idle"],
-              ready=ready)  # fmt: skip
+        module.serve(path, order["profile"], order["device_id"], order["keys"], order["idle"],
+                     ready=ready)  # fmt: skip
     finally:
         with contextlib.suppress(OSError):
             path.parent.rmdir()

@@ -670,6 +670,8 @@ def _cli_help(result: DemoResult, server: DemoServer, out: Out) -> None:
     ):
         out(f"   {cli} {line}")
     out(f"   instance admin: {admin} --config {_rel(server.config)} status")
+    out(f"   in a browser (when node built the app): {server.url}/")
+    out(f"   {cli} web verify {server.url}/    # is it the installed app?")
 
 
 def run(argv: list[str] | None = None, out: Out = print) -> DemoResult:

@@ -29,7 +29,7 @@ import os
 import sqlite3
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +152,10 @@ class Store:
         if "resolved_at" not in columns:  # stores made before warnings could be resolved
             self.db.execute("ALTER TABLE warnings ADD COLUMN resolved_at INTEGER")
         self._tamper_warnings: list[tuple[str, str, int | None, str]] = []
+        # Group states and epoch secrets already opened in the current write transaction:
+        # a page of a sync reads the same few thousands of times. Kept only while this
+        # process holds the write lock (BEGIN IMMEDIATE), so no other process can change them.
+        self._opened: dict[tuple[str, str, str, int], bytes | None] | None = None
         if self.get("integrity") != INTEGRITY_VERSION:
             with self.transaction():
                 self._seal_legacy_rows()
@@ -170,18 +174,36 @@ class Store:
             except BaseException:
                 self.db.execute("ROLLBACK TO nested")
                 self.db.execute("RELEASE nested")
+                self._forget_opened()
                 raise
             self.db.execute("RELEASE nested")
             return
         self.db.execute("BEGIN IMMEDIATE")
+        self._opened = {}
         try:
             yield self.db
         except BaseException:
+            self._opened = None
             self.db.execute("ROLLBACK")
             self._record_tampering()
             raise
+        self._opened = None
         self.db.execute("COMMIT")
         self._record_tampering()
+
+    def _forget_opened(self) -> None:
+        if self._opened is not None:
+            self._opened.clear()
+
+    def _memo(
+        self, kind: str, op: str, area: str, epoch: int, read: Callable[[], bytes | None]
+    ) -> bytes | None:
+        if self._opened is None:
+            return read()
+        key = (kind, op, area, epoch)
+        if key not in self._opened:
+            self._opened[key] = read()
+        return self._opened[key]
 
     # -- sealing at rest -------------------------------------------------------------------
     def seal(self, data: bytes, purpose: str) -> bytes:
@@ -298,10 +320,14 @@ class Store:
         return self._checked(blob, f"state/{op}/{area}/{epoch}", op, area)
 
     def state(self, op: str, area: str, epoch: int) -> bytes | None:
-        row = self.db.execute(
-            "SELECT state FROM states WHERE op = ? AND area = ? AND epoch = ?", (op, area, epoch)
-        ).fetchone()
-        return self._open_state(op, area, epoch, row[0]) if row else None
+        def read() -> bytes | None:
+            row = self.db.execute(
+                "SELECT state FROM states WHERE op = ? AND area = ? AND epoch = ?",
+                (op, area, epoch),
+            ).fetchone()
+            return self._open_state(op, area, epoch, row[0]) if row else None
+
+        return self._memo("state", op, area, epoch, read)
 
     def states(self, op: str, area: str) -> list[tuple[int, bytes]]:
         """Every stored ``(epoch, state)`` of the area, oldest first."""
@@ -311,16 +337,21 @@ class Store:
         return [(e, self._open_state(op, area, e, body)) for e, body in rows]
 
     def add_state(self, op: str, area: str, epoch: int, state: bytes) -> None:
+        self._forget_opened()
         sealed = self.seal(state, f"state/{op}/{area}/{epoch}")
         self.db.execute(
             "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)", (op, area, epoch, sealed)
         )
 
     def secret(self, op: str, area: str, epoch: int) -> bytes | None:
-        row = self.db.execute(
-            "SELECT secret FROM secrets WHERE op = ? AND area = ? AND epoch = ?", (op, area, epoch)
-        ).fetchone()
-        return self.open(row[0], f"secret/{op}/{area}/{epoch}") if row else None
+        def read() -> bytes | None:
+            row = self.db.execute(
+                "SELECT secret FROM secrets WHERE op = ? AND area = ? AND epoch = ?",
+                (op, area, epoch),
+            ).fetchone()
+            return self.open(row[0], f"secret/{op}/{area}/{epoch}") if row else None
+
+        return self._memo("secret", op, area, epoch, read)
 
     def secrets(self, op: str, area: str) -> dict[int, bytes]:
         rows = self.db.execute(
@@ -329,6 +360,7 @@ class Store:
         return {e: self.open(s, f"secret/{op}/{area}/{e}") for e, s in rows}
 
     def add_secret(self, op: str, area: str, epoch: int, secret: bytes) -> None:
+        self._forget_opened()
         sealed = self.seal(secret, f"secret/{op}/{area}/{epoch}")
         self.db.execute(
             "INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?)", (op, area, epoch, sealed)
@@ -336,6 +368,7 @@ class Store:
 
     def drop_secrets(self, op: str, area: str, before: int) -> int:
         """Delete the epoch secrets of ``op``/``area`` older than epoch ``before``."""
+        self._forget_opened()
         cursor = self.db.execute(
             "DELETE FROM secrets WHERE op = ? AND area = ? AND epoch < ?", (op, area, before)
         )

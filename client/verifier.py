@@ -412,21 +412,27 @@ class Verifier:
             raise IntegrityWarning(
                 f"message of epoch {header.epoch} served while {area} is at epoch {current}"
             )
-        if self._store.state(op, area, header.epoch) is None:
+        raw_state = self._store.state(op, area, header.epoch)
+        if raw_state is None:
             raise IntegrityWarning(f"no verified state for epoch {header.epoch} of {area}")
-        if self._store.secret(op, area, header.epoch) is None:
+        secret = self._store.secret(op, area, header.epoch)
+        if secret is None:
             # Posted before this device was admitted: a 'shared' area's history may bring the
             # key with the admitting commit; until then the message waits, unread.
             self._store.hold(op, area, seq, header.epoch, body)
             return
-        self._open_message(op, area, seq, envelope, charter)
+        self._open_message(op, area, seq, envelope, charter, raw_state, secret)
 
     def _open_message(
-        self, op: str, area: str, seq: int, envelope: Envelope, charter: Charter
-    ) -> None:
+        self, op: str, area: str, seq: int, envelope: Envelope, charter: Charter,
+        raw_state: bytes | None = None, secret: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """Open a message against its epoch's verified state and secret (read from the
+        store unless the caller just did)."""
         header = envelope.header
-        raw_state = self._store.state(op, area, header.epoch)
-        secret = self._store.secret(op, area, header.epoch)
+        if raw_state is None or secret is None:
+            raw_state = self._store.state(op, area, header.epoch)
+            secret = self._store.secret(op, area, header.epoch)
         if raw_state is None or secret is None:
             raise IntegrityWarning(f"no verified key for epoch {header.epoch} of {area}")
         state = _parsed_state(raw_state)

@@ -102,8 +102,13 @@ class Header:
     @classmethod
     def from_bytes(cls, data: bytes) -> Header:
         if bytes(data[: 4 + len(_HEADER_2)]) == length_prefixed(_HEADER_2):
-            return decode_all(data, _HEADER_2, "message header", cls._read_second)
-        return decode_all(data, _HEADER, "message header", cls._read_fields)
+            header = decode_all(data, _HEADER_2, "message header", cls._read_second)
+        else:
+            header = decode_all(data, _HEADER, "message header", cls._read_fields)
+        # The encoding is canonical (fixed-width integers, exact lengths, strict UTF-8, 0/1
+        # booleans, one label per layout), so the bytes read are the bytes re-encoding gives.
+        header.__dict__["encoded"] = bytes(data)
+        return header
 
     @classmethod
     def _read_second(cls, r: Reader) -> Header:
@@ -135,8 +140,13 @@ class Envelope:
     header: Header
     ciphertext: bytes
     signature: bytes
+    # The signed bytes as received (from_bytes): verifying does not re-encode them. Not an
+    # __init__ field, so an envelope made by ``replace`` always re-encodes what it holds.
+    _signed: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_be_signed(self) -> bytes:
+        if self._signed is not None:
+            return self._signed
         return Writer(_MSG).blob(self.header.encoded).blob(self.ciphertext).finish()
 
     def to_bytes(self) -> bytes:
@@ -147,7 +157,10 @@ class Envelope:
         def read(r: Reader) -> Envelope:
             header = Header.from_bytes(r.blob(max_len=2048, field="header"))
             ciphertext = r.blob(max_len=MAX_PLAINTEXT + 16, field="ciphertext")
-            return cls(header, ciphertext, r.blob(exact=64, field="signature"))
+            signed = r.consumed()
+            envelope = cls(header, ciphertext, r.blob(exact=64, field="signature"))
+            object.__setattr__(envelope, "_signed", signed)
+            return envelope
 
         return decode_all(data, _MSG, "envelope", read)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from argon2.exceptions import HashingError
 from argon2.low_level import Type, hash_secret_raw
@@ -95,7 +97,14 @@ class VerifyKey:
         return fingerprint_text(self.key_id)
 
     def verify(self, signature: bytes, message: bytes, *, what: str = "signature") -> None:
-        """Raise :class:`SignatureError` unless ``signature`` signs ``message`` under this key."""
+        """Raise :class:`SignatureError` unless ``signature`` signs ``message`` under this key.
+
+        OpenSSL's verdict is the rule. libsodium, twice as fast here, is asked first: it
+        checks the same equation with stricter inputs (canonical S and key, no small-order
+        R or key), so what it accepts OpenSSL accepts; anything it refuses goes to OpenSSL.
+        """
+        if len(signature) == 64 and _sodium_accepts(signature, message, self.raw):
+            return
         try:
             self._key.verify(signature, message)
         except InvalidSignature as exc:
@@ -103,6 +112,23 @@ class VerifyKey:
 
     def __repr__(self) -> str:
         return f"VerifyKey({self.fingerprint})"
+
+
+def _sodium_accepts(signature: bytes, message: bytes, public: bytes) -> bool:
+    """libsodium's Ed25519 verification (a fast path: see :meth:`VerifyKey.verify`)."""
+    try:
+        _sodium_open()(signature + message, public)
+    except Exception:  # libsodium's refusal: OpenSSL decides
+        return False
+    return True
+
+
+@cache
+def _sodium_open() -> Callable[[bytes, bytes], bytes]:
+    # Loaded at the first verification, not for commands that never verify.
+    from nacl.bindings import crypto_sign_open
+
+    return crypto_sign_open
 
 
 def _load_ed25519_public(raw: bytes) -> ed25519.Ed25519PublicKey:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import ssl
 import stat
 import sys
@@ -64,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     code.add_argument("--ttl-hours", type=int, default=168)
     orgs = sub.add_parser("list-orgs", help="the organisations, their kinds and root fingerprints")
     orgs.add_argument("--json", action="store_true", help="one JSON document")
-    sub.add_parser("status", help="instance id, log key fingerprint and counts, as JSON")
+    sub.add_parser(
+        "status",
+        help="instance id, log key fingerprint, counts and the web app's bundle hash, as JSON",
+    )
     purge = sub.add_parser("purge", help="purge archived operations past their retention")
     purge.add_argument("--dry-run", action="store_true", help="only list what is due")
     blobs = sub.add_parser("blobs", help="attachment storage").add_subparsers(
@@ -101,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     move.add_argument("--to", required=True, metavar="STORE",
                       help="database, file:/absolute/folder or s3://bucket/prefix")  # fmt: skip
     return parser
+
+
+def _web_app() -> dict[str, Any]:
+    """The installed web app's bundle hash, which `opseal web verify` checks served ones by."""
+    from opseal.wire.bundle import installed
+
+    bundle = installed()
+    if bundle is None:
+        return {"built": False, "bundle_hash": None}
+    return {"built": True, "bundle_hash": bundle.bundle_hash, "files": len(bundle.files)}
 
 
 async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -145,6 +159,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     scheme = "https" if context else "http"
     print(f"opseal-server: serving on {scheme}://{settings.host}:{settings.port}", flush=True)
     app = create_app(settings)
+    app.on_startup.append(_drain_on_sigusr1)
     app.on_shutdown.insert(0, _announce_shutdown)
     web.run_app(
         app,
@@ -161,6 +176,21 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 SHUTDOWN_SECONDS = 5.0
 """How long requests in flight get to finish when the server stops (open streams are closed
 at once, told to reconnect)."""
+
+
+async def _drain_on_sigusr1(app: web.Application) -> None:
+    """``kill -USR1`` (``systemctl kill -s USR1 opseal-server@N``) drains the node."""
+    from .http.stream import drain
+
+    draining: set[asyncio.Task[None]] = set()
+
+    def start_draining() -> None:
+        print("opseal-server: draining (SIGUSR1): streams closed, new ones refused", flush=True)
+        task = asyncio.ensure_future(drain(app))
+        draining.add(task)
+        task.add_done_callback(draining.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, start_draining)
 
 
 async def _announce_shutdown(app: web.Application) -> None:
@@ -380,7 +410,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         moved = asyncio.run(_with_context(settings, lambda ctx: _move(ctx, target)))
         print(json.dumps(moved, indent=2))
     elif args.command == "status":
-        print(json.dumps(asyncio.run(_with_context(settings, instance.status)), indent=2))
+        status = asyncio.run(_with_context(settings, instance.status))
+        print(json.dumps({**status, "web_app": _web_app()}, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

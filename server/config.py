@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -45,6 +46,11 @@ class Settings:
     """Comma-separated organisation ids whose devices read the whole audit log (the instance
     auditor role, granted by the instance admin here); every other device reads only the
     entries of its own organisation and of the operations and areas it may read."""
+    web_origins: str = ""
+    """Comma-separated origins (``https://intranet.customs.example``) that host a copy of the
+    web app pointed at this server (design §17): their pages may call the API (CORS)."""
+    web_lock_after: int = 900
+    """Seconds without a key press or click after which the web app locks (its config.json)."""
     metrics_token: str = field(default="", repr=False)
     """Bearer token ``/metrics`` asks for; when empty, ``/metrics`` answers loopback peers only."""
     max_org_blob_bytes: int = 50 * 1024**3
@@ -85,7 +91,7 @@ class Settings:
             value = getattr(self, name)
             _check(not value or Path(value).is_file(), name, "the path of a readable file")
         for name in ("max_body_bytes", "max_batch", "max_blob_bytes", "max_blob_chunk_bytes",
-                     "rate_limit_per_minute", "token_ttl", "challenge_ttl",
+                     "rate_limit_per_minute", "token_ttl", "challenge_ttl", "web_lock_after",
                      "max_org_blob_bytes", "max_operation_blob_bytes"):  # fmt: skip
             _check(getattr(self, name) > 0, name, "a positive integer")
         _check(self.max_batch <= 10_000, "max_batch", "at most 10000")
@@ -93,6 +99,10 @@ class Settings:
             self.trusted_networks  # noqa: B018 -- parsed here so a bad value stops the start
         except ValueError:
             _check(False, "trusted_proxies", "comma-separated IP addresses or CIDR networks")
+        for origin in self.allowed_web_origins:
+            _check(re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin) is not None,
+                   "web_origins", "comma-separated origins such as https://intranet.example "
+                   "(scheme, host and port only)")  # fmt: skip
         _check(not self.metrics_token or len(self.metrics_token) >= 16, "metrics_token",
                "empty, or at least 16 characters")  # fmt: skip
         _check(self.log_level in ("debug", "info", "warning", "error"), "log_level",
@@ -103,6 +113,11 @@ class Settings:
         """:attr:`trusted_proxies` parsed."""
         parts = (p.strip() for p in self.trusted_proxies.split(","))
         return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
+
+    @property
+    def allowed_web_origins(self) -> frozenset[str]:
+        """:attr:`web_origins` parsed."""
+        return frozenset(p.strip() for p in self.web_origins.split(",") if p.strip())
 
     @property
     def auditors(self) -> frozenset[str]:

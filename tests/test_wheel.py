@@ -3,6 +3,7 @@ nothing from the tests or tools; the library does not load the demo when importe
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = shutil.ignore_patterns(".venv", ".git", "var", "build", "*.egg-info", "__pycache__")
+SKIP = shutil.ignore_patterns(
+    ".venv", ".git", "var", "build", "*.egg-info", "__pycache__", "node_modules"
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,17 @@ def test_the_wheel_holds_the_package_data_and_nothing_from_tests_or_tools(wheel)
     parts = {name.split("/")[1] for name in names if name.startswith("opseal/")}
     assert parts == {"client", "crypto", "migrations", "server", "wire"}
     assert not [n for n in names if "/tests/" in n or n.endswith((".pyc", ".db", ".part"))]
+
+
+def test_the_wheel_ships_the_built_web_app(wheel):
+    """The web app's page, hashed assets and manifest ship in the wheel (design §17)."""
+    manifest = ROOT / "server" / "web-app" / "manifest.json"
+    if not manifest.exists():
+        pytest.skip("the web app is not built here (make web-build needs node)")
+    built, _ = wheel
+    names = set(zipfile.ZipFile(built).namelist())
+    listed = json.loads(manifest.read_text())["files"]
+    assert {f"opseal/server/web-app/{name}" for name in [*listed, "manifest.json"]} <= names
 
 
 def test_importing_the_client_does_not_load_the_demo():

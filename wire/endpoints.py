@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import audit, blobs, identity, operations, ops
-from .scalars import AREA_NAME, ID, INDEX, UUID
+from .scalars import AREA_NAME, ASSET, ID, INDEX, UUID
 
 __all__ = ["ENDPOINTS", "PATH_PARAMS", "Endpoint", "Limits", "Reply", "by_name"]
 
@@ -30,6 +30,8 @@ PATH_PARAMS: dict[str, Any] = {
     "message_id": UUID,
     "blob_id": UUID,
     "size": INDEX,
+    "script": ASSET,
+    "style": ASSET,
 }
 """The type of every path parameter, by name."""
 
@@ -111,7 +113,8 @@ OPS = [
              _ok(200, "Alive", ops.Alive), auth=False),
     Endpoint("readyz", "GET", "/readyz", "The database answers: ready to serve.", "ops",
              {200: Reply("Ready", ops.Ready),
-              503: Reply("The database does not answer", ops.NotReady)}, auth=False),
+              503: Reply("The database does not answer, or the node is draining",
+                         ops.NotReady)}, auth=False),
     Endpoint("metrics", "GET", "/metrics",
              "Prometheus metrics in the text exposition format. With the setting metrics_token, "
              "only for `Authorization: Bearer <metrics_token>` (401 otherwise); without it, only "
@@ -121,6 +124,33 @@ OPS = [
              errors=(401, 403), auth=False),
     Endpoint("openapi", "GET", f"{API}/openapi.json", "This document.", "meta",
              {200: Reply("The OpenAPI 3.1 document", schema={"type": "object"})}, auth=False),
+]  # fmt: skip
+
+WEB_HEADERS = {
+    "Content-Security-Policy": ("the app's policy: own origin only, no inline script", True),
+    "X-Content-Type-Options": ("nosniff", True),
+}
+
+
+def _asset(kind: str, param: str, media: str) -> Endpoint:
+    return Endpoint(f"web_{kind}", "GET", f"/assets/{{{param}}}.{kind}",
+                    f"A {kind} file of the web app, named by its content hash (cached for good).",
+                    "web", {200: Reply("The file", media=media, schema={"type": "string"},
+                                       headers=WEB_HEADERS)},
+                    errors=(404,), auth=False)  # fmt: skip
+
+
+WEB = [
+    Endpoint("web_index", "GET", "/",
+             "The web app's page, its script and style pinned by SRI hashes; 404 when the "
+             "installed package holds no built app.", "web",
+             {200: Reply("The page", media="text/html", schema={"type": "string"},
+                         headers=WEB_HEADERS)}, errors=(404,), auth=False),
+    Endpoint("web_config", "GET", "/config.json",
+             "Where the web app finds the API: `api` is empty for this origin.", "web",
+             _ok(200, "The app's configuration", ops.WebConfig), auth=False),
+    _asset("js", "script", "text/javascript"),
+    _asset("css", "style", "text/css"),
 ]  # fmt: skip
 
 IDENTITY = [
@@ -234,9 +264,13 @@ AREAS = [
              '{"type": "event", "event": Event, "cursor": str} for an entry, '
              '{"type": "idle", "cursor": str} when caught up, and '
              '{"type": "error", "error": {...}} before the server closes a revoked or '
-             "expired session. Reconnect with the last cursor processed.", "areas",
+             "expired session. Reconnect with the last cursor processed (a node that stops "
+             "or drains closes the stream with 1012 and says so; a draining node answers a "
+             "new stream 503). A browser, which cannot set the Authorization header, offers "
+             "the subprotocols `opseal.v1` and `opseal.bearer.<token>` instead; the server "
+             "answers `opseal.v1`.", "areas",
              {101: Reply("Switching Protocols: the WebSocket stream", media="")},
-             query=operations.StreamQuery),
+             query=operations.StreamQuery, errors=(503,)),
 ]  # fmt: skip
 
 BLOBS = [
@@ -297,7 +331,7 @@ AUDIT = [
              query=audit.ConsistencyQuery, errors=(503,)),
 ]  # fmt: skip
 
-ENDPOINTS: tuple[Endpoint, ...] = (*OPS, *IDENTITY, *OPERATIONS, *AREAS, *BLOBS, *AUDIT)
+ENDPOINTS: tuple[Endpoint, ...] = (*OPS, *WEB, *IDENTITY, *OPERATIONS, *AREAS, *BLOBS, *AUDIT)
 """Every endpoint of the API, in the document's order."""
 
 _BY_NAME = {endpoint.name: endpoint for endpoint in ENDPOINTS}

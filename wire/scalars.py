@@ -14,6 +14,7 @@ from msgspec import Meta
 
 __all__ = [
     "AREA_NAME",
+    "ASSET",
     "B64",
     "B64_IN",
     "B64_PATTERN",
@@ -53,4 +54,5 @@ UUID = Annotated[str, Meta(pattern=UUID_PATTERN, extra_json_schema={"format": "u
 TIME = Annotated[int, Meta(ge=0, description="Unix time in seconds")]
 SEQ = Annotated[int, Meta(ge=1, description="the entry's number in its area's gap-free sequence")]
 INDEX = Annotated[int, Meta(ge=0, le=MAX_INDEX)]
+ASSET = Annotated[str, Meta(pattern="^app-[0-9a-f]{16}$", description="asset name")]
 PHASE = Literal["preparation", "active", "follow-up", "closed", "archived"]

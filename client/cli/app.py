@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .. import agent as key_agent
 from ..profile import DEFAULT_HOME, Profile
 from .codes import EXIT_CODES, INTERRUPTED, OK, USAGE, WARNINGS
 from .context import Ctx
@@ -35,6 +36,7 @@ from . import alerts  # noqa: F401
 from . import maintenance  # noqa: F401
 from . import integrity  # noqa: F401
 from . import agent  # noqa: F401
+from . import web  # noqa: F401
 # isort: on
 
 
@@ -160,6 +162,10 @@ def run(argv: list[str] | None = None, *, kdf_params: KdfParams | None = None) -
     ctx = make_ctx(args, kdf_params)
     spec: Command = args.command_spec
     try:
+        # With an agent running, short scripted commands run in its warm interpreter.
+        ran = None if args.debug else key_agent.run_command(ctx.profile.path, spec.path, argv)
+        if ran is not None:
+            return ran
         code: int = asyncio.run(spec.handler(ctx)) or OK
         return WARNINGS if code == OK and ctx.fresh_warnings else code
     except KeyboardInterrupt:

@@ -102,6 +102,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "outbox": ("opseal outbox",),
     "sync": ("opseal sync", "opseal sync --retry-for 300"),
     "warnings": ("opseal warnings", "opseal --json warnings"),
+    "web verify": (
+        "opseal web verify https://opseal.example.org/",
+        "opseal --json web verify https://intranet.customs.example/opseal/",
+    ),
 }
 """Example command lines by command name."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import asyncpg
 import structlog
@@ -25,6 +26,9 @@ class PostgresBus(LocalBus):
         self._listener: asyncpg.Connection | None = None
         self._sender: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
+        self.node = os.urandom(8).hex()
+        """Names this node in its notifications: the listener hears its own too, and skips
+        them (they were delivered here when published)."""
 
     async def start(self) -> None:
         self._listener = await asyncpg.connect(self.dsn)
@@ -34,6 +38,8 @@ class PostgresBus(LocalBus):
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
             data = json.loads(payload)
+            if data.get("n") == self.node:
+                return
             kind = str(data.get("k", "entries"))
             self.deliver(Event(data["o"], data["a"], int(data["s"]), kind, remote=True))
         except (ValueError, KeyError, TypeError):
@@ -42,7 +48,13 @@ class PostgresBus(LocalBus):
     async def publish(self, event: Event) -> None:
         self.deliver(event)
         payload = json.dumps(
-            {"o": event.operation_id, "a": event.area, "s": event.seq, "k": event.kind}
+            {
+                "o": event.operation_id,
+                "a": event.area,
+                "s": event.seq,
+                "k": event.kind,
+                "n": self.node,
+            }
         )
         try:
             async with self._lock:

@@ -36,6 +36,9 @@ from .stream import routes as stream_routes
 from .views import routes as api_routes
 from .views_audit import routes as audit_routes
 from .views_blobs import routes as blob_routes
+from .webapp import cors_middleware
+from .webapp import load as load_web_app
+from .webapp import routes as web_routes
 
 __all__ = ["create_app"]
 
@@ -46,10 +49,11 @@ def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving the OpSeal API with ``settings``.
 
     Start-up opens the database, refuses an unmigrated schema, loads the instance keys and
-    starts the event bus (``LISTEN/NOTIFY`` on PostgreSQL).
+    starts the event bus (``LISTEN/NOTIFY`` on PostgreSQL); the web app's installed bundle is
+    read here, and one that does not match its manifest stops the start.
     """
     app = web.Application(
-        middlewares=[request_middleware, error_middleware, rate_limit_middleware],
+        middlewares=[request_middleware, cors_middleware, error_middleware, rate_limit_middleware],
         client_max_size=max(settings.max_body_bytes, settings.max_blob_chunk_bytes) + 65536,
     )
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
@@ -62,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(audit_routes)
     app.add_routes(stream_routes)
     app.add_routes(openapi_routes)
+    app.add_routes(web_routes)
     return app
 
 
@@ -71,6 +76,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     try:
         await check_schema(engine, settings.migrations_path)  # `serve` printed its notice
         instance = await load_instance(engine)
+        await asyncio.to_thread(load_web_app, app)
         bus = await _bus(settings, engine)
         ctx = app[CONTEXT] = Context(settings, engine, instance, bus)
         hub = app[HUB] = StreamHub(ctx, AreaTail(engine, event_json))
@@ -100,7 +106,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 @ops_routes.endpoint("readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """The database answers: ready to serve."""
+    """The database answers: ready to serve (not while draining: a balancer sends new
+    clients elsewhere)."""
+    if request.app[HUB].draining:
+        return reply(ops.NotReady(status="unavailable"), 503)
     try:
         async with request.app[CONTEXT].engine.connect() as conn:
             await ping(conn)

@@ -14,8 +14,14 @@ subscriber. The hub also reads every area's latest sequence number every
 When a commit changes an area's roster, the subscribers it concerns re-read their areas at
 once; so do, before anything more is written to them, the subscribers whose areas were read
 under an older charter version than the operation's current one (a version may take a role's
-read right away: issue 12); besides, every subscriber re-checks its token (a revoked device
-stops receiving) and its areas every :data:`REFRESH_SECONDS` or so.
+read right away: issue 12). Besides, every :data:`REFRESH_SECONDS` the hub re-checks all of
+its subscribers at once (:meth:`StreamHub.sweep_once`): each token (a revoked device stops
+receiving; sessions are cached for a second, so streams of one session cost one look-up), and
+the areas of all devices in one roster query, one membership read per operation and
+organisation and one read of the charter versions. Only the subscribers for which something
+changed (or that are behind an area) are poked and refresh themselves, as above; a
+per-subscriber refresh every 15 s cost six queries each — with 500 streams a third of the
+node's CPU, which delayed the fan-out.
 
 The operation's current charter version comes from the process's cache
 (:class:`~opseal.server.services.charter_cache.CharterVersions`), not a query per delivery. On
@@ -31,10 +37,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from asyncio import FIRST_COMPLETED
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -47,14 +53,14 @@ from opseal.wire.errors import ErrorDetail
 from opseal.wire.operations import Event as WireEvent
 
 from ..bus import Event
-from ..errors import BadRequest, OpSealError
+from ..errors import BadRequest, OpSealError, Unavailable
 from ..services import areas, identity
 from ..services.areas import AreaRef
 from ..services.base import Context, Principal
 from ..services.tail import AreaTail
 from ..storage import areas as area_store
 from ..storage import operations as operation_store
-from .auth import bearer_token, principal
+from .auth import STREAM_PROTOCOL, bearer_token, principal
 from .keys import CONTEXT
 from .parse import typed
 from .routing import EndpointRoutes
@@ -66,6 +72,7 @@ __all__ = [
     "REFRESH_SECONDS",
     "StreamHub",
     "close_streams",
+    "drain",
     "encode_event",
     "routes",
 ]
@@ -80,20 +87,24 @@ FANOUT_SECONDS = Histogram(
 SUBSCRIBERS = Gauge("opseal_stream_subscribers", "Open WebSocket streams on this node")
 POLL_SECONDS = 5.0
 REFRESH_SECONDS = 15.0
+SWEEP_BATCH = 500
+"""Subscribers re-checked per roster query."""
 CLOSE_SECONDS = 3.0
 """On shutdown, how long the streams get to close before they are dropped."""
 RECONNECT_HINT = b"server shutting down; reconnect with your cursor"
+DRAIN_HINT = b"node draining; reconnect with your cursor"
 BATCH = 500
 
 
-def encode_event(entry: dict[str, Any]) -> str:
+def encode_event(entry: dict[str, Any]) -> bytes:
     """An entry as the JSON of a wire ``Event``, encoded once for every subscriber."""
-    return encode(typed(entry, WireEvent)).decode()
+    return encode(typed(entry, WireEvent))
 
 
-def _frame(encoded_event: str, cursor: str) -> str:
-    """A ``StreamEvent`` message around an already encoded event (fields as its type has)."""
-    return f'{{"type":"event","event":{encoded_event},"cursor":{encode(cursor).decode()}}}'
+def _frame(encoded_event: bytes, cursor: str) -> bytes:
+    """A ``StreamEvent`` message around an already encoded event (fields as its type has).
+    A cursor is base64url, so its JSON string is itself in quotes."""
+    return b'{"type":"event","event":%b,"cursor":"%b"}' % (encoded_event, cursor.encode())
 
 
 class Subscriber:
@@ -105,13 +116,25 @@ class Subscriber:
         self.ctx, self.ws, self.who, self.token = ctx, ws, who, token
         self.positions = areas.decode_cursor(cursor)
         self.readable: frozenset[AreaRef] = frozenset()
+        self._order: list[tuple[AreaRef, str]] = []  # areas.cursor_order(self.readable)
         self.charter_versions: dict[str, int] = {}
         """The charter version of each operation when :attr:`readable` was computed."""
         self.lock = asyncio.Lock()
         self.poke = asyncio.Event()
 
+    def stale(
+        self, readable: frozenset[AreaRef], versions: dict[str, int], latest: dict[AreaRef, int]
+    ) -> bool:
+        """Whether :meth:`refresh` would change anything, given the areas the device may read
+        now, the operations' current charter versions and each area's latest entry."""
+        return (
+            readable != self.readable
+            or any(versions.get(op) != version for op, version in self.charter_versions.items())
+            or any(self.positions.get(ref, 0) < latest.get(ref, 0) for ref in self.readable)
+        )
+
     def cursor(self) -> str:
-        return areas.encode_cursor({r: self.positions.get(r, 0) for r in self.readable})
+        return areas.encode_cursor_of(self._order, self.positions)
 
     async def refresh(self, latest: dict[AreaRef, int] | None = None) -> bool:
         """Re-check the token and the readable areas, then catch up from the database when
@@ -129,6 +152,7 @@ class Subscriber:
             versions = await _charter_versions(conn, {op for op, _ in rostered})
             readable = frozenset(await areas.readable_areas(self.ctx, conn, self.who))
         self.readable, self.charter_versions = readable, versions
+        self._order = areas.cursor_order(readable)
         behind = latest is None or any(
             ref not in before or self.positions.get(ref, 0) < latest.get(ref, 0)
             for ref in self.readable
@@ -148,13 +172,22 @@ class Subscriber:
             idle = messages.StreamIdle(cursor=self.cursor())
             await self.ws.send_str(encode(idle).decode())
 
-    async def send(self, entry: dict[str, Any], encoded: str) -> None:
-        """Send one entry unless already sent (the caller holds :attr:`lock`)."""
+    async def send(
+        self, entry: dict[str, Any], encoded: bytes, frames: dict[str, bytes] | None = None
+    ) -> None:
+        """Send one entry unless already sent (the caller holds :attr:`lock`). ``frames``
+        (by cursor) shares one frame among the subscribers whose cursor after it is the same."""
         ref = AreaRef(entry["operation_id"], entry["area"])
         if entry["seq"] <= self.positions.get(ref, 0) or self.ws.closed:
             return
         self.positions[ref] = entry["seq"]
-        await self.ws.send_str(_frame(encoded, self.cursor()))
+        cursor = self.cursor()
+        frame = None if frames is None else frames.get(cursor)
+        if frame is None:
+            frame = _frame(encoded, cursor)
+            if frames is not None:
+                frames[cursor] = frame
+        await self.ws.send_frame(frame, WSMsgType.TEXT)
 
 
 class StreamHub:
@@ -166,10 +199,21 @@ class StreamHub:
         self._queue: asyncio.Queue[Event] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.latest: dict[AreaRef, int] = {}
+        self.delivered: dict[AreaRef, int] = {}
+        """Each area's entries up to here were written to all readers (deliveries finished),
+        unlike :attr:`latest`, which a delivery in flight has already moved on."""
+        self.draining = False
+        """Set by :func:`drain`: new streams are refused (503), other requests still served."""
 
     def start(self) -> None:
         self._queue = self.ctx.bus.subscribe()
-        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._poll())]
+        self._tasks = [
+            asyncio.create_task(self._run()),
+            asyncio.create_task(self._every(POLL_SECONDS, self.poll_once, "stream poll failed")),
+            asyncio.create_task(
+                self._every(REFRESH_SECONDS, self.sweep_once, "stream re-check failed")
+            ),
+        ]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -191,14 +235,40 @@ class StreamHub:
             except Exception:  # one bad delivery must not stop the hub
                 log.exception("stream delivery failed")
 
-    async def _poll(self) -> None:
-        """Wake for areas that moved without a notification reaching this node."""
+    @staticmethod
+    async def _every(seconds: float, job: Callable[[], Awaitable[None]], failure: str) -> None:
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(seconds)
             try:
-                await self.poll_once()
+                await job()
             except Exception:
-                log.exception("stream poll failed")
+                log.exception(failure)
+
+    async def sweep_once(self) -> None:
+        """Re-check every subscriber's token and readable areas, in a few queries for up to
+        :data:`SWEEP_BATCH` subscribers; poke those whose refresh would change something."""
+        subscribers = [sub for sub in self.subscribers if not sub.ws.closed]
+        for start in range(0, len(subscribers), SWEEP_BATCH):
+            await self._sweep(subscribers[start : start + SWEEP_BATCH])
+
+    async def _sweep(self, batch: list[Subscriber]) -> None:
+        live = []
+        for sub in batch:
+            try:
+                await identity.authenticate(self.ctx, sub.token)
+            except OpSealError:
+                sub.poke.set()  # its own refresh tells the client why, and ends the stream
+            else:
+                live.append(sub)
+        async with self.ctx.engine.connect() as conn:
+            # Versions first, as in Subscriber.refresh.
+            versions = await operation_store.current_versions(conn)
+            readable = await areas.readable_areas_of(self.ctx, conn, [sub.who for sub in live])
+        for sub in live:
+            # Against finished deliveries only: a stream merely waiting for one in flight is
+            # not behind, and poking them all would send every stream to the database.
+            if sub.stale(frozenset(readable[sub.who.device_id]), versions, self.delivered):
+                sub.poke.set()
 
     async def poll_once(self) -> None:
         """Deliver what every area holds beyond what this node saw, after dropping cached
@@ -231,7 +301,8 @@ class StreamHub:
         for sub in readers:
             if event.seq > sub.positions.get(ref, 0):
                 by_position[sub.positions.get(ref, 0)].append(sub)
-        encoded: dict[int, str] = {}
+        encoded: dict[int, bytes] = {}
+        frames: dict[int, dict[str, bytes]] = defaultdict(dict)
         for position, group in by_position.items():
             entries = await self.tail.after((ref.operation_id, ref.area), position, event.seq)
             for entry in entries:
@@ -239,10 +310,12 @@ class StreamHub:
                     encoded[entry["seq"]] = encode_event(entry)
             for sub in group:
                 async with sub.lock:
-                    for entry in entries:
-                        await sub.send(entry, encoded[entry["seq"]])
+                    with contextlib.suppress(ConnectionResetError):  # it left meanwhile
+                        for entry in entries:
+                            await sub.send(entry, encoded[entry["seq"]], frames[entry["seq"]])
             if any(entry["kind"] == "commit" for entry in entries):
                 await self._roster_changed(ref)
+        self.delivered[ref] = max(self.delivered.get(ref, 0), event.seq)
         return sum(len(group) for group in by_position.values())
 
     def _charter_published(self, operation_id: str, version: int) -> None:
@@ -295,13 +368,22 @@ class StreamHub:
 HUB = web.AppKey("hub", StreamHub)
 
 
-async def close_streams(app: web.Application) -> None:
+async def drain(app: web.Application) -> None:
+    """Drain this node (SIGUSR1, before a stop): ``/readyz`` and new streams answer 503 (nginx
+    passes a refused stream to another node), open streams are closed with 1012 and a
+    reconnect hint, and every other request is still served until the node stops."""
+    app[HUB].draining = True
+    await close_streams(app, DRAIN_HINT)
+    log.warning("node draining: streams closed, new streams refused")
+
+
+async def close_streams(app: web.Application, hint: bytes = RECONNECT_HINT) -> None:
     """On shutdown, close every open stream at once with 1012 (service restart) and a
     reconnect hint, so that the server stops in seconds: a client resumes from its cursor,
     later or on another node, and misses nothing."""
     subscribers = list(app[HUB].subscribers)
     closing = [
-        asyncio.ensure_future(s.ws.close(code=WSCloseCode.SERVICE_RESTART, message=RECONNECT_HINT))
+        asyncio.ensure_future(s.ws.close(code=WSCloseCode.SERVICE_RESTART, message=hint))
         for s in subscribers
     ]
     if closing:
@@ -317,12 +399,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app[CONTEXT]
     cursor = request.query.get("cursor", "")
     areas.decode_cursor(cursor)  # refuse a bad cursor before upgrading
+    hub = request.app[HUB]
+    if hub.draining:
+        raise Unavailable("stream: this node is draining; reconnect with your cursor")
     # Entries are mostly ciphertext: compressing them costs CPU per subscriber and saves little.
-    ws = web.WebSocketResponse(heartbeat=30, compress=False)
+    ws = web.WebSocketResponse(heartbeat=30, compress=False, protocols=(STREAM_PROTOCOL,))
     if not ws.can_prepare(request).ok:  # else aiohttp answers a plain-text 400
         raise BadRequest("stream: expected a WebSocket upgrade (Upgrade: websocket)")
     await ws.prepare(request)
-    hub = request.app[HUB]
     sub = Subscriber(ctx, ws, who, bearer_token(request), cursor)
     reader = asyncio.create_task(_drain_client(ws))
     try:
@@ -330,12 +414,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
         # subscriber through the hub (which waits for the catch-up's lock), never later.
         hub.subscribers.add(sub)
         SUBSCRIBERS.set(len(hub.subscribers))
-        if await sub.refresh():
+        if hub.draining:  # began while this stream was being opened
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=DRAIN_HINT)
+        elif await sub.refresh():
             while not ws.closed and not reader.done():
                 poked = asyncio.ensure_future(sub.poke.wait())
-                # Spread the refreshes of many subscribers; no secret depends on it.
-                interval = REFRESH_SECONDS * random.uniform(0.8, 1.2)  # noqa: S311
-                await asyncio.wait({reader, poked}, timeout=interval, return_when=FIRST_COMPLETED)
+                # The hub pokes: a roster or charter change, or its periodic re-check.
+                await asyncio.wait({reader, poked}, return_when=FIRST_COMPLETED)
                 poked.cancel()
                 sub.poke.clear()
                 if not reader.done() and not await sub.refresh(hub.latest):

@@ -8,7 +8,7 @@ entries themselves are in :mod:`.entries`. Statements are built once at import.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,6 +66,9 @@ _ROSTER_ORGS = (
 _AREAS_OF_DEVICE = select(area_members.c.operation_id, area_members.c.area).where(
     area_members.c.device_id == _DEVICE
 )
+_AREAS_OF_DEVICES = select(
+    area_members.c.device_id, area_members.c.operation_id, area_members.c.area
+).where(area_members.c.device_id.in_(bindparam("device_ids", expanding=True)))
 _DELETE_ROSTER = delete(area_members).where(_IN_AREA)
 _INSERT_ROSTER = insert(area_members)
 
@@ -155,6 +158,17 @@ async def areas_of_device(conn: AsyncConnection, device_id: str) -> list[tuple[s
     """``(operation_id, area)`` of every area whose roster holds the device."""
     rows = await conn.execute(_AREAS_OF_DEVICE, {"device_id": device_id})
     return [(row.operation_id, row.area) for row in rows]
+
+
+async def areas_of_devices(
+    conn: AsyncConnection, device_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """:func:`areas_of_device` of many devices in one query (every id is a key)."""
+    found: dict[str, list[tuple[str, str]]] = {device_id: [] for device_id in device_ids}
+    if device_ids:
+        for row in await conn.execute(_AREAS_OF_DEVICES, {"device_ids": list(device_ids)}):
+            found[row.device_id].append((row.operation_id, row.area))
+    return found
 
 
 async def set_roster(

@@ -313,12 +313,19 @@ class RewritingProxy:
     upstream: str
     url: str = ""
     rewrites: list[tuple[re.Pattern[str], Rewrite]] = field(default_factory=list)
+    byte_rewrites: list[tuple[re.Pattern[str], Callable[[bytes], bytes]]] = field(
+        default_factory=list
+    )
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
 
     def rewrite(self, path: str, fn: Rewrite) -> None:
         """Rewrite JSON answers to paths matching the regular expression ``path``."""
         self.rewrites.append((re.compile(path), fn))
+
+    def rewrite_bytes(self, path: str, fn: Callable[[bytes], bytes]) -> None:
+        """Rewrite the raw bytes of answers to paths matching ``path`` (a web app's files)."""
+        self.byte_rewrites.append((re.compile(path), fn))
 
     def on_sync(self, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         """Rewrite every entry of every sync page with ``fn``."""
@@ -388,6 +395,9 @@ class RewritingProxy:
             for pattern, fn in self.rewrites:
                 if pattern.fullmatch(request.path):
                     body = json.dumps(fn(json.loads(body))).encode()
+        for pattern, raw in self.byte_rewrites:
+            if status < 400 and pattern.fullmatch(request.path):
+                body = raw(body)
         return web.Response(body=body, status=status, headers=kept)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
@@ -15,7 +16,7 @@ import pytest
 from opseal.client import agent
 
 from .conftest import PASSPHRASE
-from .test_cli import onboard, opseal  # noqa: F401 (fixture)
+from .test_cli import CSV, OP, onboard, opseal  # noqa: F401 (fixture)
 
 KEYS = {"signing": "k", "store_key": "s"}
 
@@ -101,6 +102,68 @@ async def test_commands_use_a_running_agent_and_fall_back_once_it_stops(
             break
         time.sleep(0.02)
     assert not _alive(started.json["pid"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_scripted_commands_run_in_the_agent_with_the_same_answers(
+    opseal, server, tmp_path, monkeypatch
+):
+    """With an agent running, `submit seizures`, `post` and `sync` run in its warm process
+    (issue 10: no start-up cost per submission): same output, same exit codes and refusals
+    as when run here, files named relative to the caller's folder; the passphrase is never
+    handed over, and a request for another profile, or carrying the passphrase, is refused."""
+    wco_root = (await onboard(opseal, server, "wco", "wco", coordinator=True))["root_key"]
+    await onboard(opseal, server, "fr-customs", "fr")
+    created = await opseal("wco", "op", "create", "--id", OP, "--code", "STOP V",
+                           "--name", "Operation STOP V", "--start", "2025-05-12",
+                           "--end", "2099-05-30", "--member", "fr-customs:customs:FR")  # fmt: skip
+    assert created.code == 0, created.err
+    assert (await opseal("fr", "op", "join", OP, "--root-key", wco_root)).code == 0
+    assert (await opseal("wco", "admit")).code == 0
+    started = await opseal("fr", "agent", "start", "--idle-timeout", "2m", "--json")
+    assert started.code == 0, started.err
+    socket_file = Path(await asyncio.to_thread(agent.socket_path, opseal.home / "fr"))
+    try:
+        posted = await opseal("fr", "--json", "post", OP, "seizures", "--text", "seen at Le Havre")
+        assert posted.code == 0, posted.err
+        monkeypatch.chdir(tmp_path)
+        await asyncio.to_thread((tmp_path / "seizures.csv").write_text, CSV)
+        submitted = await opseal("fr", "--json", "submit", "seizures", "seizures.csv", "--op", OP)
+        refused = await opseal("fr", "post", OP, "plan", "--text", "not mine to post")
+        assert (await opseal("fr", "sync")).code == 0
+        status = await asyncio.to_thread(agent.ask, socket_file, {"op": "status"})
+        assert status["ran"] == 4  # each of them ran in the agent
+
+        # What the same commands answer when run here, without the agent.
+        monkeypatch.setenv("OPSEAL_NO_AGENT_RUN", "1")
+        again = await opseal("fr", "--json", "submit", "seizures", "seizures.csv", "--op", OP)
+        refused_here = await opseal("fr", "post", OP, "plan", "--text", "not mine to post")
+        status = await asyncio.to_thread(agent.ask, socket_file, {"op": "status"})
+        assert status["ran"] == 4
+        assert (submitted.code, again.code) == (1, 1)  # one row refused, two records sent
+        assert submitted.json["message_ids"] == again.json["message_ids"]
+        assert submitted.json["rejected"] == again.json["rejected"]
+        assert [(r["row"], r["column"]) for r in submitted.json["rejected"]] == [
+            (5, "reporting_country")
+        ]
+        assert (refused.code, refused.err) == (refused_here.code, refused_here.err)
+        assert "may not post in area 'plan'" in refused.err
+        read = (await opseal("wco", "--json", "read", OP, "seizures")).json["messages"]
+        assert posted.json["message_id"] in {m["message_id"] for m in read}
+
+        base = {"argv": ["sync"], "cwd": str(tmp_path), "env": {}}
+        other = {**base, "op": "run", "profile": str((opseal.home / "wco").resolve())}
+        with pytest.raises(agent.AgentError, match="another profile"):
+            await asyncio.to_thread(agent.ask, socket_file, other)
+        mine = {**base, "op": "run", "profile": str((opseal.home / "fr").resolve())}
+        with pytest.raises(agent.AgentError, match="argv, cwd and OPSEAL_"):
+            await asyncio.to_thread(
+                agent.ask, socket_file, {**mine, "env": {"OPSEAL_PASSPHRASE": PASSPHRASE}}
+            )
+        status = await asyncio.to_thread(agent.ask, socket_file, {"op": "status"})
+        assert status["ran"] == 4
+    finally:
+        await opseal("fr", "agent", "stop")
 
 
 def _reply(conn: socket.socket) -> bytes:

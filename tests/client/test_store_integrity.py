@@ -135,3 +135,34 @@ async def test_older_store_is_sealed_once_at_open(onboarded):
     assert reopened.store.latest_state(OP, "plan") == (epoch, state)
     assert reopened.store.db.execute("SELECT root_key_id FROM pins").fetchone()[0] != pin
     assert tamper_warnings(reopened) == []
+
+
+def test_secrets_read_in_a_transaction_follow_its_writes_and_rollbacks(tmp_path):
+    """Inside a write transaction the store serves an epoch's state and secret once opened
+    (a sync page reads them per message); a secret dropped or added in that transaction, or
+    added in a savepoint that rolled back, is never served from what was opened before."""
+    from opseal.client.store import Store
+
+    store = Store(tmp_path / "state.db", os.urandom(32))
+    store.add_secret(OP, "seizures", 1, b"s1" * 16)
+    with store.transaction():
+        assert store.secret(OP, "seizures", 1) == b"s1" * 16
+        assert store.secret(OP, "seizures", 2) is None
+        store.add_secret(OP, "seizures", 2, b"s2" * 16)
+        assert store.secret(OP, "seizures", 2) == b"s2" * 16
+        assert store.secret(OP, "seizures", 1) == b"s1" * 16
+        store.drop_secrets(OP, "seizures", before=2)  # forward secrecy: epoch 1 forgotten
+        assert store.secret(OP, "seizures", 1) is None
+
+        def add_then_fail() -> None:
+            with store.transaction():
+                store.add_secret(OP, "seizures", 3, b"s3" * 16)
+                assert store.secret(OP, "seizures", 3) == b"s3" * 16
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            add_then_fail()
+        assert store.secret(OP, "seizures", 3) is None
+    assert store.secret(OP, "seizures", 1) is None
+    assert store.secret(OP, "seizures", 2) == b"s2" * 16
+    store.close()

@@ -132,6 +132,23 @@ def test_header_rewritten_by_the_server_is_refused(area):
             open_envelope(forged, state=state, epoch_secret=secret)
 
 
+def test_an_envelope_read_from_the_wire_and_then_changed_is_refused(area):
+    """Verification reuses the signed bytes as received; a copy with another header or
+    ciphertext (dataclasses.replace) is checked on what it holds, not on those bytes."""
+    state, secret, _, fr, _ = area
+    sealed = seal(header(state, fr.device_id), TEXT, secret, fr.signing_key)
+    received = Envelope.from_bytes(sealed.to_bytes())
+    assert received.to_bytes() == sealed.to_bytes()
+    assert open_envelope(received, state=state, epoch_secret=secret) == TEXT
+    other = seal(header(state, fr.device_id, counter=2), b"other", secret, fr.signing_key)
+    for forged in (
+        replace(received, ciphertext=other.ciphertext),
+        replace(received, header=replace(received.header, handling="H0")),
+    ):
+        with pytest.raises(SignatureError):
+            open_envelope(forged, state=state, epoch_secret=secret)
+
+
 def test_any_flipped_bit_in_header_ciphertext_or_signature_is_refused(area):
     """Every single-bit change of the wire bytes is refused with a CryptoError."""
     state, secret, _, fr, _ = area

@@ -32,6 +32,17 @@ def test_signature_verifies_only_for_its_message_and_key():
         SigningKey.generate().verify_key.verify(sig, b"opseal/v1/test hello")
 
 
+def test_signature_verdict_is_openssls_where_libsodium_is_stricter():
+    """libsodium is asked first, but refuses what OpenSSL (the rule) accepts: the identity
+    point as key and as R with S = 0 verifies under OpenSSL for any message, so it does here
+    too (the verdict does not depend on the fast path); a one-bit change is still refused."""
+    identity = bytes([1]) + bytes(31)
+    signature = identity + bytes(32)
+    VerifyKey(identity).verify(signature, b"any message")
+    with pytest.raises(SignatureError):
+        VerifyKey(identity).verify(bytes([3]) + signature[1:], b"any message")
+
+
 def test_hpke_opens_only_with_the_same_info_and_key():
     """HPKE ciphertexts are bound to their recipient and their info string."""
     key = HpkePrivateKey.generate()

@@ -1,8 +1,9 @@
 """The deployment recipe under load and a node failure: ``make test-deploy``.
 
-nginx (config derived from deploy/nginx/opseal.conf) in front of two ``opseal-server serve``
-nodes on a fresh PostgreSQL database with S3-protocol blob storage (moto's server), all on
-loopback. Devices stream over WebSockets through nginx, a national system submits seizure
+nginx (config derived from deploy/nginx/opseal.conf by ``front.py``, which bench/server.py
+shares) in front of two ``opseal-server serve`` nodes on a fresh PostgreSQL database with
+S3-protocol blob storage (moto's server), all on loopback.
+Devices stream over WebSockets through nginx, a national system submits seizure
 records with the client library, a large attachment goes up and comes back, and one node is
 SIGKILLed mid-run and restarted; a backup taken during the load restores onto an empty database
 and a new bucket, where a member's client is told exactly which audit entries were lost.
@@ -18,9 +19,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -48,12 +47,19 @@ from opseal.wire.stream import StreamEvent
 
 from ..client.conftest import AREAS, FAST, ORGS, PASSPHRASE, REPORTING
 from ..server.conftest import PG_URL, fresh_database
-from ..server.procs import ServerProcess, admin_context, free_port, prepare_database
-from ..server.test_tls import self_signed
+from ..server.helpers import envelope, make_area
+from ..server.procs import (
+    Node,
+    ServerProcess,
+    admin_context,
+    free_port,
+    open_operation,
+    prepare_database,
+)
+from .front import find_nginx, nodes_behind_nginx, running
 
 pytestmark = pytest.mark.deploy
 
-ROOT = Path(__file__).resolve().parents[2]
 DEVICES = int(os.environ.get("OPSEAL_DEPLOY_DEVICES", "50"))
 RECORDS = int(os.environ.get("OPSEAL_DEPLOY_RECORDS", "10000"))
 ATTACHMENT_MB = int(os.environ.get("OPSEAL_DEPLOY_MB", "200"))
@@ -61,72 +67,6 @@ OP = "op-stop-v"
 AREA = "seizures"
 AWS = {"AWS_ACCESS_KEY_ID": "opseal-test", "AWS_SECRET_ACCESS_KEY": "x" * 20,
        "AWS_DEFAULT_REGION": "eu-west-1"}  # fmt: skip
-
-
-def nginx_config(
-    template: str, tmp: Path, port: int, nodes: list[int], tls: tuple[str, str]
-) -> str:
-    """deploy/nginx/opseal.conf made runnable as this user: TLS on a loopback port with a
-    self-signed certificate, our nodes as the upstream, files under ``tmp``."""
-    cert, key = tls
-    lines = []
-    skipping = False
-    for line in template.splitlines():
-        if "# opseal:redirect-begin" in line:
-            skipping = True
-        if skipping:
-            skipping = "# opseal:redirect-end" not in line
-            continue
-        if "# opseal:tls" in line:
-            line = re.sub(r"ssl_certificate_key \S+;", f"ssl_certificate_key {key};", line)
-            line = re.sub(r"ssl_certificate \S+;", f"ssl_certificate {cert};", line)
-        if "# opseal:node" in line:
-            if nodes:
-                lines += [f"    server 127.0.0.1:{n} max_fails=1 fail_timeout=5s;" for n in nodes]
-                nodes = []
-            continue
-        if "# opseal:listen" in line:
-            if port:  # the first listen line, on our address
-                lines.append(re.sub(r"listen \S+", f"listen 127.0.0.1:{port}", line))
-                port = 0
-            continue
-        lines.append(line)
-    site = "\n".join(lines)
-    assert "/etc/letsencrypt" not in site, "the # opseal: markers are out of date"
-    assert "8441" not in site, "the # opseal: markers are out of date"
-    temp = "\n".join(f"    {kind}_temp_path {tmp}/{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    return (f"{user}daemon off;\nworker_processes 2;\npid {tmp}/nginx.pid;\n"
-            f"error_log {tmp}/error.log warn;\nevents {{ worker_connections 4096; }}\n"
-            f"http {{\n    access_log off;\n{temp}\n{site}\n}}\n")  # fmt: skip
-
-
-@contextlib.contextmanager
-def running(
-    args: list[str], port: int, log: Path, env: dict[str, str] | None = None
-) -> Iterator[None]:
-    """A helper process (nginx, moto) listening on ``port`` once this enters."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=out, env=env)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None, log.read_text()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, log.read_text()
-                    time.sleep(0.1)
-            yield
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 class Follower:
@@ -167,9 +107,7 @@ class Follower:
 
 @pytest.fixture
 def nginx_bin() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
+    found = find_nginx()
     if found is None:
         pytest.fail("nginx is not installed (`.ci/run` installs Debian's nginx-light)")
     return found
@@ -251,23 +189,18 @@ async def test_two_nodes_behind_nginx_survive_a_killed_node_under_load(
     started = time.monotonic()
     endpoint, store = s3_store
     env = {**AWS, "OPSEAL_BLOB_STORE": store, "OPSEAL_S3_ENDPOINT_URL": endpoint,
-           "OPSEAL_TRUSTED_PROXIES": "127.0.0.1", "OPSEAL_AUDITOR_ORGS": "wco"}  # fmt: skip
+           "OPSEAL_AUDITOR_ORGS": "wco"}  # fmt: skip
     clients: list[Any] = []
     async with contextlib.AsyncExitStack() as stack:
-        node_a = await stack.enter_async_context(ServerProcess(pg_url, env=env))
-        node_b = await stack.enter_async_context(ServerProcess(pg_url, env=env))
-        port = free_port()
-        conf = tmp_path / "nginx.conf"
-        template = (ROOT / "deploy/nginx/opseal.conf").read_text()
-        tls = self_signed(tmp_path)
-        conf.write_text(nginx_config(template, tmp_path, port, [node_a.port, node_b.port], tls))
-        stack.enter_context(running([nginx_bin, "-c", str(conf), "-e", str(tmp_path / "err.log")],
-                                    port, tmp_path / "nginx.out"))  # fmt: skip
+        deployment = await stack.enter_async_context(
+            nodes_behind_nginx(nginx_bin, pg_url, tmp_path, env=env)
+        )
+        node_a = deployment.nodes[0]
         ctx = await stack.enter_async_context(admin_context(pg_url))
         stack.push_async_callback(_close_all, clients)
         backups = Backups(tmp_path, {**env, "OPSEAL_DATABASE_URL": pg_url})
         await backups.make_key()
-        front = Front(f"https://127.0.0.1:{port}", ctx, ca_bundle=tls[0])
+        front = Front(deployment.url, ctx, ca_bundle=deployment.ca_bundle)
         await _spoof_an_address(front, ctx)
         await _play(front, node_a, tmp_path, clients, backups)
         await _restore(tmp_path, backups, clients, endpoint, env)
@@ -502,3 +435,64 @@ def _sha256(path: Path) -> str:
         while chunk := src.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+async def test_a_draining_node_behind_nginx_hands_its_streams_to_the_other(
+    tmp_path, nginx_bin, pg_url
+):
+    """SIGUSR1 drains node A: its streams are closed with the drain hint, streams opened
+    through nginx afterwards all land on node B (nginx passes A's 503 on, so no client sees
+    it), and a message node A still accepts reaches them."""
+    async with (
+        nodes_behind_nginx(nginx_bin, pg_url, tmp_path) as front,
+        admin_context(pg_url) as ctx,
+        aiohttp.ClientSession() as session,
+    ):
+        node = Node(front.url, ctx, ssl_context=front.ssl_context())
+        try:
+            op = await open_operation(node)
+            state, secret = await make_area(op, AREA, ["customs", "partner"])
+            partner = op.actors["partner"].api
+            cursor = (await partner.sync()).cursor
+            url = front.url.replace("https", "wss", 1) + "/api/v1/stream"
+
+            async def open_stream() -> aiohttp.ClientWebSocketResponse:
+                ws = await session.ws_connect(
+                    url, params={"cursor": cursor}, ssl=front.ssl_context(),
+                    headers={"Authorization": f"Bearer {partner.token}"},
+                )  # fmt: skip
+                assert (await ws.receive_json(timeout=10))["type"] == "idle"
+                return ws
+
+            before = [await open_stream() for _ in range(6)]
+            assert await _streams_on(session, front.nodes[0]) > 0  # least_conn used both
+            os.kill(front.nodes[0].pid, signal.SIGUSR1)
+            # The streams on A are closed; those on B stay open (nothing arrives on them).
+            got = await asyncio.gather(*(ws.receive(timeout=5) for ws in before),
+                                       return_exceptions=True)  # fmt: skip
+            hints = [m.extra for m in got if isinstance(m, aiohttp.WSMessage)
+                     and m.type == aiohttp.WSMsgType.CLOSE]  # fmt: skip
+            assert set(hints) == {"node draining; reconnect with your cursor"}
+            assert len(hints) < len(before), "every stream was on node A"
+            after = [await open_stream() for _ in range(6)]
+            assert await _streams_on(session, front.nodes[0]) == 0
+            assert await _streams_on(session, front.nodes[1]) >= len(after)
+            # Node A still takes posts (sent to it directly); B's streams get it by NOTIFY.
+            async with ApiClient(front.nodes[0].url) as on_a:
+                on_a.token = op.actors["customs"].api.token
+                sealed = envelope(op, "customs", state, secret, 1, "after the drain")
+                await on_a.post_message(op.id, AREA, sealed.to_bytes())
+            for ws in after:
+                message = await ws.receive_json(timeout=10)
+                assert (message["type"], message["event"]["kind"]) == ("event", "message")
+            for ws in before + after:
+                await ws.close()
+        finally:
+            await node.close()
+
+
+async def _streams_on(session: aiohttp.ClientSession, node: ServerProcess) -> float:
+    """The node's ``opseal_stream_subscribers`` gauge, read from the node directly."""
+    async with session.get(node.url + "/metrics") as answer:
+        text = await answer.text()
+    return float(re.search(r"^opseal_stream_subscribers (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]

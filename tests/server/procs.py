@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -186,10 +187,12 @@ class Node:
     url: str
     ctx: Context
     clients: list[ApiClient] = field(default_factory=list)
+    ssl_context: ssl.SSLContext | None = None
+    """For a node behind a TLS proxy (tests/deploy/front.py)."""
 
     async def client(self, *, token: str | None = None, timeout: float = 60.0) -> ApiClient:
         """A client of this node (logged in when given a ``token``), closed by :meth:`close`."""
-        api = await ApiClient(self.url, timeout=timeout).__aenter__()
+        api = await ApiClient(self.url, ssl_context=self.ssl_context, timeout=timeout).__aenter__()
         api.token = token
         self.clients.append(api)
         return api

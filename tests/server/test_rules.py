@@ -16,12 +16,14 @@ from sqlalchemy import func, select, update
 from opseal.client.errors import CounterRefusedError, ForbiddenError, UnauthorizedError
 from opseal.crypto.certs import Revocation
 from opseal.crypto.envelope import MAX_COUNTER_JUMP
+from opseal.server.http.stream import HUB
 from opseal.server.services import identity
 from opseal.server.services import instance as admin
 from opseal.server.storage.tables import devices, events, sessions, users
+from opseal.wire.stream import StreamError, StreamEvent, StreamIdle
 
 from .conftest import enrol
-from .helpers import envelope, make_area
+from .helpers import envelope, make_area, post_text
 
 
 async def count(server, query) -> int:
@@ -108,6 +110,54 @@ async def test_a_revoked_user_devices_old_tokens_get_401_and_their_sessions_are_
         assert await count(server, sessions_of(actor.device_id)) == 0
         with pytest.raises(UnauthorizedError):
             await actor.api.whoami()
+
+
+async def _follow(api, seen: list[object], idle: asyncio.Event) -> None:
+    async for message in api.stream(""):
+        seen.append(message)
+        if isinstance(message, StreamIdle):
+            idle.set()
+
+
+async def test_a_revoked_device_open_stream_ends_at_the_hub_re_check_and_others_go_on(
+    operation,
+):
+    """A revoked device's open stream gets an unauthorised error at the hub's periodic
+    re-check (all streams at once) and ends, receiving nothing more; another device's stream,
+    re-checked in the same pass, stays open and receives the next message."""
+    server, world = operation.server, operation.world
+    operation.actors["stolen"] = await enrol(server, world, "fr-customs", "customs-user", "stolen")
+    state, secret = await make_area(operation, "seizures", ["customs", "partner", "stolen"])
+    streams = {}
+    for who in ("stolen", "partner"):
+        seen: list[object] = []
+        idle = asyncio.Event()
+        task = asyncio.create_task(_follow(operation.actors[who].api, seen, idle))
+        await asyncio.wait_for(idle.wait(), 10)
+        streams[who] = (task, seen)
+    statement = Revocation.issue(
+        world.roots["fr-customs"], organisation_id="fr-customs", subject_id="stolen",
+        revoked_key=operation.actors["stolen"].identity.signing_key.verify_key,
+        reason="stolen", revoked_at=int(time.time()),
+    )  # fmt: skip
+    await operation.actors["customs"].api.revoke("fr-customs", statement.to_bytes())
+    await server.runner.app[HUB].sweep_once()
+    stolen_task, stolen_seen = streams["stolen"]
+    await asyncio.wait_for(stolen_task, 5)
+    assert isinstance(stolen_seen[-1], StreamError)
+    assert stolen_seen[-1].error.code == "unauthorized"
+    await post_text(operation, "customs", "seizures", state, secret, 1)
+    partner_task, partner_seen = streams["partner"]
+    async with asyncio.timeout(5):
+        while not any(_is_message(m) for m in partner_seen):
+            await asyncio.sleep(0.02)
+    assert not partner_task.done()
+    partner_task.cancel()
+    assert not any(_is_message(m) for m in stolen_seen)
+
+
+def _is_message(message: object) -> bool:
+    return isinstance(message, StreamEvent) and message.event.kind == "message"
 
 
 @pytest.mark.parametrize("table", ["device", "user"])

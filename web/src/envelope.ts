@@ -234,6 +234,20 @@ export class ReplayTracker {
     log.missing.splice(0, Math.max(0, log.missing.length - MAX_GAP_RANGES));
   }
 
+  /** Every log as plain JSON (counters as decimal text), for persisting the tracker. */
+  toJSON(): [string, string, [string, string][]][] {
+    return [...this.logs].map(([k, log]) => [k, log.highest.toString(), log.missing.map(([a, b]) => [a.toString(), b.toString()] as [string, string])]);
+  }
+
+  /** A tracker restored from `toJSON`'s output. */
+  static fromJSON(data: [string, string, [string, string][]][]): ReplayTracker {
+    const tracker = new ReplayTracker();
+    for (const [k, highest, missing] of data) {
+      tracker.logs.set(k, { highest: BigInt(highest), missing: missing.map(([a, b]) => [BigInt(a), BigInt(b)] as Run) });
+    }
+    return tracker;
+  }
+
   gaps(operation: string, area: string, sender: string): (bigint | [bigint, bigint])[] {
     const log = this.logs.get(JSON.stringify([operation, area, sender]));
     const out: (bigint | [bigint, bigint])[] = [];

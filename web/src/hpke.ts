@@ -103,6 +103,11 @@ export class HpkePrivateKey {
     this.publicKey = new HpkePublicKey(kem.getPublicKey(this.#raw));
   }
 
+  /** The 96-byte private key (ML-KEM seed, X25519 scalar), for sealing into a key file. */
+  privateBytes(): Uint8Array {
+    return Uint8Array.from(this.#raw);
+  }
+
   static generate(): HpkePrivateKey {
     return new HpkePrivateKey(crypto.getRandomValues(new Uint8Array(HPKE_PRIVATE_KEY_SIZE)));
   }

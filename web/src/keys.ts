@@ -84,4 +84,9 @@ export class SigningKey {
   sign(message: Uint8Array): Uint8Array {
     return ed25519.sign(message, this.#seed);
   }
+
+  /** The 32-byte seed, for sealing into a key file (never log it). */
+  privateBytes(): Uint8Array {
+    return Uint8Array.from(this.#seed);
+  }
 }
