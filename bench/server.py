@@ -8,7 +8,9 @@ stream and post goes through nginx — it starts real server subprocesses on a f
 sets up 'STOP V' with the test suite's helpers, and measures:
 
 - ``ingest_msgs_per_s``: 20,000 envelopes of ~1.5 KB, sealed beforehand, posted in batches of
-  500 by two devices at once;
+  500 by two devices at once; ``ingest_server_cpu_us_per_msg`` and (PostgreSQL on this host)
+  ``ingest_db_cpu_us_per_msg``: the CPU time of the server processes and of the database's
+  backends during that run, per message — steadier than throughput on a shared machine;
 - ``sync_msgs_per_s``: a third device syncing them all, 1,000 entries a page;
 - ``stream_latency_ms_p50``/``p99``: single messages posted one at a time, from the start of
   the post until a WebSocket subscriber receives it (200 samples);
@@ -28,7 +30,7 @@ sets up 'STOP V' with the test suite's helpers, and measures:
 - ``server_peak_rss_mb``: the server's ``VmHWM`` (the sum over the nodes).
 
 The last line printed is one JSON object keyed by setup. Usage:
-``.venv/bin/python bench/server.py [--postgres URL] [--quick] [--only single|fanout]
+``.venv/bin/python bench/server.py [--postgres URL] [--quick] [--only single|ingest|fanout]
 [--setups sqlite,postgresql,nginx_2nodes]`` (``--only`` measures those figures alone).
 """
 
@@ -127,8 +129,9 @@ async def measure_all(target: Target, url: str, sizes: Sizes) -> dict[str, float
             lanes = await enrol_lanes(node, op, sizes.lanes)
             state, secret = await make_area(op, AREA, [*POSTERS, READER, *lanes])
             figures: dict[str, float] = {}
+            if sizes.only in ("", "ingest"):
+                figures |= await measure_ingest(op, state, secret, sizes, target, url)
             if not sizes.only:
-                figures |= await measure_ingest(op, state, secret, sizes)
                 figures |= await measure_sync(op, sizes.messages)
                 figures |= await measure_latency(op, state, secret, sizes.samples)
             if sizes.only in ("", "fanout"):
@@ -157,9 +160,14 @@ def seal_batches(op: Operation, who: str, state: Any, secret: bytes, sizes: Size
     return [sealed[i : i + sizes.batch] for i in range(0, count, sizes.batch)]
 
 
-async def measure_ingest(op: Operation, state: Any, secret: bytes, sizes: Sizes) -> dict:
-    """Two devices post their pre-sealed batches concurrently; messages stored per second."""
+async def measure_ingest(
+    op: Operation, state: Any, secret: bytes, sizes: Sizes, target: Target, url: str
+) -> dict:
+    """Two devices post their pre-sealed batches concurrently; messages stored per second, and
+    the CPU each stored message cost the servers and (PostgreSQL on this host) the database."""
     work = {who: seal_batches(op, who, state, secret, sizes) for who in POSTERS}
+    server_before = sum(map(cpu_seconds, target.pids))
+    db_before = await database_cpu(url)
 
     async def post_all(who: str) -> int:
         api = op.actors[who].api
@@ -168,11 +176,38 @@ async def measure_ingest(op: Operation, state: Any, secret: bytes, sizes: Sizes)
     start = time.perf_counter()
     stored = sum(await asyncio.gather(*(post_all(who) for who in POSTERS)))
     elapsed = time.perf_counter() - start
+    server_cpu = sum(map(cpu_seconds, target.pids)) - server_before
+    db_after = await database_cpu(url)
     assert stored == sizes.messages, stored
-    return {
+    figures = {
         "ingest_msgs_per_s": round(stored / elapsed),
         "envelope_bytes": len(work[POSTERS[0]][0][0]),
+        "ingest_server_cpu_us_per_msg": round(server_cpu / stored * 1e6, 1),
     }
+    if db_after:  # a backend opened during the run started from nothing
+        db_cpu = sum(seconds - db_before.get(backend, 0.0) for backend, seconds in db_after.items())
+        figures["ingest_db_cpu_us_per_msg"] = round(db_cpu / stored * 1e6, 1)
+    return figures
+
+
+async def database_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving ``url``'s database, by process id;
+    empty for SQLite or a database on another host (no such processes here)."""
+    if not url.startswith("postgresql"):
+        return {}
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            url.rsplit("/", 1)[1],
+        )
+    finally:
+        await conn.close()
+    found: dict[int, float] = {}
+    for row in rows:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            found[row["pid"]] = cpu_seconds(row["pid"])
+    return found
 
 
 async def measure_sync(op: Operation, expected: int) -> dict:
@@ -481,7 +516,9 @@ def main() -> None:
         help="a postgresql+asyncpg:// URL (default: $OPSEAL_TEST_POSTGRES_URL)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
-    parser.add_argument("--only", choices=["single", "fanout"], help="measure these figures only")
+    parser.add_argument(
+        "--only", choices=["single", "ingest", "fanout"], help="measure these figures only"
+    )
     parser.add_argument(
         "--setups",
         default=",".join(SETUPS),

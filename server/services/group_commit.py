@@ -169,9 +169,11 @@ class _Group:
         self.epoch: int | None = None
         self.members: dict[str, Membership | OpSealError] = {}
         self.senders: dict[str, _Sender] = {}
-        self.message_ids: dict[str, list[str]] = {}
+        self.message_ids: dict[str, list[tuple[str, int]]] = {}
         for post in posts:  # each device's ids are looked up in one query
-            self.message_ids.setdefault(post.principal.device_id, []).append(post.message_id)
+            self.message_ids.setdefault(post.principal.device_id, []).append(
+                (post.message_id, post.envelope.header.counter)
+            )
         self.rows: list[dict[str, Any]] = []
         self.audit_rows: list[dict[str, Any]] = []
 
@@ -207,19 +209,31 @@ class _Group:
 
     async def read_senders(self) -> None:
         """What the rules need of every sending device, in one query each: keys, the roster,
-        latest counters and the stored entries under the group's message ids."""
+        latest counters and the stored entries under the group's message ids — only those of
+        posts whose counter is not above their sender's last, as in
+        :func:`.areas.store_envelopes` (a new counter under a used id fails the insert, and the
+        posts are then judged alone)."""
         conn, ref, devices = self.tx.conn, self.ref, sorted(self.message_ids)
         keys = await identity_store.device_signing_keys(conn, devices)
         roster = await area_store.roster(conn, ref.operation_id, ref.area)
         latest = await entries.latest_messages_of(conn, ref.operation_id, ref.area, devices)
-        wanted = [(d, m) for d, ids in self.message_ids.items() for m in ids]
-        stored = await entries.by_senders_message_ids(conn, ref.operation_id, ref.area, wanted)
+        counters = {d: Envelope.from_bytes(b).header.counter for d, b in latest.items()}
+        wanted = [
+            (d, m)
+            for d, posts in self.message_ids.items()
+            for m, counter in posts
+            if counter <= counters.get(d, 0)
+        ]
+        stored = (
+            await entries.by_senders_message_ids(conn, ref.operation_id, ref.area, wanted)
+            if wanted
+            else {}
+        )
         for device in devices:
-            last = latest.get(device)
             self.senders[device] = _Sender(
                 key=VerifyKey(keys[device]),
                 in_roster=device in roster,
-                last_counter=Envelope.from_bytes(last).header.counter if last else 0,
+                last_counter=counters.get(device, 0),
                 stored={m: row for (d, m), row in stored.items() if d == device},
             )
 

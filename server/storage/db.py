@@ -31,6 +31,7 @@ __all__ = [
     "SchemaError",
     "alembic_config",
     "check_schema",
+    "generic_plans",
     "head_revision",
     "make_engine",
     "migrate",
@@ -59,7 +60,9 @@ def make_engine(url: str) -> AsyncEngine:
     # Custom plans for every statement: asyncpg prepares statements, and after five runs
     # PostgreSQL may switch to a generic plan; for the idempotency look-ups (a sender's
     # message ids IN a batch's 500 ids) that plan scanned the whole area by primary key, so
-    # ingest slowed as an area grew (design §13). Planning each time costs far less.
+    # ingest slowed as an area grew (design §13). Planning each time costs far less — except
+    # for a many-row insert, where every row and its foreign-key check would be planned
+    # again: see generic_plans.
     return create_async_engine(
         url, pool_size=10, max_overflow=10, pool_pre_ping=True,
         connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
@@ -113,6 +116,19 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
 
 
 _PING = text("SELECT 1")
+_GENERIC_PLANS = text("SET LOCAL plan_cache_mode = auto")
+
+
+async def generic_plans(conn: AsyncConnection) -> None:
+    """Let PostgreSQL reuse generic plans until the end of the transaction (no-op on SQLite).
+
+    For a transaction's writes after its look-ups: an insert of many rows runs its prepared
+    statement once per row, and under ``force_custom_plan`` (:func:`make_engine`) each row —
+    and each row's foreign-key check — was planned anew, which doubled the database's CPU per
+    stored message (design §15 "Ingest cost"). Look-ups that need custom plans must come first.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_GENERIC_PLANS)
 
 
 async def ping(conn: AsyncConnection) -> None:

@@ -126,6 +126,29 @@ async def test_message_id_reused_with_other_content_is_a_conflict(operation):
         )
 
 
+async def test_a_new_counter_under_a_used_message_id_in_a_batch_is_a_conflict(operation):
+    """A batch whose envelope reuses a stored id under a new counter is refused as a conflict
+    naming it (the id is not looked up first: the unique key catches it), nothing stored; the
+    same batch without it is then stored as usual."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    api = operation.actors["customs"].api
+    used = uuid.uuid4()
+    await api.post_batch(
+        operation.id,
+        "seizures",
+        [envelope(operation, "customs", state, secret, 1, "a", message_id=used).to_bytes()],
+    )
+    fresh = envelope(operation, "customs", state, secret, 2, "b").to_bytes()
+    reused = envelope(operation, "customs", state, secret, 3, "c", message_id=used).to_bytes()
+    with pytest.raises(ConflictError, match=r"envelopes\[1\]: message id already used") as info:
+        await api.post_batch(operation.id, "seizures", [fresh, reused])
+    assert info.value.details["index"] == 1
+    events = await api.events(operation.id, "seizures", limit=5000)
+    assert sum(e.kind == "message" for e in events) == 1
+    [seq] = await api.post_batch(operation.id, "seizures", [fresh])
+    assert seq == events[-1].seq + 1
+
+
 async def test_message_for_an_old_epoch_is_refused(operation):
     """After a rotation, envelopes of the previous epoch get wrong_epoch."""
     state, secret = await make_area(operation, "seizures", ["customs"])
