@@ -134,8 +134,9 @@ export class Envelope {
     });
   }
 
-  verifySignature(key: VerifyKey): void {
-    key.verify(this.signature, this.toBeSigned(), "message signature");
+  /** Throws SignatureError unless the sender device's key signs the envelope. */
+  async verifySignature(key: VerifyKey): Promise<void> {
+    await key.verifyAsync(this.signature, this.toBeSigned(), "message signature");
   }
 }
 
@@ -174,7 +175,7 @@ export interface EpochView {
 }
 
 /** Verify and decrypt an envelope received for the epoch `view` describes. */
-export function openEnvelope(envelope: Envelope, view: EpochView, epochSecret: Uint8Array): Uint8Array {
+export async function openEnvelope(envelope: Envelope, view: EpochView, epochSecret: Uint8Array): Promise<Uint8Array> {
   const h = envelope.header;
   if (h.instanceId !== view.instanceId) throw new ContextError("message belongs to another instance");
   if (h.operationId !== view.operationId) throw new ContextError("message belongs to another operation");
@@ -182,7 +183,7 @@ export function openEnvelope(envelope: Envelope, view: EpochView, epochSecret: U
   if (h.epoch !== view.epoch) throw new ContextError(`message for epoch ${h.epoch} opened in epoch ${view.epoch}`);
   const sender = view.member(h.sender);
   if (sender === undefined) throw new EnvelopeError(`sender '${h.sender}' is not a member of epoch ${view.epoch}`);
-  envelope.verifySignature(sender.signingKey);
+  await envelope.verifySignature(sender.signingKey);
   if (h.authenticator.length && !equalBytes(h.authenticator, view.authenticator)) {
     throw new ForkError(
       `fork in area '${h.area}', epoch ${h.epoch}: '${h.sender}' sealed this message under another commit of the same epoch than the one this device holds`,
