@@ -2,17 +2,20 @@
  * Keys, as opseal.crypto.keys: Ed25519 verify (and sign, for objects this side produces),
  * key ids (SHA-256 of the raw public key), the digit fingerprint, HKDF-SHA256.
  *
- * Ed25519 comes from @noble/curves with `zip215: false`: RFC 8032 strict verification, which
- * refuses non-canonical encodings as OpenSSL (behind Python's `cryptography`) does.
- * `verifyAsync` asks WebCrypto first (BoringSSL in Chromium, OpenSSL in Node: several times
- * faster) and takes noble's strict verdict whenever WebCrypto refuses or has no Ed25519
- * (design §17: why the verdict stays the Python side's).
+ * Ed25519 verification is OpenSSL's rule (behind Python's `cryptography`; design §17): S
+ * below the group order, A any encoding of a curve point (y taken mod p), the cofactorless equation
+ * checked as OpenSSL does: the encoding of [S]B - [k]A must be the signature's R bytes.
+ * `verify` computes it with @noble/curves' point arithmetic (noble's own verify is cofactored
+ * and refuses small-order keys: another verdict on such edge cases); `verifyAsync` asks
+ * WebCrypto (BoringSSL in Chromium, OpenSSL in Node, several times faster), whose verdict is
+ * final, and computes it here only where WebCrypto has no Ed25519.
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
-import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
+import { sha256 as nobleSha256, sha512 } from "@noble/hashes/sha2.js";
+import { bytesToNumberLE } from "@noble/curves/utils.js";
 import { DecodeError, SignatureError } from "./errors.js";
-import { equalBytes, sha256 } from "./encoding.js";
+import { concat, equalBytes, sha256 } from "./encoding.js";
 
 /** Six groups of five digits over a digest (each group: 5 bytes big-endian mod 100000). */
 export function fingerprintText(digest: Uint8Array): string {
@@ -29,6 +32,26 @@ export function fingerprintText(digest: Uint8Array): string {
 export function hkdfSha256(ikm: Uint8Array, info: Uint8Array, length: number, salt?: Uint8Array): Uint8Array {
   if (length > 255 * 32) throw new RangeError("HKDF output too long");
   return hkdf(nobleSha256, ikm, salt && salt.length ? salt : new Uint8Array(32), info, length);
+}
+
+const ORDER = ed25519.Point.Fn.ORDER;
+
+/** RFC 8032 §5.1.7 as OpenSSL (and BoringSSL) verify: canonical S, A decoded as ref10 does,
+ * cofactorless, R compared as bytes (so a non-canonical R never matches). */
+function verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  const r = signature.subarray(0, 32);
+  const s = bytesToNumberLE(signature.subarray(32));
+  if (s >= ORDER) return false;
+  let a;
+  try {
+    a = ed25519.Point.fromBytes(publicKey, true); // as OpenSSL: y reduced mod p, x = 0 with either sign
+  } catch {
+    return false;
+  }
+  const k = bytesToNumberLE(sha512(concat(r, publicKey, message))) % ORDER;
+  const check = ed25519.Point.BASE.multiplyUnsafe(s).subtract(a.multiplyUnsafe(k));
+  return equalBytes(check.toBytes(), r);
 }
 
 const subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle;
@@ -90,28 +113,25 @@ export class VerifyKey {
   verify(signature: Uint8Array, message: Uint8Array, what = "signature"): void {
     let ok = false;
     try {
-      ok = signature.length === 64 && ed25519.verify(signature, message, this.raw, { zip215: false });
+      ok = verifyEd25519(signature, message, this.raw);
     } catch {
       ok = false;
     }
     if (!ok) throw new SignatureError(`${what} does not verify`);
   }
 
-  /** As `verify`, through WebCrypto when it has Ed25519. WebCrypto's acceptance is final (the
-   * cofactorless RFC 8032 check of BoringSSL/OpenSSL, the Python side's rule); a refusal or
-   * an error falls back to noble's strict verdict, so nothing noble accepts is refused. */
+  /** As `verify`, through WebCrypto when it has Ed25519: its verdict (BoringSSL's or
+   * OpenSSL's, the Python side's rule) is final; without it, `verify` decides. */
   async verifyAsync(signature: Uint8Array, message: Uint8Array, what = "signature"): Promise<void> {
-    if (signature.length === 64) {
-      const key = await webKey(this.raw);
-      if (key !== null) {
-        try {
-          if (await subtle!.verify({ name: "Ed25519" }, key, signature as BufferSource, message as BufferSource)) return;
-        } catch {
-          // refused below by noble, or accepted there
-        }
-      }
+    const key = signature.length === 64 ? await webKey(this.raw) : null;
+    if (key === null) return this.verify(signature, message, what);
+    let ok = false;
+    try {
+      ok = await subtle!.verify({ name: "Ed25519" }, key, signature as BufferSource, message as BufferSource);
+    } catch {
+      ok = false;
     }
-    this.verify(signature, message, what);
+    if (!ok) throw new SignatureError(`${what} does not verify`);
   }
 }
 
