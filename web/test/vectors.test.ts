@@ -427,6 +427,30 @@ test("malformed encodings are refused with the same error class as Python", () =
   assert.throws(() => new Reader(lengthPrefixed(huge).slice(4), label("cert")).blob({ maxLen: 10 }), CryptoError);
 });
 
+test("ed25519 edges: the verdict of Python (OpenSSL), by WebCrypto and by the check without it", async () => {
+  assert.ok(globalThis.crypto?.subtle, "Node's WebCrypto");
+  for (const v of V.ed25519_edges) {
+    const [key, sig, msg] = [new VerifyKey(fromHex(v.key)), fromHex(v.signature), fromHex(v.message)];
+    const sync = (() => {
+      try {
+        key.verify(sig, msg);
+        return true;
+      } catch (exc) {
+        assert.ok(exc instanceof errors.SignatureError, v.name);
+        return false;
+      }
+    })();
+    const web = await key.verifyAsync(sig, msg).then(
+      () => true,
+      (exc: unknown) => (assert.ok(exc instanceof errors.SignatureError, v.name), false),
+    );
+    assert.equal(sync, v.valid, `${v.name}: verify`);
+    assert.equal(web, v.valid, `${v.name}: verifyAsync`);
+    count("ed25519 edges");
+  }
+  assert.ok(V.ed25519_edges.some((v: Json) => v.valid) && V.ed25519_edges.some((v: Json) => !v.valid));
+});
+
 test("summary", () => {
   console.log(`# vectors checked: ${JSON.stringify(counts)}`);
 });
