@@ -160,6 +160,17 @@ export function seal(header: Header, plaintext: Uint8Array, epochSecret: Uint8Ar
   return new Envelope(header, ciphertext, signingKey.sign(draft.toBeSigned()));
 }
 
+const subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle;
+
+/** AES-256-GCM decryption under a message key: WebCrypto's where there is one (the key is
+ * imported for this message only), noble's elsewhere. Throws when the tag does not match. */
+async function decryptGcm(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Promise<Uint8Array> {
+  if (subtle === undefined) return gcm(key, nonce, aad).decrypt(ciphertext);
+  const webKey = await subtle.importKey("raw", key as BufferSource, "AES-GCM", false, ["decrypt"]);
+  const params = { name: "AES-GCM", iv: nonce as BufferSource, additionalData: aad as BufferSource };
+  return new Uint8Array(await subtle.decrypt(params, webKey, ciphertext as BufferSource));
+}
+
 /** What a verified group state says about one epoch of one area. */
 export interface EpochView {
   instanceId: string;
@@ -192,7 +203,7 @@ export async function openEnvelope(envelope: Envelope, view: EpochView, epochSec
   view.checkMayPost?.(sender.organisationId, h.area);
   const [key, nonce] = messageKey(epochSecret, h);
   try {
-    return gcm(key, nonce, h.encoded).decrypt(envelope.ciphertext);
+    return await decryptGcm(key, nonce, h.encoded, envelope.ciphertext);
   } catch {
     throw new DecryptionError("message does not decrypt under this epoch's secret");
   }
