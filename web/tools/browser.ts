@@ -119,6 +119,24 @@ const COMMANDS: Record<string, (args: Args) => Promise<unknown>> = {
       const utf8 = (t: string) => Array.from(new TextEncoder().encode(t), (b) => String.fromCharCode(b)).join("");
       return { keys: keys.map(String), found: texts.filter((t) => latin.some((v) => v.includes(utf8(t)))) };
     }, (a["texts"] as string[] | undefined) ?? []),
+  /** WebCrypto's Ed25519 verdict in the current page for each {key, signature, message}
+   * (hex): true, false, or null when the key does not import. */
+  ed25519: async (a) =>
+    current().evaluate(async (cases: { key: string; signature: string; message: string }[]) => {
+      const bytes = (x: string) => Uint8Array.from((x.match(/../g) ?? []).map((b) => parseInt(b, 16)));
+      const out: (boolean | null)[] = [];
+      for (const c of cases) {
+        let key: CryptoKey;
+        try {
+          key = await crypto.subtle.importKey("raw", bytes(c.key), { name: "Ed25519" }, false, ["verify"]);
+        } catch {
+          out.push(null);
+          continue;
+        }
+        out.push(await crypto.subtle.verify({ name: "Ed25519" }, key, bytes(c.signature), bytes(c.message)));
+      }
+      return out;
+    }, a["cases"] as { key: string; signature: string; message: string }[]),
   holdStreams: async () => {
     holdStreams = true;
   },
