@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from opseal.crypto.errors import CryptoError
+from opseal.crypto.keys import VerifyKey
+
 from .test_serving import directives
+
+EDGES = Path(__file__).resolve().parents[2] / "web" / "test" / "vectors.json"
 
 
 async def test_the_page_loads_from_its_own_origin_only_under_its_policy(web_server, browser):
@@ -20,3 +28,25 @@ async def test_the_page_loads_from_its_own_origin_only_under_its_policy(web_serv
     assert "/config.json" in urls
     assert any(u.startswith("/assets/app-") for u in urls)
     assert await browser("problems") == []
+
+
+async def test_webcrypto_ed25519_gives_pythons_verdict_on_every_edge_case(web_server, browser):
+    """The app takes Chromium's WebCrypto Ed25519 verdict as final (design §17): on the edge
+    vectors (small-order and mixed-order points, non-canonical encodings, S >= L) it must
+    accept exactly what Python's OpenSSL accepts."""
+    cases = json.loads(EDGES.read_text(encoding="utf-8"))["ed25519_edges"]
+    python = []
+    for c in cases:
+        try:
+            VerifyKey(bytes.fromhex(c["key"])).verify(bytes.fromhex(c["signature"]),
+                                                      bytes.fromhex(c["message"]))  # fmt: skip
+            python.append(True)
+        except CryptoError:
+            python.append(False)
+    assert True in python
+    assert False in python
+    await browser.open(web_server.url + "/")  # a secure context (loopback), the app's origin
+    chromium = await browser("ed25519", cases=cases)
+    assert dict(zip([c["name"] for c in cases], chromium, strict=True)) == dict(
+        zip([c["name"] for c in cases], python, strict=True)
+    )

@@ -134,8 +134,9 @@ export class Envelope {
     });
   }
 
-  verifySignature(key: VerifyKey): void {
-    key.verify(this.signature, this.toBeSigned(), "message signature");
+  /** Throws SignatureError unless the sender device's key signs the envelope. */
+  async verifySignature(key: VerifyKey): Promise<void> {
+    await key.verifyAsync(this.signature, this.toBeSigned(), "message signature");
   }
 }
 
@@ -159,6 +160,17 @@ export function seal(header: Header, plaintext: Uint8Array, epochSecret: Uint8Ar
   return new Envelope(header, ciphertext, signingKey.sign(draft.toBeSigned()));
 }
 
+const subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle;
+
+/** AES-256-GCM decryption under a message key: WebCrypto's where there is one (the key is
+ * imported for this message only), noble's elsewhere. Throws when the tag does not match. */
+async function decryptGcm(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Promise<Uint8Array> {
+  if (subtle === undefined) return gcm(key, nonce, aad).decrypt(ciphertext);
+  const webKey = await subtle.importKey("raw", key as BufferSource, "AES-GCM", false, ["decrypt"]);
+  const params = { name: "AES-GCM", iv: nonce as BufferSource, additionalData: aad as BufferSource };
+  return new Uint8Array(await subtle.decrypt(params, webKey, ciphertext as BufferSource));
+}
+
 /** What a verified group state says about one epoch of one area. */
 export interface EpochView {
   instanceId: string;
@@ -174,7 +186,7 @@ export interface EpochView {
 }
 
 /** Verify and decrypt an envelope received for the epoch `view` describes. */
-export function openEnvelope(envelope: Envelope, view: EpochView, epochSecret: Uint8Array): Uint8Array {
+export async function openEnvelope(envelope: Envelope, view: EpochView, epochSecret: Uint8Array): Promise<Uint8Array> {
   const h = envelope.header;
   if (h.instanceId !== view.instanceId) throw new ContextError("message belongs to another instance");
   if (h.operationId !== view.operationId) throw new ContextError("message belongs to another operation");
@@ -182,7 +194,7 @@ export function openEnvelope(envelope: Envelope, view: EpochView, epochSecret: U
   if (h.epoch !== view.epoch) throw new ContextError(`message for epoch ${h.epoch} opened in epoch ${view.epoch}`);
   const sender = view.member(h.sender);
   if (sender === undefined) throw new EnvelopeError(`sender '${h.sender}' is not a member of epoch ${view.epoch}`);
-  envelope.verifySignature(sender.signingKey);
+  await envelope.verifySignature(sender.signingKey);
   if (h.authenticator.length && !equalBytes(h.authenticator, view.authenticator)) {
     throw new ForkError(
       `fork in area '${h.area}', epoch ${h.epoch}: '${h.sender}' sealed this message under another commit of the same epoch than the one this device holds`,
@@ -191,7 +203,7 @@ export function openEnvelope(envelope: Envelope, view: EpochView, epochSecret: U
   view.checkMayPost?.(sender.organisationId, h.area);
   const [key, nonce] = messageKey(epochSecret, h);
   try {
-    return gcm(key, nonce, h.encoded).decrypt(envelope.ciphertext);
+    return await decryptGcm(key, nonce, h.encoded, envelope.ciphertext);
   } catch {
     throw new DecryptionError("message does not decrypt under this epoch's secret");
   }

@@ -58,6 +58,26 @@ function refusesEveryFlip(vector: Json, check: (v: Json) => void): number {
   return flips;
 }
 
+/** As refusesEveryFlip, for a check that returns a promise (the envelope's WebCrypto path). */
+async function refusesEveryFlipAsync(vector: Json, check: (v: Json) => Promise<void>): Promise<number> {
+  await check(vector);
+  let flips = 0;
+  for (const field of vector.flip as string[]) {
+    const value = vector[field];
+    const items: string[] = Array.isArray(value) ? value : [value];
+    for (const [k, item] of items.entries()) {
+      const bytes = fromHex(item);
+      for (const pos of flipPositions(bytes.length)) {
+        const changed = hex(flipped(bytes, pos));
+        const copy = { ...vector, [field]: Array.isArray(value) ? items.map((x, j) => (j === k ? changed : x)) : changed };
+        await assert.rejects(() => check(copy), CryptoError, `${field}[${k}] bit flipped at ${pos} was accepted`);
+        flips++;
+      }
+    }
+  }
+  return flips;
+}
+
 function count(kind: string, n = 1): void {
   counts[kind] = (counts[kind] ?? 0) + n;
 }
@@ -296,12 +316,12 @@ function epochView(x: Json, change = ""): EpochView {
   };
 }
 
-function openVector(x: Json, change = ""): Uint8Array {
+async function openVector(x: Json, change = ""): Promise<Uint8Array> {
   const secret = fromHex(x.epoch_secret);
   return openEnvelope(Envelope.fromBytes(fromHex(x.bytes)), epochView(x, change), change === "epoch secret" ? flipped(secret, 0) : secret);
 }
 
-test("envelopes: open what Python sealed, seal the same bytes, refuse a changed epoch and every flipped bit", () => {
+test("envelopes: open what Python sealed, seal the same bytes, refuse a changed epoch and every flipped bit", async () => {
   for (const v of V.envelopes) {
     const envelope = Envelope.fromBytes(fromHex(v.bytes));
     assert.equal(hex(envelope.toBytes()), v.bytes);
@@ -309,16 +329,16 @@ test("envelopes: open what Python sealed, seal the same bytes, refuse a changed 
     assert.equal(hex(Header.fromBytes(fromHex(v.header)).encoded), v.header);
     assert.equal(envelope.header.counter, BigInt(v.counter));
     assert.equal(hex(epochAuthenticator(fromHex(v.epoch_secret), fromHex(v.state_hash))), v.authenticator);
-    assert.equal(hex(openVector(v)), v.plaintext);
+    assert.equal(hex(await openVector(v)), v.plaintext);
     const resealed = seal(envelope.header, fromHex(v.plaintext), fromHex(v.epoch_secret), new SigningKey(new Uint8Array(32)));
     assert.equal(hex(resealed.ciphertext), hex(envelope.ciphertext));
     for (const refusal of v.refusals) {
       const kind = (errors as Record<string, unknown>)[refusal.error] as new () => Error;
-      assert.throws(() => openVector(v, refusal.change), kind, refusal.change);
+      await assert.rejects(() => openVector(v, refusal.change), kind, refusal.change);
       count("envelopes");
     }
     count("envelopes");
-    count("flips", refusesEveryFlip(v, (x: Json) => void openVector(x)));
+    count("flips", await refusesEveryFlipAsync(v, async (x: Json) => void (await openVector(x))));
   }
 });
 
@@ -405,6 +425,30 @@ test("malformed encodings are refused with the same error class as Python", () =
   // a length prefix is checked against the limit before any allocation
   const huge = new Writer(label("cert")).finish();
   assert.throws(() => new Reader(lengthPrefixed(huge).slice(4), label("cert")).blob({ maxLen: 10 }), CryptoError);
+});
+
+test("ed25519 edges: the verdict of Python (OpenSSL), by WebCrypto and by the check without it", async () => {
+  assert.ok(globalThis.crypto?.subtle, "Node's WebCrypto");
+  for (const v of V.ed25519_edges) {
+    const [key, sig, msg] = [new VerifyKey(fromHex(v.key)), fromHex(v.signature), fromHex(v.message)];
+    const sync = (() => {
+      try {
+        key.verify(sig, msg);
+        return true;
+      } catch (exc) {
+        assert.ok(exc instanceof errors.SignatureError, v.name);
+        return false;
+      }
+    })();
+    const web = await key.verifyAsync(sig, msg).then(
+      () => true,
+      (exc: unknown) => (assert.ok(exc instanceof errors.SignatureError, v.name), false),
+    );
+    assert.equal(sync, v.valid, `${v.name}: verify`);
+    assert.equal(web, v.valid, `${v.name}: verifyAsync`);
+    count("ed25519 edges");
+  }
+  assert.ok(V.ed25519_edges.some((v: Json) => v.valid) && V.ed25519_edges.some((v: Json) => !v.valid));
 });
 
 test("summary", () => {

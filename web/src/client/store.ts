@@ -3,7 +3,9 @@
  * (IndexedDB in the browser, memory in tests) and `SealedStore`, which seals every value with
  * AES-256-GCM under the device's store key, binding each value to its key name, so a store
  * copied off the machine holds no epoch secret, message or charter in the clear and a value
- * moved to another name does not open.
+ * moved to another name does not open. AES-GCM runs in WebCrypto where there is one (the key
+ * imported once: noble's would expand the key and rebuild its GHASH table at every value,
+ * several times per message a sync takes), in noble elsewhere; both write the same bytes.
  */
 import { gcm } from "@noble/ciphers/aes.js";
 import { b64d, b64e, compareCodePoints, concat } from "../encoding.js";
@@ -50,6 +52,7 @@ export class MemoryStore implements KeyValueStore {
 }
 
 const NONCE = 12;
+const subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle;
 const CACHED_BYTES = 256;
 const utf8 = new TextEncoder();
 const text = new TextDecoder("utf-8", { fatal: true });
@@ -60,6 +63,7 @@ export class SealedStore {
   /** Small values opened or written before (positions, epochs, secrets, states' keys), so a
    * sync does not open the same value once per message. */
   readonly #cache = new Map<string, Uint8Array>();
+  #webKey: Promise<CryptoKey | null> | undefined;
 
   constructor(
     readonly backend: KeyValueStore,
@@ -77,7 +81,7 @@ export class SealedStore {
     if (sealed === undefined) return undefined;
     let value: Uint8Array;
     try {
-      value = gcm(this.#key, sealed.subarray(0, NONCE), utf8.encode(key)).decrypt(sealed.subarray(NONCE));
+      value = await this.aead(false, sealed.subarray(0, NONCE), utf8.encode(key), sealed.subarray(NONCE));
     } catch {
       throw new DecryptionError(`the stored value of '${key}' does not open under this device's store key`);
     }
@@ -88,13 +92,29 @@ export class SealedStore {
   async put(key: string, value: Uint8Array): Promise<void> {
     const nonce = crypto.getRandomValues(new Uint8Array(NONCE));
     this.#cache.delete(key);
-    await this.backend.put(this.prefix + key, concat(nonce, gcm(this.#key, nonce, utf8.encode(key)).encrypt(value)));
+    const sealed = await this.aead(true, nonce, utf8.encode(key), value);
+    await this.backend.put(this.prefix + key, concat(nonce, sealed));
     this.remember(key, value);
   }
 
   async delete(key: string): Promise<void> {
     this.#cache.delete(key);
     await this.backend.delete(this.prefix + key);
+  }
+
+  /** AES-256-GCM under the store key: WebCrypto's when it takes the key, else noble's. */
+  private async aead(encrypt: boolean, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
+    this.#webKey ??= subtle
+      ? subtle.importKey("raw", this.#key as BufferSource, "AES-GCM", false, ["encrypt", "decrypt"]).catch(() => null)
+      : Promise.resolve(null);
+    const webKey = await this.#webKey;
+    if (webKey === null) {
+      const cipher = gcm(this.#key, nonce, aad);
+      return encrypt ? cipher.encrypt(data) : cipher.decrypt(data);
+    }
+    const params = { name: "AES-GCM", iv: nonce as BufferSource, additionalData: aad as BufferSource };
+    const out = encrypt ? subtle!.encrypt(params, webKey, data as BufferSource) : subtle!.decrypt(params, webKey, data as BufferSource);
+    return new Uint8Array(await out);
   }
 
   private remember(key: string, value: Uint8Array): void {

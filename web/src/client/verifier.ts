@@ -461,7 +461,7 @@ export class Verifier {
       authenticator: epochAuthenticator(secret, state.hash),
       checkMayPost: (org: string, a: string) => charter.checkMayPost(org, a),
     };
-    const plaintext = openEnvelope(envelope, view, secret);
+    const plaintext = await openEnvelope(envelope, view, secret);
     this.tracker.record(op, area, h.sender, h.counter);
     // kept before the message and its position: a crash in between never forgets a counter
     // whose message was taken (a browser store has no transaction across keys)
