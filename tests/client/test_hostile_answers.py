@@ -88,6 +88,12 @@ NOT_CALLED = {
     "readyz",
     "metrics",
     "openapi",
+    # The web app's files: browsers load them; `opseal web verify` fetches them as bytes
+    # (client/webcheck.py, tested in tests/web/test_serving.py), not through the API client.
+    "web_index",
+    "web_js",
+    "web_css",
+    "web_config",
 }
 
 
