@@ -295,8 +295,10 @@ class StreamHub:
         ref = AreaRef(event.operation_id, event.area)
         self.latest[ref] = max(self.latest.get(ref, 0), event.seq)
         readers = [s for s in self.subscribers if ref in s.readable]
+        current = None
         if readers:
-            readers = await self._same_charter(ref.operation_id, readers, from_db=event.remote)
+            current = await self._current_charter(ref.operation_id, from_db=event.remote)
+            readers = _same_charter(ref.operation_id, readers, current)
         by_position: dict[int, list[Subscriber]] = defaultdict(list)
         for sub in readers:
             if event.seq > sub.positions.get(ref, 0):
@@ -304,12 +306,28 @@ class StreamHub:
         encoded: dict[int, bytes] = {}
         frames: dict[int, dict[str, bytes]] = defaultdict(dict)
         for position, group in by_position.items():
-            entries = await self.tail.after((ref.operation_id, ref.area), position, event.seq)
+            # Up to this event only: a later entry may have been stored under a charter
+            # version published after the check above; its own event checks it.
+            entries = [
+                entry
+                for entry in await self.tail.after(
+                    (ref.operation_id, ref.area), position, event.seq
+                )
+                if entry["seq"] <= event.seq
+            ]
             for entry in entries:
                 if entry["seq"] not in encoded:
                     encoded[entry["seq"]] = encode_event(entry)
             for sub in group:
                 async with sub.lock:
+                    # Checked again with the lock: a refresh that ran during the awaits
+                    # above may have taken the area away (a new charter version it read).
+                    if (
+                        ref not in sub.readable
+                        or sub.charter_versions.get(ref.operation_id) != current
+                    ):
+                        sub.poke.set()
+                        continue
                     with contextlib.suppress(ConnectionResetError):  # it left meanwhile
                         for entry in entries:
                             await sub.send(entry, encoded[entry["seq"]], frames[entry["seq"]])
@@ -339,22 +357,6 @@ class StreamHub:
             if current is not None:
                 cache.remember(operation_id, current, generation)
         return current
-
-    async def _same_charter(
-        self, operation_id: str, readers: list[Subscriber], *, from_db: bool = False
-    ) -> list[Subscriber]:
-        """The readers whose areas were read under the operation's current charter version;
-        the others are left out of this delivery and re-read their areas (and catch up) now.
-        Entries another node stored are checked against the database's version (``from_db``):
-        this node's cache may not have heard of a version that node published first."""
-        current = await self._current_charter(operation_id, from_db=from_db)
-        fresh = []
-        for sub in readers:
-            if sub.charter_versions.get(operation_id) == current:
-                fresh.append(sub)
-            else:
-                sub.poke.set()
-        return fresh
 
     async def _roster_changed(self, ref: AreaRef) -> None:
         """Subscribers joining or leaving the area's roster re-read their areas now."""
@@ -435,6 +437,22 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await reader
         await ws.close()
     return ws
+
+
+def _same_charter(
+    operation_id: str, readers: list[Subscriber], current: int | None
+) -> list[Subscriber]:
+    """The readers whose areas were read under the operation's ``current`` charter version;
+    the others are left out of this delivery and re-read their areas (and catch up) now.
+    Entries another node stored are checked against the database's version (the caller
+    reads it): this node's cache may not have heard of a version that node published first."""
+    fresh = []
+    for sub in readers:
+        if sub.charter_versions.get(operation_id) == current:
+            fresh.append(sub)
+        else:
+            sub.poke.set()
+    return fresh
 
 
 async def _charter_versions(conn: Any, operation_ids: set[str]) -> dict[str, int]:
