@@ -42,6 +42,7 @@ def nginx_config(
     """deploy/nginx/opseal.conf made runnable as this user: TLS on a loopback port with a
     self-signed certificate, our nodes as the upstream, files under ``tmp``."""
     cert, key = tls
+    upstream = list(nodes)
     lines = []
     skipping = False
     for line in template.splitlines():
@@ -66,7 +67,10 @@ def nginx_config(
         lines.append(line)
     site = "\n".join(lines)
     assert "/etc/letsencrypt" not in site, "the # opseal: markers are out of date"
-    assert "8441" not in site, "the # opseal: markers are out of date"
+    # Exactly our nodes upstream (a port number is not searched as text: a random port such
+    # as 38441 contains the template's 8441).
+    servers = [int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+) ", site)]
+    assert sorted(servers) == sorted(upstream), "the # opseal: markers are out of date"
     temp = "\n".join(f"    {kind}_temp_path {tmp}/{kind};"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
     user = "user root;\n" if os.geteuid() == 0 else ""
