@@ -141,16 +141,26 @@ def socket_path(profile_path: Path) -> Path | None:
     return Path(record["socket"]) if isinstance(record, dict) and "socket" in record else None
 
 
+def _connect(path: Path, uid: int) -> socket.socket:
+    """A connection to the agent at ``path``, once the socket is private to ``uid`` and the
+    agent runs as ``uid``; raises OSError or :class:`AgentError` otherwise."""
+    _check_folder(path, uid)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.settimeout(CONNECT_TIMEOUT)
+        conn.connect(str(path))
+        check_peer(conn, uid)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def ask(path: Path, request: Mapping[str, Any], *, uid: int | None = None) -> dict[str, Any]:
     """Send one request to the agent at ``path`` and return its answer, after checking that
     the socket is private and that the agent runs as ``uid`` (default: ours)."""
-    uid = os.getuid() if uid is None else uid
     try:
-        _check_folder(path, uid)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(CONNECT_TIMEOUT)
-            conn.connect(str(path))
-            check_peer(conn, uid)
+        with _connect(path, os.getuid() if uid is None else uid) as conn:
             send(conn, request)
             answer = read_line(conn)
     except (OSError, ValueError) as exc:
@@ -193,16 +203,11 @@ def run_command(profile_path: Path, path: tuple[str, ...], argv: list[str]) -> i
     socket_file = socket_path(profile_path)
     if socket_file is None:
         return None
-    uid = os.getuid()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn = _connect(socket_file, os.getuid())
+    except (OSError, AgentError):
+        return None  # no agent (or not ours): nothing was asked
     with conn:
-        try:
-            _check_folder(socket_file, uid)
-            conn.settimeout(CONNECT_TIMEOUT)
-            conn.connect(str(socket_file))
-            check_peer(conn, uid)
-        except (OSError, AgentError):
-            return None  # no agent (or not ours): nothing was asked
         env = {k: v for k, v in os.environ.items()
                if k.startswith("OPSEAL_") and k not in NOT_FORWARDED}  # fmt: skip
         request = {"op": "run", "profile": str(profile_path.resolve()), "argv": argv,
