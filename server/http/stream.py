@@ -117,6 +117,7 @@ class Subscriber:
         self.positions = areas.decode_cursor(cursor)
         self.readable: frozenset[AreaRef] = frozenset()
         self._order: list[tuple[AreaRef, str]] = []  # areas.cursor_order(self.readable)
+        self._cursor: str | None = None  # the cursor of _order and positions, once encoded
         self.charter_versions: dict[str, int] = {}
         """The charter version of each operation when :attr:`readable` was computed."""
         self.lock = asyncio.Lock()
@@ -134,7 +135,9 @@ class Subscriber:
         )
 
     def cursor(self) -> str:
-        return areas.encode_cursor_of(self._order, self.positions)
+        if self._cursor is None:
+            self._cursor = areas.encode_cursor_of(self._order, self.positions)
+        return self._cursor
 
     async def refresh(self, latest: dict[AreaRef, int] | None = None) -> bool:
         """Re-check the token and the readable areas, then catch up from the database when
@@ -152,7 +155,7 @@ class Subscriber:
             versions = await _charter_versions(conn, {op for op, _ in rostered})
             readable = frozenset(await areas.readable_areas(self.ctx, conn, self.who))
         self.readable, self.charter_versions = readable, versions
-        self._order = areas.cursor_order(readable)
+        self._order, self._cursor = areas.cursor_order(readable), None
         behind = latest is None or any(
             ref not in before or self.positions.get(ref, 0) < latest.get(ref, 0)
             for ref in self.readable
@@ -173,20 +176,28 @@ class Subscriber:
             await self.ws.send_str(encode(idle).decode())
 
     async def send(
-        self, entry: dict[str, Any], encoded: bytes, frames: dict[str, bytes] | None = None
+        self,
+        entry: dict[str, Any],
+        encoded: bytes,
+        frames: dict[str, tuple[str, bytes]] | None = None,
     ) -> None:
         """Send one entry unless already sent (the caller holds :attr:`lock`). ``frames``
-        (by cursor) shares one frame among the subscribers whose cursor after it is the same."""
+        shares the work among the subscribers of one delivery: a cursor names every area of
+        the stream and its position, so the subscribers that had the same cursor before this
+        entry have the same one after it, and get the same frame (keyed by the cursor before)."""
         ref = AreaRef(entry["operation_id"], entry["area"])
-        if entry["seq"] <= self.positions.get(ref, 0) or self.ws.closed:
+        seq = entry["seq"]
+        if seq <= self.positions.get(ref, 0) or self.ws.closed:
             return
-        self.positions[ref] = entry["seq"]
-        cursor = self.cursor()
-        frame = None if frames is None else frames.get(cursor)
-        if frame is None:
-            frame = _frame(encoded, cursor)
+        before = self.cursor()
+        shared = None if frames is None else frames.get(before)
+        self.positions[ref] = seq
+        if shared is None:
+            self._cursor = None
+            shared = self.cursor(), _frame(encoded, self.cursor())
             if frames is not None:
-                frames[cursor] = frame
+                frames[before] = shared
+        self._cursor, frame = shared
         await self.ws.send_frame(frame, WSMsgType.TEXT)
 
 
@@ -304,7 +315,7 @@ class StreamHub:
             if event.seq > sub.positions.get(ref, 0):
                 by_position[sub.positions.get(ref, 0)].append(sub)
         encoded: dict[int, bytes] = {}
-        frames: dict[int, dict[str, bytes]] = defaultdict(dict)
+        frames: dict[int, dict[str, tuple[str, bytes]]] = defaultdict(dict)
         for position, group in by_position.items():
             # Up to this event only: a later entry may have been stored under a charter
             # version published after the check above; its own event checks it.

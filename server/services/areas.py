@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -73,8 +72,10 @@ MAX_SEQ = 2**62
 """The largest sequence number a cursor may carry (the views bound ``after`` alike)."""
 
 
-@dataclass(frozen=True)
-class AreaRef:
+class AreaRef(NamedTuple):
+    """An area of an operation. A named tuple, not a dataclass: streams hash and compare
+    these for every subscriber of every event, and a tuple does both in C."""
+
     operation_id: str
     area: str
 
