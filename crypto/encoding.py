@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import re
+import string
 import struct
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -79,19 +80,27 @@ def b64e(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_B64URL_VALUES = {c: i for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase)}
+_B64URL_VALUES |= {c: 52 + i for i, c in enumerate(string.digits + "-_")}
+_UNUSED_BITS = {2: 0x0F, 3: 0x03}
+"""The low bits of the last character that a text of length 2 or 3 modulo 4 leaves unused:
+canonical text has them zero (what re-encoding the decoded bytes gives)."""
+
+
 def b64d(text: str, *, field: str = "value", max_len: int = MAX_BYTES) -> bytes:
     """Bytes of unpadded base64url ``text``; a :class:`DecodeError` naming ``field`` if not."""
-    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+    if not isinstance(text, str) or not _B64URL.fullmatch(text):
         raise DecodeError(f"{field}: expected unpadded base64url text")
-    if len(text) % 4 == 1 or len(text) > (max_len * 4 + 2) // 3:
+    rest = len(text) % 4
+    if rest == 1 or len(text) > (max_len * 4 + 2) // 3:
         raise DecodeError(f"{field}: base64url text has an impossible length")
+    if rest and _B64URL_VALUES[text[-1]] & _UNUSED_BITS[rest]:
+        raise DecodeError(f"{field}: non-canonical base64url")
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.urlsafe_b64decode(text + "=" * (-rest % 4))
     except (binascii.Error, ValueError) as exc:
         raise DecodeError(f"{field}: invalid base64url") from exc
-    if b64e(data) != text:
-        raise DecodeError(f"{field}: non-canonical base64url")
-    return data
 
 
 class Writer:

@@ -164,6 +164,12 @@ class Envelope:
 
         return decode_all(data, _MSG, "envelope", read)
 
+    @staticmethod
+    def header_of(data: bytes) -> Header:
+        """The header of an encoded envelope, the rest unread: for a stored envelope (checked
+        whole when it was stored) whose header alone is wanted."""
+        return Header.from_bytes(Reader(data, _MSG, what="envelope").blob(max_len=2048))
+
     def verify_signature(self, key: VerifyKey) -> None:
         """Check the sender's signature: what the server does before storing an envelope."""
         key.verify(self.signature, self.to_be_signed(), what="message signature")

@@ -7,7 +7,6 @@ batch and blob sizes in the services) are checked in code, where the setting is 
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -16,6 +15,7 @@ from aiohttp import web
 from opseal.crypto.encoding import b64d
 from opseal.crypto.errors import CryptoError
 from opseal.wire import WireError, decode_body, decode_query, encode
+from opseal.wire.decode import unstorable
 
 from ..errors import BadRequest, PayloadTooLarge
 from ..services.areas import AreaRef
@@ -25,10 +25,6 @@ from .keys import CONTEXT
 __all__ = ["area_ref", "body", "bytes_of", "check_path", "context", "query", "reply", "typed"]
 
 T = TypeVar("T")
-
-# Text no database column can hold: PostgreSQL refuses NUL, and neither backend can encode
-# an unpaired surrogate (JSON's "\ud800" escape).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def context(request: web.Request) -> Context:
@@ -87,7 +83,7 @@ def bytes_of(text: str, name: str) -> bytes:
 def check_path(request: web.Request) -> None:
     """Refuse path parameters that no identifier can hold (before they reach a query)."""
     for name, value in request.match_info.items():
-        if _UNSTORABLE.search(value):
+        if unstorable(value):  # PostgreSQL refuses NUL; no backend stores a lone surrogate
             raise BadRequest(
                 f"path {name!r}: NUL and unpaired surrogate characters are not allowed",
                 field=name,

@@ -419,7 +419,7 @@ def _check_new(envelope: Envelope, epoch: int | None, key: VerifyKey, index: int
 async def _last_counter(conn: AsyncConnection, ref: AreaRef, device_id: str) -> int:
     """The counter of the device's latest message in the area (0 before its first)."""
     body = await entries.latest_message_of(conn, ref.operation_id, ref.area, device_id)
-    return Envelope.from_bytes(body).header.counter if body is not None else 0
+    return Envelope.header_of(body).counter if body is not None else 0
 
 
 def _check_counter(envelope: Envelope, last: int, index: int) -> int:

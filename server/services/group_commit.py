@@ -217,7 +217,7 @@ class _Group:
         keys = await identity_store.device_signing_keys(conn, devices)
         roster = await area_store.roster(conn, ref.operation_id, ref.area)
         latest = await entries.latest_messages_of(conn, ref.operation_id, ref.area, devices)
-        counters = {d: Envelope.from_bytes(b).header.counter for d, b in latest.items()}
+        counters = {d: Envelope.header_of(b).counter for d, b in latest.items()}
         wanted = [
             (d, m)
             for d, posts in self.message_ids.items()

@@ -171,7 +171,7 @@ async def receipt_status(
         rows = await store.for_message(conn, key)
         roster = await area_store.roster_orgs(conn, ref.operation_id, ref.area)
         sender_org = await identity_store.device_org(conn, message.device_id)
-    header = Envelope.from_bytes(message.body).header
+    header = Envelope.header_of(message.body)
     orgs = _by_org(member.charter, ref.area, rows, roster)
     return {
         "operation_id": ref.operation_id,
