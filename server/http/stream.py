@@ -263,11 +263,10 @@ class StreamHub:
             await self._sweep(subscribers[start : start + SWEEP_BATCH])
 
     async def _sweep(self, batch: list[Subscriber]) -> None:
+        found = await identity.authenticate_many(self.ctx, {sub.token for sub in batch})
         live = []
         for sub in batch:
-            try:
-                await identity.authenticate(self.ctx, sub.token)
-            except OpSealError:
+            if isinstance(found[sub.token], OpSealError):
                 sub.poke.set()  # its own refresh tells the client why, and ends the stream
             else:
                 live.append(sub)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "SESSION_CACHE_SECONDS",
     "DeviceRecord",
     "authenticate",
+    "authenticate_many",
     "challenge",
     "device_record",
     "enrol",
@@ -422,28 +424,59 @@ def forget_sessions(ctx: Context, token_hash: bytes | None = None) -> None:
 
 async def authenticate(ctx: Context, token: str) -> Principal:
     """The device behind a bearer token; :class:`Unauthorized` if none, expired or revoked."""
-    try:
-        b64d(token, field="token", max_len=64)
-    except CryptoError as exc:
-        raise Unauthorized("malformed bearer token") from exc
-    token_hash = _token_hash(ctx, token)
-    cached = ctx.sessions.get(token_hash)
-    if cached is not None and time.monotonic() - cached[2] < SESSION_CACHE_SECONDS:
-        found, expires_at = cached[0], cached[1]
-    else:
+    found = (await authenticate_many(ctx, [token]))[token]
+    if isinstance(found, Unauthorized):
+        raise found
+    return found
+
+
+async def authenticate_many(
+    ctx: Context, tokens: Iterable[str]
+) -> dict[str, Principal | Unauthorized]:
+    """:func:`authenticate` for each of ``tokens``, the sessions not cached read in one query
+    (a stream sweep re-checks hundreds at once): each token's device, or its refusal."""
+    answers: dict[str, Principal | Unauthorized] = {}
+    unread: dict[bytes, str] = {}
+    now = time.monotonic()
+    for token in tokens:
+        try:
+            b64d(token, field="token", max_len=64)
+        except CryptoError:
+            answers[token] = Unauthorized("malformed bearer token")
+            continue
+        token_hash = _token_hash(ctx, token)
+        cached = ctx.sessions.get(token_hash)
+        if cached is not None and now - cached[2] < SESSION_CACHE_SECONDS:
+            answers[token] = _unexpired(ctx, cached[0], cached[1])
+        else:
+            unread[token_hash] = token
+    if unread:
         generation = ctx.session_generation
         async with ctx.engine.connect() as conn:
-            row = await store.session_principal(conn, token_hash)
-        if row is None:
-            raise Unauthorized("unknown or expired token: log in again")
-        if row.revoked_at is not None or row.user_revoked_at is not None:
-            raise Unauthorized("this device has been revoked")
-        found = Principal(row.device_id, row.org_id, row.user_id, row.kind)
-        expires_at = row.expires_at
-        if len(ctx.sessions) >= MAX_CACHED_SESSIONS:
-            ctx.sessions.clear()
-        if ctx.session_generation == generation:  # no logout or revocation meanwhile
-            ctx.sessions[token_hash] = (found, expires_at, time.monotonic())
+            rows = await store.session_principals(conn, list(unread))
+        for token_hash, token in unread.items():
+            answers[token] = _session(ctx, token_hash, rows.get(token_hash), generation)
+    return answers
+
+
+def _session(
+    ctx: Context, token_hash: bytes, row: Any, generation: int
+) -> Principal | Unauthorized:
+    """The device of a session row just read (cached unless a logout or revocation came
+    meanwhile: ``generation`` is the one before the read), or the refusal."""
+    if row is None:
+        return Unauthorized("unknown or expired token: log in again")
+    if row.revoked_at is not None or row.user_revoked_at is not None:
+        return Unauthorized("this device has been revoked")
+    found = Principal(row.device_id, row.org_id, row.user_id, row.kind)
+    if len(ctx.sessions) >= MAX_CACHED_SESSIONS:
+        ctx.sessions.clear()
+    if ctx.session_generation == generation:  # no logout or revocation meanwhile
+        ctx.sessions[token_hash] = (found, row.expires_at, time.monotonic())
+    return _unexpired(ctx, found, row.expires_at)
+
+
+def _unexpired(ctx: Context, found: Principal, expires_at: int) -> Principal | Unauthorized:
     if expires_at <= ctx.now():
-        raise Unauthorized("unknown or expired token: log in again")
+        return Unauthorized("unknown or expired token: log in again")
     return found

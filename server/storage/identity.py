@@ -11,7 +11,7 @@ history), devices, revocations, codes and sessions — whose statements are buil
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -58,7 +58,7 @@ __all__ = [
     "revoke_users_with_key",
     "revoked_key_ids",
     "root_keys",
-    "session_principal",
+    "session_principals",
     "set_root_key",
     "take_challenge",
     "update_user_certificate",
@@ -465,8 +465,9 @@ _TAKE_CHALLENGE = (
     .returning(challenges.c.expires_at)
 )
 _DELETE_SESSION = delete(sessions).where(sessions.c.token_hash == bindparam("token_hash"))
-_SESSION_PRINCIPAL = (
+_SESSION_PRINCIPALS = (
     select(
+        sessions.c.token_hash,
         sessions.c.expires_at,
         devices.c.device_id,
         devices.c.org_id,
@@ -477,7 +478,7 @@ _SESSION_PRINCIPAL = (
     )
     .join(devices, devices.c.device_id == sessions.c.device_id)
     .join(users, (users.c.org_id == devices.c.org_id) & (users.c.user_id == devices.c.user_id))
-    .where(sessions.c.token_hash == bindparam("token_hash"))
+    .where(sessions.c.token_hash.in_(bindparam("token_hashes", expanding=True)))
 )
 
 
@@ -520,6 +521,10 @@ async def delete_session(conn: AsyncConnection, token_hash: bytes) -> None:
     await conn.execute(_DELETE_SESSION, {"token_hash": token_hash})
 
 
-async def session_principal(conn: AsyncConnection, token_hash: bytes) -> Record | None:
-    """The session's expiry with its device and user (ids, kind, revocation times), or None."""
-    return (await conn.execute(_SESSION_PRINCIPAL, {"token_hash": token_hash})).first()
+async def session_principals(
+    conn: AsyncConnection, token_hashes: Sequence[bytes]
+) -> dict[bytes, Record]:
+    """Each session's expiry with its device and user (ids, kind, revocation times), by token
+    hash (absent: no such session)."""
+    rows = await conn.execute(_SESSION_PRINCIPALS, {"token_hashes": list(token_hashes)})
+    return {bytes(row.token_hash): row for row in rows}

@@ -131,14 +131,31 @@ async def test_revoking_a_user_key_reaches_its_devices_and_ends_their_sessions(p
         assert await identity.devices_of_users_with_key(conn, "fr", b"k-ann") == []
         await identity.revoke_devices(conn, revoked, NOW + 1)
     async with people.connect() as conn:
-        assert await identity.session_principal(conn, b"t-ann-1") is None
-        assert await identity.session_principal(conn, b"t-ann-2") is None
+        assert await one_session(conn, b"t-ann-1") is None
+        assert await one_session(conn, b"t-ann-2") is None
         assert (await identity.device_with_user(conn, "ann-1")).revoked_at == NOW + 1
-        bob = await identity.session_principal(conn, b"t-bob")
+        bob = await one_session(conn, b"t-bob")
         assert (bob.device_id, bob.revoked_at, bob.user_revoked_at) == ("bob-1", None, None)
         assert await identity.revoked_key_ids(conn, "wco") == {b"k-ann"}
         assert await identity.revoked_key_ids(conn, "fr") == set()
         assert await identity.revoked_key_ids(conn) == {b"k-ann"}
+
+
+async def one_session(conn, token_hash: bytes):
+    return (await identity.session_principals(conn, [token_hash])).get(token_hash)
+
+
+async def test_sessions_are_read_together_by_token_hash(people):
+    """Many sessions read in one query come back by token hash; unknown hashes are absent."""
+    async with tx(people) as conn:
+        await identity.insert_session(conn, b"t1", "bob-1", NOW + 10, NOW)
+        await identity.insert_session(conn, b"t2", "ann-1", NOW + 20, NOW)
+    async with people.connect() as conn:
+        found = await identity.session_principals(conn, [b"t1", b"nope", b"t2"])
+    assert {token: (row.device_id, row.expires_at) for token, row in found.items()} == {
+        b"t1": ("bob-1", NOW + 10),
+        b"t2": ("ann-1", NOW + 20),
+    }
 
 
 async def test_a_session_names_its_device_user_and_revocations(people):
@@ -147,7 +164,7 @@ async def test_a_session_names_its_device_user_and_revocations(people):
     async with tx(people) as conn:
         await identity.insert_session(conn, b"tok", "bob-1", NOW + 3600, NOW)
     async with people.connect() as conn:
-        row = await identity.session_principal(conn, b"tok")
+        row = await one_session(conn, b"tok")
         assert (row.expires_at, row.device_id, row.org_id, row.user_id, row.kind) == (
             NOW + 3600,
             "bob-1",
@@ -155,15 +172,15 @@ async def test_a_session_names_its_device_user_and_revocations(people):
             "bob",
             "person",
         )
-        assert await identity.session_principal(conn, b"other") is None
+        assert await one_session(conn, b"other") is None
     async with tx(people) as conn:
         await identity.revoke_users_with_key(conn, "fr", b"k-bob", NOW + 2)
     async with people.connect() as conn:
-        assert (await identity.session_principal(conn, b"tok")).user_revoked_at == NOW + 2
+        assert (await one_session(conn, b"tok")).user_revoked_at == NOW + 2
     async with tx(people) as conn:
         await identity.delete_session(conn, b"tok")
     async with people.connect() as conn:
-        assert await identity.session_principal(conn, b"tok") is None
+        assert await one_session(conn, b"tok") is None
 
 
 async def test_a_challenge_is_taken_once_by_its_device(engine):
