@@ -17,7 +17,8 @@ sets up 'STOP V' with the test suite's helpers, and measures:
 - ``fanout_500_p50_ms``/``p99``: one message at a time to 500 idle WebSocket subscribers, from
   the start of the post until the frame reaches each subscriber's socket (20 messages, so
   10,000 samples; the subscribers are bare protocol readers that only note arrival times,
-  on uvloop's event loop, whose TLS is written in C);
+  on uvloop's event loop, whose TLS is written in C, with this process's garbage collector
+  off while it measures, as ``timeit`` does);
   ``fanout_500_server_mean_ms`` is a node's own time to write to all of its subscribers
   (/metrics of each node; behind nginx, each node holds about half of the streams) and
   ``fanout_500_server_cpu_ms`` the CPU time of all nodes (not nginx) per message during those
@@ -43,6 +44,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import os
 import ssl
@@ -445,6 +447,7 @@ async def measure_fanout(
     delays: list[float] = []
     before_metrics = await fanout_metrics(target)
     cpu_before = sum(map(cpu_seconds, target.pids))
+    gc.disable()  # as timeit does: a collection in this process would delay the readers
     try:
         for _ in range(sizes.fanout_messages):
             [n] = take_counters(op, POSTERS[0], 1)
@@ -458,6 +461,7 @@ async def measure_fanout(
             delays += [(when - start) * 1000 for when in arrivals]
         cpu_ms = (sum(map(cpu_seconds, target.pids)) - cpu_before) * 1000
     finally:
+        gc.enable()
         for sub in subscribers:
             if sub.transport is not None:
                 sub.transport.close()
