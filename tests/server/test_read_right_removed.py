@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from typing import Any
 
 import pytest
 
 from opseal.client.errors import ForbiddenError
 from opseal.server.http.stream import HUB
+from opseal.server.services.areas import AreaRef
 from opseal.server.services.charter_cache import CharterVersions
 from opseal.wire.operations import Event
 from opseal.wire.stream import StreamEvent, StreamIdle
@@ -88,3 +90,52 @@ def test_the_cached_charter_version_is_never_older_than_a_committed_one():
     assert cache.get("op") == 2
     cache.forget("op")  # another node's version 3
     assert cache.get("op") is None
+
+
+async def test_a_delivery_held_while_the_read_right_goes_leaves_the_reader_out(
+    operation, monkeypatch
+):
+    """The hostile timing of a race: the hub has checked the charter version and chosen the
+    readers of an entry, then waits on the database (held here on purpose) while the
+    coordinator publishes a version removing the partner's read right and the partner's
+    stream re-reads its areas. When the delivery goes on, the partner gets nothing: each
+    reader's areas and version are checked again under its lock, not taken from the list
+    made before the wait."""
+    state, secret = await make_area(operation, AREA, ["coordinator", "customs", "partner"])
+    partner = operation.actors["partner"]
+    seen: list[Event] = []
+    idle = asyncio.Event()
+    follower = asyncio.create_task(_follow(partner.api, seen, idle))
+    await asyncio.wait_for(idle.wait(), 10)
+    await post_text(operation, "customs", AREA, state, secret, 1)  # the version is cached
+    async with asyncio.timeout(5):
+        while not any(e.kind == "message" for e in seen):
+            await asyncio.sleep(0.02)
+    before = len(seen)
+
+    hub = operation.server.runner.app[HUB]
+    held, release = asyncio.Event(), asyncio.Event()
+    read_entries = hub.tail.after
+
+    async def held_read(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        held.set()
+        await release.wait()
+        return await read_entries(*args, **kwargs)
+
+    monkeypatch.setattr(hub.tail, "after", held_read)
+    await post_text(operation, "customs", AREA, state, secret, 2)
+    await asyncio.wait_for(held.wait(), 5)  # readers chosen under version 1, delivery held
+    await remove_partner_read_right(operation)
+    [stream] = [sub for sub in hub.subscribers if sub.who.device_id == partner.device_id]
+    stream.poke.set()  # as the hub's periodic re-check would: the stream re-reads its areas
+    async with asyncio.timeout(5):
+        while AreaRef(operation.id, AREA) in stream.readable:
+            await asyncio.sleep(0.02)
+    release.set()
+    async with asyncio.timeout(5):
+        while hub.delivered.get(AreaRef(operation.id, AREA), 0) < 2:
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+
+    follower.cancel()
+    assert [e for e in seen[before:] if e.area == AREA] == []
