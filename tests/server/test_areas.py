@@ -26,7 +26,7 @@ from opseal.crypto.group import (
 )
 from opseal.server.errors import Conflict, CounterRefused, Forbidden
 from opseal.server.services import group_commit, identity
-from opseal.server.services.areas import AreaRef
+from opseal.server.services.areas import AreaRef, decode_cursor
 from opseal.wire.operations import CommitStored
 from opseal.wire.stream import StreamEvent
 
@@ -245,6 +245,37 @@ async def test_stream_delivers_in_order_and_resumes_from_cursor(operation):
     await asyncio.wait_for(follow(6), 15)
     assert len(received) == 6
     assert received == sorted(set(received))
+
+
+async def test_one_delivery_gives_each_stream_the_cursor_of_its_own_areas(operation):
+    """Streams reading different areas share one delivery of an entry: each gets the cursor
+    of its own areas (the frame is shared only among streams whose cursor was the same)."""
+    state, secret = await make_area(operation, "seizures", ["customs", "customs2", "partner"])
+    await make_area(operation, "plan", ["coordinator", "customs", "customs2"])
+    readers = ("customs", "customs2", "partner")
+    starts = {who: (await operation.actors[who].api.sync()).cursor for who in readers}
+
+    async def first_message(who: str) -> str:
+        async for message in operation.actors[who].api.stream(starts[who]):
+            if isinstance(message, StreamEvent) and message.event.kind == "message":
+                return message.cursor
+        raise AssertionError("the stream ended")
+
+    tasks = {who: asyncio.create_task(first_message(who)) for who in readers}
+    await asyncio.sleep(0.5)  # the streams are open and caught up
+    sealed = envelope(operation, "customs", state, secret, 1).to_bytes()
+    seq = await operation.actors["customs"].api.post_message(operation.id, "seizures", sealed)
+    cursors = {who: await asyncio.wait_for(task, 10) for who, task in tasks.items()}
+    positions = {who: decode_cursor(cursor) for who, cursor in cursors.items()}
+    seizures, plan = AreaRef(operation.id, "seizures"), AreaRef(operation.id, "plan")
+    assert positions["partner"] == {seizures: seq}
+    for who in ("customs", "customs2"):
+        assert positions[who][seizures] == seq
+        assert positions[who][plan] == decode_cursor(starts[who])[plan]
+    assert cursors["customs"] == cursors["customs2"]  # same areas, same positions
+    for who in readers:  # resuming from it gives nothing again
+        page = await operation.actors[who].api.sync(cursors[who])
+        assert [e for e in page.events if e.area == "seizures"] == []
 
 
 async def test_single_posts_committed_as_one_group_each_get_their_own_answer(operation):
