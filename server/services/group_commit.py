@@ -27,7 +27,6 @@ from opseal.crypto.envelope import Envelope
 from opseal.crypto.keys import VerifyKey
 
 from ..errors import Forbidden, OpSealError, Unavailable
-from ..storage import areas as area_store
 from ..storage import entries
 from ..storage import identity as identity_store
 from .areas import (
@@ -208,16 +207,16 @@ class _Group:
             raise found
 
     async def read_senders(self) -> None:
-        """What the rules need of every sending device, in one query each: keys, the roster,
-        latest counters and the stored entries under the group's message ids — only those of
-        posts whose counter is not above their sender's last, as in
+        """What the rules need of every sending device, in one query each: keys, roster
+        membership with the latest counters, and the stored entries under the group's message
+        ids — only those of posts whose counter is not above their sender's last, as in
         :func:`.areas.store_envelopes` (a new counter under a used id fails the insert, and the
         posts are then judged alone)."""
         conn, ref, devices = self.tx.conn, self.ref, sorted(self.message_ids)
         keys = await identity_store.device_signing_keys(conn, devices)
-        roster = await area_store.roster(conn, ref.operation_id, ref.area)
         latest = await entries.latest_messages_of(conn, ref.operation_id, ref.area, devices)
-        counters = {d: Envelope.header_of(b).counter for d, b in latest.items()}
+        roster = set(latest)  # those of the senders in the area's roster
+        counters = {d: Envelope.header_of(b).counter for d, b in latest.items() if b is not None}
         wanted = [
             (d, m)
             for d, posts in self.message_ids.items()

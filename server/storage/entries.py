@@ -164,9 +164,9 @@ async def by_senders_message_ids(
 
 async def latest_messages_of(
     conn: AsyncConnection, operation_id: str, area: str, device_ids: Sequence[str]
-) -> dict[str, bytes]:
-    """:func:`latest_message_of` for several devices of the area's roster at once, by device
-    (absent before its first message, and for a device not in the roster)."""
+) -> dict[str, bytes | None]:
+    """:func:`latest_message_of` for several devices at once, by device: those of the area's
+    roster only (so the keys tell which are in it), None for one without a message yet."""
     params = {"operation_id": operation_id, "area": area, "device_ids": list(device_ids)}
     rows = await conn.execute(_LATEST_MESSAGES_OF, params)
-    return {row.device_id: row.body for row in rows if row.body is not None}
+    return {row.device_id: row.body for row in rows}
