@@ -38,6 +38,7 @@ __all__ = [
     "hkdf_sha256",
     "open_key_file",
     "seal_key_file",
+    "sodium_accepts",
 ]
 
 _MLKEM_PUB = 1184
@@ -72,13 +73,14 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes = b"") -> byte
 class VerifyKey:
     """An Ed25519 public key; equal when the raw bytes are equal."""
 
-    __slots__ = ("_key", "raw")
+    __slots__ = ("_key", "_key_id", "raw")
 
     def __init__(self, raw: bytes) -> None:
         if not isinstance(raw, bytes) or len(raw) != 32:
             raise DecodeError("Ed25519 public key must be 32 bytes")
         self._key = _load_ed25519_public(raw)
         self.raw = raw
+        self._key_id: bytes | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VerifyKey) and other.raw == self.raw
@@ -89,7 +91,9 @@ class VerifyKey:
     @property
     def key_id(self) -> bytes:
         """SHA-256 of the raw public key: how certificates name their issuer."""
-        return sha256(self.raw)
+        if self._key_id is None:  # asked for every message a sender's key checks
+            self._key_id = sha256(self.raw)
+        return self._key_id
 
     @property
     def fingerprint(self) -> str:
@@ -112,6 +116,13 @@ class VerifyKey:
 
     def __repr__(self) -> str:
         return f"VerifyKey({self.fingerprint})"
+
+
+def sodium_accepts(signature: bytes, message: bytes, public: bytes) -> bool:
+    """Whether libsodium's Ed25519 verification accepts ``signature`` of ``message`` under the
+    raw public key ``public``: if it does, :meth:`VerifyKey.verify` does; if not, only that
+    method's verdict counts (it asks OpenSSL)."""
+    return _sodium_accepts(signature, message, public)
 
 
 def _sodium_accepts(signature: bytes, message: bytes, public: bytes) -> bool:

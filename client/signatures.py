@@ -1,0 +1,170 @@
+"""Message signatures checked ahead of the verifier, on the machine's other core (design §14).
+
+A first sync verifies tens of thousands of Ed25519 signatures, a third of its work. While the
+:class:`~opseal.client.verifier.Verifier` checks one page, :func:`decode_page` decodes the
+next and sends each message's signature, with the signing key its sender had in the epoch
+the verifier last used, to a :class:`SignatureWorker`: a child process running libsodium (a
+thread would not do: it waits for the interpreter lock between signatures while the verifier
+runs Python).
+
+The verdict only spares work: the verifier still runs every check of every message in order,
+and skips the signature check only if the worker verified that very signature and message
+under the key the sender holds in the state the verifier opens the message with
+(``open_envelope(signed_by=...)``). A refused signature, a key that changed meanwhile, or a
+worker that failed mean the verifier checks the signature itself, as without a worker, and a
+forgery is refused and warned about exactly as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from opseal.crypto.encoding import b64d
+from opseal.crypto.envelope import Envelope
+from opseal.crypto.errors import CryptoError
+from opseal.wire.operations import Event
+
+__all__ = ["CHUNK", "Decoded", "SignatureWorker", "decode_page"]
+
+CHUNK = 128
+"""Signatures per batch sent to the worker (the verifier waits for a batch, not a page)."""
+
+_BATCH = struct.Struct(">II")
+_SIZE = struct.Struct(">I")
+
+
+class SignatureWorker:
+    """A child process that checks Ed25519 signatures in batches (``python -m
+    opseal.client._signature_worker``). Any failure of the child only turns its verdicts
+    into "not checked"."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pending: deque[asyncio.Future[bytes]] = deque()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the child (it loads while the verifier works on the first page)."""
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "opseal.client._signature_worker",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        except OSError:
+            self._proc = None
+            return
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def check(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> asyncio.Future[bytes]:
+        """Send ``(public key, signature, message)`` items; the future gives one byte per item,
+        1 if the signature verifies (empty if the worker is gone)."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+            future.set_result(b"")
+            return future
+        if any(len(k) != 32 or len(s) != 64 for k, s, _ in items):
+            raise ValueError("a signature check needs a 32-byte key and a 64-byte signature")
+        payload = b"".join(b"".join((k, s, _SIZE.pack(len(m)), m)) for k, s, m in items)
+        self._pending.append(future)
+        try:
+            proc.stdin.write(_BATCH.pack(len(items), len(payload)) + payload)
+            await proc.stdin.drain()
+        except (OSError, RuntimeError):  # the child is gone: _read fails what is pending
+            pass
+        return future
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        stdout = self._proc.stdout
+        try:
+            while True:
+                count, size = _BATCH.unpack(await stdout.readexactly(_BATCH.size))
+                verdicts = await stdout.readexactly(size)
+                future = self._pending.popleft()
+                if not future.done():
+                    future.set_result(verdicts if size == count else b"")
+        except (asyncio.IncompleteReadError, OSError, IndexError, struct.error):
+            pass
+        finally:
+            while self._pending:
+                future = self._pending.popleft()
+                if not future.done():
+                    future.set_result(b"")
+
+    async def close(self) -> None:
+        """Stop the child (it exits when its input closes)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        if self._reader is not None:
+            await self._reader
+
+
+@dataclass
+class Decoded:
+    """A message entry decoded ahead of its turn, and what the worker says of its signature."""
+
+    body: bytes
+    envelope: Envelope
+    key: bytes | None = None
+    """The public key its signature was sent to the worker with (None: not sent)."""
+    verdicts: asyncio.Future[bytes] | None = None
+    index: int = 0
+
+    async def signed_by(self) -> bytes | None:
+        """The public key under which the worker verified the signature, or None."""
+        if self.key is None or self.verdicts is None:
+            return None
+        verdicts = await self.verdicts
+        return self.key if self.index < len(verdicts) and verdicts[self.index] == 1 else None
+
+
+async def decode_page(
+    events: Sequence[Event],
+    signer: Callable[[str, str, int, str], bytes | None],
+    worker: SignatureWorker | None,
+) -> dict[int, Decoded]:
+    """The page's messages that decode, by position, their signatures sent to ``worker`` when
+    ``signer(op, area, epoch, sender)`` names a key to check them with. What does not decode
+    is left out: the verifier decodes it again and refuses it with the reason."""
+    decoded: dict[int, Decoded] = {}
+    batch: list[Decoded] = []
+    for n, event in enumerate(events):
+        if not isinstance(event, Event) or event.kind != "message":
+            continue
+        try:
+            body = b64d(event.body, field="body")
+            envelope = Envelope.from_bytes(body)
+        except CryptoError:
+            continue
+        item = decoded[n] = Decoded(body, envelope)
+        header = envelope.header
+        if worker is not None:
+            item.key = signer(event.operation_id, event.area, header.epoch, header.sender)
+            if item.key is not None:
+                batch.append(item)
+    for start in range(0, len(batch), CHUNK):
+        chunk = batch[start : start + CHUNK]
+        assert worker is not None
+        future = await worker.check(
+            [(i.key or b"", i.envelope.signature, i.envelope.to_be_signed()) for i in chunk]
+        )
+        for index, item in enumerate(chunk):
+            item.verdicts, item.index = future, index
+    return decoded
