@@ -1,7 +1,7 @@
 """Message signatures checked ahead of the verifier, on the machine's other core (design §14).
 
 A first sync verifies tens of thousands of Ed25519 signatures, a third of its work. While the
-:class:`~opseal.client.verifier.Verifier` checks one page, :func:`decode_page` decodes the
+:class:`~opseal.client.verifier.Verifier` checks one page, :class:`DecodedPage` decodes the
 next and sends each message's signature, with the signing key its sender had in the epoch
 the verifier last used, to a :class:`SignatureWorker`: a child process running libsodium (a
 thread would not do: it waits for the interpreter lock between signatures while the verifier
@@ -30,11 +30,12 @@ from opseal.crypto.envelope import Envelope
 from opseal.crypto.errors import CryptoError
 from opseal.wire.operations import Event
 
-__all__ = ["CHUNK", "Decoded", "SignatureWorker", "decode_page"]
+__all__ = ["CHUNK", "Decoded", "DecodedPage", "SignatureWorker", "Signer"]
 
 CHUNK = 128
 """Signatures per batch sent to the worker (the verifier waits for a batch, not a page)."""
 
+_BUFFERED = 8 * 1024 * 1024
 _BATCH = struct.Struct(">II")
 _SIZE = struct.Struct(">I")
 
@@ -60,6 +61,10 @@ class SignatureWorker:
         except OSError:
             self._proc = None
             return
+        assert self._proc.stdin is not None
+        # A page or two waits in the pipe while the child works: the verifier must not wait
+        # for the child to take a batch before it goes on with its own checks.
+        self._proc.stdin.transport.set_write_buffer_limits(high=_BUFFERED)
         self._reader = asyncio.ensure_future(self._read())
 
     async def check(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> asyncio.Future[bytes]:
@@ -116,16 +121,27 @@ class SignatureWorker:
             await self._reader
 
 
+Signer = Callable[[str, str, int, str], "bytes | None"]
+"""``(op, area, epoch, sender)`` -> the sender's public key to check a signature with."""
+
+
 @dataclass
 class Decoded:
     """A message entry decoded ahead of its turn, and what the worker says of its signature."""
 
     body: bytes
     envelope: Envelope
+    place: Event
     key: bytes | None = None
     """The public key its signature was sent to the worker with (None: not sent)."""
     verdicts: asyncio.Future[bytes] | None = None
     index: int = 0
+
+    def ask(self, signer: Signer) -> bool:
+        """Take the key to send the signature with from ``signer``; whether there is one."""
+        header = self.envelope.header
+        self.key = signer(self.place.operation_id, self.place.area, header.epoch, header.sender)
+        return self.key is not None
 
     async def signed_by(self) -> bytes | None:
         """The public key under which the worker verified the signature, or None."""
@@ -135,36 +151,44 @@ class Decoded:
         return self.key if self.index < len(verdicts) and verdicts[self.index] == 1 else None
 
 
-async def decode_page(
-    events: Sequence[Event],
-    signer: Callable[[str, str, int, str], bytes | None],
-    worker: SignatureWorker | None,
-) -> dict[int, Decoded]:
-    """The page's messages that decode, by position, their signatures sent to ``worker`` when
-    ``signer(op, area, epoch, sender)`` names a key to check them with. What does not decode
-    is left out: the verifier decodes it again and refuses it with the reason."""
-    decoded: dict[int, Decoded] = {}
-    batch: list[Decoded] = []
-    for n, event in enumerate(events):
-        if not isinstance(event, Event) or event.kind != "message":
-            continue
-        try:
-            body = b64d(event.body, field="body")
-            envelope = Envelope.from_bytes(body)
-        except CryptoError:
-            continue
-        item = decoded[n] = Decoded(body, envelope)
-        header = envelope.header
-        if worker is not None:
-            item.key = signer(event.operation_id, event.area, header.epoch, header.sender)
-            if item.key is not None:
-                batch.append(item)
-    for start in range(0, len(batch), CHUNK):
-        chunk = batch[start : start + CHUNK]
-        assert worker is not None
-        future = await worker.check(
-            [(i.key or b"", i.envelope.signature, i.envelope.to_be_signed()) for i in chunk]
-        )
-        for index, item in enumerate(chunk):
-            item.verdicts, item.index = future, index
-    return decoded
+class DecodedPage:
+    """A sync page's messages that decode, by position in the page. What does not decode is
+    left out: the verifier decodes it again and refuses it with the reason."""
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.items: dict[int, Decoded] = {}
+        for n, event in enumerate(events):
+            if not isinstance(event, Event) or event.kind != "message":
+                continue
+            try:
+                body = b64d(event.body, field="body")
+                self.items[n] = Decoded(body, Envelope.from_bytes(body), place=event)
+            except CryptoError:
+                continue
+        self._sent = False
+        self._tried: object = None
+
+    def get(self, n: int) -> Decoded | None:
+        return self.items.get(n)
+
+    async def send(
+        self, worker: SignatureWorker, signer: Signer, hints: object, start: int = 0
+    ) -> None:
+        """Send the signatures of the messages from position ``start`` on to ``worker``, each
+        with the key ``signer(op, area, epoch, sender)`` names (none: left to the verifier).
+        Done once: again only while no key was known, and when ``hints`` (the signer's
+        knowledge) changed since."""
+        if self._sent or hints == self._tried:
+            return
+        self._tried = hints
+        batch = [item for n, item in self.items.items() if n >= start and item.ask(signer)]
+        if not batch:
+            return
+        self._sent = True
+        for first in range(0, len(batch), CHUNK):
+            chunk = batch[first : first + CHUNK]
+            future = await worker.check(
+                [(i.key or b"", i.envelope.signature, i.envelope.to_be_signed()) for i in chunk]
+            )
+            for index, item in enumerate(chunk):
+                item.verdicts, item.index = future, index

@@ -53,7 +53,7 @@ from .forks import ForkWatch
 from .ports import Clock
 from .revocations import Revocations
 from .session import Session
-from .signatures import Decoded, SignatureWorker, decode_page
+from .signatures import CHUNK, Decoded, DecodedPage, SignatureWorker
 from .store import Store, StoredMessage
 
 __all__ = ["IntegrityWarning", "SyncReport", "Verifier"]
@@ -100,6 +100,7 @@ class Verifier:
         self._charters: dict[str, Charter] = {}
         self._tracker = store.load_tracker()
         self._signers: dict[tuple[str, str], GroupState] = {}  # see _signer
+        self._hints = 0  # changes with _signers
         self.revocations = Revocations(session, store)
         self.forks = ForkWatch(session, store, identity.device_id, log_key)
 
@@ -240,12 +241,12 @@ class Verifier:
     async def _sync_pages(
         self, page: SyncPage, worker: SignatureWorker | None, report: SyncReport
     ) -> None:
-        decoded = await decode_page(page.events, self._signer, worker)
+        decoded = DecodedPage(page.events)
         while True:
             # The next page is asked for before this one is verified, so the server reads and
             # sends it meanwhile, and it is decoded and its signatures checked by the worker
             # while this one is verified; it is used only if this page was stored.
-            ahead = asyncio.ensure_future(self._next_page(page.cursor, worker)) if page.more else None
+            ahead = asyncio.ensure_future(self._next_page(page.cursor)) if page.more else None
             await asyncio.sleep(0)  # let the request go out before the CPU-bound checks
             try:
                 # One local transaction per page: verified entries, positions, the cursor and
@@ -253,8 +254,7 @@ class Verifier:
                 with self._store.transaction():
                     for n, entry in enumerate(page.events):
                         if n % YIELD_EVERY == 0:
-                            # the next page is read off the socket and decoded meanwhile
-                            await asyncio.sleep(0)
+                            await self._look_ahead(worker, decoded, n, ahead)
                         await self.ingest(entry, report, decoded.get(n))
                     self._store.put("sync-cursor", page.cursor.encode())
                     self.save_tracker()
@@ -269,11 +269,27 @@ class Verifier:
                 break
             page, decoded = await ahead
 
-    async def _next_page(
-        self, cursor: str, worker: SignatureWorker | None
-    ) -> tuple[SyncPage, dict[int, Decoded]]:
+    async def _next_page(self, cursor: str) -> tuple[SyncPage, DecodedPage]:
         page = await self._session.api.sync(cursor, limit=PAGE_SIZE)
-        return page, await decode_page(page.events, self._signer, worker)
+        return page, DecodedPage(page.events)
+
+    async def _look_ahead(
+        self,
+        worker: SignatureWorker | None,
+        current: DecodedPage,
+        n: int,
+        ahead: asyncio.Future[tuple[SyncPage, DecodedPage]] | None,
+    ) -> None:
+        """Between entries: let the next page arrive and be decoded, and send the worker the
+        signatures it can check before the verifier reaches them (in this page, those past
+        the next batch; then the whole next page)."""
+        await asyncio.sleep(0)
+        if worker is None:
+            return
+        await current.send(worker, self._signer, self._hints, start=n + CHUNK)
+        if ahead is not None and ahead.done() and not ahead.cancelled():
+            if ahead.exception() is None:
+                await ahead.result()[1].send(worker, self._signer, self._hints)
 
     def _signer(self, op: str, area: str, epoch: int, sender: str) -> bytes | None:
         """The signing key ``sender`` had in the state of ``epoch`` the verifier last opened
@@ -292,7 +308,7 @@ class Verifier:
         """Verify one area entry (an :class:`~opseal.wire.operations.Event`, or a mapping
         with its ``operation_id``, ``area``, ``seq``, ``kind`` and ``body``) and record it (or
         a warning) in the local store. ``decoded`` is the entry's message as
-        :func:`~.signatures.decode_page` decoded it."""
+        :class:`~.signatures.DecodedPage` decoded it."""
         report = report or SyncReport()
         op, area, seq, kind, text = _place(entry)
         position = self._store.position(op, area)
@@ -495,7 +511,9 @@ class Verifier:
         if raw_state is None or secret is None:
             raise IntegrityWarning(f"no verified key for epoch {header.epoch} of {area}")
         state = _parsed_state(raw_state)
-        self._signers[(op, area)] = state
+        if self._signers.get((op, area)) is not state:
+            self._signers[(op, area)] = state
+            self._hints += 1
         sender = state.member(header.sender)
         if sender is not None and sender.is_revoked(
             self.revoked(charter).at(header.client_time_ms // 1000)
