@@ -198,7 +198,7 @@ _TYPES: dict[str, Check] = {
     "string": lambda v: isinstance(v, str),
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
-    "integer": lambda v: _is_integer(None, v),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: _is_number(None, v),
 }
 
@@ -208,12 +208,20 @@ def _type(names: Any, _node: dict[str, Any]) -> Check:
     if not names or any(name not in _TYPES for name in names):
         raise _Unsupported("type")
     tests = [_TYPES[name] for name in names]
-    return lambda v: any(test(v) for test in tests)
+    return tests[0] if len(tests) == 1 else lambda v: any(test(v) for test in tests)
 
 
 def _properties(properties: dict[str, Any], _node: dict[str, Any]) -> Check:
     checks = [(name, _compile(sub)) for name, sub in properties.items()]
-    return lambda v: not isinstance(v, dict) or all(c(v[n]) for n, c in checks if n in v)
+
+    def check(v: Any) -> bool:
+        if isinstance(v, dict):
+            for name, one in checks:
+                if name in v and not one(v[name]):
+                    return False
+        return True
+
+    return check
 
 
 def _additional(allowed: Any, node: dict[str, Any]) -> Check:
@@ -224,7 +232,8 @@ def _additional(allowed: Any, node: dict[str, Any]) -> Check:
 
 
 def _required(names: list[str], _node: dict[str, Any]) -> Check:
-    return lambda v: not isinstance(v, dict) or all(name in v for name in names)
+    needed = frozenset(names)
+    return lambda v: not isinstance(v, dict) or v.keys() >= needed
 
 
 def _enum(values: list[Any], _node: dict[str, Any]) -> Check:
@@ -249,8 +258,16 @@ def _bound(kind: type, at_least: bool) -> Callable[[int, dict[str, Any]], Check]
 
 
 def _items(items: Any, _node: dict[str, Any]) -> Check:
-    check = _compile(items)
-    return lambda v: not isinstance(v, list) or all(check(item) for item in v)
+    one = _compile(items)
+
+    def check(v: Any) -> bool:
+        if isinstance(v, list):
+            for item in v:
+                if not one(item):
+                    return False
+        return True
+
+    return check
 
 
 def _minimum(limit: float, _node: dict[str, Any]) -> Check:

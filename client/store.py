@@ -114,7 +114,12 @@ class StoredMessage:
     plaintext: bytes
 
     def json(self) -> Any:
-        return json.loads(self.plaintext)
+        """The plaintext parsed as JSON (``json.loads``'s result; msgspec's parser, five times
+        faster, gives the same whenever it parses a text at all)."""
+        try:
+            return msgspec.json.decode(self.plaintext)
+        except msgspec.MsgspecError:  # NaN, lone surrogates, a byte order mark, UTF-16...
+            return json.loads(self.plaintext)
 
 
 @dataclass(frozen=True)
