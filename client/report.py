@@ -296,17 +296,6 @@ class _Tally:
         self.items += items
         self.weight += weight
 
-
-def _sums(lines: list[Mapping[str, Any]]) -> tuple[int, Decimal]:
-    """The items and the weight (exact) of goods lines."""
-    items, weight = 0, Decimal(0)
-    for line in lines:
-        items += line.get("quantity_items") or 0
-        kg = line.get("weight_kg")
-        if kg:
-            weight += Decimal(str(kg))
-    return items, weight
-
     def json(self, *keys: str) -> dict[str, Any]:
         values = {
             "seizures": self.seizures,
@@ -317,6 +306,17 @@ def _sums(lines: list[Mapping[str, Any]]) -> tuple[int, Decimal]:
             "cases": len(self.cases),
         }
         return {k: values[k] for k in keys}
+
+
+def _sums(lines: list[Mapping[str, Any]]) -> tuple[int, Decimal]:
+    """The items and the weight (exact) of goods lines."""
+    items, weight = 0, Decimal(0)
+    for line in lines:
+        items += line.get("quantity_items") or 0
+        kg = line.get("weight_kg")
+        if kg:
+            weight += Decimal(str(kg))
+    return items, weight
 
 
 _BASIC = ("seizures", "items", "weight_kg")

@@ -277,8 +277,8 @@ def _minimum(limit: float, _node: dict[str, Any]) -> Check:
 def _format(name: str, _node: dict[str, Any]) -> Check:
     if name != "date":
         raise _Unsupported(f"format {name}")
-    return lambda v: not isinstance(v, str) or bool(
-        _RE_DATE.fullmatch(v) and datetime.date.fromisoformat(v)
+    return lambda v: (
+        not isinstance(v, str) or bool(_RE_DATE.fullmatch(v) and datetime.date.fromisoformat(v))
     )
 
 

@@ -46,7 +46,9 @@ def _edit(record: dict[str, Any], edit: tuple[int, str, str, Any]) -> None:
 
 EDITS = st.lists(
     st.tuples(
-        st.integers(0, 4), st.sampled_from(FIELDS), st.sampled_from(LINE_FIELDS),
+        st.integers(0, 4),
+        st.sampled_from(FIELDS),
+        st.sampled_from(LINE_FIELDS),
         st.sampled_from(TRICKY) | JSON,
     ),  # fmt: skip
     min_size=1,
