@@ -87,8 +87,9 @@ class SignatureWorker:
         return future
 
     async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
+        assert self._proc is not None
         stdout = self._proc.stdout
+        assert stdout is not None
         try:
             while True:
                 count, size = _BATCH.unpack(await stdout.readexactly(_BATCH.size))

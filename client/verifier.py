@@ -287,9 +287,9 @@ class Verifier:
         if worker is None:
             return
         await current.send(worker, self._signer, self._hints, start=n + CHUNK)
-        if ahead is not None and ahead.done() and not ahead.cancelled():
-            if ahead.exception() is None:
-                await ahead.result()[1].send(worker, self._signer, self._hints)
+        ready = ahead is not None and ahead.done() and not ahead.cancelled()
+        if ready and ahead is not None and ahead.exception() is None:
+            await ahead.result()[1].send(worker, self._signer, self._hints)
 
     def _signer(self, op: str, area: str, epoch: int, sender: str) -> bytes | None:
         """The signing key ``sender`` had in the state of ``epoch`` the verifier last opened

@@ -12,7 +12,6 @@ passphrase: Argon2id derives an AES-256-GCM key; the parameters and salt travel 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,7 +93,8 @@ def _hmac_sha256(key: bytes, message: bytes) -> bytes:
     inner, outer = _hmac_pads(key)
     inner.update(message)
     outer.update(inner.digest())
-    return outer.digest()
+    digest: bytes = outer.digest()
+    return digest
 
 
 class VerifyKey:

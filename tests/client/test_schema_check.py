@@ -6,6 +6,7 @@ import copy
 import datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,16 +16,22 @@ from opseal.client._demo_data import seizure_records
 RECORDS = list(seizure_records("FR", 40, datetime.date(2026, 3, 1)))
 TRICKY_TEXT = [
     "", " ", "\n", "DE", "DE\n", "de", "D", "DEU", "2026-02-30", "2026-02-28", "2026-02-28\n",
-    "２０２６-01-01", "9999-99-99", "1234", "12345678901", "123a", "ipr", "postal", "\u00e9",
+    "\uff12\uff10\uff12\uff16-01-01", "9999-99-99", "1234", "12345678901", "123a", "ipr",
+    "postal", "\u00e9",
     "x" * 129, "x" * 257, "x" * 4097,
 ]  # fmt: skip
 TRICKY = [*TRICKY_TEXT, -1, -0.5, 0, 1.0, True, float("nan"), float("inf"), 10**400, [], {}]
-JSON = st.recursive(
+LEAVES = (
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
-    | st.sampled_from(TRICKY_TEXT) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=6,
+    | st.sampled_from(TRICKY_TEXT) | st.text(max_size=8)
 )  # fmt: skip
+JSON = st.recursive(
+    LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 FIELDS = [*schema.SCHEMA["properties"], "unknown"]
 LINE_FIELDS = [*schema.SCHEMA["$defs"]["goods_line"]["properties"], "unknown"]
 
@@ -44,16 +51,11 @@ def _edit(record: dict[str, Any], edit: tuple[int, str, str, Any]) -> None:
         record["goods"].append(value)
 
 
-EDITS = st.lists(
-    st.tuples(
-        st.integers(0, 4),
-        st.sampled_from(FIELDS),
-        st.sampled_from(LINE_FIELDS),
-        st.sampled_from(TRICKY) | JSON,
-    ),  # fmt: skip
-    min_size=1,
-    max_size=3,
-)
+EDIT = st.tuples(
+    st.integers(0, 4), st.sampled_from(FIELDS), st.sampled_from(LINE_FIELDS),
+    st.sampled_from(TRICKY) | JSON,
+)  # fmt: skip
+EDITS = st.lists(EDIT, min_size=1, max_size=3)
 
 
 def test_every_valid_record_takes_the_compiled_check():
@@ -85,9 +87,5 @@ def test_a_schema_keyword_it_does_not_know_turns_the_compiled_check_off():
     """A keyword outside the few the compiler knows makes it leave every record to
     jsonschema rather than skip the keyword."""
     node = {"type": "object", "properties": {"a": {"type": "string", "oneOf": []}}}
-    try:
+    with pytest.raises(schema._Unsupported, match="oneOf"):
         schema._compile(node)
-    except schema._Unsupported as exc:
-        assert "oneOf" in str(exc)
-    else:
-        raise AssertionError("an unknown keyword was compiled")

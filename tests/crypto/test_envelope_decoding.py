@@ -67,7 +67,8 @@ def test_the_quick_decoder_reads_well_formed_envelopes_as_the_strict_one_does():
     """Every sample decodes in one pass to the envelope the strict reader gives."""
     for data in SAMPLES:
         quick, strict = _quick_envelope(data), _strict(data)
-        assert quick is not None and strict is not None
+        assert quick is not None
+        assert strict is not None
         assert _same(quick, strict)
 
 
@@ -77,7 +78,8 @@ def test_the_quick_decoder_never_accepts_what_the_strict_one_refuses(data):
     """A mutated envelope is read alike by both decoders, or left to the strict one."""
     quick, strict = _quick_envelope(data), _strict(data)
     if quick is not None:
-        assert strict is not None and _same(quick, strict)
+        assert strict is not None
+        assert _same(quick, strict)
 
 
 def test_a_header_with_a_field_too_long_is_left_to_the_strict_decoder():
