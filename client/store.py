@@ -359,6 +359,9 @@ class Store:
         return self._checked(blob, f"state/{op}/{area}/{epoch}", op, area)
 
     def state(self, op: str, area: str, epoch: int) -> bytes | None:
+        if self._opened is not None and ("state", op, area, epoch) in self._opened:
+            return self._opened[("state", op, area, epoch)]
+
         def read() -> bytes | None:
             row = self.db.execute(
                 "SELECT state FROM states WHERE op = ? AND area = ? AND epoch = ?",
@@ -383,6 +386,9 @@ class Store:
         )
 
     def secret(self, op: str, area: str, epoch: int) -> bytes | None:
+        if self._opened is not None and ("secret", op, area, epoch) in self._opened:
+            return self._opened[("secret", op, area, epoch)]
+
         def read() -> bytes | None:
             row = self.db.execute(
                 "SELECT secret FROM secrets WHERE op = ? AND area = ? AND epoch = ?",

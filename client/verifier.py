@@ -339,7 +339,7 @@ class Verifier:
         try:
             if kind == "message" and decoded is not None:
                 self._take_message(
-                    op, area, seq, decoded.body, await self.charter(op),
+                    op, area, seq, decoded.body, self._charters.get(op) or await self.charter(op),
                     decoded.envelope, await decoded.signed_by(),
                 )  # fmt: skip
                 report.messages += 1
@@ -523,8 +523,7 @@ class Verifier:
             envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker,
             authenticator=self.forks.authenticator(op, area, state, secret), signed_by=signed_by,
         )  # fmt: skip
-        sender = state.member(header.sender)
-        assert sender is not None
+        assert sender is not None  # open_envelope refuses a sender outside the roster
         self._store.add_message(
             StoredMessage(
                 op,
