@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import struct
 import sys
 from collections import deque
@@ -52,13 +53,16 @@ class SignatureWorker:
 
     async def start(self) -> None:
         """Start the child (it loads while the verifier works on the first page)."""
+        # The child imports its code from where this process did, never from the working
+        # directory (-P): a worker that lied would let forgeries through.
+        path = os.pathsep.join(p for p in sys.path if p)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "opseal.client._signature_worker",
+                sys.executable, "-P", "-m", "opseal.client._signature_worker",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path},
             )  # fmt: skip
-        except OSError:
+        except (OSError, ValueError, TypeError):  # no interpreter to run (embedded, frozen)
             self._proc = None
             return
         assert self._proc.stdin is not None
