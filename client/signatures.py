@@ -48,7 +48,11 @@ class SignatureWorker:
 
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
-        self._pending: deque[asyncio.Future[bytes]] = deque()
+        # Batches sent and not answered, in order, with their sizes: the child answers each in
+        # turn; once anything goes wrong no verdict is taken any more (one batch half written
+        # or answered would pair every later verdict with the wrong signature).
+        self._pending: deque[tuple[asyncio.Future[bytes], int]] = deque()
+        self._broken = False
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -76,19 +80,27 @@ class SignatureWorker:
         1 if the signature verifies (empty if the worker is gone)."""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         proc = self._proc
-        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+        if self._broken or proc is None or proc.stdin is None or proc.stdin.is_closing():
             future.set_result(b"")
             return future
         if any(len(k) != 32 or len(s) != 64 for k, s, _ in items):
             raise ValueError("a signature check needs a 32-byte key and a 64-byte signature")
         payload = b"".join(b"".join((k, s, _SIZE.pack(len(m)), m)) for k, s, m in items)
-        self._pending.append(future)
+        self._pending.append((future, len(items)))
         try:
             proc.stdin.write(_BATCH.pack(len(items), len(payload)) + payload)
             await proc.stdin.drain()
-        except (OSError, RuntimeError):  # the child is gone: _read fails what is pending
-            pass
+        except (OSError, RuntimeError):  # the child is gone
+            self._fail()
         return future
+
+    def _fail(self) -> None:
+        """Take no verdict any more: what is pending is "not checked"."""
+        self._broken = True
+        while self._pending:
+            future, _ = self._pending.popleft()
+            if not future.done():
+                future.set_result(b"")
 
     async def _read(self) -> None:
         assert self._proc is not None
@@ -98,16 +110,15 @@ class SignatureWorker:
             while True:
                 count, size = _BATCH.unpack(await stdout.readexactly(_BATCH.size))
                 verdicts = await stdout.readexactly(size)
-                future = self._pending.popleft()
+                future, sent = self._pending.popleft()
+                if not count == size == sent:
+                    break
                 if not future.done():
-                    future.set_result(verdicts if size == count else b"")
+                    future.set_result(verdicts)
         except (asyncio.IncompleteReadError, OSError, IndexError, struct.error):
             pass
         finally:
-            while self._pending:
-                future = self._pending.popleft()
-                if not future.done():
-                    future.set_result(b"")
+            self._fail()
 
     async def close(self) -> None:
         """Stop the child (it exits when its input closes)."""

@@ -11,7 +11,7 @@ import pytest
 from opseal.client import signatures, verifier
 from opseal.client.client import Client
 from opseal.crypto.encoding import b64d, b64e
-from opseal.crypto.keys import VerifyKey
+from opseal.crypto.keys import SigningKey, VerifyKey
 
 from .malicious import Attacker, attacker  # noqa: F401 (fixture)
 from .test_malicious import refusals, synced
@@ -101,3 +101,24 @@ async def test_without_a_worker_every_record_is_checked_here(
     assert refusals(de) == []
     assert _record_ids(de, attacker.op) == [f"FR-{n}" for n in range(1, RECORDS + 1)]
     assert len(checked_here) == RECORDS
+
+
+async def test_the_worker_answers_each_batch_in_order_and_nothing_once_it_is_gone():
+    """Verdicts come per item and per batch in the order sent (a forged signature gets 0);
+    after the child died every batch is answered "not checked"."""
+    key = SigningKey(bytes(range(32)))
+    signed = [(f"message {n}".encode(), key.sign(f"message {n}".encode())) for n in range(5)]
+    items = [(key.verify_key.raw, sig, msg) for msg, sig in signed]
+    forged = [(key.verify_key.raw, signed[0][1], b"message 4"), *items[1:3]]
+    worker = signatures.SignatureWorker()
+    await worker.start()
+    try:
+        first, second = await worker.check(items), await worker.check(forged)
+        assert await first == b"\x01" * 5
+        assert await second == b"\x00\x01\x01"
+        assert worker._proc is not None
+        worker._proc.kill()
+        await worker._proc.wait()
+        assert await (await worker.check(items)) == b""
+    finally:
+        await worker.close()
