@@ -116,10 +116,7 @@ class StoredMessage:
     def json(self) -> Any:
         """The plaintext parsed as JSON (``json.loads``'s result; msgspec's parser, five times
         faster, gives the same whenever it parses a text at all)."""
-        try:
-            return msgspec.json.decode(self.plaintext)
-        except msgspec.MsgspecError:  # NaN, lone surrogates, a byte order mark, UTF-16...
-            return json.loads(self.plaintext)
+        return _json(self.plaintext)
 
 
 @dataclass(frozen=True)
@@ -566,9 +563,7 @@ class Store:
         purpose = f"message/{op}/{area}/{seq}/{message_id}/{content_type}"
         opened = self._checked(body, purpose, op, area)
         (size,) = struct.unpack(">I", opened[:4])
-        sender, org, epoch, handling, requires_ack, client_time_ms = json.loads(
-            opened[4 : 4 + size]
-        )
+        sender, org, epoch, handling, requires_ack, client_time_ms = _json(opened[4 : 4 + size])
         return StoredMessage(
             op, area, seq, message_id, sender, org, epoch, content_type, handling,
             bool(requires_ack), client_time_ms, opened[4 + size :],
@@ -803,6 +798,14 @@ class Store:
         except (InvalidTag, ValueError):
             return False
         return True
+
+
+def _json(data: bytes) -> Any:
+    """``json.loads(data)``, by msgspec's faster parser whenever it parses the text at all."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.MsgspecError:  # NaN, lone surrogates, a byte order mark, UTF-16...
+        return json.loads(data)
 
 
 def _message_purpose(m: StoredMessage) -> str:
