@@ -31,11 +31,14 @@ from opseal.crypto.envelope import Envelope
 from opseal.crypto.errors import CryptoError
 from opseal.wire.operations import Event
 
-__all__ = ["CHUNK", "Decoded", "DecodedPage", "SignatureWorker", "Signer"]
+__all__ = ["ANSWER_WITHIN", "CHUNK", "Decoded", "DecodedPage", "SignatureWorker", "Signer"]
 
 CHUNK = 128
 """Signatures per batch sent to the worker (the verifier waits for a batch, not a page)."""
 
+ANSWER_WITHIN = 30.0
+"""Seconds a batch may wait for its verdicts (a few pages ahead of it take a fraction of
+that); past them the worker is given up and the verifier checks everything itself."""
 _BUFFERED = 8 * 1024 * 1024
 _BATCH = struct.Struct(">II")
 _SIZE = struct.Struct(">I")
@@ -87,12 +90,17 @@ class SignatureWorker:
             raise ValueError("a signature check needs a 32-byte key and a 64-byte signature")
         payload = b"".join(b"".join((k, s, _SIZE.pack(len(m)), m)) for k, s, m in items)
         self._pending.append((future, len(items)))
+        asyncio.get_running_loop().call_later(ANSWER_WITHIN, self._expire, future)
         try:
             proc.stdin.write(_BATCH.pack(len(items), len(payload)) + payload)
             await proc.stdin.drain()
         except (OSError, RuntimeError):  # the child is gone
             self._fail()
         return future
+
+    def _expire(self, future: asyncio.Future[bytes]) -> None:
+        if not future.done():  # a child that hangs must not hang the sync
+            self._fail()
 
     def _fail(self) -> None:
         """Take no verdict any more: what is pending is "not checked"."""

@@ -4,6 +4,8 @@ and a forgery in a page checked ahead is refused alone, as without the worker.""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from typing import Any
 
 import pytest
@@ -121,4 +123,23 @@ async def test_the_worker_answers_each_batch_in_order_and_nothing_once_it_is_gon
         await worker._proc.wait()
         assert await (await worker.check(items)) == b""
     finally:
+        await worker.close()
+
+
+async def test_a_worker_that_does_not_answer_is_given_up(monkeypatch):
+    """A child that stops answering turns its pending batches into "not checked" once they
+    waited too long, so the sync goes on without it."""
+    monkeypatch.setattr(signatures, "ANSWER_WITHIN", 0.2)
+    key = SigningKey(bytes(range(32)))
+    worker = signatures.SignatureWorker()
+    await worker.start()
+    try:
+        assert worker._proc is not None
+        worker._proc.send_signal(signal.SIGSTOP)
+        pending = await worker.check([(key.verify_key.raw, key.sign(b"m"), b"m")])
+        assert await asyncio.wait_for(pending, timeout=5) == b""
+        assert await (await worker.check([(key.verify_key.raw, key.sign(b"m"), b"m")])) == b""
+    finally:
+        if worker._proc is not None:
+            worker._proc.send_signal(signal.SIGCONT)
         await worker.close()
