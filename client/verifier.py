@@ -310,6 +310,8 @@ class Verifier:
         a warning) in the local store. ``decoded`` is the entry's message as
         :class:`~.signatures.DecodedPage` decoded it."""
         report = report or SyncReport()
+        if decoded is not None and decoded.place is not entry:
+            decoded = None  # decoded from another entry: never pair them
         op, area, seq, kind, text = _place(entry)
         position = self._store.position(op, area)
         if seq <= position:
