@@ -39,7 +39,12 @@ SCHEMA_FILE = f"seizure-record.v{SCHEMA_VERSION}.json"
 
 
 def _is_number(_checker: Any, value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float (10**400): not a number a record holds
+        return False
 
 
 def _is_integer(_checker: Any, value: object) -> bool:
