@@ -216,7 +216,7 @@ def _save(att: Attachments, key: str, upload: _Upload) -> None:
 
 
 async def _forget(att: Attachments, key: str, upload: _Upload | None) -> None:
-    att.store.db.execute("DELETE FROM meta WHERE key = ?", (f"upload/{key}",))
+    att.store.delete(f"upload/{key}")
     if upload is not None:
         await asyncio.to_thread(Path(upload.cipher).unlink, missing_ok=True)
 

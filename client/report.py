@@ -285,15 +285,16 @@ class _Tally:
     cases: set[str] = field(default_factory=set)
 
     def add(self, record: Mapping[str, Any], lines: list[Mapping[str, Any]]) -> None:
+        self.add_sums(record, len(lines), *_sums(lines))
+
+    def add_sums(self, record: Mapping[str, Any], lines: int, items: int, weight: Decimal) -> None:
+        """Count ``record`` with ``lines`` goods lines holding ``items`` and ``weight``."""
         self.seizures += 1
         self.ecommerce_seizures += record["ecommerce"] is True
         self.cases.add(record["case_ref"])
-        self.goods_lines += len(lines)
-        for line in lines:
-            self.items += line.get("quantity_items") or 0
-            weight = line.get("weight_kg")
-            if weight:
-                self.weight += Decimal(str(weight))
+        self.goods_lines += lines
+        self.items += items
+        self.weight += weight
 
     def json(self, *keys: str) -> dict[str, Any]:
         values = {
@@ -305,6 +306,17 @@ class _Tally:
             "cases": len(self.cases),
         }
         return {k: values[k] for k in keys}
+
+
+def _sums(lines: list[Mapping[str, Any]]) -> tuple[int, Decimal]:
+    """The items and the weight (exact) of goods lines."""
+    items, weight = 0, Decimal(0)
+    for line in lines:
+        items += line.get("quantity_items") or 0
+        kg = line.get("weight_kg")
+        if kg:
+            weight += Decimal(str(kg))
+    return items, weight
 
 
 _BASIC = ("seizures", "items", "weight_kg")
@@ -329,10 +341,11 @@ def aggregate(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         cases.add(case)
         if record["ecommerce"] is True:
             ecommerce_cases.add(case)
-        total.add(record, lines)
-        by_country.setdefault(record["reporting_country"], _Tally()).add(record, lines)
-        by_mode.setdefault(record["transport_mode"], _Tally()).add(record, lines)
-        by_day.setdefault(record["seizure_date"], _Tally()).add(record, lines)
+        sums = (len(lines), *_sums(lines))  # once for the four tallies the record counts in
+        total.add_sums(record, *sums)
+        by_country.setdefault(record["reporting_country"], _Tally()).add_sums(record, *sums)
+        by_mode.setdefault(record["transport_mode"], _Tally()).add_sums(record, *sums)
+        by_day.setdefault(record["seizure_date"], _Tally()).add_sums(record, *sums)
         for category in {line["category"] for line in lines}:
             by_category[category].add(record, [g for g in lines if g["category"] == category])
     return {

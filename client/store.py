@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -113,7 +114,9 @@ class StoredMessage:
     plaintext: bytes
 
     def json(self) -> Any:
-        return json.loads(self.plaintext)
+        """The plaintext parsed as JSON (``json.loads``'s result; msgspec's parser, five times
+        faster, gives the same whenever it parses a text at all)."""
+        return _json(self.plaintext)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,9 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")  # the outbox must survive a power cut
         # deleted init keys and epoch secrets are overwritten, not left in free pages
         self.db.execute("PRAGMA secure_delete=ON")
+        # A first sync inserts ~100,000 messages, indexed by random message ids: with SQLite's
+        # default 2 MB page cache each insert reads index pages back from the OS.
+        self.db.execute("PRAGMA cache_size=-32768")
         self.db.executescript(_SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(warnings)")}
         if "resolved_at" not in columns:  # stores made before warnings could be resolved
@@ -156,6 +162,11 @@ class Store:
         # a page of a sync reads the same few thousands of times. Kept only while this
         # process holds the write lock (BEGIN IMMEDIATE), so no other process can change them.
         self._opened: dict[tuple[str, str, str, int], bytes | None] | None = None
+        # Likewise meta values and area positions (read for every entry of a page): positions
+        # set in the transaction are written back at its end, or before a savepoint.
+        self._meta: dict[str, bytes | None] = {}
+        self._positions: dict[tuple[str, str], int] = {}
+        self._unwritten: set[tuple[str, str]] = set()
         if self.get("integrity") != INTEGRITY_VERSION:
             with self.transaction():
                 self._seal_legacy_rows()
@@ -168,6 +179,7 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All or nothing; inside another transaction it is a savepoint of it."""
         if self.db.in_transaction:
+            self._write_positions()
             self.db.execute("SAVEPOINT nested")
             try:
                 yield self.db
@@ -175,6 +187,7 @@ class Store:
                 self.db.execute("ROLLBACK TO nested")
                 self.db.execute("RELEASE nested")
                 self._forget_opened()
+                self._forget_cached()
                 raise
             self.db.execute("RELEASE nested")
             return
@@ -182,18 +195,35 @@ class Store:
         self._opened = {}
         try:
             yield self.db
+            self._write_positions()
         except BaseException:
             self._opened = None
+            self._forget_cached()
             self.db.execute("ROLLBACK")
             self._record_tampering()
             raise
         self._opened = None
+        self._forget_cached()
         self.db.execute("COMMIT")
         self._record_tampering()
 
     def _forget_opened(self) -> None:
         if self._opened is not None:
             self._opened.clear()
+
+    def _forget_cached(self) -> None:
+        """Forget meta values and positions read or set (those not written are dropped)."""
+        self._meta.clear()
+        self._positions.clear()
+        self._unwritten.clear()
+
+    def _write_positions(self) -> None:
+        if self._unwritten:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                [(op, area, self._positions[(op, area)]) for op, area in self._unwritten],
+            )
+            self._unwritten.clear()
 
     def _memo(
         self, kind: str, op: str, area: str, epoch: int, read: Callable[[], bytes | None]
@@ -234,11 +264,17 @@ class Store:
 
     # -- small values ----------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
+        if self._opened is not None and key in self._meta:
+            return self._meta[key]
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        value: bytes | None = row[0] if row else None
+        if self._opened is not None:
+            self._meta[key] = value
+        return value
 
     def put(self, key: str, value: bytes) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._meta.pop(key, None)
 
     # -- revocations (append-only: the server cannot withdraw one) --------------------------
     def add_revocation(
@@ -320,6 +356,9 @@ class Store:
         return self._checked(blob, f"state/{op}/{area}/{epoch}", op, area)
 
     def state(self, op: str, area: str, epoch: int) -> bytes | None:
+        if self._opened is not None and ("state", op, area, epoch) in self._opened:
+            return self._opened[("state", op, area, epoch)]
+
         def read() -> bytes | None:
             row = self.db.execute(
                 "SELECT state FROM states WHERE op = ? AND area = ? AND epoch = ?",
@@ -344,6 +383,9 @@ class Store:
         )
 
     def secret(self, op: str, area: str, epoch: int) -> bytes | None:
+        if self._opened is not None and ("secret", op, area, epoch) in self._opened:
+            return self._opened[("secret", op, area, epoch)]
+
         def read() -> bytes | None:
             row = self.db.execute(
                 "SELECT secret FROM secrets WHERE op = ? AND area = ? AND epoch = ?",
@@ -435,21 +477,30 @@ class Store:
         )
 
     def position(self, op: str, area: str) -> int:
+        if self._opened is not None and (op, area) in self._positions:
+            return self._positions[(op, area)]
         row = self.db.execute(
             "SELECT seq FROM positions WHERE op = ? AND area = ?", (op, area)
         ).fetchone()
-        return row[0] if row else 0
+        seq: int = row[0] if row else 0
+        if self._opened is not None:
+            self._positions[(op, area)] = seq
+        return seq
 
     def set_position(self, op: str, area: str, seq: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?)", (op, area, seq))
+        if self._opened is None:
+            self.db.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?)", (op, area, seq))
+            return
+        self._positions[(op, area)] = seq
+        self._unwritten.add((op, area))
 
     # -- messages and warnings -------------------------------------------------------------
     def add_message(self, m: StoredMessage) -> None:
         """Store a verified message: its metadata and plaintext sealed together, the clear
         columns (place, id, content type) bound by the seal's purpose."""
-        meta = json.dumps(
+        meta = msgspec.json.encode(
             [m.sender, m.org, m.epoch, m.handling, m.requires_ack, m.client_time_ms]
-        ).encode()
+        )
         body = self.seal(struct.pack(">I", len(meta)) + meta + m.plaintext, _message_purpose(m))
         self.db.execute(
             "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, '', '', 0, ?, '', 0, 0, ?)",
@@ -512,9 +563,7 @@ class Store:
         purpose = f"message/{op}/{area}/{seq}/{message_id}/{content_type}"
         opened = self._checked(body, purpose, op, area)
         (size,) = struct.unpack(">I", opened[:4])
-        sender, org, epoch, handling, requires_ack, client_time_ms = json.loads(
-            opened[4 : 4 + size]
-        )
+        sender, org, epoch, handling, requires_ack, client_time_ms = _json(opened[4 : 4 + size])
         return StoredMessage(
             op, area, seq, message_id, sender, org, epoch, content_type, handling,
             bool(requires_ack), client_time_ms, opened[4 + size :],
@@ -673,6 +722,7 @@ class Store:
 
     def delete(self, key: str) -> None:
         self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        self._meta.pop(key, None)
 
     # -- messages held until their epoch secret arrives ------------------------------------
     def hold(self, op: str, area: str, seq: int, epoch: int, body: bytes) -> None:
@@ -748,6 +798,14 @@ class Store:
         except (InvalidTag, ValueError):
             return False
         return True
+
+
+def _json(data: bytes) -> Any:
+    """``json.loads(data)``, by msgspec's faster parser whenever it parses the text at all."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.MsgspecError:  # NaN, lone surrogates, a byte order mark, UTF-16...
+        return json.loads(data)
 
 
 def _message_purpose(m: StoredMessage) -> str:

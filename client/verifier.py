@@ -45,7 +45,7 @@ from opseal.crypto.group import (
     open_epoch_secret,
     open_history,
 )
-from opseal.wire.operations import Event
+from opseal.wire.operations import Event, SyncPage
 
 from . import membership, secrecy
 from .errors import ClientError
@@ -53,9 +53,19 @@ from .forks import ForkWatch
 from .ports import Clock
 from .revocations import Revocations
 from .session import Session
+from .signatures import CHUNK, Decoded, DecodedPage, SignatureWorker
 from .store import Store, StoredMessage
 
 __all__ = ["IntegrityWarning", "SyncReport", "Verifier"]
+
+PAGE_SIZE = 1000
+"""Entries asked for per sync page."""
+WORKER_FROM = 256
+"""A sync starts a :class:`~.signatures.SignatureWorker` when its first page holds at least
+this many entries and more follow."""
+YIELD_EVERY = 16
+"""Entries verified between two turns of the event loop during a sync: the next page arrives
+(some hundred kilobytes per turn) only while the loop turns."""
 
 
 class IntegrityWarning(ClientError):
@@ -89,6 +99,8 @@ class Verifier:
         self._instance_id, self._clock = instance_id, clock
         self._charters: dict[str, Charter] = {}
         self._tracker = store.load_tracker()
+        self._signers: dict[tuple[str, str], GroupState] = {}  # see _signer
+        self._hints = 0  # changes with _signers
         self.revocations = Revocations(session, store)
         self.forks = ForkWatch(session, store, identity.device_id, log_key)
 
@@ -212,24 +224,39 @@ class Verifier:
         report = SyncReport()
         await self.refresh_revocations()
         cursor = (self._store.get("sync-cursor") or b"").decode()
-        page = await self._session.api.sync(cursor, limit=1000)
+        page = await self._session.api.sync(cursor, limit=PAGE_SIZE)
+        worker = None
+        if page.more and len(page.events) >= WORKER_FROM:  # a long sync: see .signatures
+            worker = SignatureWorker()
+            await worker.start()
+        try:
+            await self._sync_pages(page, worker, report)
+        finally:
+            if worker is not None:
+                await worker.close()
+        await self.refill_gaps(report)
+        self.forks.check_frozen(self._clock(), self._rotation_period)
+        return report
+
+    async def _sync_pages(
+        self, page: SyncPage, worker: SignatureWorker | None, report: SyncReport
+    ) -> None:
+        decoded = DecodedPage(page.events)
         while True:
             # The next page is asked for before this one is verified, so the server reads and
-            # sends it meanwhile; it is used only if this page was stored.
-            ahead = (
-                asyncio.ensure_future(self._session.api.sync(page.cursor, limit=1000))
-                if page.more
-                else None
-            )
+            # sends it meanwhile, and it is decoded and its signatures checked by the worker
+            # while this one is verified; it is used only if this page was stored.
+            ahead = asyncio.ensure_future(self._next_page(page.cursor)) if page.more else None
             await asyncio.sleep(0)  # let the request go out before the CPU-bound checks
             try:
                 # One local transaction per page: verified entries, positions, the cursor and
                 # the replay tracker are stored together, or not at all.
                 with self._store.transaction():
-                    for entry in page.events:
-                        await self.ingest(entry, report)
-                    cursor = page.cursor
-                    self._store.put("sync-cursor", cursor.encode())
+                    for n, entry in enumerate(page.events):
+                        if n % YIELD_EVERY == 0:
+                            await self._look_ahead(worker, decoded, n, ahead)
+                        await self.ingest(entry, report, decoded.get(n))
+                    self._store.put("sync-cursor", page.cursor.encode())
                     self.save_tracker()
             except BaseException:
                 self._tracker = self._store.load_tracker()  # forget what was rolled back
@@ -240,18 +267,51 @@ class Verifier:
                 raise
             if ahead is None:
                 break
-            page = await ahead
-        await self.refill_gaps(report)
-        self.forks.check_frozen(self._clock(), self._rotation_period)
-        return report
+            page, decoded = await ahead
+
+    async def _next_page(self, cursor: str) -> tuple[SyncPage, DecodedPage]:
+        page = await self._session.api.sync(cursor, limit=PAGE_SIZE)
+        return page, DecodedPage(page.events)
+
+    async def _look_ahead(
+        self,
+        worker: SignatureWorker | None,
+        current: DecodedPage,
+        n: int,
+        ahead: asyncio.Future[tuple[SyncPage, DecodedPage]] | None,
+    ) -> None:
+        """Between entries: let the next page arrive and be decoded, and send the worker the
+        signatures it can check before the verifier reaches them (in this page, those past
+        the next batch; then the whole next page)."""
+        await asyncio.sleep(0)
+        if worker is None:
+            return
+        await current.send(worker, self._signer, self._hints, start=n + CHUNK)
+        ready = ahead is not None and ahead.done() and not ahead.cancelled()
+        if ready and ahead is not None and ahead.exception() is None:
+            await ahead.result()[1].send(worker, self._signer, self._hints)
+
+    def _signer(self, op: str, area: str, epoch: int, sender: str) -> bytes | None:
+        """The signing key ``sender`` had in the state of ``epoch`` the verifier last opened
+        a message of the area with: whom to check a message's signature against ahead of its
+        turn (its turn checks the key again)."""
+        state = self._signers.get((op, area))
+        member = state.member(sender) if state is not None and state.epoch == epoch else None
+        return member.signing_key.raw if member is not None else None
 
     async def ingest(
-        self, entry: Event | Mapping[str, Any], report: SyncReport | None = None
+        self,
+        entry: Event | Mapping[str, Any],
+        report: SyncReport | None = None,
+        decoded: Decoded | None = None,
     ) -> None:
         """Verify one area entry (an :class:`~opseal.wire.operations.Event`, or a mapping
         with its ``operation_id``, ``area``, ``seq``, ``kind`` and ``body``) and record it (or
-        a warning) in the local store."""
+        a warning) in the local store. ``decoded`` is the entry's message as
+        :class:`~.signatures.DecodedPage` decoded it."""
         report = report or SyncReport()
+        if decoded is not None and decoded.place is not entry:
+            decoded = None  # decoded from another entry: never pair them
         op, area, seq, kind, text = _place(entry)
         position = self._store.position(op, area)
         if seq <= position:
@@ -268,16 +328,24 @@ class Verifier:
             )
             self._store.add_missing(op, area, position + 1, seq - 1, warning)
         report.entries += 1
-        await self._verify_entry(op, area, seq, kind, text, report)
+        await self._verify_entry(op, area, seq, kind, text, report, decoded=decoded)
         self._store.set_position(op, area, seq)
 
     async def _verify_entry(self, op: str, area: str, seq: int, kind: str, text: str,
-                            report: SyncReport, *, late: bool = False) -> None:  # fmt: skip
+                            report: SyncReport, *, late: bool = False,
+                            decoded: Decoded | None = None) -> None:  # fmt: skip
         """Verify and take one entry, or record its refusal (``fork`` for a fork). A ``late``
         commit or key package is not applied out of order (later commits hold the state)."""
         if late and kind not in ("message", "receipt"):
             return
         try:
+            if kind == "message" and decoded is not None:
+                self._take_message(
+                    op, area, seq, decoded.body, self._charters.get(op) or await self.charter(op),
+                    decoded.envelope, await decoded.signed_by(),
+                )  # fmt: skip
+                report.messages += 1
+                return
             body = b64d(text, field="body")
             if kind == "commit":
                 await self._take_commit(op, area, body)
@@ -403,8 +471,13 @@ class Verifier:
             charter = await self.charter(op, refresh=True)
             package.verify(charter, now=self._clock(), revoked=self.revoked(charter))
 
-    def _take_message(self, op: str, area: str, seq: int, body: bytes, charter: Charter) -> None:
-        envelope = Envelope.from_bytes(body)
+    def _take_message(
+        self, op: str, area: str, seq: int, body: bytes, charter: Charter,
+        envelope: Envelope | None = None, signed_by: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """Check a message's place, then open it (``envelope`` is ``body`` decoded, if the
+        caller did; ``signed_by`` as for :func:`~opseal.crypto.envelope.open_envelope`)."""
+        envelope = envelope if envelope is not None else Envelope.from_bytes(body)
         header = envelope.header
         if (header.operation_id, header.area) != (op, area):
             raise IntegrityWarning(
@@ -424,11 +497,12 @@ class Verifier:
             # key with the admitting commit; until then the message waits, unread.
             self._store.hold(op, area, seq, header.epoch, body)
             return
-        self._open_message(op, area, seq, envelope, charter, raw_state, secret)
+        self._open_message(op, area, seq, envelope, charter, raw_state, secret, signed_by)
 
     def _open_message(
         self, op: str, area: str, seq: int, envelope: Envelope, charter: Charter,
         raw_state: bytes | None = None, secret: bytes | None = None,
+        signed_by: bytes | None = None,
     ) -> None:  # fmt: skip
         """Open a message against its epoch's verified state and secret (read from the
         store unless the caller just did)."""
@@ -439,6 +513,9 @@ class Verifier:
         if raw_state is None or secret is None:
             raise IntegrityWarning(f"no verified key for epoch {header.epoch} of {area}")
         state = _parsed_state(raw_state)
+        if self._signers.get((op, area)) is not state:
+            self._signers[(op, area)] = state
+            self._hints += 1
         sender = state.member(header.sender)
         if sender is not None and sender.is_revoked(
             self.revoked(charter).at(header.client_time_ms // 1000)
@@ -446,10 +523,9 @@ class Verifier:
             raise IntegrityWarning(f"sender {header.sender!r} was revoked before it wrote this")
         plaintext = open_envelope(
             envelope, state=state, epoch_secret=secret, charter=charter, tracker=self._tracker,
-            authenticator=self.forks.authenticator(op, area, state, secret),
+            authenticator=self.forks.authenticator(op, area, state, secret), signed_by=signed_by,
         )  # fmt: skip
-        sender = state.member(header.sender)
-        assert sender is not None
+        assert sender is not None  # open_envelope refuses a sender outside the roster
         self._store.add_message(
             StoredMessage(
                 op,

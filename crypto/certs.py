@@ -370,6 +370,8 @@ class RevokedKeys(Container[bytes]):
 
     def at(self, when: int) -> frozenset[bytes]:
         """The keys whose revocation took effect at or before ``when``."""
+        if not self._times:  # asked for every message a sync opens
+            return frozenset()
         return frozenset(k for k, t in self._times.items() if t <= when)
 
 

@@ -104,3 +104,11 @@ def test_hkdf_matches_the_cryptography_implementation():
     for length in (16, 32, 44, 100):
         expected = HKDF(SHA256(), length, None, b"info").derive(b"ikm" * 11)
         assert hkdf_sha256(b"ikm" * 11, b"info", length) == expected
+
+
+@pytest.mark.parametrize("salt", [b"s", bytes(range(64)), bytes(range(65)), bytes(200)])
+def test_hkdf_with_a_salt_matches_the_cryptography_implementation(salt):
+    """Salts shorter than, as long as and longer than SHA-256's block give cryptography's
+    bytes too (a salt over 64 bytes is hashed first, as HMAC does with a long key)."""
+    expected = HKDF(SHA256(), 80, salt, b"info").derive(b"key material")
+    assert hkdf_sha256(b"key material", b"info", 80, salt) == expected
