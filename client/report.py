@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from . import content
@@ -271,8 +271,11 @@ def released_records(releases: Iterable[tuple[str, Any]], charter: Charter) -> l
 
 
 def kilograms(value: Decimal) -> float:
-    """A weight for output: kilograms rounded to the gram."""
-    return float(value.quantize(_GRAM, rounding=ROUND_HALF_EVEN))
+    """A weight for output: kilograms rounded to the gram (with the precision that takes:
+    a member may send 1e30 kg, beyond the default 28 digits)."""
+    with localcontext() as exact:
+        exact.prec = max(exact.prec, value.adjusted() + 4)
+        return float(value.quantize(_GRAM, rounding=ROUND_HALF_EVEN))
 
 
 @dataclass

@@ -39,12 +39,11 @@ SCHEMA_FILE = f"seizure-record.v{SCHEMA_VERSION}.json"
 
 
 def _is_number(_checker: Any, value: object) -> bool:
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    """JSON's numbers: any integer (10**400 included, so that ``minimum`` applies to it: a
+    keyword applies only to values of its type) and finite floats (json.loads gives NaN)."""
+    if isinstance(value, bool):
         return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond any float (10**400): not a number a record holds
-        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _is_integer(_checker: Any, value: object) -> bool:

@@ -60,8 +60,9 @@ class SignatureWorker:
 
     async def start(self) -> None:
         """Start the child (it loads while the verifier works on the first page)."""
-        # The child imports its code from where this process did, never from the working
-        # directory (-P): a worker that lied would let forgeries through.
+        # The child imports its code from this process's sys.path (as PYTHONPATH), and -P
+        # keeps it from adding its own working directory: it runs what this process trusts,
+        # no more (a worker that lied would let forgeries through).
         path = os.pathsep.join(p for p in sys.path if p)
         try:
             self._proc = await asyncio.create_subprocess_exec(
@@ -69,7 +70,8 @@ class SignatureWorker:
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path},
             )  # fmt: skip
-        except (OSError, ValueError, TypeError):  # no interpreter to run (embedded, frozen)
+        except (OSError, ValueError, TypeError, NotImplementedError, RuntimeError):
+            # No interpreter to run, or an event loop without subprocesses: no worker.
             self._proc = None
             return
         assert self._proc.stdin is not None
@@ -90,7 +92,8 @@ class SignatureWorker:
             raise ValueError("a signature check needs a 32-byte key and a 64-byte signature")
         payload = b"".join(b"".join((k, s, _SIZE.pack(len(m)), m)) for k, s, m in items)
         self._pending.append((future, len(items)))
-        asyncio.get_running_loop().call_later(ANSWER_WITHIN, self._expire, future)
+        expiry = asyncio.get_running_loop().call_later(ANSWER_WITHIN, self._expire, future)
+        future.add_done_callback(lambda _: expiry.cancel())
         try:
             proc.stdin.write(_BATCH.pack(len(items), len(payload)) + payload)
             await proc.stdin.drain()
@@ -103,8 +106,12 @@ class SignatureWorker:
             self._fail()
 
     def _fail(self) -> None:
-        """Take no verdict any more: what is pending is "not checked"."""
+        """Take no verdict any more: what is pending is "not checked". The child is killed, so
+        that a write waiting for it to read (a stopped child, a full pipe) fails at once."""
         self._broken = True
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
         while self._pending:
             future, _ = self._pending.popleft()
             if not future.done():

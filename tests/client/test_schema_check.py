@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opseal.client import schema
+from opseal.client import content, report, schema
 from opseal.client._demo_data import seizure_records
 
 RECORDS = list(seizure_records("FR", 40, datetime.date(2026, 3, 1)))
@@ -87,11 +87,20 @@ def test_a_schema_keyword_it_does_not_know_turns_the_compiled_check_off():
         schema._compile(node)
 
 
-def test_an_integer_beyond_any_float_is_refused_with_its_field():
-    """A weight of 10**400 (a JSON integer a hostile member can send) is refused as not a
-    number, naming the field, rather than failing the whole report."""
+def test_an_integer_beyond_any_float_is_held_to_the_minimum_and_totals_without_failing():
+    """A hostile member's JSON integers beyond any float: a negative item count is refused by
+    ``minimum`` (which applies to numbers only: such an integer is one), naming the field;
+    a weight of 10**400 or 1e30 kg is a number the schema allows, and the report totals it
+    instead of failing as a whole."""
     record = copy.deepcopy(RECORDS[0])
-    record["goods"][0]["weight_kg"] = 10**400
+    record["goods"][0]["quantity_items"] = -(10**400)
+    assert not schema._quick_valid(record)
     [(field, reason)] = schema.problems(record)
-    assert field == "goods[0].weight_kg"
-    assert "is not of type 'number'" in reason
+    assert field == "goods[0].quantity_items"
+    assert "minimum" in reason
+    for weight in (10**400, 1e30):
+        heavy = copy.deepcopy(RECORDS[0])
+        heavy["goods"][0]["weight_kg"] = weight
+        assert schema.problems(heavy) == []
+        totals = report.aggregate([content.seizure(heavy)])["totals"]
+        assert totals["weight_kg"] >= 1e30

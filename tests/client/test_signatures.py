@@ -30,6 +30,21 @@ def small_pages(monkeypatch):
 
 
 @pytest.fixture
+def pages_arrive_first(monkeypatch):
+    """Each next page has arrived before the verifier looks ahead, as it has on a quiet
+    machine: which signatures the worker checks then does not depend on timing (on a busy
+    machine a page that came late is checked here, which is correct, but not this test)."""
+    look_ahead = verifier.Verifier._look_ahead
+
+    async def after_the_page(self, worker, current, n, ahead):  # type: ignore[no-untyped-def]
+        if ahead is not None:
+            await asyncio.wait({ahead})
+        await look_ahead(self, worker, current, n, ahead)
+
+    monkeypatch.setattr(verifier.Verifier, "_look_ahead", after_the_page)
+
+
+@pytest.fixture
 def checked_here(monkeypatch) -> list[bytes]:
     """The message signatures this process verifies itself (not the worker)."""
     seen: list[bytes] = []
@@ -60,7 +75,7 @@ def _record_ids(client: Client, op: str) -> list[str]:
 
 
 async def test_forged_record_in_a_page_checked_ahead_is_refused_alone(
-    attacker, small_pages, checked_here
+    attacker, small_pages, pages_arrive_first, checked_here
 ):
     """A hostile server alters one record in the middle of a page whose signatures the worker
     checks: exactly that record is refused, with the warning a device without a worker
@@ -141,5 +156,25 @@ async def test_a_worker_that_does_not_answer_is_given_up(monkeypatch):
         assert await (await worker.check([(key.verify_key.raw, key.sign(b"m"), b"m")])) == b""
     finally:
         if worker._proc is not None:
+            worker._proc.send_signal(signal.SIGCONT)
+        await worker.close()
+
+
+async def test_a_stopped_worker_does_not_hold_a_batch_larger_than_the_pipe(monkeypatch):
+    """A batch beyond the pipe's buffer waits for the child to read it; a stopped child never
+    does, and giving it up must end that wait too (the sync holds the store's write lock)."""
+    monkeypatch.setattr(signatures, "ANSWER_WITHIN", 0.5)
+    key = SigningKey(bytes(range(32)))
+    message = bytes(4 << 20)  # four 4 MB messages: past the 8 MB the pipe may hold
+    items = [(key.verify_key.raw, key.sign(message), message)] * 4
+    worker = signatures.SignatureWorker()
+    await worker.start()
+    try:
+        assert worker._proc is not None
+        worker._proc.send_signal(signal.SIGSTOP)
+        pending = await asyncio.wait_for(worker.check(items), timeout=10)
+        assert await asyncio.wait_for(pending, timeout=5) == b""
+    finally:
+        if worker._proc is not None and worker._proc.returncode is None:
             worker._proc.send_signal(signal.SIGCONT)
         await worker.close()
