@@ -178,7 +178,7 @@ class Decoded:
         """The public key under which the worker verified the signature, or None."""
         if self.key is None or self.verdicts is None:
             return None
-        verdicts = await self.verdicts
+        verdicts = await asyncio.shield(self.verdicts)  # shared by its batch: not cancelled
         return self.key if self.index < len(verdicts) and verdicts[self.index] == 1 else None
 
 
