@@ -10,7 +10,7 @@ runs Python).
 The verdict only spares work: the verifier still runs every check of every message in order,
 and skips the signature check only if the worker verified that very signature and message
 under the key the sender holds in the state the verifier opens the message with
-(``open_envelope(signed_by=...)``). A refused signature, a key that changed meanwhile, or a
+(``open_envelope(signed_by=CheckedSignature(...))``). A refused signature, a key that changed meanwhile, or a
 worker that failed mean the verifier checks the signature itself, as without a worker, and a
 forgery is refused and warned about exactly as before.
 """
@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from opseal.crypto.encoding import b64d
-from opseal.crypto.envelope import Envelope
+from opseal.crypto.envelope import CheckedSignature, Envelope
 from opseal.crypto.errors import CryptoError
 from opseal.wire.operations import Event
 
@@ -174,12 +174,15 @@ class Decoded:
         self.key = signer(self.place.operation_id, self.place.area, header.epoch, header.sender)
         return self.key is not None
 
-    async def signed_by(self) -> bytes | None:
-        """The public key under which the worker verified the signature, or None."""
+    async def signed_by(self) -> CheckedSignature | None:
+        """The signature as the worker verified it (key, signature, signed bytes), or None."""
         if self.key is None or self.verdicts is None:
             return None
         verdicts = await asyncio.shield(self.verdicts)  # shared by its batch: not cancelled
-        return self.key if self.index < len(verdicts) and verdicts[self.index] == 1 else None
+        if self.index >= len(verdicts) or verdicts[self.index] != 1:
+            return None
+        envelope = self.envelope
+        return CheckedSignature(self.key, envelope.signature, envelope.to_be_signed())
 
 
 class DecodedPage:

@@ -34,7 +34,7 @@ from opseal.crypto.charter import (
     verify_successor,
 )
 from opseal.crypto.encoding import b64d
-from opseal.crypto.envelope import Envelope, open_envelope
+from opseal.crypto.envelope import CheckedSignature, Envelope, open_envelope
 from opseal.crypto.errors import CryptoError, ForkError
 from opseal.crypto.group import (
     Commit,
@@ -473,7 +473,7 @@ class Verifier:
 
     def _take_message(
         self, op: str, area: str, seq: int, body: bytes, charter: Charter,
-        envelope: Envelope | None = None, signed_by: bytes | None = None,
+        envelope: Envelope | None = None, signed_by: CheckedSignature | None = None,
     ) -> None:  # fmt: skip
         """Check a message's place, then open it (``envelope`` is ``body`` decoded, if the
         caller did; ``signed_by`` as for :func:`~opseal.crypto.envelope.open_envelope`)."""
@@ -502,7 +502,7 @@ class Verifier:
     def _open_message(
         self, op: str, area: str, seq: int, envelope: Envelope, charter: Charter,
         raw_state: bytes | None = None, secret: bytes | None = None,
-        signed_by: bytes | None = None,
+        signed_by: CheckedSignature | None = None,
     ) -> None:  # fmt: skip
         """Open a message against its epoch's verified state and secret (read from the
         store unless the caller just did)."""

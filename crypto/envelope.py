@@ -45,6 +45,7 @@ __all__ = [
     "MAX_COUNTER_JUMP",
     "MAX_GAP_RANGES",
     "MAX_PLAINTEXT",
+    "CheckedSignature",
     "Envelope",
     "Header",
     "ReplayTracker",
@@ -259,6 +260,24 @@ def _quick_text(data: bytes, pos: int, max_len: int) -> tuple[str, int]:
     return data[pos + 4 : pos + 4 + size].decode("utf-8"), pos + 4 + size
 
 
+@dataclass(frozen=True)
+class CheckedSignature:
+    """A message signature already verified elsewhere (the sync's worker process): under
+    which public key, and the very signature and signed bytes it was verified over."""
+
+    key: bytes
+    signature: bytes
+    signed: bytes
+
+    def covers(self, envelope: Envelope, key: bytes) -> bool:
+        """Whether this is ``envelope``'s own signature and bytes, verified under ``key``."""
+        return (
+            self.key == key
+            and self.signature == envelope.signature
+            and self.signed == envelope.to_be_signed()
+        )
+
+
 def _message_key(epoch_secret: bytes, header: Header) -> tuple[bytes, bytes]:
     okm = hkdf_sha256(epoch_secret, _MSG_KEY + sha256(header.encoded), 44)
     return okm[:32], okm[32:]
@@ -284,7 +303,7 @@ def open_envelope(
     charter: Charter | None = None,
     tracker: ReplayTracker | None = None,
     authenticator: bytes | None = None,
-    signed_by: bytes | None = None,
+    signed_by: CheckedSignature | None = None,
 ) -> bytes:
     """Verify and decrypt an envelope received for the area and epoch of ``state``.
 
@@ -293,16 +312,16 @@ def open_envelope(
     ``charter`` does not let post, sealed on another branch of the epoch (:class:`ForkError`,
     from the signed epoch authenticator), that does not decrypt, or that replays a counter.
     ``authenticator`` is the epoch's authenticator if the caller keeps it (computing it hashes
-    the whole state). ``signed_by`` is a raw public key under which the caller already verified
-    this envelope's signature (in a worker process, with :func:`~.keys.sodium_accepts`): the
-    check is not repeated if it is the sender's key in ``state``.
+    the whole state). ``signed_by`` is a signature the caller already verified (in a worker
+    process, with :func:`~.keys.sodium_accepts`): the check is not repeated if it is this
+    envelope's signature over its bytes, under the sender's key in ``state``.
     """
     header = envelope.header
     _check_context(header, state)
     sender = state.member(header.sender)
     if sender is None:
         raise EnvelopeError(f"sender {header.sender!r} is not a member of epoch {state.epoch}")
-    if signed_by is None or signed_by != sender.signing_key.raw:
+    if signed_by is None or not signed_by.covers(envelope, sender.signing_key.raw):
         envelope.verify_signature(sender.signing_key)
     if header.authenticator and not hmac.compare_digest(
         header.authenticator, authenticator or epoch_authenticator(epoch_secret, state)

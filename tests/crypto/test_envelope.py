@@ -7,7 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from opseal.crypto.envelope import Envelope, Header, ReplayTracker, open_envelope, seal
+from opseal.crypto.envelope import (
+    CheckedSignature,
+    Envelope,
+    Header,
+    ReplayTracker,
+    open_envelope,
+    seal,
+)
 from opseal.crypto.errors import (
     ContextError,
     CryptoError,
@@ -147,6 +154,28 @@ def test_an_envelope_read_from_the_wire_and_then_changed_is_refused(area):
     ):
         with pytest.raises(SignatureError):
             open_envelope(forged, state=state, epoch_secret=secret)
+
+
+def test_a_signature_checked_elsewhere_spares_only_its_own_envelope(area):
+    """A signature verified ahead (the sync's worker) spares the check only for the very
+    envelope, bytes and sender key it was verified over: given with a forged envelope of the
+    same sender, or under another key, the signature is checked and refused."""
+    state, secret, _, fr, de = area
+    sealed = Envelope.from_bytes(
+        seal(header(state, fr.device_id), TEXT, secret, fr.signing_key).to_bytes()
+    )
+    checked = CheckedSignature(
+        fr.signing_key.verify_key.raw, sealed.signature, sealed.to_be_signed()
+    )
+    assert open_envelope(sealed, state=state, epoch_secret=secret, signed_by=checked) == TEXT
+    other = seal(header(state, fr.device_id, counter=2), b"other", secret, fr.signing_key)
+    forged = Envelope(sealed.header, other.ciphertext, sealed.signature)
+    with pytest.raises(SignatureError):
+        open_envelope(forged, state=state, epoch_secret=secret, signed_by=checked)
+    wrong_key = replace(checked, key=de.signing_key.verify_key.raw)
+    tampered = Envelope.from_bytes(bytes(bytearray(sealed.to_bytes())[:-1]) + b"\x00")
+    with pytest.raises(SignatureError):
+        open_envelope(tampered, state=state, epoch_secret=secret, signed_by=wrong_key)
 
 
 def test_any_flipped_bit_in_header_ciphertext_or_signature_is_refused(area):
