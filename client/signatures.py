@@ -10,9 +10,9 @@ runs Python).
 The verdict only spares work: the verifier still runs every check of every message in order,
 and skips the signature check only if the worker verified that very signature and message
 under the key the sender holds in the state the verifier opens the message with
-(``open_envelope(signed_by=CheckedSignature(...))``). A refused signature, a key that changed meanwhile, or a
-worker that failed mean the verifier checks the signature itself, as without a worker, and a
-forgery is refused and warned about exactly as before.
+(``open_envelope(signed_by=CheckedSignature(...))``). A refused signature, a key that changed
+meanwhile, or a worker that failed mean the verifier checks the signature itself, as without
+a worker, and a forgery is refused and warned about exactly as before.
 """
 
 from __future__ import annotations
