@@ -162,7 +162,7 @@ def _quick_valid(record: object) -> bool:
     check = _compiled()
     try:
         return check is not None and check(record)
-    except Exception:  # e.g. a huge integer: jsonschema decides (and says why)
+    except Exception:  # e.g. a date that does not exist: jsonschema decides (and says why)
         return False
 
 
@@ -205,7 +205,7 @@ _TYPES: dict[str, Check] = {
     "string": lambda v: isinstance(v, str),
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "integer": lambda v: _is_integer(None, v),
     "number": lambda v: _is_number(None, v),
 }
 

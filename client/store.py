@@ -226,13 +226,14 @@ class Store:
             self._unwritten.clear()
 
     def _memo(
-        self, kind: str, op: str, area: str, epoch: int, read: Callable[[], bytes | None]
-    ) -> bytes | None:
+        self, kind: str, op: str, area: str, epoch: int,
+        read: Callable[[str, str, int], bytes | None],
+    ) -> bytes | None:  # fmt: skip
         if self._opened is None:
-            return read()
+            return read(op, area, epoch)
         key = (kind, op, area, epoch)
         if key not in self._opened:
-            self._opened[key] = read()
+            self._opened[key] = read(op, area, epoch)
         return self._opened[key]
 
     # -- sealing at rest -------------------------------------------------------------------
@@ -356,17 +357,13 @@ class Store:
         return self._checked(blob, f"state/{op}/{area}/{epoch}", op, area)
 
     def state(self, op: str, area: str, epoch: int) -> bytes | None:
-        if self._opened is not None and ("state", op, area, epoch) in self._opened:
-            return self._opened[("state", op, area, epoch)]
+        return self._memo("state", op, area, epoch, self._read_state)
 
-        def read() -> bytes | None:
-            row = self.db.execute(
-                "SELECT state FROM states WHERE op = ? AND area = ? AND epoch = ?",
-                (op, area, epoch),
-            ).fetchone()
-            return self._open_state(op, area, epoch, row[0]) if row else None
-
-        return self._memo("state", op, area, epoch, read)
+    def _read_state(self, op: str, area: str, epoch: int) -> bytes | None:
+        row = self.db.execute(
+            "SELECT state FROM states WHERE op = ? AND area = ? AND epoch = ?", (op, area, epoch)
+        ).fetchone()
+        return self._open_state(op, area, epoch, row[0]) if row else None
 
     def states(self, op: str, area: str) -> list[tuple[int, bytes]]:
         """Every stored ``(epoch, state)`` of the area, oldest first."""
@@ -383,17 +380,13 @@ class Store:
         )
 
     def secret(self, op: str, area: str, epoch: int) -> bytes | None:
-        if self._opened is not None and ("secret", op, area, epoch) in self._opened:
-            return self._opened[("secret", op, area, epoch)]
+        return self._memo("secret", op, area, epoch, self._read_secret)
 
-        def read() -> bytes | None:
-            row = self.db.execute(
-                "SELECT secret FROM secrets WHERE op = ? AND area = ? AND epoch = ?",
-                (op, area, epoch),
-            ).fetchone()
-            return self.open(row[0], f"secret/{op}/{area}/{epoch}") if row else None
-
-        return self._memo("secret", op, area, epoch, read)
+    def _read_secret(self, op: str, area: str, epoch: int) -> bytes | None:
+        row = self.db.execute(
+            "SELECT secret FROM secrets WHERE op = ? AND area = ? AND epoch = ?", (op, area, epoch)
+        ).fetchone()
+        return self.open(row[0], f"secret/{op}/{area}/{epoch}") if row else None
 
     def secrets(self, op: str, area: str) -> dict[int, bytes]:
         rows = self.db.execute(

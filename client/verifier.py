@@ -287,8 +287,12 @@ class Verifier:
         if worker is None:
             return
         await current.send(worker, self._signer, self._hints, start=n + CHUNK)
-        ready = ahead is not None and ahead.done() and not ahead.cancelled()
-        if ready and ahead is not None and ahead.exception() is None:
+        if (
+            ahead is not None
+            and ahead.done()
+            and not ahead.cancelled()
+            and ahead.exception() is None
+        ):
             await ahead.result()[1].send(worker, self._signer, self._hints)
 
     def _signer(self, op: str, area: str, epoch: int, sender: str) -> bytes | None:

@@ -134,7 +134,7 @@ class VerifyKey:
         checks the same equation with stricter inputs (canonical S and key, no small-order
         R or key), so what it accepts OpenSSL accepts; anything it refuses goes to OpenSSL.
         """
-        if len(signature) == 64 and _sodium_accepts(signature, message, self.raw):
+        if len(signature) == 64 and sodium_accepts(signature, message, self.raw):
             return
         try:
             self._key.verify(signature, message)
@@ -149,11 +149,6 @@ def sodium_accepts(signature: bytes, message: bytes, public: bytes) -> bool:
     """Whether libsodium's Ed25519 verification accepts ``signature`` of ``message`` under the
     raw public key ``public``: if it does, :meth:`VerifyKey.verify` does; if not, only that
     method's verdict counts (it asks OpenSSL)."""
-    return _sodium_accepts(signature, message, public)
-
-
-def _sodium_accepts(signature: bytes, message: bytes, public: bytes) -> bool:
-    """libsodium's Ed25519 verification (a fast path: see :meth:`VerifyKey.verify`)."""
     try:
         _sodium_open()(signature + message, public)
     except Exception:  # libsodium's refusal: OpenSSL decides
