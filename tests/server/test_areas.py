@@ -24,7 +24,7 @@ from opseal.crypto.group import (
     apply_commit,
     create_commit,
 )
-from opseal.server.errors import Conflict, CounterRefused, Forbidden
+from opseal.server.errors import Conflict, CounterRefused, Forbidden, InvalidSignature
 from opseal.server.services import group_commit, identity
 from opseal.server.services.areas import AreaRef, decode_cursor
 from opseal.wire.operations import CommitStored
@@ -278,11 +278,17 @@ async def test_one_delivery_gives_each_stream_the_cursor_of_its_own_areas(operat
         assert [e for e in page.events if e.area == "seizures"] == []
 
 
+def forged(sealed: Envelope) -> Envelope:
+    """``sealed`` with its signature replaced by another valid-looking one."""
+    return Envelope(sealed.header, sealed.ciphertext, bytes(reversed(sealed.signature)))
+
+
 async def test_single_posts_committed_as_one_group_each_get_their_own_answer(operation):
     """Single posts queued together are judged one by one in one transaction: each gets its own
     number, a repeat of an envelope in the same group its first number, the same id with other
-    bytes 409, a counter not above the one just stored and a non-roster device their own
-    refusals — and the good posts are stored all the same."""
+    bytes 409, a counter not above the one just stored, a non-roster device and a forged
+    signature their own refusals — and the good posts are stored all the same (the forged
+    post's counter is not used up)."""
     state, secret = await make_area(operation, "seizures", ["customs"])
     ctx, ref = operation.server.ctx, AreaRef(operation.id, "seizures")
     who = {
@@ -297,6 +303,7 @@ async def test_single_posts_committed_as_one_group_each_get_their_own_answer(ope
         ("customs", reused),
         ("customs", envelope(operation, "customs", state, secret, 1)),
         ("customs2", envelope(operation, "customs2", state, secret, 1)),
+        ("customs", forged(envelope(operation, "customs", state, secret, 4))),
         ("customs", envelope(operation, "customs", state, secret, 3)),
     ]  # fmt: skip
     answers = await asyncio.gather(
@@ -306,10 +313,11 @@ async def test_single_posts_committed_as_one_group_each_get_their_own_answer(ope
     seq = answers[0]
     assert isinstance(seq, int)
     assert answers[1] == seq
-    assert answers[5] == seq + 1
-    assert [type(a) for a in answers[2:5]] == [Conflict, CounterRefused, Forbidden]
+    assert answers[6] == seq + 1
+    refusals = [Conflict, CounterRefused, Forbidden, InvalidSignature]
+    assert [type(a) for a in answers[2:6]] == refusals
     stored = await operation.actors["customs"].api.events(operation.id, "seizures", after=seq - 1)
     assert [(e.seq, e.message_id) for e in stored] == [
         (seq, str(first.header.message_id)),
-        (seq + 1, str(posts[5][1].header.message_id)),
+        (seq + 1, str(posts[6][1].header.message_id)),
     ]
