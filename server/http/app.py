@@ -24,9 +24,7 @@ from .keys import CONTEXT, SETTINGS
 from .middlewares import (
     RATE_LIMITER,
     RateLimiter,
-    error_middleware,
-    rate_limit_middleware,
-    request_middleware,
+    front_middleware,
 )
 from .openapi import routes as openapi_routes
 from .parse import reply
@@ -36,7 +34,6 @@ from .stream import routes as stream_routes
 from .views import routes as api_routes
 from .views_audit import routes as audit_routes
 from .views_blobs import routes as blob_routes
-from .webapp import cors_middleware
 from .webapp import load as load_web_app
 from .webapp import routes as web_routes
 
@@ -53,7 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     read here, and one that does not match its manifest stops the start.
     """
     app = web.Application(
-        middlewares=[request_middleware, cors_middleware, error_middleware, rate_limit_middleware],
+        middlewares=[front_middleware],
         client_max_size=max(settings.max_body_bytes, settings.max_blob_chunk_bytes) + 65536,
     )
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)

@@ -9,8 +9,6 @@ and Trusted Types so no string can become script.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
 from opseal.wire import ops
@@ -21,7 +19,7 @@ from .keys import SETTINGS
 from .parse import reply
 from .routing import EndpointRoutes
 
-__all__ = ["CSP", "WEB_BUNDLE", "cors_middleware", "routes", "security_headers"]
+__all__ = ["CSP", "WEB_BUNDLE", "cors_headers", "preflight", "routes", "security_headers"]
 
 routes = EndpointRoutes()
 WEB_BUNDLE = web.AppKey("web_bundle", Bundle)
@@ -50,7 +48,6 @@ SECURITY = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
     "X-Frame-Options": "DENY",
 }
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def load(app: web.Application) -> None:
@@ -114,26 +111,30 @@ CORS_HEADERS = "Authorization, Content-Type, Range, Idempotency-Key, X-Request-I
 CORS_EXPOSED = "Content-Range, ETag, X-Request-Id, Retry-After"
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Let the pages of the configured ``web_origins`` call the API; answer their preflights.
-
-    Every answer also carries the security headers (:data:`SECURITY`)."""
-    origin = request.headers.get("Origin", "")
-    allowed = origin in request.app[SETTINGS].allowed_web_origins
+def preflight(request: web.Request) -> web.StreamResponse | None:
+    """The answer to a CORS preflight from one of the configured ``web_origins``, else None."""
     if (
-        allowed
-        and request.method == "OPTIONS"
+        request.method == "OPTIONS"
         and "Access-Control-Request-Method" in request.headers
+        and request.headers.get("Origin", "") in request.app[SETTINGS].allowed_web_origins
     ):
-        response: web.StreamResponse = web.Response(status=204)
+        response = web.Response(status=204)
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE"
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
-    else:
-        response = await handler(request)
-    if allowed and not response.prepared:
+        return response
+    return None
+
+
+def cors_headers(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """``response`` as the pages of the configured ``web_origins`` may read it, with the
+    security headers (:data:`SECURITY`) every answer carries (an answer already sent as it
+    is)."""
+    if response.prepared:
+        return response
+    origin = request.headers.get("Origin", "")
+    if origin and origin in request.app[SETTINGS].allowed_web_origins:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
         response.headers["Vary"] = "Origin"
-    return security_headers(response) if not response.prepared else response
+    return security_headers(response)

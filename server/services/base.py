@@ -6,11 +6,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from opseal.crypto.keys import SigningKey
+from opseal.crypto.keys import HmacKey, SigningKey
 
 from ..blobstore import ChunkStore, make_chunk_store
 from ..bus import Bus, Event
@@ -31,6 +32,11 @@ class Instance:
     instance_id: str
     log_key: SigningKey
     token_key: bytes = field(repr=False)
+
+    @cached_property
+    def token_hmac(self) -> HmacKey:
+        """HMAC-SHA256 under :attr:`token_key`, ready for a hash per request."""
+        return HmacKey(self.token_key)
 
 
 @dataclass(frozen=True)

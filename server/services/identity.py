@@ -6,7 +6,6 @@ trust in that root key comes from charters and out-of-band fingerprints, never f
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Iterable
@@ -376,7 +375,7 @@ async def challenge(ctx: Context, device_id: str) -> tuple[bytes, int]:
 
 
 def _token_hash(ctx: Context, token: str) -> bytes:
-    return hmac.digest(ctx.instance.token_key, token.encode(), "sha256")
+    return ctx.instance.token_hmac.digest(token.encode())
 
 
 async def login(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+
 import pytest
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from opseal.crypto.errors import DecodeError, DecryptionError, SignatureError, WrongPassphrase
 from opseal.crypto.keys import (
+    HmacKey,
     HpkePrivateKey,
     KdfParams,
     SigningKey,
@@ -112,3 +115,14 @@ def test_hkdf_with_a_salt_matches_the_cryptography_implementation(salt):
     bytes too (a salt over 64 bytes is hashed first, as HMAC does with a long key)."""
     expected = HKDF(SHA256(), 80, salt, b"info").derive(b"key material")
     assert hkdf_sha256(b"key material", b"info", 80, salt) == expected
+
+
+@pytest.mark.parametrize("key_size", [0, 32, 64, 65, 200])
+def test_hmac_key_matches_the_standard_library(key_size):
+    """The server hashes bearer tokens with it: any key length (RFC 2104 hashes keys longer
+    than a block), any message, and its repr never shows the key."""
+    key = bytes(range(256))[:key_size]
+    for message in (b"", b"token", bytes(1000)):
+        assert HmacKey(key).digest(message) == hmac.digest(key, message, "sha256")
+    assert HmacKey(key).digest(b"a") != HmacKey(key + b"x").digest(b"a")
+    assert repr(HmacKey(key)) == "HmacKey(...)"

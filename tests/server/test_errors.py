@@ -247,3 +247,21 @@ async def test_body_within_the_limit_is_accepted(small_server):
         ) as response,
     ):
         assert response.status == 200, await response.text()
+
+
+async def test_every_answer_has_its_own_request_id_or_the_clients(small_server):
+    """The request id ties a client's report to the server's log line: 32 hex digits, new for
+    each request and telling nothing of the others (not a count), or the client's own."""
+    url = small_server.url + "/api/v1/auth/challenge"
+    body = js({"device_id": "customs-device"})
+    seen = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.post(url, data=body) as response:
+                seen.append(response.headers["X-Request-Id"])
+        async with session.post(url, data=body, headers={"X-Request-Id": "mine-42"}) as response:
+            assert response.headers["X-Request-Id"] == "mine-42"
+    assert len(set(seen)) == 3
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in seen)
+    numbers = [int(rid, 16) for rid in seen]
+    assert numbers[2] - numbers[1] != numbers[1] - numbers[0]  # not a counter
