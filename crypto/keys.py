@@ -30,6 +30,7 @@ from .errors import DecodeError, DecryptionError, SignatureError, WrongPassphras
 
 __all__ = [
     "HPKE_PUBLIC_KEY_SIZE",
+    "HmacKey",
     "HpkePrivateKey",
     "HpkePublicKey",
     "KdfParams",

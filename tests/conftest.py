@@ -34,6 +34,12 @@ def _allow(bb: BlockBuster) -> None:
             function.can_block_in("client/store.py", store)
             function.can_block_in("client/outbox.py", "_known_ids")
             function.can_block_in("client/attachments.py", "_forget")
+            # The server's SQLite statements run on the loop by design (design §13 "SQLite
+            # statements on the loop"): microseconds from SQLite's page cache, no fsync at
+            # commit, and never a wait for a lock (awaited instead); checkpoints run in a thread.
+            function.can_block_in(
+                "server/storage/sqlite_driver.py", {"_run", "commit", "rollback", "_file_of"}
+            )
     # Start-up, before anything is served: the SQLite engine creates its folder once; and each
     # new pooled PostgreSQL connection, where asyncpg looks for ~/.pgpass and client
     # certificates while parsing its DSN (a few stat calls, in asyncpg).

@@ -1,8 +1,9 @@
 """Database engines for SQLite (WAL, the embedded default) and PostgreSQL (asyncpg).
 
 On SQLite, write transactions (:func:`write_transaction`) start with ``BEGIN IMMEDIATE`` so
-concurrent writers queue on the write lock instead of failing to upgrade a read lock; reads
-start a plain deferred ``BEGIN`` and, thanks to WAL, never wait for writers. PostgreSQL
+concurrent writers queue on the write lock instead of failing to upgrade a read lock — their
+waits awaited, as statements run on the event loop (:mod:`.sqlite_driver`); reads start a
+plain deferred ``BEGIN`` and, thanks to WAL, never wait for writers. PostgreSQL
 serialises per-area sequence numbers with row locks (``SELECT ... FOR UPDATE``).
 """
 
@@ -84,8 +85,9 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    # One trip to aiosqlite's thread per statement instead of four (sqlite_driver).
-    engine = create_async_engine(url, connect_args={"timeout": 30}, module=sqlite_driver.dbapi())
+    # Statements on the loop, waits awaited, checkpoints in a thread (sqlite_driver).
+    args = sqlite_driver.CONNECT_ARGS
+    engine = create_async_engine(url, connect_args=args, module=sqlite_driver.dbapi())
     sync = engine.sync_engine
 
     @event.listens_for(sync, "connect")
@@ -95,7 +97,8 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        for pragma in sqlite_driver.PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(sync, "begin")

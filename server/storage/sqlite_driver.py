@@ -1,14 +1,24 @@
-"""SQLAlchemy's aiosqlite adapter with one trip to the connection's thread per statement.
+"""SQLAlchemy's aiosqlite adapter with statements run on the event loop, never waiting there.
 
 aiosqlite runs each SQLite connection in a thread of its own and hands it every call through a
-queue; the answer comes back through the event loop's self-pipe. SQLAlchemy's adapter makes
-four such trips for each statement — open a cursor, execute, fetch the rows, close — and each
-costs the event loop ~35 µs of CPU, far more than SQLite's own work for the small statements a
-single post runs (design §13 "Where a single post's time goes now"). Here the cursor does all
-four in one trip: it runs the statement, reads every row and closes the SQLite cursor in the
-connection's thread, and keeps the description, row count and rows it brought back. Rows were
-already read in full by SQLAlchemy's adapter (``fetchall`` after each execute), so nothing
-changes for callers; server-side cursors (``stream``) keep aiosqlite's own.
+queue; the answer comes back through the event loop's self-pipe. SQLAlchemy's adapter made
+four such trips per statement (open a cursor, execute, fetch, close), each ~35 µs of the
+loop's CPU, and every waking thread then fought the loop for the interpreter lock — far more
+than SQLite's own work for the small statements a request runs: a few microseconds, from its
+page cache, with no ``fsync`` at commit (WAL, ``synchronous=NORMAL``). So here a statement runs
+where it is asked for, reads all its rows and closes its cursor at once (design §13 "SQLite
+statements on the loop"):
+
+- **It never waits on the loop.** SQLite's busy handler is off (``busy_timeout=0``): a
+  statement that finds the database locked (another process writing, or a transaction of
+  this one that is awaiting something) gets ``SQLITE_BUSY`` at once, and :func:`_patiently`
+  *awaits* a pause and tries again, up to :data:`BUSY_SECONDS` as the busy handler did.
+- **Checkpoints leave the loop**: SQLite copies the WAL back into the database at the commit
+  that finds it long, ~20 ms with its ``fsync``. Automatic checkpoints are off on these
+  connections; every :data:`CHECKPOINT_EVERY` commits a passive checkpoint runs in a worker
+  thread on a connection of its own (:func:`_checkpoint`), which blocks no reader or writer.
+- Connections are still opened and closed in aiosqlite's thread, and server-side cursors
+  (``stream``, for backups) keep aiosqlite's own, reading in that thread.
 
 The classes are SQLAlchemy's (``AsyncAdapt_aiosqlite_*``, 2.1); :func:`dbapi` is handed to
 ``create_async_engine(module=...)``, the documented way to give a dialect another DBAPI module.
@@ -16,12 +26,14 @@ The classes are SQLAlchemy's (``AsyncAdapt_aiosqlite_*``, 2.1); :func:`dbapi` is
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
+import structlog
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
@@ -30,14 +42,28 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["dbapi"]
+__all__ = ["BUSY_SECONDS", "CHECKPOINT_EVERY", "CONNECT_ARGS", "PRAGMAS", "dbapi"]
+
+log = structlog.get_logger("opseal.db")
+
+BUSY_SECONDS = 30.0
+"""How long a statement keeps trying while the database is locked (SQLite's busy timeout
+before)."""
+CHECKPOINT_EVERY = 64
+"""Commits between two passive checkpoints (a group commit of single posts is one commit)."""
+CONNECT_ARGS = {"timeout": 0, "check_same_thread": False}
+"""For ``sqlite3.connect``: no busy handler (waits are awaited), and a connection opened in
+aiosqlite's thread may run statements on the loop's."""
+PRAGMAS = ("busy_timeout=0", "wal_autocheckpoint=0")
+"""Set on every connection, after the WAL and durability settings."""
 
 _Result = tuple[Any, int, int | None, list[Any]]
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_BUSY_SNAPSHOT = 517  # a read transaction's snapshot is too old to write: waiting cannot help
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Result:
-    """In the connection's thread: the statement's description, row count, last row id and
-    all of its rows."""
+    """The statement's description, row count, last row id and all of its rows."""
     cursor = conn.cursor()
     try:
         if many:
@@ -50,8 +76,29 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) 
         cursor.close()
 
 
-class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
-    """A cursor whose statement runs, is read and is closed in one trip to the thread."""
+async def _nothing() -> None:
+    """Awaited once per statement: SQLAlchemy's async engine requires each call to await."""
+
+
+def _patiently(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Result:
+    """:func:`_run` on the loop; while the database is locked, await a pause and try again
+    (within a greenlet of SQLAlchemy's async engine)."""
+    await_(_nothing())
+    waited, pause = 0.0, 0.001
+    while True:
+        try:
+            return _run(conn, operation, parameters, many)
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0)
+            if code & 0xFF not in _BUSY or code == _BUSY_SNAPSHOT or waited >= BUSY_SECONDS:
+                raise
+        await_(asyncio.sleep(pause))
+        waited += pause
+        pause = min(pause * 2, 0.05)
+
+
+class _LoopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor whose statement runs on the loop and is read and closed at once."""
 
     __slots__ = ("_description", "_lastrowid", "_rowcount")
 
@@ -82,38 +129,100 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         """Nothing stays open after a statement."""
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
-        try:
-            return await_(self._trip(operation, parameters, many=False))
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
+        self._statement(operation, parameters, many=False)
 
     def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        self._statement(operation, seq_of_parameters, many=True)
+
+    def _statement(self, operation: str, parameters: Any, *, many: bool) -> None:
         try:
-            return await_(self._trip(operation, seq_of_parameters, many=True))
+            found = _patiently(self._connection._conn, operation, parameters, many)
         except Exception as error:
             self._adapt_connection._handle_exception(error)
-
-    async def _trip(self, operation: str, parameters: Any, *, many: bool) -> None:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        async with self._adapt_connection._execute_mutex:
-            found = await connection._execute(  # type: ignore[no-untyped-call]
-                _run, connection._conn, operation, parameters, many
-            )
         self._description, self._rowcount, self._lastrowid, rows = found
         self._rows = collections.deque(rows)
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
-    _cursor_cls = _OneTripCursor  # type: ignore[assignment]  # a subclass; mypy sees the slot
+    __slots__ = ("_checkpoints",)
+    _cursor_cls = _LoopCursor  # type: ignore[assignment]  # a subclass; mypy sees the slot
+
+    def __init__(self, dbapi: Any, connection: Any, checkpoints: _Checkpoints) -> None:
+        super().__init__(dbapi, connection)
+        self._checkpoints = checkpoints
+
+    def commit(self) -> None:
+        conn: sqlite3.Connection | None = self._connection._connection
+        if conn is None or not conn.in_transaction:
+            return
+        try:
+            _patiently(conn, "COMMIT", None, False)
+        except Exception as error:
+            self._handle_exception(error)
+        self._checkpoints.committed(conn)
+
+    def rollback(self) -> None:
+        conn: sqlite3.Connection | None = self._connection._connection
+        if conn is None or not conn.in_transaction:
+            return
+        try:
+            conn.rollback()
+        except Exception as error:
+            self._handle_exception(error)
+
+
+class _Checkpoints:
+    """Passive checkpoints of one engine's database, in a worker thread, one at a time."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.running: asyncio.Future[None] | None = None
+
+    def committed(self, conn: sqlite3.Connection) -> None:
+        self.commits += 1
+        if self.commits < CHECKPOINT_EVERY or (self.running and not self.running.done()):
+            return
+        path = _file_of(conn)
+        if path is None:  # an in-memory database has no WAL
+            return
+        self.commits = 0
+        self.running = asyncio.get_running_loop().run_in_executor(None, _checkpoint, path)
+        self.running.add_done_callback(_log_failure)
+
+
+def _file_of(conn: sqlite3.Connection) -> str | None:
+    for _, name, file in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return str(file) or None
+    return None
+
+
+def _checkpoint(path: str) -> None:
+    """Copy what it can of the WAL into the database, waiting for no one (``PASSIVE``)."""
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        conn.close()
+
+
+def _log_failure(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        # The next one will try again; until then the WAL only grows (nothing is lost).
+        log.warning("WAL checkpoint failed", error=str(done.exception()))
 
 
 class _Dbapi(AsyncAdapt_aiosqlite_dbapi):
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
+        self.checkpoints = _Checkpoints()
+
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         adapted = super().connect(*arg, **kw)
-        return _Connection(self, adapted._connection)
+        return _Connection(self, adapted._connection, self.checkpoints)
 
 
 def dbapi() -> AsyncAdapt_aiosqlite_dbapi:
-    """The DBAPI module for ``create_async_engine(..., module=dbapi())`` on SQLite."""
-    return _Dbapi(aiosqlite, sqlite3)
+    """The DBAPI module for ``create_async_engine(..., module=dbapi())`` on SQLite: one per
+    engine (its checkpoints are counted per engine)."""
+    return _Dbapi()
