@@ -145,7 +145,7 @@ async def measure_all(target: Target, url: str, sizes: Sizes) -> dict[str, float
             if sizes.only in ("", "fanout"):
                 figures |= await measure_fanout(op, state, secret, target, sizes)
             if sizes.only in ("", "single"):
-                figures |= await measure_single_posts(op, state, secret, lanes, target, sizes)
+                figures |= await measure_single_posts(op, state, secret, lanes, target, sizes, url)
             figures["server_peak_rss_mb"] = round(sum(n.peak_rss_mb() for n in target.nodes), 1)
             figures["cores"] = len(os.sched_getaffinity(0))
         finally:
@@ -297,11 +297,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure_single_posts(
-    op: Operation, state: Any, secret: bytes, lanes: list[str], target: Target, sizes: Sizes
+    op: Operation,
+    state: Any,
+    secret: bytes,
+    lanes: list[str],
+    target: Target,
+    sizes: Sizes,
+    url: str,
 ) -> dict:
     """``sizes.single_posts`` envelopes, one per request, ``len(lanes)`` requests in flight
     (one device per lane, posting its own envelopes in order): messages per second, and the
-    server's CPU milliseconds per post."""
+    CPU milliseconds per post of the server and (PostgreSQL on this host) the database."""
     per_lane = sizes.single_posts // len(lanes)
     work = {
         who: [
@@ -315,19 +321,25 @@ async def measure_single_posts(
         api = op.actors[who].api
         return [await api.post_message(op.id, AREA, sealed) for sealed in work[who]]
 
+    db_before = await database_cpu(url)
     own_cpu = time.process_time()
     cpu_before, start = sum(map(cpu_seconds, target.pids)), time.perf_counter()
     seqs = [seq for lane_seqs in await asyncio.gather(*map(lane, lanes)) for seq in lane_seqs]
     elapsed = time.perf_counter() - start
     cpu = sum(map(cpu_seconds, target.pids)) - cpu_before
+    db_after = await database_cpu(url)
     assert len(set(seqs)) == per_lane * len(lanes), len(set(seqs))
-    return {
+    figures = {
         "single_post_msgs_per_s": round(len(seqs) / elapsed),
         "server_cpu_ms_per_single_post": round(cpu / len(seqs) * 1000, 2),
         "load_generator_cpu_ms_per_single_post": round(
             (time.process_time() - own_cpu) / len(seqs) * 1000, 2
         ),
     }
+    if db_after:
+        db_cpu = sum(seconds - db_before.get(pid, 0.0) for pid, seconds in db_after.items())
+        figures["single_post_db_cpu_ms"] = round(db_cpu / len(seqs) * 1000, 2)
+    return figures
 
 
 def rss_kib(pid: int) -> int:
