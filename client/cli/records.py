@@ -201,7 +201,9 @@ def _hold_changed(ctx: Ctx, client: Client, a: Any, records: list[dict[str, Any]
     named (it would not replace it) and the rest go on."""
     if a.correct:
         return records
-    mine = corrections.submissions(client.read(a.op, a.area))
+    # Only this organisation's messages can hold its versions: the others' are not parsed.
+    own = (m for m in client.read(a.op, a.area) if m.org == client.org_id)
+    mine = corrections.submissions(own)
     checked = [content.seizure(r) for r in records]
     plan = corrections.plan(a.op, client.org_id, checked, mine)
     for old, record, _ in plan.changed:
