@@ -181,8 +181,11 @@ def main() -> None:
         for fd in (1, 2):
             os.dup2(devnull, fd)  # the starting command stops reading: nothing may block
         # Load what the commands it runs need now, while nobody waits (requests queue).
+        # aiohttp too: the transport imports it on its first use (~0.3 s here with its TLS
+        # context), which the agent's first command paid.
         for module in ("opseal.client.client", "opseal.client.cli.records",
-                       "opseal.client.cli.messages", "opseal.client.cli.maintenance"):  # fmt: skip
+                       "opseal.client.cli.messages", "opseal.client.cli.maintenance",
+                       "aiohttp"):  # fmt: skip
             with contextlib.suppress(Exception):
                 importlib.import_module(module)
 
