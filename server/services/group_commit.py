@@ -28,7 +28,6 @@ from opseal.crypto.keys import VerifyKey
 
 from ..errors import Forbidden, OpSealError, Unavailable
 from ..storage import entries
-from ..storage import identity as identity_store
 from .areas import (
     AreaRef,
     _advance,
@@ -62,7 +61,8 @@ class _Post:
 class _Sender:
     """What the group knows of one device while it judges the device's posts in order."""
 
-    key: VerifyKey
+    key: VerifyKey | None
+    """None for a device outside the roster (its posts are refused before any key is used)."""
     in_roster: bool
     last_counter: int
     stored: dict[str, Any]
@@ -185,6 +185,7 @@ class _Group:
             return _idempotent(_Stored(seq, body), post.body, 0)
         if message_id in sender.stored:
             return _idempotent(sender.stored[message_id], post.body, 0)
+        assert sender.key is not None  # in the roster (_sender)
         _check_new(post.envelope, self.epoch, sender.key, 0)
         sender.last_counter = _check_counter(post.envelope, sender.last_counter, 0)
         self.seq += 1
@@ -207,16 +208,18 @@ class _Group:
             raise found
 
     async def read_senders(self) -> None:
-        """What the rules need of every sending device, in one query each: keys, roster
-        membership with the latest counters, and the stored entries under the group's message
-        ids — only those of posts whose counter is not above their sender's last, as in
+        """What the rules need of every sending device: roster membership with its key and
+        latest counter in one query, and the stored entries under the group's message ids in
+        another — only those of posts whose counter is not above their sender's last, as in
         :func:`.areas.store_envelopes` (a new counter under a used id fails the insert, and the
         posts are then judged alone)."""
         conn, ref, devices = self.tx.conn, self.ref, sorted(self.message_ids)
-        keys = await identity_store.device_signing_keys(conn, devices)
-        latest = await entries.latest_messages_of(conn, ref.operation_id, ref.area, devices)
-        roster = set(latest)  # those of the senders in the area's roster
-        counters = {d: Envelope.header_of(b).counter for d, b in latest.items() if b is not None}
+        roster = await entries.senders_in_roster(conn, ref.operation_id, ref.area, devices)
+        counters = {
+            d: Envelope.header_of(latest).counter
+            for d, (_, latest) in roster.items()
+            if latest is not None
+        }
         wanted = [
             (d, m)
             for d, posts in self.message_ids.items()
@@ -230,7 +233,7 @@ class _Group:
         )
         for device in devices:
             self.senders[device] = _Sender(
-                key=VerifyKey(keys[device]),
+                key=VerifyKey(roster[device][0]) if device in roster else None,
                 in_roster=device in roster,
                 last_counter=counters.get(device, 0),
                 stored={m: row for (d, m), row in stored.items() if d == device},

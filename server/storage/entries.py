@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .db import Record
-from .tables import area_members, events
+from .tables import area_members, devices, events
 
 __all__ = [
     "append",
@@ -22,8 +22,8 @@ __all__ = [
     "by_senders_message_ids",
     "commit_bodies",
     "entries_after",
-    "latest_messages_of",
     "message",
+    "senders_in_roster",
 ]
 
 _IN_AREA = (events.c.operation_id == bindparam("operation_id")) & (
@@ -59,24 +59,29 @@ _BY_SENDERS_MESSAGE_IDS = select(
 ).where(_IN_AREA, _DEVICES, events.c.message_id.in_(bindparam("message_ids", expanding=True)))
 # One index scan backwards per device, as _LATEST_MESSAGE_OF does (a GROUP BY over the area's
 # messages would read all of them), driven by the roster so it runs alike on both backends.
-_LATEST_MESSAGES_OF = select(
-    area_members.c.device_id,
-    select(events.c.body)
-    .where(
-        events.c.operation_id == area_members.c.operation_id,
-        events.c.area == area_members.c.area,
-        events.c.device_id == area_members.c.device_id,
-        events.c.kind == "message",
+_SENDERS_IN_ROSTER = (
+    select(
+        area_members.c.device_id,
+        devices.c.signing_key,
+        select(events.c.body)
+        .where(
+            events.c.operation_id == area_members.c.operation_id,
+            events.c.area == area_members.c.area,
+            events.c.device_id == area_members.c.device_id,
+            events.c.kind == "message",
+        )
+        .order_by(events.c.seq.desc())
+        .limit(1)
+        .correlate(area_members)
+        .scalar_subquery()
+        .label("body"),
     )
-    .order_by(events.c.seq.desc())
-    .limit(1)
-    .correlate(area_members)
-    .scalar_subquery()
-    .label("body"),
-).where(
-    area_members.c.operation_id == bindparam("operation_id"),
-    area_members.c.area == bindparam("area"),
-    area_members.c.device_id.in_(bindparam("device_ids", expanding=True)),
+    .join(devices, devices.c.device_id == area_members.c.device_id)
+    .where(
+        area_members.c.operation_id == bindparam("operation_id"),
+        area_members.c.area == bindparam("area"),
+        area_members.c.device_id.in_(bindparam("device_ids", expanding=True)),
+    )
 )
 _COMMIT_BODIES = (
     select(events.c.body)
@@ -162,11 +167,11 @@ async def by_senders_message_ids(
     return {key: row for row in rows if (key := (row.device_id, row.message_id)) in pairs}
 
 
-async def latest_messages_of(
+async def senders_in_roster(
     conn: AsyncConnection, operation_id: str, area: str, device_ids: Sequence[str]
-) -> dict[str, bytes | None]:
-    """:func:`latest_message_of` for several devices at once, by device: those of the area's
-    roster only (so the keys tell which are in it), None for one without a message yet."""
+) -> dict[str, tuple[bytes, bytes | None]]:
+    """Those of ``device_ids`` in the area's roster, by device: its public signing key and
+    its latest message (:func:`latest_message_of`; None before its first), in one query."""
     params = {"operation_id": operation_id, "area": area, "device_ids": list(device_ids)}
-    rows = await conn.execute(_LATEST_MESSAGES_OF, params)
-    return {row.device_id: row.body for row in rows}
+    rows = await conn.execute(_SENDERS_IN_ROSTER, params)
+    return {row.device_id: (bytes(row.signing_key), row.body) for row in rows}

@@ -40,7 +40,6 @@ __all__ = [
     "device_ids_of_user",
     "device_org",
     "device_signing_key",
-    "device_signing_keys",
     "device_with_user",
     "devices_of_users_with_key",
     "enrolment_code",
@@ -326,9 +325,6 @@ _DEVICE_WITH_USER = (
     .where(devices.c.device_id == _DEVICE)
 )
 _DEVICE_SIGNING_KEY = select(devices.c.signing_key).where(devices.c.device_id == _DEVICE)
-_DEVICE_SIGNING_KEYS = select(devices.c.device_id, devices.c.signing_key).where(
-    devices.c.device_id.in_(bindparam("device_ids", expanding=True))
-)
 _DEVICE_ORG = select(devices.c.org_id).where(devices.c.device_id == _DEVICE)
 _REVOKE_DEVICES = (
     update(devices)
@@ -406,12 +402,6 @@ async def device_with_user(conn: AsyncConnection, device_id: str) -> Record | No
 async def device_signing_key(conn: AsyncConnection, device_id: str) -> bytes:
     """The registered device's public signing key (it must exist)."""
     return bytes((await conn.execute(_DEVICE_SIGNING_KEY, {"device_id": device_id})).one()[0])
-
-
-async def device_signing_keys(conn: AsyncConnection, device_ids: list[str]) -> dict[str, bytes]:
-    """The registered devices' public signing keys, by device."""
-    rows = await conn.execute(_DEVICE_SIGNING_KEYS, {"device_ids": device_ids})
-    return {row.device_id: bytes(row.signing_key) for row in rows}
 
 
 async def device_org(conn: AsyncConnection, device_id: str) -> str | None:
