@@ -18,7 +18,9 @@ statements on the loop"):
   connections; every :data:`CHECKPOINT_EVERY` commits a passive checkpoint runs in a worker
   thread on a connection of its own (:func:`_checkpoint`), which blocks no reader or writer.
 - Connections are still opened and closed in aiosqlite's thread, and server-side cursors
-  (``stream``, for backups) keep aiosqlite's own, reading in that thread.
+  (``stream``, for backups) keep aiosqlite's own, reading in that thread (with the same
+  patience for a locked database). One connection is never used by two tasks at once
+  (SQLAlchemy's rule), so a statement on the loop never meets one of those in the thread.
 
 The classes are SQLAlchemy's (``AsyncAdapt_aiosqlite_*``, 2.1); :func:`dbapi` is handed to
 ``create_async_engine(module=...)``, the documented way to give a dialect another DBAPI module.
@@ -31,6 +33,7 @@ import collections
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import aiosqlite
 import structlog
@@ -38,6 +41,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
+    AsyncAdapt_aiosqlite_ss_cursor,
 )
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
@@ -58,8 +62,18 @@ PRAGMAS = ("busy_timeout=0", "wal_autocheckpoint=0")
 """Set on every connection, after the WAL and durability settings."""
 
 _Result = tuple[Any, int, int | None, list[Any]]
-_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _BUSY_SNAPSHOT = 517  # a read transaction's snapshot is too old to write: waiting cannot help
+_LOCKED_SHAREDCACHE = 262  # another connection's lock on a shared-cache table: it will go
+
+
+def _worth_waiting(exc: sqlite3.OperationalError) -> bool:
+    """Whether the database was only busy — another connection holds the lock it needs, which
+    goes — rather than locked for good (a table locked within this connection, a snapshot too
+    old to write from), where waiting cannot help."""
+    code = getattr(exc, "sqlite_errorcode", 0)
+    if code & 0xFF == sqlite3.SQLITE_BUSY:
+        return code != _BUSY_SNAPSHOT
+    return code == _LOCKED_SHAREDCACHE
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Result:
@@ -89,8 +103,7 @@ def _patiently(conn: sqlite3.Connection, operation: str, parameters: Any, many: 
         try:
             return _run(conn, operation, parameters, many)
         except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", 0)
-            if code & 0xFF not in _BUSY or code == _BUSY_SNAPSHOT or waited >= BUSY_SECONDS:
+            if not _worth_waiting(exc) or waited >= BUSY_SECONDS:
                 raise
         await_(asyncio.sleep(pause))
         waited += pause
@@ -100,7 +113,7 @@ def _patiently(conn: sqlite3.Connection, operation: str, parameters: Any, many: 
 class _LoopCursor(AsyncAdapt_aiosqlite_cursor):
     """A cursor whose statement runs on the loop and is read and closed at once."""
 
-    __slots__ = ("_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         # No aiosqlite cursor is opened (the base class would make a trip for it).
@@ -112,10 +125,25 @@ class _LoopCursor(AsyncAdapt_aiosqlite_cursor):
         self._description: Any = None
         self._rowcount = -1
         self._lastrowid: int | None = None
+        self._arraysize = 1  # as sqlite3's cursors: what fetchmany() takes without a size
 
     @property
     def description(self) -> Any:
         return self._description
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    def nextset(self) -> None:
+        """SQLite has one result set per statement, read whole already."""
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        """Nothing to do for SQLite."""
 
     @property
     def rowcount(self) -> int:
@@ -143,9 +171,29 @@ class _LoopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows)
 
 
+class _StreamCursor(AsyncAdapt_aiosqlite_ss_cursor):
+    """aiosqlite's server-side cursor (``stream``: backups), reading in its thread, with the
+    busy handler's patience: a locked database is awaited as :func:`_patiently` does."""
+
+    __slots__ = ()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        waited, pause = 0.0, 0.001
+        while True:
+            try:
+                return await super()._execute_async(operation, parameters)
+            except sqlite3.OperationalError as exc:
+                if not _worth_waiting(exc) or waited >= BUSY_SECONDS:
+                    raise
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 0.05)
+
+
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ("_checkpoints",)
     _cursor_cls = _LoopCursor  # type: ignore[assignment]  # a subclass; mypy sees the slot
+    _ss_cursor_cls = _StreamCursor
 
     def __init__(self, dbapi: Any, connection: Any, checkpoints: _Checkpoints) -> None:
         super().__init__(dbapi, connection)
@@ -159,7 +207,10 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
             _patiently(conn, "COMMIT", None, False)
         except Exception as error:
             self._handle_exception(error)
-        self._checkpoints.committed(conn)
+        try:  # committed: nothing after this may make the commit look failed
+            self._checkpoints.committed(conn)
+        except Exception as exc:
+            log.warning("could not start a WAL checkpoint", error=str(exc))
 
     def rollback(self) -> None:
         conn: sqlite3.Connection | None = self._connection._connection
@@ -182,10 +233,10 @@ class _Checkpoints:
         self.commits += 1
         if self.commits < CHECKPOINT_EVERY or (self.running and not self.running.done()):
             return
+        self.commits = 0
         path = _file_of(conn)
         if path is None:  # an in-memory database has no WAL
             return
-        self.commits = 0
         self.running = asyncio.get_running_loop().run_in_executor(None, _checkpoint, path)
         self.running.add_done_callback(_log_failure)
 
@@ -199,7 +250,8 @@ def _file_of(conn: sqlite3.Connection) -> str | None:
 
 def _checkpoint(path: str) -> None:
     """Copy what it can of the WAL into the database, waiting for no one (``PASSIVE``)."""
-    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    # mode=rw: a database removed meanwhile is not created anew, empty.
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=0, isolation_level=None)
     try:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     finally:

@@ -151,3 +151,30 @@ async def test_checkpoints_run_in_a_worker_thread(engine, tmp_path, monkeypatch)
     assert threads  # it ran...
     assert not any(threads)  # ...never on the loop's thread
     assert database.stat().st_size > before + 5000  # the rows reached the database file
+
+
+async def test_rows_can_be_read_a_few_at_a_time(engine):
+    """``fetchmany`` without a size takes the cursor's ``arraysize`` (1, as sqlite3's)."""
+    async with write_transaction(engine) as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES (:n)"), [{"n": c} for c in "abc"])
+    async with engine.connect() as conn:
+        result = await conn.execute(text("SELECT name FROM t ORDER BY id"))
+        assert result.fetchmany() == [("a",)]
+        assert result.fetchmany(5) == [("b",), ("c",)]
+
+
+@pytest.mark.parametrize(
+    ("code", "waits"),
+    [
+        (5, True),  # SQLITE_BUSY: another connection holds the lock
+        (261, True),  # SQLITE_BUSY_RECOVERY
+        (517, False),  # SQLITE_BUSY_SNAPSHOT: a read snapshot too old to write from
+        (6, False),  # SQLITE_LOCKED: a table locked within this connection, for good
+        (262, True),  # SQLITE_LOCKED_SHAREDCACHE
+        (1, False),  # any other error
+    ],
+)
+def test_only_a_lock_that_will_go_is_waited_for(code, waits):
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    assert sqlite_driver._worth_waiting(error) is waits
