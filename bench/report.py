@@ -40,7 +40,13 @@ from opseal.client.report import aggregate, checked_records, reporting_codes
 from opseal.client.seizures import read_seizures_csv, write_seizures_csv
 from tests.client.conftest import PASSPHRASE
 from tests.client.national import NATIONAL_SYSTEM, onboard
-from tests.server.procs import Node, ServerProcess, admin_context, prepare_database
+from tests.server.procs import (
+    Node,
+    ServerProcess,
+    admin_context,
+    cpu_seconds,
+    prepare_database,
+)
 
 OP = "op-stop-v"
 
@@ -51,12 +57,6 @@ def _import(csv: Path) -> tuple[list[dict], float]:
     elapsed = time.perf_counter() - start
     assert not rejected, rejected[:3]
     return records, elapsed
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _sync(home: Path) -> tuple[float, float, float]:
@@ -118,9 +118,9 @@ async def run(count: int) -> dict[str, float]:
                 submit_s = time.perf_counter() - submit_start
             finally:
                 await submitter.close()
-            server_cpu = _cpu_seconds(server.pid)
+            server_cpu = cpu_seconds(server.pid)
             sync_s, sync_cpu_s, worker_cpu_s = await _sync(home)
-            server_cpu = _cpu_seconds(server.pid) - server_cpu
+            server_cpu = cpu_seconds(server.pid) - server_cpu
             report, report_s = await _report(home)
     assert report["totals"]["seizures"] == count, report["totals"]
     return {

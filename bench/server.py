@@ -76,6 +76,7 @@ from tests.server.procs import (
     Node,
     ServerProcess,
     admin_context,
+    cpu_seconds,
     open_operation,
     prepare_database,
 )
@@ -288,12 +289,6 @@ async def enrol_lanes(node: Node, op: Operation, count: int) -> list[str]:
         name = f"lane{n}"
         op.actors[name] = await enrol(node, op.world, org, "customs-user", f"{name}-device")  # type: ignore[arg-type]
     return [f"lane{n}" for n in range(count)]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure_single_posts(

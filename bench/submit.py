@@ -37,7 +37,13 @@ from opseal.client.profile import Profile
 from opseal.client.seizures import write_seizures_csv
 from tests.client.conftest import PASSPHRASE
 from tests.client.national import NATIONAL_SYSTEM, OPSEAL, cli, onboard, stored_messages
-from tests.server.procs import Node, ServerProcess, admin_context, prepare_database
+from tests.server.procs import (
+    Node,
+    ServerProcess,
+    admin_context,
+    cpu_seconds,
+    prepare_database,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,10 +87,7 @@ def _roundtrips(
 
 def _cpu_of(pid: int | None) -> float:
     """CPU seconds (user + system) a running process has used so far (0 for none)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0 if pid is None else cpu_seconds(pid)
 
 
 def _command_costs(home: Path, runs: int, first: int) -> dict[str, float]:

@@ -114,11 +114,7 @@ class HmacKey:
 
 
 def _hmac_sha256(key: bytes, message: bytes) -> bytes:
-    inner, outer = _hmac_pads(key)
-    inner.update(message)
-    outer.update(inner.digest())
-    digest: bytes = outer.digest()
-    return digest
+    return HmacKey(key).digest(message)
 
 
 class VerifyKey:

@@ -59,11 +59,10 @@ class _Post:
 
 @dataclass
 class _Sender:
-    """What the group knows of one device while it judges the device's posts in order."""
+    """What the group knows of one device of the area's roster while it judges the device's
+    posts in order."""
 
-    key: VerifyKey | None
-    """None for a device outside the roster (its posts are refused before any key is used)."""
-    in_roster: bool
+    key: VerifyKey
     last_counter: int
     stored: dict[str, Any]
     """The device's stored entries among the group's message ids (``seq``, ``body``)."""
@@ -178,14 +177,13 @@ class _Group:
 
     async def judge(self, post: _Post) -> int:
         await self._member(post.principal)
-        sender = await self._sender(post)
+        sender = self._sender(post)
         message_id = post.message_id
         if message_id in sender.fresh:
             seq, body = sender.fresh[message_id]
             return _idempotent(_Stored(seq, body), post.body, 0)
         if message_id in sender.stored:
             return _idempotent(sender.stored[message_id], post.body, 0)
-        assert sender.key is not None  # in the roster (_sender)
         _check_new(post.envelope, self.epoch, sender.key, 0)
         sender.last_counter = _check_counter(post.envelope, sender.last_counter, 0)
         self.seq += 1
@@ -231,17 +229,17 @@ class _Group:
             if wanted
             else {}
         )
-        for device in devices:
+        for device, (key, _) in roster.items():
             self.senders[device] = _Sender(
-                key=VerifyKey(roster[device][0]) if device in roster else None,
-                in_roster=device in roster,
+                key=VerifyKey(key),
                 last_counter=counters.get(device, 0),
                 stored={m: row for (d, m), row in stored.items() if d == device},
             )
 
-    async def _sender(self, post: _Post) -> _Sender:
-        sender = self.senders[post.principal.device_id]
-        if not sender.in_roster:
+    def _sender(self, post: _Post) -> _Sender:
+        """The post's device as the group read it; :class:`Forbidden` outside the roster."""
+        sender = self.senders.get(post.principal.device_id)
+        if sender is None:
             raise Forbidden(
                 f"device {post.principal.device_id!r} is not a member of area {self.ref.area!r}"
             )

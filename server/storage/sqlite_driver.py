@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -94,20 +94,36 @@ async def _nothing() -> None:
     """Awaited once per statement: SQLAlchemy's async engine requires each call to await."""
 
 
+def _pauses() -> Iterator[float]:
+    """The pauses between tries while the database is locked: 1 ms doubling to 50 ms, for
+    :data:`BUSY_SECONDS` in all."""
+    waited, pause = 0.0, 0.001
+    while waited < BUSY_SECONDS:
+        yield pause
+        waited += pause
+        pause = min(pause * 2, 0.05)
+
+
+def _next_pause(exc: sqlite3.OperationalError, pauses: Iterator[float]) -> float:
+    """How long to wait before trying again after ``exc``; raises it when waiting cannot help
+    or the time is up."""
+    pause = next(pauses, None) if _worth_waiting(exc) else None
+    if pause is None:
+        raise exc
+    return pause
+
+
 def _patiently(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Result:
     """:func:`_run` on the loop; while the database is locked, await a pause and try again
     (within a greenlet of SQLAlchemy's async engine)."""
     await_(_nothing())
-    waited, pause = 0.0, 0.001
+    pauses = _pauses()
     while True:
         try:
             return _run(conn, operation, parameters, many)
         except sqlite3.OperationalError as exc:
-            if not _worth_waiting(exc) or waited >= BUSY_SECONDS:
-                raise
+            pause = _next_pause(exc, pauses)
         await_(asyncio.sleep(pause))
-        waited += pause
-        pause = min(pause * 2, 0.05)
 
 
 class _LoopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -178,16 +194,13 @@ class _StreamCursor(AsyncAdapt_aiosqlite_ss_cursor):
     __slots__ = ()
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
-        waited, pause = 0.0, 0.001
+        pauses = _pauses()
         while True:
             try:
                 return await super()._execute_async(operation, parameters)
             except sqlite3.OperationalError as exc:
-                if not _worth_waiting(exc) or waited >= BUSY_SECONDS:
-                    raise
+                pause = _next_pause(exc, pauses)
             await asyncio.sleep(pause)
-            waited += pause
-            pause = min(pause * 2, 0.05)
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
