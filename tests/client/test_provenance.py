@@ -125,6 +125,26 @@ async def test_a_rights_holder_posting_under_a_french_record_id_does_not_block_i
     ]
 
 
+async def test_another_orgs_record_under_the_same_record_id_does_not_hold_a_submission(
+    onboarded, opseal, tmp_path
+):
+    """German Customs posts a seizure with France's record id and other content before France
+    submits it: `submit seizures` (without --correct) sends France's record as new — another
+    organisation's message is never taken for an earlier version of France's own."""
+    fr, de = (onboarded.clients[o] for o in ("fr-customs", "de-customs"))
+    await post_as(de, "seizures", "seizure", record("FR-9", "FR", items=5))
+    await fr.sync()
+    path = tmp_path / "fr.csv"
+    await asyncio.to_thread(write_seizures_csv, path, [record("FR-9", "FR", items=9)])
+    sent = await opseal("fr-customs-device", "--json", "submit", "seizures", str(path),
+                        "--op", OP)  # fmt: skip
+    assert sent.code == 0, sent.err
+    assert sent.json["message_ids"] == [
+        str(content.record_message_id(OP, "fr-customs", record("FR-9", "FR")))
+    ]
+    assert "differs from the version" not in sent.err
+
+
 async def test_a_correction_supersedes_the_senders_own_record_and_another_orgs_is_refused(
     onboarded, opseal, tmp_path
 ):
