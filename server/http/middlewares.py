@@ -67,7 +67,7 @@ async def front_middleware(request: web.Request, handler: Handler) -> web.Stream
     error converter (:func:`_guarded`) around the rate limit and the view.
 
     These were four middlewares, each one more layer of coroutines and wrappers that every
-    request went through (design §13 "Where a single post's time goes now")."""
+    request went through (design §13 "SQLite statements on the loop")."""
     request_id = request.headers.get("X-Request-Id", "")[:64] or _new_request_id()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     start = time.perf_counter()
