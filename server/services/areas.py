@@ -40,7 +40,7 @@ from ..errors import (
     WrongEpoch,
 )
 from ..storage import areas as store
-from ..storage import entries
+from ..storage import audit, entries
 from ..storage import identity as identity_store
 from ..storage.db import generic_plans
 from ..storage.entries import entries_after
@@ -145,16 +145,19 @@ bound by the group's round trips, and one less (``SET LOCAL``) gave ~10 % more p
 for the same database CPU per post (design §13)."""
 
 
-async def _advance(tx: Tx, ref: AreaRef, rows: list[dict[str, Any]], last_seq: int) -> None:
-    """Insert the transaction's entries and move the area's sequence on. Its look-ups are
-    done: a batch's rows (and their audit leaves, appended next) run on generic plans — not a
-    group of single posts (:data:`GENERIC_PLANS_FROM`), where the round trip that switches
-    plans costs more than planning its few rows."""
+async def _advance(
+    tx: Tx, ref: AreaRef, rows: list[dict[str, Any]], audited: list[dict[str, Any]]
+) -> None:
+    """Store the transaction's entries (in sequence order), move the area's sequence on and
+    append the ``audited`` entries to the audit log — one statement on PostgreSQL
+    (:func:`.entries.append_recorded`). Its look-ups are done: a batch's rows run on generic
+    plans — not a group of single posts (:data:`GENERIC_PLANS_FROM`), where the round trip
+    that switches plans costs more than planning its few rows."""
     if len(rows) >= GENERIC_PLANS_FROM:
         await generic_plans(tx.conn)
-    await entries.append(tx.conn, rows)
-    await store.set_next_seq(tx.conn, ref.operation_id, ref.area, last_seq)
-    tx.publish(Event(ref.operation_id, ref.area, last_seq))
+    leaves = audit.leaves_of(audited, tx.now, salt=True)
+    await entries.append_recorded(tx.conn, ref.operation_id, ref.area, rows, leaves, tx.now)
+    tx.publish(Event(ref.operation_id, ref.area, rows[-1]["seq"]))
 
 
 # -- key packages ----------------------------------------------------------------------
@@ -182,14 +185,14 @@ async def post_key_package(ctx: Context, principal: Principal, ref: AreaRef, bod
             tx.conn, ref.operation_id, ref.area, principal.device_id, body, seq, tx.now
         )
         row = _append_event(tx, ref, seq, "key-package", principal.device_id, body)
-        await _advance(tx, ref, [row], seq)
-        await tx.audit(
-            event="key-package",
-            operation=ref.operation_id,
-            area=ref.area,
-            device=principal.device_id,
-            seq=seq,
-        )
+        audited = {
+            "event": "key-package",
+            "operation": ref.operation_id,
+            "area": ref.area,
+            "device": principal.device_id,
+            "seq": seq,
+        }
+        await _advance(tx, ref, [row], [audited])
     return int(seq)
 
 
@@ -269,18 +272,18 @@ async def _store_commit(
         await store.delete_key_packages(tx.conn, ref.operation_id, ref.area, added)
     await store.set_group_state(tx.conn, ref.operation_id, ref.area, commit.epoch, state.to_bytes())
     row = _append_event(tx, ref, seq, "commit", commit.committer, body, epoch=commit.epoch)
-    await _advance(tx, ref, [row], seq)
-    await tx.audit(
-        event="commit",
-        operation=ref.operation_id,
-        area=ref.area,
-        epoch=commit.epoch,
-        committer=commit.committer,
-        added=added,
-        removed=list(commit.removes),
-        hash=b64e(commit.hash),
-        seq=seq,
-    )
+    audited = {
+        "event": "commit",
+        "operation": ref.operation_id,
+        "area": ref.area,
+        "epoch": commit.epoch,
+        "committer": commit.committer,
+        "added": added,
+        "removed": list(commit.removes),
+        "hash": b64e(commit.hash),
+        "seq": seq,
+    }
+    await _advance(tx, ref, [row], [audited])
 
 
 async def list_commits(
@@ -392,8 +395,7 @@ async def _store_envelopes(
             rows.append(row)
             audit_rows.append(audit_row)
         if rows:
-            await _advance(tx, ref, rows, seq)
-            await tx.audit_many(audit_rows)
+            await _advance(tx, ref, rows, audit_rows)
     return seqs
 
 

@@ -110,9 +110,6 @@ class Tx:
     async def audit(self, **entry: Any) -> None:
         await audit.append(self.conn, [entry], self.now, salt=True)
 
-    async def audit_many(self, entries: list[dict[str, Any]]) -> None:
-        await audit.append(self.conn, entries, self.now, salt=True)
-
     def publish(self, event: Event) -> None:
         self.events.append(event)
 

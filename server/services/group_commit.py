@@ -5,10 +5,11 @@ A single post used to pay for a whole write transaction of its own: on SQLite th
 area's row lock, and on both one audit append and one commit per message. Here each post is
 parsed and checked for what needs no database (:func:`.areas.parse_envelopes`) in its own
 request, then joins its area's queue. One drain task per area takes everything queued, stores it
-in **one** transaction — one area lock, one insert of the entries, one audit append, one commit
-— while each post is judged on its own, exactly as :func:`.areas.store_envelopes` judges a
-batch of one: membership, phase, the charter's post rule, roster, epoch, signature, counter,
-idempotent message id. A post refused by those rules gets its own error and the others go on.
+in **one** transaction — one area lock, one write of the entries with their audit leaves (one
+statement on PostgreSQL), one commit — while each post is judged on its own, exactly as
+:func:`.areas.store_envelopes` judges a batch of one: membership, phase, the charter's post
+rule, roster, epoch, signature, counter, idempotent message id. A post refused by those rules
+gets its own error and the others go on.
 
 Nothing is answered before its transaction has committed: the futures are settled after the
 ``async with`` block returned. If the group's transaction itself fails (a database error, a
@@ -152,8 +153,7 @@ async def _store_group(ctx: Context, ref: AreaRef, posts: list[_Post]) -> list[i
             except OpSealError as exc:
                 answers.append(exc)
         if group.rows:
-            await _advance(tx, ref, group.rows, group.seq)
-            await tx.audit_many(group.audit_rows)
+            await _advance(tx, ref, group.rows, group.audit_rows)
     return answers
 
 

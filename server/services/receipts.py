@@ -138,17 +138,17 @@ async def _store(
         now=tx.now,
     )
     row = _append_event(tx, ref, seq, "receipt", principal.device_id, body)
-    await _advance(tx, ref, [row], seq)
-    await tx.audit(
-        event="receipt",
-        operation=ref.operation_id,
-        area=ref.area,
-        message_id=key.message_id,
-        sender=key.sender_id,
-        kind=receipt.kind,
-        device=principal.device_id,
-        seq=seq,
-    )
+    audited = {
+        "event": "receipt",
+        "operation": ref.operation_id,
+        "area": ref.area,
+        "message_id": key.message_id,
+        "sender": key.sender_id,
+        "kind": receipt.kind,
+        "device": principal.device_id,
+        "seq": seq,
+    }
+    await _advance(tx, ref, [row], [audited])
 
 
 # -- status for coordinators -----------------------------------------------------------

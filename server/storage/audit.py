@@ -27,12 +27,14 @@ from .tables import audit_checkpoints, audit_head, audit_leaves
 
 __all__ = [
     "append",
+    "append_leaves",
     "checkpoint_body",
     "create_head",
     "encode_entry",
     "insert_checkpoint",
     "leaf_hashes",
     "leaves",
+    "leaves_of",
     "newest_checkpoint_body",
     "read_entries",
     "size",
@@ -79,17 +81,33 @@ async def append(
 ) -> int:
     """Append ``entries`` (each with a random ``salt`` if asked) and return the index of the
     first one."""
-    if not entries:
-        return -1
-    new_size = int((await conn.execute(_GROW, {"b_count": len(entries)})).scalar_one())
-    first = new_size - len(entries)
-    rows = []
-    for offset, entry in enumerate(entries):
+    return await append_leaves(conn, leaves_of(entries, now, salt=salt), now)
+
+
+def leaves_of(
+    entries: Sequence[dict[str, Any]], now: int, *, salt: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """``(entry, leaf_hash)`` of each of ``entries`` as appended at ``now``."""
+    leaves = []
+    for entry in entries:
         extra = {"salt": b64e(secrets.token_bytes(16))} if salt else {}
         data = encode_entry({**entry, "time": now, **extra})
-        rows.append(
-            {"idx": first + offset, "entry": data, "leaf_hash": leaf_hash(data), "created_at": now}
-        )
+        leaves.append((data, leaf_hash(data)))
+    return leaves
+
+
+async def append_leaves(
+    conn: AsyncConnection, leaves: Sequence[tuple[bytes, bytes]], now: int
+) -> int:
+    """Append ``(entry, leaf_hash)`` leaves made by :func:`leaves_of`; the first one's index."""
+    if not leaves:
+        return -1
+    new_size = int((await conn.execute(_GROW, {"b_count": len(leaves)})).scalar_one())
+    first = new_size - len(leaves)
+    rows = [
+        {"idx": first + offset, "entry": entry, "leaf_hash": hashed, "created_at": now}
+        for offset, (entry, hashed) in enumerate(leaves)
+    ]
     await conn.execute(_INSERT_LEAVES, rows)
     return first
 

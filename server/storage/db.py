@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -23,6 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, MetaData, String, Table, event, inspect, select, text
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from . import sqlite_driver
@@ -66,10 +68,46 @@ def make_engine(url: str) -> AsyncEngine:
     # ingest slowed as an area grew (design §13). Planning each time costs far less — except
     # for a many-row insert, where every row and its foreign-key check would be planned
     # again: see generic_plans.
-    return create_async_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+    engine = create_async_engine(
+        url, pool_size=10, max_overflow=10,
         connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )  # fmt: skip
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 2.0
+"""How long a pooled PostgreSQL connection may lie unused before it is pinged when taken
+again. SQLAlchemy's ``pool_pre_ping`` pinged at every check-out: one more round trip for every
+transaction (a group of single posts made ten, design §13). A connection in steady use is
+known alive; one that lay idle may have been dropped (a database restart, an idle timeout in
+between) and is replaced before a request ever sees it."""
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a connection at check-out only if it lay idle :data:`PING_AFTER_IDLE_SECONDS`;
+    a dead one is replaced (SQLAlchemy's "pessimistic, custom" disconnect handling)."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED)
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return  # new, or in steady use
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("a pooled connection is dead") from exc
+        if not alive:
+            raise DisconnectionError("a pooled connection is dead")
+
+
+_RETURNED = "opseal_returned_at"
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from opseal.server.storage import areas, entries, retention
+from opseal.server.storage import areas, audit, entries, retention
 
 from .storage_seed import NOW, OP, device, entry, opened, operation, org, tx, user
 
@@ -125,6 +125,33 @@ async def test_sequence_numbers_and_message_ids_are_unique(engine):
     async with engine.connect() as conn:
         assert len(await entries.entries_after(conn, OP, "seizures", 0, 10)) == 2
         assert len(await entries.entries_after(conn, OP, "intel", 0, 10)) == 1
+
+
+async def test_recorded_entries_move_the_head_and_append_their_audit_leaves(engine):
+    """``append_recorded`` (one statement on PostgreSQL) stores the rows as given, moves the
+    area's head to the last one and appends the audit leaves after the log's last, in order;
+    a used message id among them raises and writes none of it — no entry, no head, no leaf."""
+    async with engine.connect() as conn:
+        start = await audit.size(conn)
+    leaves = audit.leaves_of([{"event": "message", "seq": 1}, {"event": "message", "seq": 2}], NOW)
+    rows = [entry(1, message_id="m-1", epoch=None), entry(2, "receipt", body=b"r")]
+    async with tx(engine) as conn:
+        await entries.append_recorded(conn, OP, "seizures", rows, leaves, NOW)
+    refused = [entry(3, message_id="m-3"), entry(4, message_id="m-1")]
+    with pytest.raises(IntegrityError):
+        async with tx(engine) as conn:
+            await entries.append_recorded(
+                conn, OP, "seizures", refused, audit.leaves_of([{}, {}], NOW), NOW
+            )
+    async with engine.connect() as conn:
+        stored = await entries.entries_after(conn, OP, "seizures", 0, 10)
+        assert [dict(row._mapping) for row in stored] == rows
+        assert (OP, "seizures", 2) in [tuple(head) for head in await areas.heads(conn)]
+        assert await audit.size(conn) == start + 2
+        assert await audit.leaves(conn, start, start + 2) == [
+            (start + offset, entry_bytes, hashed)
+            for offset, (entry_bytes, hashed) in enumerate(leaves)
+        ]
 
 
 async def test_messages_are_found_by_id(engine):

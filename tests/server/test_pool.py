@@ -1,0 +1,57 @@
+"""PostgreSQL's connection pool: a connection that lay idle is pinged before a request gets
+it, one in steady use is not (design §13), and a dead one never fails more than the request
+that found it."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from opseal.server.storage import db
+
+from .conftest import PG_URL, _admin_dsn
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason="OPSEAL_TEST_POSTGRES_URL is not set")
+
+_PID = text("SELECT pg_backend_pid()")
+
+
+async def _pid(engine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(_PID)).scalar_one())
+
+
+async def _kill(url: str, pid: int) -> None:
+    """Terminate one backend from outside, as a database restart or an idle timeout would."""
+    conn = await asyncpg.connect(_admin_dsn(url))
+    try:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def engine():
+    engine = db.make_engine(PG_URL)
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_dead_connection_that_lay_idle_is_replaced_before_use(engine, monkeypatch):
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    dead = await _pid(engine)
+    await _kill(PG_URL, dead)
+    assert await _pid(engine) != dead  # no error: the ping found it dead
+
+
+async def test_a_connection_in_steady_use_is_not_pinged_and_a_dead_one_fails_once(
+    engine, monkeypatch
+):
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    dead = await _pid(engine)
+    await _kill(PG_URL, dead)
+    with pytest.raises(DBAPIError):  # not pinged: the request that takes it fails
+        await _pid(engine)
+    assert await _pid(engine) != dead  # and the pool has let it go
