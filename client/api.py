@@ -99,9 +99,9 @@ class ApiClient:
         params: Mapping[str, Any] | None = None,
         data: bytes | None = None,
     ) -> T:
-        """Call endpoint ``name`` of :data:`opseal.wire.ENDPOINTS`; its answer decoded as the
-        table's type for the status (``answer``). A refusal raises its typed error; an answer
-        that is not the API's raises :class:`MalformedAnswerError`."""
+        """Call endpoint ``name`` of the route table (:data:`opseal.wire.endpoints.ENDPOINTS`);
+        its answer decoded as the table's type for the status (``answer``). A refusal raises its
+        typed error; an answer that is not the API's raises :class:`MalformedAnswerError`."""
         endpoint = by_name(name)
         where = f"{endpoint.method} {endpoint.path}"
         headers, raw = {}, None

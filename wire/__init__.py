@@ -14,18 +14,5 @@ bases), :mod:`.identity`, :mod:`.operations`, :mod:`.blobs`, :mod:`.audit`, :mod
 :mod:`.openapi`.
 """
 
-from .decode import WireError, decode_body, decode_query, encode
-from .endpoints import ENDPOINTS, Endpoint, Limits, by_name
-from .errors import ERRORS
-
-__all__ = [
-    "ENDPOINTS",
-    "ERRORS",
-    "Endpoint",
-    "Limits",
-    "WireError",
-    "by_name",
-    "decode_body",
-    "decode_query",
-    "encode",
-]
+# Nothing is imported here: `opseal --help` reads only the error table (.errors), and
+# msgspec and the route table cost it ~20 ms (issue 10). Import the submodules by name.

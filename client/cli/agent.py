@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -39,6 +38,8 @@ def parse_duration(text: str) -> float:
         help="end after this long without serving a key: 90s, 15m, 2h (default 15m)"),
 )  # fmt: skip
 async def agent_start(ctx: Ctx) -> None:
+    import asyncio  # not at the top: `opseal --help` imports this module
+
     idle = parse_duration(ctx.args.idle_timeout)
     info = ctx.profile.info()
     if await asyncio.to_thread(_status, ctx.profile.path) is not None:
@@ -65,6 +66,8 @@ async def agent_start(ctx: Ctx) -> None:
 
 @command("agent status", "show whether an agent holds this profile's device key")
 async def agent_status(ctx: Ctx) -> None:
+    import asyncio  # not at the top: `opseal --help` imports this module
+
     status = await asyncio.to_thread(_status, ctx.profile.path)
     if status is None:
         raise CliError(
@@ -81,6 +84,8 @@ async def agent_status(ctx: Ctx) -> None:
 
 @command("agent stop", "end this profile's agent (its key leaves memory)")
 async def agent_stop(ctx: Ctx) -> None:
+    import asyncio  # not at the top: `opseal --help` imports this module
+
     stopped = await asyncio.to_thread(_stop, ctx.profile.path)
     ctx.out.result(
         {"stopped": stopped},

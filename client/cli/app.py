@@ -4,7 +4,6 @@ command table, and :func:`run`, which turns every failure into one line and an e
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import traceback
@@ -166,6 +165,8 @@ def run(argv: list[str] | None = None, *, kdf_params: KdfParams | None = None) -
         ran = None if args.debug else key_agent.run_command(ctx.profile.path, spec.path, argv)
         if ran is not None:
             return ran
+        import asyncio  # not for `opseal --help` (~40 ms)
+
         code: int = asyncio.run(spec.handler(ctx)) or OK
         return WARNINGS if code == OK and ctx.fresh_warnings else code
     except KeyboardInterrupt:

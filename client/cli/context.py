@@ -4,7 +4,6 @@ client; the argument parsers for times; and the helpers several command groups s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import getpass
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from opseal.crypto.errors import CryptoError, WrongPassphrase
-from opseal.wire.errors import ERRORS
 
 from .. import agent
 from ..errors import (
@@ -85,10 +83,12 @@ class Ctx:
     @contextlib.asynccontextmanager
     async def client(self, *, login: bool = True, sync: bool = False) -> AsyncIterator[Client]:
         """The profile's client, logged in (and synced) as the command needs."""
+        from asyncio import to_thread
+
         from ..client import Client
 
         info = self.profile.info()  # a missing profile says so before asking for a passphrase
-        keys = await asyncio.to_thread(agent.device_keys, self.profile.path, info.device_id)
+        keys = await to_thread(agent.device_keys, self.profile.path, info.device_id)
         try:
             passphrase = None if keys is not None else self.passphrase()
             client = await Client.open(self.profile, passphrase, login=False, keys=keys)
@@ -335,6 +335,8 @@ def report_refused(
     for r in refused:
         name = f"{names[r.message_id]} " if names and r.message_id in names else ""
         ctx.out.warn(f"refused: {name}({r.message_id}, {r.op}/{r.area}): {r.code}: {r.message}")
+    from opseal.wire.errors import ERRORS  # not for `opseal --help` (msgspec)
+
     codes = sorted({r.code for r in refused})
     entry = ERRORS.get(codes[0]) if len(codes) == 1 else None
     ctx.out.fail(

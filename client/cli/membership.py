@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from opseal.crypto.errors import CryptoError
@@ -55,6 +54,8 @@ def default_areas() -> tuple[AreaPolicy, ...]:
 )  # fmt: skip
 async def admit(ctx: Ctx) -> None:
     # --watch logs in within its rounds: a server down at the start is waited for too
+    import asyncio  # not at the top: `opseal --help` imports this module
+
     async with ctx.client(login=not ctx.args.watch) as client:
         if not ctx.args.watch:
             admitted = sorted(set(await client.admit(ctx.args.op, ctx.args.readmit)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
@@ -155,6 +154,8 @@ async def tail(ctx: Ctx) -> None:
     # No sync first: the stream resumes from the sync cursor, so what arrived since the last
     # command is shown too, verified the same way, and then what arrives next. The stream
     # logs in itself, so a server down at the start is waited for like a later outage.
+    import asyncio  # not at the top: `opseal --help` imports this module
+
     async with ctx.client(login=False) as client:
         ctx.out.note("Following; Ctrl-C to stop.")
         stop, shown = asyncio.Event(), 0
@@ -180,6 +181,8 @@ async def tail(ctx: Ctx) -> None:
 
 async def _watch_warnings(ctx: Ctx, client: Client) -> None:
     """Show integrity warnings as they are recorded, while a command follows the stream."""
+    import asyncio  # not at the top: `opseal --help` imports this module
+
     while True:
         await asyncio.sleep(1.0)
         _report_warnings(ctx, client)

@@ -14,8 +14,7 @@ from aiohttp import web
 
 from opseal.crypto.encoding import b64d
 from opseal.crypto.errors import CryptoError
-from opseal.wire import WireError, decode_body, decode_query, encode
-from opseal.wire.decode import unstorable
+from opseal.wire.decode import WireError, decode_body, decode_query, encode, unstorable
 
 from ..errors import BadRequest, PayloadTooLarge
 from ..services.areas import AreaRef

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from opseal.wire import by_name
+from opseal.wire.endpoints import by_name
 
 __all__ = ["EndpointRoutes"]
 

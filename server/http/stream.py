@@ -47,8 +47,8 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import Gauge, Histogram
 
-from opseal.wire import encode
 from opseal.wire import stream as messages
+from opseal.wire.decode import encode
 from opseal.wire.errors import ErrorDetail
 from opseal.wire.operations import Event as WireEvent
 

@@ -1,10 +1,10 @@
 """A hostile server's structurally wrong answers, endpoint by endpoint: the client raises a typed
 error (:class:`MalformedAnswerError`), never a ``KeyError``, ``TypeError`` or msgspec's own.
 
-The endpoints come from the route table (:data:`opseal.wire.ENDPOINTS`); a test fails when an
-endpoint is neither called here nor listed with the reason it is not, and when ``ApiClient``
-names an endpoint this file does not call. The answers go through the transport seam, from an
-in-process fake server (:mod:`.fakeserver`).
+The endpoints come from the route table (:data:`opseal.wire.endpoints.ENDPOINTS`); a test fails
+when an endpoint is neither called here nor listed with the reason it is not, and when
+``ApiClient`` names an endpoint this file does not call. The answers go through the transport
+seam, from an in-process fake server (:mod:`.fakeserver`).
 """
 
 from __future__ import annotations

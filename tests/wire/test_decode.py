@@ -6,8 +6,8 @@ import msgspec
 import pytest
 
 from opseal.server.http.stream import _frame, encode_event
-from opseal.wire import WireError, decode_body, decode_query
 from opseal.wire.audit import InclusionQuery
+from opseal.wire.decode import WireError, decode_body, decode_query
 from opseal.wire.identity import ChallengeRequest, EnrolRequest
 from opseal.wire.operations import Event, EventsQuery, MessageBatch, PhaseRequest, Stored
 from opseal.wire.stream import StreamEvent, StreamIdle, StreamMessage
