@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import (
     BadRequest,
@@ -23,6 +24,7 @@ from ..errors import (
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
+    Unavailable,
 )
 from ..services.audit import address_tag
 from ..services.base import Context, Principal
@@ -142,7 +144,12 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         return _json_error(not_allowed) if exc.status == 405 else exc
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # A database connection lost mid-request (a restart): the pool has let it go, and
+            # a retry gets a fresh one — the answer any 503 gets (design §13).
+            log.warning("database connection lost", method=request.method, route=_route(request))
+            return _json_error(Unavailable("the database connection was lost: retry"))
         log.exception("unhandled error", method=request.method, route=_route(request))
         internal = OpSealError("internal server error; the request id identifies it in the logs")
         return _json_error(internal)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from opseal.client.errors import ApiError
 from opseal.server.storage import db
 
 from .conftest import PG_URL, _admin_dsn
@@ -55,3 +56,30 @@ async def test_a_connection_in_steady_use_is_not_pinged_and_a_dead_one_fails_onc
     with pytest.raises(DBAPIError):  # not pinged: the request that takes it fails
         await _pid(engine)
     assert await _pid(engine) != dead  # and the pool has let it go
+
+
+async def _kill_pooled(url: str) -> int:
+    """Terminate the node's pooled connections to the database at ``url`` (not the event
+    bus's ``LISTEN`` connection); how many."""
+    conn = await asyncpg.connect(_admin_dsn(url))
+    try:
+        return len(await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() AND query NOT ILIKE 'LISTEN%'"
+        ))  # fmt: skip
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_request_that_finds_its_connection_dead_is_told_to_retry(operation):
+    """The database drops the node's connections while they are in steady use (a restart):
+    the request that finds one gets 503 ``unavailable`` — retry — not an internal error, and
+    the next request is served on a fresh connection."""
+    api = operation.actors["customs"].api
+    await api.sync("", limit=10)
+    assert await _kill_pooled(operation.server.ctx.settings.database_url) > 0
+    with pytest.raises(ApiError) as refused:
+        await api.sync("", limit=10)
+    assert (refused.value.status, refused.value.code) == (503, "unavailable")
+    assert (await api.sync("", limit=10)).events is not None
