@@ -1,8 +1,10 @@
-"""PostgreSQL's connection pool: a connection that lay idle is pinged before a request gets
-it, one in steady use is not (design §13), and a dead one never fails more than the request
-that found it."""
+"""PostgreSQL connections (design §13): reads run in autocommit, writes in one transaction; a
+connection that lay idle in the pool is pinged before a request gets it, one in steady use is
+not, and a dead one never fails more than the request that found it."""
 
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 import pytest
@@ -38,6 +40,29 @@ async def engine():
     engine = db.make_engine(PG_URL)
     yield engine
     await engine.dispose()
+
+
+async def test_reads_take_no_transaction_and_a_write_transaction_is_all_or_nothing(engine):
+    """A read's statements each run on their own (no BEGIN or ROLLBACK round trips); a write
+    transaction's statements share one transaction, and a failure undoes all of them."""
+    clock = text("SELECT now()")
+    async with engine.connect() as conn:
+        first = (await conn.execute(clock)).scalar_one()
+        await asyncio.sleep(0.01)
+        assert (await conn.execute(clock)).scalar_one() > first  # each its own transaction
+    with pytest.raises(RuntimeError):
+        await _failing_write(engine, clock)
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT to_regclass('undone')"))).scalar() is None
+
+
+async def _failing_write(engine, clock) -> None:
+    async with db.write_transaction(engine) as conn:
+        first = (await conn.execute(clock)).scalar_one()
+        await asyncio.sleep(0.01)
+        assert (await conn.execute(clock)).scalar_one() == first  # one transaction
+        await conn.execute(text("CREATE TABLE undone (id int)"))
+        raise RuntimeError("the request failed")
 
 
 async def test_a_dead_connection_that_lay_idle_is_replaced_before_use(engine, monkeypatch):
