@@ -167,6 +167,9 @@ class Store:
         self._meta: dict[str, bytes | None] = {}
         self._positions: dict[tuple[str, str], int] = {}
         self._unwritten: set[tuple[str, str]] = set()
+        # Messages added in the transaction, inserted together before anything reads the
+        # table and at its end: a sync page adds a thousand (one executemany, not 1,000 calls).
+        self._unwritten_messages: list[tuple[Any, ...]] = []
         if self.get("integrity") != INTEGRITY_VERSION:
             with self.transaction():
                 self._seal_legacy_rows()
@@ -180,6 +183,7 @@ class Store:
         """All or nothing; inside another transaction it is a savepoint of it."""
         if self.db.in_transaction:
             self._write_positions()
+            self._write_messages()
             self.db.execute("SAVEPOINT nested")
             try:
                 yield self.db
@@ -196,6 +200,7 @@ class Store:
         try:
             yield self.db
             self._write_positions()
+            self._write_messages()
         except BaseException:
             self._opened = None
             self._forget_cached()
@@ -212,10 +217,17 @@ class Store:
             self._opened.clear()
 
     def _forget_cached(self) -> None:
-        """Forget meta values and positions read or set (those not written are dropped)."""
+        """Forget meta values, positions and messages read or set (those not written are
+        dropped)."""
         self._meta.clear()
         self._positions.clear()
         self._unwritten.clear()
+        self._unwritten_messages.clear()
+
+    def _write_messages(self) -> None:
+        if self._unwritten_messages:
+            self.db.executemany(_INSERT_MESSAGE, self._unwritten_messages)
+            self._unwritten_messages.clear()
 
     def _write_positions(self) -> None:
         if self._unwritten:
@@ -495,15 +507,17 @@ class Store:
             [m.sender, m.org, m.epoch, m.handling, m.requires_ack, m.client_time_ms]
         )
         body = self.seal(struct.pack(">I", len(meta)) + meta + m.plaintext, _message_purpose(m))
-        self.db.execute(
-            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, '', '', 0, ?, '', 0, 0, ?)",
-            (m.op, m.area, m.seq, m.message_id, m.content_type, body),
-        )
+        row = (m.op, m.area, m.seq, m.message_id, m.content_type, body)
+        if self._opened is not None:  # in a transaction: inserted with the others
+            self._unwritten_messages.append(row)
+        else:
+            self.db.execute(_INSERT_MESSAGE, row)
 
     def messages(
         self, op: str, area: str | None = None, *, after: int = 0, content_type: str | None = None
     ) -> list[StoredMessage]:
         """Stored messages in area and sequence order; an altered row is left out (warned)."""
+        self._write_messages()
         query = "SELECT op, area, seq, message_id, content_type, body FROM messages "
         query += "WHERE op = ? AND seq > ?"
         args: list[Any] = [op, after]
@@ -523,6 +537,7 @@ class Store:
 
     def message(self, message_id: str) -> StoredMessage | None:
         """The stored message ``message_id``; None if unknown or altered (warned)."""
+        self._write_messages()
         row = self.db.execute(
             "SELECT op, area, seq, message_id, content_type, body FROM messages "
             "WHERE message_id = ?",
@@ -538,6 +553,7 @@ class Store:
     def messages_with_id(self, message_id: str) -> list[StoredMessage]:
         """Every stored message under ``message_id`` (ids are unique per operation, area and
         sender, so two senders may share one), in place order; altered rows left out."""
+        self._write_messages()
         rows = self.db.execute(
             "SELECT op, area, seq, message_id, content_type, body FROM messages "
             "WHERE message_id = ? ORDER BY op, area, seq",
@@ -799,6 +815,9 @@ def _json(data: bytes) -> Any:
         return msgspec.json.decode(data)
     except msgspec.MsgspecError:  # NaN, lone surrogates, a byte order mark, UTF-16...
         return json.loads(data)
+
+
+_INSERT_MESSAGE = "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, '', '', 0, ?, '', 0, 0, ?)"
 
 
 def _message_purpose(m: StoredMessage) -> str:

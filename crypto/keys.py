@@ -37,6 +37,8 @@ __all__ = [
     "SigningKey",
     "VerifyKey",
     "fingerprint_text",
+    "hkdf_expand",
+    "hkdf_extract",
     "hkdf_sha256",
     "open_key_file",
     "seal_key_file",
@@ -63,17 +65,21 @@ def fingerprint_text(digest: bytes) -> str:
 def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes = b"") -> bytes:
     """HKDF-SHA256 (RFC 5869): cheap enough to run per message (HMAC written on hashlib, its
     padded keys hashed once for all the blocks: half the cost of ``hmac.digest`` per call)."""
+    return hkdf_expand(hkdf_extract(ikm, salt), info, length)
+
+
+def hkdf_extract(ikm: bytes, salt: bytes = b"") -> HmacKey:
+    """HKDF's extract step: the pseudorandom key, ready to expand (:func:`hkdf_expand`)."""
+    return HmacKey(_hmac_sha256(salt or bytes(32), ikm))
+
+
+def hkdf_expand(prk: HmacKey, info: bytes, length: int) -> bytes:
+    """HKDF's expand step: ``length`` bytes for ``info`` from an extracted key."""
     if length > 255 * 32:
         raise ValueError("HKDF output too long")
-    prk = _hmac_sha256(salt or bytes(32), ikm)
-    inner, outer = _hmac_pads(prk)
     out, block = b"", b""
     for counter in range(1, -(-length // 32) + 1):
-        step = inner.copy()
-        step.update(block + info + bytes([counter]))
-        final = outer.copy()
-        final.update(step.digest())
-        block = final.digest()
+        block = prk.digest(block + info + bytes([counter]))
         out += block
     return out[:length]
 

@@ -166,3 +166,46 @@ def test_secrets_read_in_a_transaction_follow_its_writes_and_rollbacks(tmp_path)
     assert store.secret(OP, "seizures", 1) is None
     assert store.secret(OP, "seizures", 2) == b"s2" * 16
     store.close()
+
+
+def test_messages_added_in_a_transaction_follow_its_reads_commits_and_rollbacks(tmp_path):
+    """A sync page's messages are inserted together, yet inside the transaction they are read
+    back at once; a savepoint that rolled back drops only its own; a transaction that failed
+    leaves none, and one that committed keeps them all."""
+    from opseal.client.store import Store, StoredMessage
+
+    def message(seq: int) -> StoredMessage:
+        return StoredMessage(OP, "seizures", seq, f"m-{seq}", "dev-fr", "fr-customs", 1,
+                             "seizure", "H0", False, 0, b"record %d" % seq)  # fmt: skip
+
+    def seqs() -> list[int]:
+        return [m.seq for m in store.messages(OP, "seizures")]
+
+    def fail_page() -> None:
+        with store.transaction():
+            store.add_message(message(1))
+            raise RuntimeError("the page failed")
+
+    store = Store(tmp_path / "state.db", os.urandom(32))
+    with pytest.raises(RuntimeError):
+        fail_page()
+    assert seqs() == []
+    with store.transaction():
+        store.add_message(message(1))
+        assert store.message("m-1") == message(1)
+        store.add_message(message(2))
+
+        def add_then_fail() -> None:
+            with store.transaction():
+                store.add_message(message(3))
+                assert [m.seq for m in store.messages_with_id("m-3")] == [3]
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            add_then_fail()
+        store.add_message(message(4))
+        assert seqs() == [1, 2, 4]
+    store.close()
+    store = Store(tmp_path / "state.db", os.urandom(32))  # a key that does not open them
+    assert len(store.db.execute("SELECT * FROM messages").fetchall()) == 3
+    store.close()
