@@ -22,9 +22,9 @@ from . import content
 from .report import RECORD_TYPES, Submission, record_heads
 
 if TYPE_CHECKING:
-    from .store import StoredMessage
+    from .store import Store, StoredMessage
 
-__all__ = ["Plan", "plan", "submissions"]
+__all__ = ["Plan", "own_versions", "plan", "submissions"]
 
 
 @dataclass
@@ -64,12 +64,41 @@ def submissions(messages: Iterable[StoredMessage]) -> list[Submission]:
 def _about(submission: Submission, record_ids: set[str]) -> bool:
     """Whether a submission may carry a version of one of ``record_ids`` (an unreadable one is
     kept, to be judged as before)."""
+    record_id = _record_id(submission)
+    return record_id is None or record_id in record_ids
+
+
+def _record_id(submission: Submission) -> str | None:
+    """The id of the record a submission carries; None if it cannot be read."""
     payload = submission.payload
     if isinstance(payload, dict) and submission.content_type == "correction":
         payload = payload.get("record")
     if not isinstance(payload, dict) or not isinstance(payload.get("record_id"), str):
-        return True
-    return payload["record_id"] in record_ids
+        return None
+    return str(payload["record_id"])
+
+
+def own_versions(
+    store: Store, op: str, area: str, org: str, record_ids: Iterable[str]
+) -> list[StoredMessage]:
+    """The stored messages of the area that may carry a version of ``org``'s ``record_ids``
+    (those whose record cannot be read too, as :func:`plan` judges them), found through the
+    store's record index after indexing what it has not seen: a submission opens only the
+    messages that came since the last one, not the organisation's whole history."""
+    fresh = store.unindexed_messages(op, area)
+    tags: list[tuple[int, bytes | None]] = []
+    for message in fresh:
+        if message.content_type not in RECORD_TYPES:
+            tags.append((message.seq, b""))
+            continue
+        record_id = _record_id(submissions([message])[0])
+        tags.append(
+            (message.seq, None if record_id is None else store.record_tag(message.org, record_id))
+        )
+    if tags:
+        store.index_records(op, area, tags)
+    wanted = sorted({store.record_tag(org, record_id) for record_id in record_ids})
+    return store.messages_carrying(op, area, wanted)
 
 
 def plan(op: str, org: str, records: Sequence[dict[str, Any]], own: Iterable[Submission]) -> Plan:

@@ -343,8 +343,9 @@ class Outbox:
         a ``correction`` superseding the latest verified version (sync first); records not
         posted before are submitted as new. Returns the message id now holding each record."""
         payloads = self._seizure_payloads(records)
-        mine = corrections.submissions(self._store.messages(op, area))
-        plan = corrections.plan(op, self._identity.organisation_id, payloads, mine)
+        org, ids = self._identity.organisation_id, [p["record_id"] for p in payloads]
+        mine = corrections.submissions(corrections.own_versions(self._store, op, area, org, ids))
+        plan = corrections.plan(op, org, payloads, mine)
         fixes = [(p, i) for p, i in plan.corrections() if str(i) not in self._known_ids([str(i)])]
         if fixes:
             self.enqueue(

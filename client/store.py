@@ -40,6 +40,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from opseal.crypto.envelope import ReplayTracker
+from opseal.crypto.keys import HmacKey, hkdf_sha256
 
 from .errors import ClientError
 
@@ -74,6 +75,9 @@ CREATE TABLE IF NOT EXISTS messages (op TEXT, area TEXT, seq INTEGER, message_id
     handling TEXT NOT NULL, requires_ack INTEGER NOT NULL, client_time_ms INTEGER NOT NULL,
     body BLOB NOT NULL, PRIMARY KEY (op, area, seq));
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (message_id);
+CREATE TABLE IF NOT EXISTS record_index (op TEXT, area TEXT, seq INTEGER, tag BLOB,
+    PRIMARY KEY (op, area, seq));
+CREATE INDEX IF NOT EXISTS record_index_by_tag ON record_index (op, area, tag);
 CREATE TABLE IF NOT EXISTS warnings (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, area TEXT,
     seq INTEGER, kind TEXT NOT NULL, message TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (message_id TEXT PRIMARY KEY, op TEXT NOT NULL,
@@ -144,6 +148,7 @@ class Store:
 
     def __init__(self, path: Path, key: bytes) -> None:
         self._aead = AESGCM(key)
+        self._index_key = HmacKey(hkdf_sha256(key, b"opseal store record index", 32))
         private_file(path)
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -577,6 +582,64 @@ class Store:
             op, area, seq, message_id, sender, org, epoch, content_type, handling,
             bool(requires_ack), client_time_ms, opened[4 + size :],
         )  # fmt: skip
+
+    # -- which stored messages carry which records ----------------------------------------
+    # A submission looks for the earlier versions of the records it sends among its
+    # organisation's messages in the area: opening all of them cost ~16 µs each, per command
+    # (0.16 s for 10,000 records, 1.6 s for 100,000). The index says which message carries
+    # which record, by a keyed hash of organisation and record id (the file alone does not
+    # tell), and is brought up to date with the messages it has not seen (design §14).
+    def record_tag(self, org: str, record_id: str) -> bytes:
+        """The index's key for ``org``'s record ``record_id``."""
+        return self._index_key.digest(json.dumps([org, record_id]).encode())[:16]
+
+    def unindexed_messages(self, op: str, area: str) -> list[StoredMessage]:
+        """The area's stored messages the record index has not seen yet, in sequence order
+        (an altered row is left out, warned)."""
+        self._write_messages()
+        rows = self.db.execute(
+            "SELECT op, area, seq, message_id, content_type, body FROM messages m "
+            "WHERE op = ? AND area = ? AND NOT EXISTS (SELECT 1 FROM record_index r "
+            "WHERE r.op = m.op AND r.area = m.area AND r.seq = m.seq) ORDER BY seq",
+            (op, area),
+        ).fetchall()
+        return self._opened_rows(rows)
+
+    def index_records(self, op: str, area: str, tags: list[tuple[int, bytes | None]]) -> None:
+        """Record ``(seq, tag)`` for messages of the area: the :meth:`record_tag` of the record
+        a message carries, ``b""`` if it carries none, None if its record cannot be read."""
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO record_index VALUES (?, ?, ?, ?)",
+                [(op, area, seq, tag) for seq, tag in tags],
+            )
+
+    def messages_carrying(self, op: str, area: str, tags: list[bytes]) -> list[StoredMessage]:
+        """The area's indexed messages that carry one of ``tags``, or whose record could not
+        be read, in sequence order (an altered row is left out, warned)."""
+        self._write_messages()
+        found: dict[int, tuple[Any, ...]] = {}
+        for start in range(0, max(len(tags), 1), 500):
+            chunk = tags[start : start + 500]
+            marks = ",".join("?" * len(chunk)) or "NULL"
+            rows = self.db.execute(
+                "SELECT m.op, m.area, m.seq, m.message_id, m.content_type, m.body "  # noqa: S608
+                "FROM record_index r JOIN messages m "
+                "ON m.op = r.op AND m.area = r.area AND m.seq = r.seq "
+                f"WHERE r.op = ? AND r.area = ? AND (r.tag IS NULL OR r.tag IN ({marks}))",
+                [op, area, *chunk],
+            ).fetchall()
+            found.update((row[2], row) for row in rows)
+        return self._opened_rows([found[seq] for seq in sorted(found)])
+
+    def _opened_rows(self, rows: list[tuple[Any, ...]]) -> list[StoredMessage]:
+        out = []
+        for row in rows:
+            try:
+                out.append(self._message(row))
+            except StoreTampered:
+                continue
+        return out
 
     def warn(self, op: str, area: str, seq: int | None, kind: str, message: str) -> int:
         """Record a warning; returns its id."""

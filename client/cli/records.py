@@ -201,8 +201,9 @@ def _hold_changed(ctx: Ctx, client: Client, a: Any, records: list[dict[str, Any]
     named (it would not replace it) and the rest go on."""
     if a.correct:
         return records
-    # Only this organisation's messages can hold its versions: the others' are not parsed.
-    own = (m for m in client.read(a.op, a.area) if m.org == client.org_id)
+    # Only this organisation's versions of these records are opened (the store's index).
+    ids = [r["record_id"] for r in records]
+    own = corrections.own_versions(client.store, a.op, a.area, client.org_id, ids)
     mine = corrections.submissions(own)
     checked = [content.seizure(r) for r in records]
     plan = corrections.plan(a.op, client.org_id, checked, mine)
