@@ -532,13 +532,7 @@ class Store:
         if content_type is not None:
             query += " AND content_type = ?"
             args.append(content_type)
-        out = []
-        for row in self.db.execute(query + " ORDER BY area, seq", args).fetchall():
-            try:
-                out.append(self._message(row))
-            except StoreTampered:
-                continue
-        return out
+        return self._opened_rows(self.db.execute(query + " ORDER BY area, seq", args).fetchall())
 
     def message(self, message_id: str) -> StoredMessage | None:
         """The stored message ``message_id``; None if unknown or altered (warned)."""
@@ -564,13 +558,7 @@ class Store:
             "WHERE message_id = ? ORDER BY op, area, seq",
             (message_id,),
         ).fetchall()
-        out = []
-        for row in rows:
-            try:
-                out.append(self._message(row))
-            except StoreTampered:
-                continue
-        return out
+        return self._opened_rows(rows)
 
     def _message(self, row: tuple[Any, ...]) -> StoredMessage:
         op, area, seq, message_id, content_type, body = row
@@ -633,6 +621,7 @@ class Store:
         return self._opened_rows([found[seq] for seq in sorted(found)])
 
     def _opened_rows(self, rows: list[tuple[Any, ...]]) -> list[StoredMessage]:
+        """The messages of ``rows``; an altered row is left out (warned)."""
         out = []
         for row in rows:
             try:
