@@ -36,6 +36,7 @@ from opseal.crypto.attachments import FileMeta
 from opseal.crypto.certs import Certificate
 from opseal.crypto.charter import Charter
 from opseal.crypto.encoding import b64d
+from opseal.crypto.envelope import forget_epoch_keys
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.group import DeviceIdentity
 from opseal.crypto.keys import KdfParams, SigningKey, VerifyKey
@@ -164,6 +165,7 @@ class Client:
         self.verifier.save_tracker()
         await self.api.close()
         self.store.close()
+        forget_epoch_keys()  # no epoch secret outlives the client in the process's caches
 
     async def __aenter__(self) -> Client:
         return self

@@ -82,23 +82,22 @@ def own_versions(
     store: Store, op: str, area: str, org: str, record_ids: Iterable[str]
 ) -> list[StoredMessage]:
     """The stored messages of the area that may carry a version of ``org``'s ``record_ids``
-    (those whose record cannot be read too, as :func:`plan` judges them), found through the
-    store's record index after indexing what it has not seen: a submission opens only the
-    messages that came since the last one, not the organisation's whole history."""
+    (its messages whose record cannot be read too, as :func:`plan` judges them), found
+    through the store's record index after indexing what it has not seen: a submission opens
+    only the messages that came since the last one, not the organisation's whole history."""
     fresh = store.unindexed_messages(op, area)
-    tags: list[tuple[int, bytes | None]] = []
+    tags: list[tuple[int, bytes]] = []
     for message in fresh:
         if message.content_type not in RECORD_TYPES:
             tags.append((message.seq, b""))
             continue
         record_id = _record_id(submissions([message])[0])
-        tags.append(
-            (message.seq, None if record_id is None else store.record_tag(message.org, record_id))
-        )
+        tags.append((message.seq, store.record_tag(message.org, record_id)))
     if tags:
         store.index_records(op, area, tags)
-    wanted = sorted({store.record_tag(org, record_id) for record_id in record_ids})
-    return store.messages_carrying(op, area, wanted)
+    # the organisation's unreadable records too (the tag of None), as plan judges them
+    wanted = {store.record_tag(org, record_id) for record_id in [*record_ids, None]}
+    return store.messages_carrying(op, area, sorted(wanted))
 
 
 def plan(op: str, org: str, records: Sequence[dict[str, Any]], own: Iterable[Submission]) -> Plan:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 
 from opseal.crypto.charter import DEFAULT_SINCE_JOIN_WINDOW, Charter
+from opseal.crypto.envelope import forget_epoch_keys
 from opseal.crypto.group import DeviceIdentity, GroupState
 from opseal.crypto.keys import HpkePrivateKey, HpkePublicKey
 
@@ -139,6 +140,7 @@ def _forget_old_secrets(
         if begun:
             cutoff = max(begun)
             store.drop_secrets(op, area, before=cutoff)
+            forget_epoch_keys()  # the cache held them too
             dates = {e: at for e, at in dates.items() if e >= cutoff}
     if dates != kept:  # most syncs forget nothing: no write then
         store.put(key, json.dumps(dates, sort_keys=True).encode())

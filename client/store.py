@@ -577,8 +577,9 @@ class Store:
     # (0.16 s for 10,000 records, 1.6 s for 100,000). The index says which message carries
     # which record, by a keyed hash of organisation and record id (the file alone does not
     # tell), and is brought up to date with the messages it has not seen (design §14).
-    def record_tag(self, org: str, record_id: str) -> bytes:
-        """The index's key for ``org``'s record ``record_id``."""
+    def record_tag(self, org: str, record_id: str | None) -> bytes:
+        """The index's key for ``org``'s record ``record_id`` (None: a record of ``org`` that
+        cannot be read, judged with every look-up of the organisation's records)."""
         return self._index_key.digest(json.dumps([org, record_id]).encode())[:16]
 
     def unindexed_messages(self, op: str, area: str) -> list[StoredMessage]:
@@ -593,9 +594,9 @@ class Store:
         ).fetchall()
         return self._opened_rows(rows)
 
-    def index_records(self, op: str, area: str, tags: list[tuple[int, bytes | None]]) -> None:
+    def index_records(self, op: str, area: str, tags: list[tuple[int, bytes]]) -> None:
         """Record ``(seq, tag)`` for messages of the area: the :meth:`record_tag` of the record
-        a message carries, ``b""`` if it carries none, None if its record cannot be read."""
+        a message carries, ``b""`` if it carries none."""
         with self.transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO record_index VALUES (?, ?, ?, ?)",
@@ -603,18 +604,18 @@ class Store:
             )
 
     def messages_carrying(self, op: str, area: str, tags: list[bytes]) -> list[StoredMessage]:
-        """The area's indexed messages that carry one of ``tags``, or whose record could not
-        be read, in sequence order (an altered row is left out, warned)."""
+        """The area's indexed messages that carry one of ``tags``, in sequence order (an
+        altered row is left out, warned)."""
         self._write_messages()
         found: dict[int, tuple[Any, ...]] = {}
-        for start in range(0, max(len(tags), 1), 500):
+        for start in range(0, len(tags), 500):
             chunk = tags[start : start + 500]
-            marks = ",".join("?" * len(chunk)) or "NULL"
+            marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
                 "SELECT m.op, m.area, m.seq, m.message_id, m.content_type, m.body "  # noqa: S608
                 "FROM record_index r JOIN messages m "
                 "ON m.op = r.op AND m.area = r.area AND m.seq = r.seq "
-                f"WHERE r.op = ? AND r.area = ? AND (r.tag IS NULL OR r.tag IN ({marks}))",
+                f"WHERE r.op = ? AND r.area = ? AND r.tag IN ({marks})",
                 [op, area, *chunk],
             ).fetchall()
             found.update((row[2], row) for row in rows)

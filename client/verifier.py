@@ -90,8 +90,8 @@ def _collector_spared(long_sync: bool) -> Iterator[None]:
     modules') are left out of the garbage collector's full collections: each one walked them
     all, ~0.2 s apiece, 1.2 of a 100k-record sync's 10.5 s of CPU (design §14). They are
     handed back afterwards; what the sync makes is collected as usual."""
-    if not long_sync:
-        yield
+    if not long_sync or gc.get_freeze_count():  # or frozen already: by the application,
+        yield  # or by another sync, whose end will hand everything back
         return
     gc.freeze()
     try:

@@ -49,6 +49,7 @@ __all__ = [
     "Envelope",
     "Header",
     "ReplayTracker",
+    "forget_epoch_keys",
     "open_envelope",
     "seal",
 ]
@@ -286,8 +287,16 @@ def _message_key(epoch_secret: bytes, header: Header) -> tuple[bytes, bytes]:
 @lru_cache(maxsize=8)
 def _epoch_key(epoch_secret: bytes) -> HmacKey:
     """HKDF's extract step of an epoch secret, the same for every message of the epoch (a
-    sync opens thousands): kept for the few epochs in use, half of a message key's cost."""
+    sync opens thousands): kept for the few epochs in use, half of a message key's cost. The
+    cache holds the secrets themselves: :func:`forget_epoch_keys` empties it."""
     return hkdf_extract(epoch_secret)
+
+
+def forget_epoch_keys() -> None:
+    """Drop the cached epoch keys and the secrets they hold: when a device deletes epoch
+    secrets (forward secrecy) and when a client closes, so a long-lived process (the agent,
+    ``tail``, an application) keeps none in memory after the store dropped them."""
+    _epoch_key.cache_clear()
 
 
 def seal(

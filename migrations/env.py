@@ -31,6 +31,11 @@ async def _run_async() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
     try:
         async with engine.connect() as connection:
+            # The engine reads in autocommit on PostgreSQL (storage.db.make_engine): a migration
+            # is one transaction — its DDL, alembic_version and the compatibility rows commit
+            # together or not at all.
+            if connection.dialect.name == "postgresql":
+                await connection.execution_options(isolation_level="READ COMMITTED")
             await connection.run_sync(_run)
             await connection.commit()
     finally:  # a failed migration closes its connection too

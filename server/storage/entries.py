@@ -40,11 +40,11 @@ _AFTER = (
 _APPEND = insert(events)
 # append_recorded on PostgreSQL: the entries, the area's sequence and the audit leaves in one
 # statement (one round trip, planned once) instead of four. Its parts write different tables,
-# so none needs to see another's rows; the audit head's row lock orders the leaves as before.
+# so none needs to see another's rows; the audit head's row lock orders the leaves as before,
+# and is taken after the entries are in (``head`` reads ``stored``): the instance-wide head
+# is held no longer than before.
 _APPEND_RECORDED = text("""
-WITH head AS (
-    UPDATE audit_head SET size = size + :leaf_count WHERE id = 1 RETURNING size
-), stored AS (
+WITH stored AS (
     INSERT INTO events
         (operation_id, area, seq, kind, device_id, epoch, message_id, body, created_at)
     SELECT :operation_id, :area, e.seq, e.kind, e.device_id, e.epoch, e.message_id, e.body,
@@ -54,6 +54,10 @@ WITH head AS (
                 CAST(:message_ids AS VARCHAR[]), CAST(:bodies AS BYTEA[]),
                 CAST(:created_ats AS BIGINT[]))
          AS e(seq, kind, device_id, epoch, message_id, body, created_at)
+    RETURNING 1
+), head AS (
+    UPDATE audit_head SET size = size + :leaf_count
+    WHERE id = 1 AND (SELECT count(*) FROM stored) = :row_count RETURNING size
 ), advanced AS (
     UPDATE areas SET next_seq = :last_seq WHERE operation_id = :operation_id AND area = :area
 )
@@ -153,12 +157,13 @@ async def append_recorded(
             ("message_ids", "message_id"), ("bodies", "body"), ("created_ats", "created_at"),
         ]
     }  # fmt: skip
-    await conn.execute(
+    result = await conn.execute(
         _APPEND_RECORDED,
         {
             "operation_id": operation_id,
             "area": area,
             **columns,
+            "row_count": len(rows),
             "last_seq": rows[-1]["seq"],
             "leaf_count": len(leaves),
             "entries": [entry for entry, _ in leaves],
@@ -166,6 +171,8 @@ async def append_recorded(
             "now": now,
         },
     )
+    if result.rowcount != len(leaves):  # no audit head: nothing may be stored unaudited
+        raise RuntimeError(f"audit log: {result.rowcount} of {len(leaves)} leaves appended")
 
 
 async def by_sender_message_ids(

@@ -66,7 +66,7 @@ def test_the_index_finds_what_the_full_scan_finds_and_opens_only_what_is_new(tmp
     assert seqs(store.unindexed_messages(OP, AREA)) == [7]
     both = [rid, R2["record_id"]]
     assert seqs(corrections.own_versions(store, OP, AREA, FR, both)) == [1, 2, 4, 5, 7]
-    assert seqs(corrections.own_versions(store, OP, AREA, DE, [rid])) == [3, 5]
+    assert seqs(corrections.own_versions(store, OP, AREA, DE, [rid])) == [3]  # not FR's unreadable
     store.close()
 
 

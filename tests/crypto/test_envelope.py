@@ -12,6 +12,8 @@ from opseal.crypto.envelope import (
     Envelope,
     Header,
     ReplayTracker,
+    _epoch_key,
+    forget_epoch_keys,
     open_envelope,
     seal,
 )
@@ -76,6 +78,19 @@ def test_member_opens_what_another_member_sealed(area):
         open_envelope(received, state=state, epoch_secret=secret, tracker=ReplayTracker()) == TEXT
     )
     assert TEXT not in envelope.to_bytes()
+
+
+def test_epoch_keys_cached_for_a_sync_are_forgotten_on_request(area):
+    """The extract step of an epoch secret is cached while messages are opened, and
+    ``forget_epoch_keys`` (called when secrets are deleted and when a client closes) leaves no
+    secret in that cache; a message still opens afterwards."""
+    state, secret, _, fr, _ = area
+    envelope = seal(header(state, fr.device_id), TEXT, secret, fr.signing_key)
+    open_envelope(envelope, state=state, epoch_secret=secret)
+    assert _epoch_key.cache_info().currsize >= 1
+    forget_epoch_keys()
+    assert _epoch_key.cache_info().currsize == 0
+    assert open_envelope(envelope, state=state, epoch_secret=secret) == TEXT
 
 
 def test_replayed_envelope_is_refused(area):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+import opseal.migrations as opseal_migrations
 from opseal.server.config import Settings
 from opseal.server.http.app import create_app
 from opseal.server.storage.db import SCHEMA_COMPAT, SchemaError, check_schema, make_engine, migrate
@@ -107,3 +109,54 @@ def test_serve_exits_1_on_an_empty_sqlite_file(tmp_path):
     assert "serving on" not in result.stdout
     with contextlib.closing(sqlite3.connect(database)) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+_FAILING = '''"""A migration that fails after its first statement."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9001"
+down_revision = None
+keeps_running = None
+
+
+def upgrade() -> None:
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    raise RuntimeError("the migration failed halfway")
+
+
+def downgrade() -> None:
+    op.drop_table("half_done")
+'''
+
+
+async def test_a_migration_that_fails_halfway_leaves_nothing_behind(empty_url, tmp_path):
+    """A migration is one transaction: if it fails after some of its statements, none of them
+    stays, nor its revision — a re-run starts from a clean state (on PostgreSQL too, whose
+    engine reads in autocommit)."""
+    scripts = tmp_path / "migrations"
+    (scripts / "versions").mkdir(parents=True)
+    shutil.copy(Path(opseal_migrations.__file__).parent / "env.py", scripts / "env.py")
+    (scripts / "versions" / "9001_fails.py").write_text(_FAILING)
+    with pytest.raises(RuntimeError, match="halfway"):
+        await asyncio.to_thread(migrate, empty_url, str(scripts))
+    engine = make_engine(empty_url)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+    assert "half_done" not in tables
+    assert "alembic_version" not in tables or not await _revision(empty_url)
+
+
+async def _revision(url: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
