@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..errors import (
     BadRequest,
@@ -145,14 +146,24 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException:
         raise
     except Exception as exc:
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            # A database connection lost mid-request (a restart): the pool has let it go, and
-            # a retry gets a fresh one — the answer any 503 gets (design §13).
-            log.warning("database connection lost", method=request.method, route=_route(request))
-            return _json_error(Unavailable("the database connection was lost: retry"))
+        if _database_unavailable(exc):
+            cause = getattr(exc, "orig", None) or exc
+            log.warning("database unavailable", method=request.method, route=_route(request),
+                        error=type(cause).__name__)  # fmt: skip
+            return _json_error(Unavailable("the database is unavailable: retry shortly"))
         log.exception("unhandled error", method=request.method, route=_route(request))
         internal = OpSealError("internal server error; the request id identifies it in the logs")
         return _json_error(internal)
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says the database cannot be reached right now — a connection lost
+    mid-request (a restart: the pool has let it go), one refused or not accepted while the
+    database starts, stops or is full, a commit that failed on the database's side, or the pool
+    exhausted — rather than a fault of the request: the answer is 503, to retry (design §13)."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or exc.statement is None  # None: while connecting
+    return isinstance(exc, (ConnectionError, TimeoutError, PoolTimeout))
 
 
 async def _audit_refusal(request: web.Request, error: OpSealError) -> None:

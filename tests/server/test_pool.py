@@ -108,3 +108,31 @@ async def test_a_request_that_finds_its_connection_dead_is_told_to_retry(operati
         await api.sync("", limit=10)
     assert (refused.value.status, refused.value.code) == (503, "unavailable")
     assert (await api.sync("", limit=10)).events is not None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_requests_while_the_database_refuses_connections_are_told_to_retry(
+    operation, monkeypatch
+):
+    """The database stops accepting connections (it is restarting) after the node's pooled
+    ones went: requests get 503 ``unavailable`` — retry — not an internal error; once it
+    accepts again, they are served."""
+    api = operation.actors["customs"].api
+    await api.sync("", limit=10)
+    name = operation.server.ctx.settings.database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(_admin_dsn(PG_URL))
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
+            "AND query NOT ILIKE 'LISTEN%'",
+            name,
+        )
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # pinged: dead, and refused
+        with pytest.raises(ApiError) as refused:
+            await api.sync("", limit=10)
+        assert (refused.value.status, refused.value.code) == (503, "unavailable")
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    assert (await api.sync("", limit=10)).events is not None
