@@ -607,19 +607,18 @@ class Store:
         """The area's indexed messages that carry one of ``tags``, in sequence order (an
         altered row is left out, warned)."""
         self._write_messages()
-        found: dict[int, tuple[Any, ...]] = {}
-        for start in range(0, len(tags), 500):
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(tags), 500):  # a message has one tag: no row comes twice
             chunk = tags[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
+            rows += self.db.execute(
                 "SELECT m.op, m.area, m.seq, m.message_id, m.content_type, m.body "  # noqa: S608
                 "FROM record_index r JOIN messages m "
                 "ON m.op = r.op AND m.area = r.area AND m.seq = r.seq "
                 f"WHERE r.op = ? AND r.area = ? AND r.tag IN ({marks})",
                 [op, area, *chunk],
             ).fetchall()
-            found.update((row[2], row) for row in rows)
-        return self._opened_rows([found[seq] for seq in sorted(found)])
+        return self._opened_rows(sorted(rows, key=lambda row: row[2]))
 
     def _opened_rows(self, rows: list[tuple[Any, ...]]) -> list[StoredMessage]:
         """The messages of ``rows``; an altered row is left out (warned)."""

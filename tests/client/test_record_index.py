@@ -42,7 +42,7 @@ def seqs(messages: list[StoredMessage]) -> list[int]:
     return [m.seq for m in messages]
 
 
-def test_the_index_finds_what_the_full_scan_finds_and_opens_only_what_is_new(tmp_path):
+def test_the_index_finds_what_the_full_scan_finds_and_opens_only_what_is_new(tmp_path, monkeypatch):
     store = Store(tmp_path / "state.db", os.urandom(32))
     rid = R1["record_id"]
     with store.transaction():
@@ -65,7 +65,12 @@ def test_the_index_finds_what_the_full_scan_finds_and_opens_only_what_is_new(tmp
         store.add_message(message(7, FR, "correction", correction(mid(4), R1)))
     assert seqs(store.unindexed_messages(OP, AREA)) == [7]
     both = [rid, R2["record_id"]]
+    opened: list[int] = []
+    open_row = store._message  # what a look-up decrypts: the new message and the versions
+    monkeypatch.setattr(store, "_message", lambda row: opened.append(row[2]) or open_row(row))
     assert seqs(corrections.own_versions(store, OP, AREA, FR, both)) == [1, 2, 4, 5, 7]
+    assert opened == [7, 1, 2, 4, 5, 7]  # not 3 (another org's) nor 6 (no record)
+    monkeypatch.undo()
     assert seqs(corrections.own_versions(store, OP, AREA, DE, [rid])) == [3]  # not FR's unreadable
     store.close()
 

@@ -83,17 +83,21 @@ async def test_a_connection_in_steady_use_is_not_pinged_and_a_dead_one_fails_onc
     assert await _pid(engine) != dead  # and the pool has let it go
 
 
-async def _kill_pooled(url: str) -> int:
-    """Terminate the node's pooled connections to the database at ``url`` (not the event
-    bus's ``LISTEN`` connection); how many."""
-    conn = await asyncpg.connect(_admin_dsn(url))
+async def _kill_pooled(database: str) -> int:
+    """Terminate the node's pooled connections to ``database`` (not the event bus's
+    ``LISTEN`` connection), from a connection to another database; how many."""
+    conn = await asyncpg.connect(_admin_dsn(PG_URL))
     try:
         return len(await conn.fetch(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-            "current_database() AND pid <> pg_backend_pid() AND query NOT ILIKE 'LISTEN%'"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
+            "AND pid <> pg_backend_pid() AND query NOT ILIKE 'LISTEN%'", database,
         ))  # fmt: skip
     finally:
         await conn.close()
+
+
+def _database(operation) -> str:
+    return operation.server.ctx.settings.database_url.rsplit("/", 1)[1]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -103,7 +107,7 @@ async def test_a_request_that_finds_its_connection_dead_is_told_to_retry(operati
     the next request is served on a fresh connection."""
     api = operation.actors["customs"].api
     await api.sync("", limit=10)
-    assert await _kill_pooled(operation.server.ctx.settings.database_url) > 0
+    assert await _kill_pooled(_database(operation)) > 0
     with pytest.raises(ApiError) as refused:
         await api.sync("", limit=10)
     assert (refused.value.status, refused.value.code) == (503, "unavailable")
@@ -119,15 +123,11 @@ async def test_requests_while_the_database_refuses_connections_are_told_to_retry
     accepts again, they are served."""
     api = operation.actors["customs"].api
     await api.sync("", limit=10)
-    name = operation.server.ctx.settings.database_url.rsplit("/", 1)[1]
+    name = _database(operation)
     admin = await asyncpg.connect(_admin_dsn(PG_URL))
     try:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        await admin.fetch(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
-            "AND query NOT ILIKE 'LISTEN%'",
-            name,
-        )
+        assert await _kill_pooled(name) > 0
         monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # pinged: dead, and refused
         with pytest.raises(ApiError) as refused:
             await api.sync("", limit=10)
