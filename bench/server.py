@@ -31,7 +31,9 @@ sets up 'STOP V' with the test suite's helpers, and measures:
   two posts racing); ``server_cpu_ms_per_single_post`` is the server processes' CPU time
   (user + system, all nodes, not nginx) during that run divided by the posts, and
   ``load_generator_cpu_ms_per_single_post`` this process's own (what the other core spends
-  sending; it shows whether the server or the load generator sets the rate);
+  sending; it shows whether the server or the load generator sets the rate), and
+  ``single_posts_per_group`` the mean number of posts the servers committed per transaction
+  (their ``opseal_single_post_group_size`` histograms);
 - ``server_peak_rss_mb``: the server's ``VmHWM`` (the sum over the nodes).
 
 The last line printed is one JSON object keyed by setup. Usage:
@@ -86,6 +88,7 @@ POSTERS = ("customs", "customs2")
 READER = "partner"
 BODY = "x" * 1200  # sealed, about 1.5 KB per envelope
 SETUPS = ("sqlite", "postgresql", "nginx_2nodes")
+GROUP_SIZE = "opseal_single_post_group_size"  # posts committed per transaction (server/services/group_commit)
 
 
 @dataclass(frozen=True)
@@ -317,12 +320,14 @@ async def measure_single_posts(
         return [await api.post_message(op.id, AREA, sealed) for sealed in work[who]]
 
     db_before = await database_cpu(url)
+    groups_before = await histogram(target, GROUP_SIZE)
     own_cpu = time.process_time()
     cpu_before, start = sum(map(cpu_seconds, target.pids)), time.perf_counter()
     seqs = [seq for lane_seqs in await asyncio.gather(*map(lane, lanes)) for seq in lane_seqs]
     elapsed = time.perf_counter() - start
     cpu = sum(map(cpu_seconds, target.pids)) - cpu_before
     db_after = await database_cpu(url)
+    posts, groups = (a - b for a, b in zip(await histogram(target, GROUP_SIZE), groups_before))
     assert len(set(seqs)) == per_lane * len(lanes), len(set(seqs))
     figures = {
         "single_post_msgs_per_s": round(len(seqs) / elapsed),
@@ -330,6 +335,7 @@ async def measure_single_posts(
         "load_generator_cpu_ms_per_single_post": round(
             (time.process_time() - own_cpu) / len(seqs) * 1000, 2
         ),
+        "single_posts_per_group": round(posts / groups, 1) if groups else 0.0,
     }
     if db_after:
         db_cpu = sum(seconds - db_before.get(pid, 0.0) for pid, seconds in db_after.items())
@@ -520,9 +526,9 @@ async def measure_fanout(
     }
 
 
-async def fanout_metrics(target: Target) -> tuple[float, float]:
-    """(sum, count) of the ``opseal_stream_fanout_seconds`` histograms of all nodes, read from
-    each node directly (nginx does not serve /metrics)."""
+async def histogram(target: Target, name: str) -> tuple[float, float]:
+    """(sum, count) of the histogram ``name`` over all nodes, read from each node directly
+    (nginx does not serve /metrics)."""
     values: dict[str, float] = {}
     async with aiohttp.ClientSession() as session:
         for node in target.nodes:
@@ -530,13 +536,15 @@ async def fanout_metrics(target: Target) -> tuple[float, float]:
                 answer.raise_for_status()
                 text = await answer.text()
             for line in text.splitlines():
-                if line.startswith("opseal_stream_fanout_seconds_"):
-                    name, value = line.split()
-                    values[name] = values.get(name, 0.0) + float(value)
-    return (
-        values.get("opseal_stream_fanout_seconds_sum", 0.0),
-        values.get("opseal_stream_fanout_seconds_count", 0.0),
-    )
+                if line.startswith(f"{name}_sum ") or line.startswith(f"{name}_count "):
+                    field, value = line.split()
+                    values[field] = values.get(field, 0.0) + float(value)
+    return values.get(f"{name}_sum", 0.0), values.get(f"{name}_count", 0.0)
+
+
+async def fanout_metrics(target: Target) -> tuple[float, float]:
+    """(sum, count) of the nodes' ``opseal_stream_fanout_seconds`` histograms."""
+    return await histogram(target, "opseal_stream_fanout_seconds")
 
 
 async def server_mean_ms(target: Target, before: tuple[float, float]) -> float:

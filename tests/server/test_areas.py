@@ -278,6 +278,41 @@ async def test_one_delivery_gives_each_stream_the_cursor_of_its_own_areas(operat
         assert [e for e in page.events if e.area == "seizures"] == []
 
 
+async def test_posts_parsed_in_the_next_turns_of_the_loop_join_the_group(operation):
+    """Requests already received reach the queue a turn or two apart (each is parsed and checked
+    first): the drain waits while the queue grows, so twelve posts arriving over three turns
+    are stored in one transaction (the group size's histogram, on /metrics), numbered in order
+    of arrival — and a lone post is committed alone, without waiting for company."""
+    state, secret = await make_area(operation, "seizures", ["customs"])
+    ctx, ref = operation.server.ctx, AreaRef(operation.id, "seizures")
+    customs = await identity.authenticate(ctx, operation.actors["customs"].api.token or "")
+    sealed = [envelope(operation, "customs", state, secret, n) for n in range(1, 14)]
+
+    async def arriving(turns: int, post: Envelope) -> int:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await group_commit.post_message(ctx, customs, ref, b64e(post.to_bytes()))
+
+    def groups() -> tuple[float, float]:
+        samples = {
+            s.name: s.value
+            for s in group_commit.GROUP_SIZE.collect()[0].samples
+            if s.name.endswith(("_count", "_sum"))
+        }
+        return samples["opseal_single_post_group_size_count"], samples[
+            "opseal_single_post_group_size_sum"
+        ]
+
+    count, total = groups()
+    seqs = await asyncio.gather(*(arriving(n // 4, post) for n, post in enumerate(sealed[:12])))
+    assert seqs == list(range(seqs[0], seqs[0] + 12))
+    assert groups() == (count + 1, total + 12)
+    assert await group_commit.post_message(ctx, customs, ref, b64e(sealed[12].to_bytes())) == (
+        seqs[-1] + 1
+    )
+    assert groups() == (count + 2, total + 13)
+
+
 def forged(sealed: Envelope) -> Envelope:
     """``sealed`` with its signature replaced by another valid-looking one."""
     return Envelope(sealed.header, sealed.ciphertext, bytes(reversed(sealed.signature)))
