@@ -88,7 +88,7 @@ POSTERS = ("customs", "customs2")
 READER = "partner"
 BODY = "x" * 1200  # sealed, about 1.5 KB per envelope
 SETUPS = ("sqlite", "postgresql", "nginx_2nodes")
-GROUP_SIZE = "opseal_single_post_group_size"  # posts committed per transaction (server/services/group_commit)
+GROUP_SIZE = "opseal_single_post_group_size"  # single posts per transaction (group_commit)
 
 
 @dataclass(frozen=True)
@@ -327,7 +327,8 @@ async def measure_single_posts(
     elapsed = time.perf_counter() - start
     cpu = sum(map(cpu_seconds, target.pids)) - cpu_before
     db_after = await database_cpu(url)
-    posts, groups = (a - b for a, b in zip(await histogram(target, GROUP_SIZE), groups_before))
+    groups_after = await histogram(target, GROUP_SIZE)
+    posts, groups = (a - b for a, b in zip(groups_after, groups_before, strict=True))
     assert len(set(seqs)) == per_lane * len(lanes), len(set(seqs))
     figures = {
         "single_post_msgs_per_s": round(len(seqs) / elapsed),

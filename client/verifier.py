@@ -46,6 +46,7 @@ from opseal.crypto.group import (
     open_epoch_secret,
     open_history,
 )
+from opseal.crypto.signature_worker import SignatureWorker
 from opseal.wire.operations import Event, SyncPage
 
 from . import membership, secrecy
@@ -54,7 +55,7 @@ from .forks import ForkWatch
 from .ports import Clock
 from .revocations import Revocations
 from .session import Session
-from .signatures import CHUNK, Decoded, DecodedPage, SignatureWorker
+from .signatures import CHUNK, Decoded, DecodedPage
 from .store import Store, StoredMessage
 
 __all__ = ["IntegrityWarning", "SyncReport", "Verifier"]

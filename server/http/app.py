@@ -83,6 +83,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         await hub.close()
         await bus.close()
         await ctx.chunks.close()
+        await ctx.presigner.close()
     finally:
         await engine.dispose()
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opseal.crypto.encoding import b64d, b64e
-from opseal.crypto.envelope import MAX_COUNTER_JUMP, Envelope
+from opseal.crypto.envelope import MAX_COUNTER_JUMP, CheckedSignature, Envelope
 from opseal.crypto.errors import CryptoError, SignatureError
 from opseal.crypto.group import Commit, GroupState, KeyPackage, apply_commit
 from opseal.crypto.keys import VerifyKey
@@ -413,7 +413,15 @@ def _idempotent(row: Any, body: bytes, index: int) -> int:
     return int(row.seq)
 
 
-def _check_new(envelope: Envelope, epoch: int | None, key: VerifyKey, index: int) -> None:
+def _check_new(
+    envelope: Envelope,
+    epoch: int | None,
+    key: VerifyKey,
+    index: int,
+    checked: CheckedSignature | None = None,
+) -> None:
+    """The envelope is of the area's epoch and signed by ``key`` — ``checked``: its signature
+    as a child process verified it, taken only if it covers this envelope under this key."""
     if epoch is None or envelope.header.epoch != epoch:
         raise WrongEpoch(
             f"envelopes[{index}]: epoch {envelope.header.epoch} is not the "
@@ -421,6 +429,8 @@ def _check_new(envelope: Envelope, epoch: int | None, key: VerifyKey, index: int
             index=index,
             current_epoch=epoch,
         )
+    if checked is not None and checked.covers(envelope, key.raw):
+        return
     try:
         envelope.verify_signature(key)
     except CryptoError as exc:

@@ -21,6 +21,7 @@ from ..storage import audit
 from ..storage import instance as instance_store
 from ..storage.db import write_transaction
 from .charter_cache import CharterVersions
+from .presigning import Presigner
 
 __all__ = ["Context", "Instance", "Principal", "load_instance"]
 
@@ -69,6 +70,8 @@ class Context:
     not cached after it."""
     groups: dict[Any, Any] = field(default_factory=dict)
     """Single posts waiting to be committed together, by area (:mod:`.group_commit`)."""
+    presigner: Presigner = field(default_factory=Presigner)
+    """Checks a group's signatures in a child process before its transaction."""
     chunks: ChunkStore = field(init=False)
     """Where blob chunks' bytes live (the ``blob_store`` setting)."""
 

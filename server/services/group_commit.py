@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from opseal.crypto.envelope import Envelope
+from opseal.crypto.envelope import CheckedSignature, Envelope
 from opseal.crypto.keys import VerifyKey
 
 from ..errors import Forbidden, OpSealError, Unavailable
@@ -48,7 +48,7 @@ from .operations import Membership, membership
 __all__ = ["post_message", "post_one"]
 
 GATHER_TURNS = 16
-"""The most turns of the event loop a drain lets pass before it takes its group (:func:`_gathered`)."""
+"""The most turns of the event loop a drain waits before it takes a group (:func:`_gathered`)."""
 
 GROUP_SIZE = Histogram(
     "opseal_single_post_group_size",
@@ -63,6 +63,8 @@ class _Post:
     envelope: Envelope
     body: bytes
     answer: asyncio.Future[int]
+    checked: CheckedSignature | None = None
+    """Its signature as the presigner's child verified it (:mod:`.presigning`)."""
 
     @property
     def message_id(self) -> str:
@@ -130,16 +132,20 @@ async def _gathered(ctx: Context, ref: AreaRef) -> list[_Post] | None:
     """
     queued = 0
     for _ in range(GATHER_TURNS):
-        posts = len(ctx.groups.get(ref, ()))
-        if posts == queued or posts >= ctx.settings.max_batch:
+        now = len(ctx.groups.get(ref, ()))
+        if now == queued or now >= ctx.settings.max_batch:
             break
-        queued = posts
+        queued = now
         await asyncio.sleep(0)
-    return ctx.groups.pop(ref, None)
+    posts: list[_Post] | None = ctx.groups.pop(ref, None)
+    return posts
 
 
 async def _commit(ctx: Context, ref: AreaRef, posts: list[_Post]) -> None:
     GROUP_SIZE.observe(len(posts))
+    checked = await ctx.presigner.check([(p.principal.device_id, p.envelope) for p in posts])
+    for post, signature in zip(posts, checked, strict=True):
+        post.checked = signature
     try:
         answers = await _store_group(ctx, ref, posts)
     except Exception:  # the group's transaction failed: each post on its own
@@ -217,7 +223,7 @@ class _Group:
             return _idempotent(_Stored(seq, body), post.body, 0)
         if message_id in sender.stored:
             return _idempotent(sender.stored[message_id], post.body, 0)
-        _check_new(post.envelope, self.epoch, sender.key, 0)
+        _check_new(post.envelope, self.epoch, sender.key, 0, post.checked)
         sender.last_counter = _check_counter(post.envelope, sender.last_counter, 0)
         self.seq += 1
         sender.fresh[message_id] = (self.seq, post.body)
@@ -263,6 +269,7 @@ class _Group:
             else {}
         )
         for device, (key, _) in roster.items():
+            self.ctx.presigner.learn(device, key)
             self.senders[device] = _Sender(
                 key=VerifyKey(key),
                 last_counter=counters.get(device, 0),

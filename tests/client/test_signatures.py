@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from opseal.client import signatures, verifier
+from opseal.client import verifier
 from opseal.client.client import Client
+from opseal.crypto import signature_worker
 from opseal.crypto.encoding import b64d, b64e
 from opseal.crypto.keys import SigningKey, VerifyKey
 
@@ -110,7 +111,7 @@ async def test_without_a_worker_every_record_is_checked_here(
     """When the worker cannot start, the sync checks every signature itself and keeps every
     record."""
     _, _ = await _posted(attacker)
-    monkeypatch.setattr(signatures.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(signature_worker.sys, "executable", "/nonexistent/python")
     de = attacker.onboarded.clients["de-customs"]
     checked_here.clear()
     await de.sync()
@@ -127,7 +128,7 @@ async def test_the_worker_answers_each_batch_in_order_and_nothing_once_it_is_gon
     signed = [(f"message {n}".encode(), key.sign(f"message {n}".encode())) for n in range(5)]
     items = [(key.verify_key.raw, sig, msg) for msg, sig in signed]
     forged = [(key.verify_key.raw, signed[0][1], b"message 4"), *items[1:3]]
-    worker = signatures.SignatureWorker()
+    worker = signature_worker.SignatureWorker()
     await worker.start()
     try:
         first, second = await worker.check(items), await worker.check(forged)
@@ -144,9 +145,9 @@ async def test_the_worker_answers_each_batch_in_order_and_nothing_once_it_is_gon
 async def test_a_worker_that_does_not_answer_is_given_up(monkeypatch):
     """A child that stops answering turns its pending batches into "not checked" once they
     waited too long, so the sync goes on without it."""
-    monkeypatch.setattr(signatures, "ANSWER_WITHIN", 0.2)
+    monkeypatch.setattr(signature_worker, "ANSWER_WITHIN", 0.2)
     key = SigningKey(bytes(range(32)))
-    worker = signatures.SignatureWorker()
+    worker = signature_worker.SignatureWorker()
     await worker.start()
     try:
         assert worker._proc is not None
@@ -163,11 +164,11 @@ async def test_a_worker_that_does_not_answer_is_given_up(monkeypatch):
 async def test_a_stopped_worker_does_not_hold_a_batch_larger_than_the_pipe(monkeypatch):
     """A batch beyond the pipe's buffer waits for the child to read it; a stopped child never
     does, and giving it up must end that wait too (the sync holds the store's write lock)."""
-    monkeypatch.setattr(signatures, "ANSWER_WITHIN", 0.5)
+    monkeypatch.setattr(signature_worker, "ANSWER_WITHIN", 0.5)
     key = SigningKey(bytes(range(32)))
     message = bytes(4 << 20)  # four 4 MB messages: past the 8 MB the pipe may hold
     items = [(key.verify_key.raw, key.sign(message), message)] * 4
-    worker = signatures.SignatureWorker()
+    worker = signature_worker.SignatureWorker()
     await worker.start()
     try:
         assert worker._proc is not None

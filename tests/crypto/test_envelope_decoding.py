@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from opseal.crypto import envelope as envelope_module
 from opseal.crypto.encoding import Writer, _b64d_canonical, _b64d_checked, b64e, label
-from opseal.crypto.envelope import Envelope, Header, _quick_envelope, seal
+from opseal.crypto.envelope import Envelope, Header, _quick_envelope, _quick_header_of, seal
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.keys import SigningKey
 
@@ -80,6 +80,32 @@ def test_the_quick_decoder_never_accepts_what_the_strict_one_refuses(data):
     if quick is not None:
         assert strict is not None
         assert _same(quick, strict)
+
+
+def _strict_header(data: bytes) -> Header | None:
+    """The header as :meth:`Envelope.header_of` reads it without its one-pass reader."""
+    quick, envelope_module._quick_header_of = envelope_module._quick_header_of, lambda _: None
+    try:
+        return Envelope.header_of(data)
+    except CryptoError:
+        return None
+    finally:
+        envelope_module._quick_header_of = quick
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_mutations())
+def test_the_quick_header_reader_never_accepts_what_the_strict_one_refuses(data):
+    """A stored envelope's header (a group of single posts reads each sender's latest) is read
+    alike by both readers, or left to the strict one; well-formed samples take the quick path."""
+    quick, strict = _quick_header_of(data), _strict_header(data)
+    if quick is not None:
+        assert strict is not None
+        assert (quick, quick.encoded) == (strict, strict.encoded)
+    for sample in SAMPLES:
+        header = _quick_header_of(sample)
+        assert header is not None
+        assert header == _strict_header(sample) == Envelope.from_bytes(sample).header
 
 
 def test_a_header_with_a_field_too_long_is_left_to_the_strict_decoder():

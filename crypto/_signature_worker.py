@@ -1,6 +1,6 @@
-"""The child process of :class:`~opseal.client.signatures.SignatureWorker`.
+"""The child process of :class:`~opseal.crypto.signature_worker.SignatureWorker`.
 
-Run as ``python -m opseal.client._signature_worker``; it reads batches from stdin and answers
+Run as ``python -m opseal.crypto._signature_worker``; it reads batches from stdin and answers
 each with one verdict byte per item (1: libsodium accepts the signature), in order, until
 stdin closes. A batch is ``count, size`` (two big-endian u32) then ``size`` bytes of items,
 each a 32-byte public key, a 64-byte signature, a u32 length and the signed message.
@@ -13,6 +13,8 @@ import sys
 from typing import BinaryIO
 
 from opseal.crypto.keys import sodium_accepts
+
+__all__ = ["main", "verdicts"]
 
 BATCH = struct.Struct(">II")
 ITEM = struct.Struct(">32s64sI")
