@@ -143,15 +143,21 @@ async def _gathered(ctx: Context, ref: AreaRef) -> list[_Post] | None:
 
 async def _commit(ctx: Context, ref: AreaRef, posts: list[_Post]) -> None:
     GROUP_SIZE.observe(len(posts))
-    checked = await ctx.presigner.check([(p.principal.device_id, p.envelope) for p in posts])
-    for post, signature in zip(posts, checked, strict=True):
-        post.checked = signature
+    # The child checks the signatures while the group waits: on SQLite before the transaction
+    # (no write lock held meanwhile: the statements run on the loop and never wait), on
+    # PostgreSQL while its first round trips (area lock, senders) are on their way.
+    verdicts = asyncio.ensure_future(
+        ctx.presigner.check([(p.principal.device_id, p.envelope) for p in posts])
+    )
     try:
-        answers = await _store_group(ctx, ref, posts)
+        if not ctx.settings.is_postgres:
+            await verdicts
+        answers = await _store_group(ctx, ref, posts, verdicts)
     except Exception:  # the group's transaction failed: each post on its own
         await asyncio.gather(*(_alone(ctx, ref, post) for post in posts))
         return
     except BaseException:  # the server is stopping: unknown outcome, a retry is idempotent
+        verdicts.cancel()
         for post in posts:
             _settle(post, Unavailable("the server stopped while storing: post again"))
         raise
@@ -177,15 +183,22 @@ def _settle(post: _Post, answer: int | BaseException) -> None:
         post.answer.set_result(answer)
 
 
-async def _store_group(ctx: Context, ref: AreaRef, posts: list[_Post]) -> list[int | OpSealError]:
+async def _store_group(
+    ctx: Context,
+    ref: AreaRef,
+    posts: list[_Post],
+    verdicts: asyncio.Future[list[CheckedSignature | None]],
+) -> list[int | OpSealError]:
     """One transaction for all ``posts``; each one's number or its own refusal. Returns after
-    the commit."""
+    the commit. ``verdicts``: the posts' signatures as the presigner's child verified them."""
     answers: list[int | OpSealError] = []
     async with ctx.transaction() as tx:
         group = _Group(ctx, tx, ref, posts)
         area = await _lock_area(tx.conn, ref)
         group.seq, group.epoch = area.next_seq, area.epoch
         await group.read_senders()
+        for post, checked in zip(posts, await verdicts, strict=True):
+            post.checked = checked
         for post in posts:
             try:
                 answers.append(await group.judge(post))
