@@ -29,7 +29,8 @@ sets up 'STOP V' with the test suite's helpers, and measures:
 - ``single_post_msgs_per_s``: 5,000 single ~1.5 KB envelopes, one per request, 32 requests in
   flight, each lane its own device (a device's counters must rise, so one device cannot have
   two posts racing); ``server_cpu_ms_per_single_post`` is the server processes' CPU time
-  (user + system, all nodes, not nginx) during that run divided by the posts, and
+  (user + system, all nodes and their children — the signature worker — not nginx) during
+  that run divided by the posts, and
   ``load_generator_cpu_ms_per_single_post`` this process's own (what the other core spends
   sending; it shows whether the server or the load generator sets the rate), and
   ``single_posts_per_group`` the mean number of posts the servers committed per transaction

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +15,8 @@ from opseal.crypto.encoding import Writer, _b64d_canonical, _b64d_checked, b64e,
 from opseal.crypto.envelope import Envelope, Header, _quick_envelope, _quick_header_of, seal
 from opseal.crypto.errors import CryptoError
 from opseal.crypto.keys import SigningKey
+
+T = TypeVar("T")
 
 KEY = SigningKey(bytes(range(32)))
 
@@ -31,15 +35,22 @@ SAMPLES = [
 ]
 
 
-def _strict(data: bytes) -> Envelope | None:
-    """The envelope as the strict reader decodes it, or None if it refuses it."""
-    quick, envelope_module._quick_envelope = envelope_module._quick_envelope, lambda _: None
+def _without(one_pass: str, read: Callable[[bytes], T], data: bytes) -> T | None:
+    """What ``read`` gives for ``data`` with the one-pass reader ``one_pass`` turned off, or
+    None if the strict reader refuses it."""
+    quick = getattr(envelope_module, one_pass)
+    setattr(envelope_module, one_pass, lambda _: None)
     try:
-        return Envelope.from_bytes(data)
+        return read(data)
     except CryptoError:
         return None
     finally:
-        envelope_module._quick_envelope = quick
+        setattr(envelope_module, one_pass, quick)
+
+
+def _strict(data: bytes) -> Envelope | None:
+    """The envelope as the strict reader decodes it, or None if it refuses it."""
+    return _without("_quick_envelope", Envelope.from_bytes, data)
 
 
 def _same(a: Envelope, b: Envelope) -> bool:
@@ -84,13 +95,7 @@ def test_the_quick_decoder_never_accepts_what_the_strict_one_refuses(data):
 
 def _strict_header(data: bytes) -> Header | None:
     """The header as :meth:`Envelope.header_of` reads it without its one-pass reader."""
-    quick, envelope_module._quick_header_of = envelope_module._quick_header_of, lambda _: None
-    try:
-        return Envelope.header_of(data)
-    except CryptoError:
-        return None
-    finally:
-        envelope_module._quick_header_of = quick
+    return _without("_quick_header_of", Envelope.header_of, data)
 
 
 @settings(max_examples=1500, deadline=None)
