@@ -84,13 +84,23 @@ class SignatureWorker:
             return future
         if any(len(k) != 32 or len(s) != 64 for k, s, _ in items):
             raise ValueError("a signature check needs a 32-byte key and a 64-byte signature")
+        # The whole frame is made before the batch is queued: a batch queued and not sent would
+        # pair every later verdict with the batch before it.
         payload = b"".join(b"".join((k, s, _SIZE.pack(len(m)), m)) for k, s, m in items)
+        frame = _BATCH.pack(len(items), len(payload)) + payload
         self._pending.append((future, len(items)))
         within = ANSWER_WITHIN if self._answer_within is None else self._answer_within
         expiry = asyncio.get_running_loop().call_later(within, self._expire, future)
         future.add_done_callback(lambda _: expiry.cancel())
         try:
-            proc.stdin.write(_BATCH.pack(len(items), len(payload)) + payload)
+            proc.stdin.write(frame)  # all of it, or the child is given up
+        except (OSError, RuntimeError):  # the child is gone
+            self._fail()
+            return future
+        except BaseException:  # the batch is queued but perhaps not sent: no more verdicts
+            self._fail()
+            raise
+        try:
             await proc.stdin.drain()
         except (OSError, RuntimeError):  # the child is gone
             self._fail()

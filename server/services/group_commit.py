@@ -154,6 +154,7 @@ async def _commit(ctx: Context, ref: AreaRef, posts: list[_Post]) -> None:
             await verdicts
         answers = await _store_group(ctx, ref, posts, verdicts)
     except Exception:  # the group's transaction failed: each post on its own
+        verdicts.cancel()
         await asyncio.gather(*(_alone(ctx, ref, post) for post in posts))
         return
     except BaseException:  # the server is stopping: unknown outcome, a retry is idempotent

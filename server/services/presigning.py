@@ -1,8 +1,8 @@
-"""A group's signatures checked on the machine's other core before its transaction (design §13).
+"""A group's signatures checked on the machine's other core while the group waits (design §13).
 
 The server's event loop is what limits single posts: it parses every request, runs every group
-and checks every signature (~70 µs each, a fifth of a group's work). Before a group's
-transaction, :class:`Presigner` sends the signatures of the posts whose sender's key it has
+and checks every signature (~70 µs each, a fifth of a group's work). For each group,
+:class:`Presigner` sends the signatures of the posts whose sender's key it has
 seen to a :class:`~opseal.crypto.signature_worker.SignatureWorker` (a child process), and the
 loop serves other requests while the child checks them. The verdicts only spare work: the
 group still judges every post by every rule in order, and takes a signature as verified only
@@ -52,6 +52,7 @@ class Presigner:
         self._worker: SignatureWorker | None = None
         self._started_at = float("-inf")
         self._starting: asyncio.Lock | None = None
+        self._closed = False
 
     def learn(self, device_id: str, key: bytes) -> None:
         """The signing key the database holds for ``device_id`` (read in a group)."""
@@ -75,8 +76,8 @@ class Presigner:
             return found
         try:
             future = await worker.check([(c.key, c.signature, c.signed) for _, c in asked])
-        except ValueError:  # a key or signature of the wrong size: checked in the group
-            return found
+        except Exception:  # a key or signature of the wrong size, a batch too large to send
+            return found  # the group checks them itself
         verdicts = await future
         for (n, checked), verdict in zip(asked, verdicts, strict=False):
             if verdict == 1:
@@ -86,13 +87,13 @@ class Presigner:
     async def _running(self) -> SignatureWorker | None:
         if self._worker is not None and self._worker.working:
             return self._worker
-        if time.monotonic() - self._started_at < RESTART_AFTER:
+        if self._closed or time.monotonic() - self._started_at < RESTART_AFTER:
             return None  # it failed lately: the groups check their own signatures meanwhile
         self._starting = self._starting or asyncio.Lock()
         async with self._starting:
             if self._worker is not None and self._worker.working:
                 return self._worker
-            if time.monotonic() - self._started_at < RESTART_AFTER:
+            if self._closed or time.monotonic() - self._started_at < RESTART_AFTER:
                 return None
             self._started_at = time.monotonic()
             old, self._worker = self._worker, SignatureWorker(answer_within=ANSWER_WITHIN)
@@ -100,10 +101,14 @@ class Presigner:
                 log.warning("signature worker stopped; starting another")
                 await old.close()
             await self._worker.start()
+            if self._closed:  # the server stopped while the child started
+                await self.close()
+                return None
             return self._worker if self._worker.working else None
 
     async def close(self) -> None:
-        """Stop the child, if it runs."""
+        """Stop the child, if it runs; none is started after this."""
+        self._closed = True
         worker, self._worker = self._worker, None
         if worker is not None:
             await worker.close()

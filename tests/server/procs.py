@@ -52,13 +52,18 @@ SERVER = Path(sys.executable).parent / "opseal-server"
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of process ``pid`` and of its children, running or ended
-    (a server's signature worker is part of the server): the benchmarks' steadier figure."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:  # a child that ended meanwhile: counted by its parent once waited
-        return 0.0
+    (a server's signature worker is part of the server): the benchmarks' steadier figure.
+    Children are read from ``/proc/<pid>/task/*/children`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # ut, st, cut, cst
-    return own + sum(map(cpu_seconds, _children(pid)))
+    return own + sum(_child_cpu(child) for child in _children(pid))
+
+
+def _child_cpu(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except FileNotFoundError:  # it ended meanwhile: counted by its parent once waited
+        return 0.0
 
 
 def _children(pid: int) -> list[int]:

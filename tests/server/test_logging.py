@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -46,3 +47,21 @@ def test_a_log_line_is_one_json_object_with_its_fields(json_logs):
     assert entry["device"] == "dé-1"
     assert entry["odd"] == "<opaque>"
     assert entry["timestamp"].endswith("Z")
+
+
+def test_what_json_cannot_hold_is_written_as_repr_and_secrets_of_dataclasses_stay_out(json_logs):
+    """A value with secret fields hidden from its ``repr`` is logged as that ``repr``, not
+    field by field; a string with a lone surrogate (from a decoded body) still gives a line."""
+    log, lines = json_logs
+
+    @dataclasses.dataclass
+    class Settingsish:
+        name: str
+        token: str = dataclasses.field(repr=False)
+
+    log.error("odd values", settings=Settingsish("node-1", "s3cret-token"), text="a\ud800b")
+    [line] = lines.getvalue().splitlines()
+    assert "s3cret-token" not in line
+    entry = json.loads(line)
+    assert entry["settings"] == repr(Settingsish("node-1", "x"))
+    assert entry["text"] == "a\ud800b"

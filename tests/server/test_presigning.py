@@ -154,3 +154,15 @@ async def test_a_child_that_stops_answering_costs_a_group_at_most_its_wait(
     finally:
         with contextlib.suppress(ProcessLookupError):
             worker._proc.send_signal(signal.SIGCONT)
+
+
+async def test_no_child_is_started_once_the_server_began_to_stop(operation, posting):
+    """After the presigner is closed (the server stopping), groups check their own
+    signatures: no child is left behind by a group that came late."""
+    post, ctx, state, secret = posting
+    [seq] = await post(_sealed(operation, state, secret, [1]))
+    await ctx.presigner.close()
+    assert await post(_sealed(operation, state, secret, [2, 3, 4, 5])) == [
+        seq + n for n in (1, 2, 3, 4)
+    ]
+    assert ctx.presigner._worker is None
