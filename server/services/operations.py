@@ -78,10 +78,18 @@ async def _charter(
 
 
 async def membership(
-    ctx: Context, conn: AsyncConnection, principal: Principal, operation_id: str
+    ctx: Context,
+    conn: AsyncConnection,
+    principal: Principal,
+    operation_id: str,
+    row: Any = None,
 ) -> Membership:
-    """The principal's role in the operation; :class:`NotMember` if its organisation has none."""
-    row = await store.membership(conn, operation_id, principal.org_id)
+    """The principal's role in the operation; :class:`NotMember` if its organisation has none.
+    ``row``: the operation's ``phase`` and ``charter_version`` with the organisation's ``role``
+    as another query already read them in this transaction (a group of single posts reads them
+    with its senders); read here if None."""
+    if row is None:
+        row = await store.membership(conn, operation_id, principal.org_id)
     if row is None:
         raise NotFound(f"operation {operation_id!r} does not exist")
     if row.role is None:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import areas, audit
 from .db import Record
-from .tables import area_members, devices, events
+from .tables import area_members, devices, events, operation_members, operations
 
 __all__ = [
     "append",
@@ -105,8 +105,18 @@ _SENDERS_IN_ROSTER = (
         .correlate(area_members)
         .scalar_subquery()
         .label("body"),
+        devices.c.org_id,
+        operations.c.phase,
+        operations.c.charter_version,
+        operation_members.c.role,
     )
     .join(devices, devices.c.device_id == area_members.c.device_id)
+    .join(operations, operations.c.operation_id == area_members.c.operation_id)
+    .outerjoin(
+        operation_members,
+        (operation_members.c.operation_id == area_members.c.operation_id)
+        & (operation_members.c.org_id == devices.c.org_id),
+    )
     .where(
         area_members.c.operation_id == bindparam("operation_id"),
         area_members.c.area == bindparam("area"),
@@ -240,9 +250,12 @@ async def by_senders_message_ids(
 
 async def senders_in_roster(
     conn: AsyncConnection, operation_id: str, area: str, device_ids: Sequence[str]
-) -> dict[str, tuple[bytes, bytes | None]]:
-    """Those of ``device_ids`` in the area's roster, by device: its public signing key and
-    its latest message (:func:`latest_message_of`; None before its first), in one query."""
+) -> dict[str, Record]:
+    """Those of ``device_ids`` in the area's roster, by device, in one query: its public
+    signing key (``signing_key``), its latest message (``body``, :func:`latest_message_of`;
+    None before its first), and its organisation's membership of the operation as
+    :func:`.operations.membership` reads it (``org_id``, ``phase``, ``charter_version``,
+    ``role``: None if the organisation is no member)."""
     params = {"operation_id": operation_id, "area": area, "device_ids": list(device_ids)}
     rows = await conn.execute(_SENDERS_IN_ROSTER, params)
-    return {row.device_id: (bytes(row.signing_key), row.body) for row in rows}
+    return {row.device_id: row for row in rows}

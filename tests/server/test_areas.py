@@ -24,12 +24,13 @@ from opseal.crypto.group import (
     apply_commit,
     create_commit,
 )
-from opseal.server.errors import Conflict, CounterRefused, Forbidden, InvalidSignature
+from opseal.server.errors import Conflict, CounterRefused, Forbidden, InvalidSignature, NotMember
 from opseal.server.services import group_commit, identity
 from opseal.server.services.areas import AreaRef, decode_cursor
 from opseal.wire.operations import CommitStored
 from opseal.wire.stream import StreamEvent
 
+from .conftest import ACTOR_ORGS
 from .helpers import envelope, make_area
 
 
@@ -311,6 +312,33 @@ async def test_posts_parsed_in_the_next_turns_of_the_loop_join_the_group(operati
         seqs[-1] + 1
     )
     assert groups() == (count + 2, total + 13)
+
+
+async def test_a_removed_organisation_s_device_left_on_the_roster_cannot_post_in_a_group(operation):
+    """Charter version 2 drops the partner's organisation; its device is still on the area's
+    roster. Posting in the same group as a member's post, it is refused as no member (the
+    group reads each organisation's membership with the roster, per organisation), and the
+    member's post is stored."""
+    state, secret = await make_area(operation, "seizures", ["customs", "partner"])
+    ctx, ref = operation.server.ctx, AreaRef(operation.id, "seizures")
+    who = {
+        name: await identity.authenticate(ctx, operation.actors[name].api.token or "")
+        for name in ("customs", "partner")
+    }
+    charter = operation.world.charter
+    members = [m for m in charter.members if m.organisation_id != ACTOR_ORGS["partner"]]
+    coordinator = operation.world.user("wco", "ocu-lead")
+    v2 = charter.next_version(issued_at=int(time.time()) - 1, members=members)
+    signed = v2.signed(coordinator.key, coordinator.cert)
+    await operation.actors["coordinator"].api.publish_charter(operation.id, signed.to_bytes())
+    posts = [("partner", envelope(operation, "partner", state, secret, 1)),
+             ("customs", envelope(operation, "customs", state, secret, 1))]  # fmt: skip
+    answers = await asyncio.gather(
+        *(group_commit.post_message(ctx, who[n], ref, b64e(e.to_bytes())) for n, e in posts),
+        return_exceptions=True,
+    )
+    assert isinstance(answers[0], NotMember), answers
+    assert isinstance(answers[1], int)
 
 
 def forged(sealed: Envelope) -> Envelope:
