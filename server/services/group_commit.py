@@ -290,10 +290,8 @@ class _Group:
             else {}
         )
         for device, row in roster.items():
-            key = bytes(row.signing_key)
-            self.ctx.presigner.learn(device, key)
             self.senders[device] = _Sender(
-                key=VerifyKey(key),
+                key=self.ctx.presigner.learn(device, bytes(row.signing_key)),
                 last_counter=counters.get(device, 0),
                 stored={m: row for (d, m), row in stored.items() if d == device},
             )
