@@ -30,6 +30,15 @@ _BATCH = struct.Struct(">II")
 _SIZE = struct.Struct(">I")
 
 
+_PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONHOME", "TMPDIR")
+
+
+def _plain_environment() -> dict[str, str]:
+    """What the child gets of this process's environment: nothing else (a server's holds its
+    database URL, metrics token and object-store keys, which checking signatures never needs)."""
+    return {name: os.environ[name] for name in _PASSED if name in os.environ}
+
+
 class SignatureWorker:
     """A child process that checks Ed25519 signatures in batches (``python -m
     opseal.crypto._signature_worker``). Any failure of the child only turns its verdicts
@@ -56,7 +65,7 @@ class SignatureWorker:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-P", "-m", "opseal.crypto._signature_worker",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path},
+                stderr=asyncio.subprocess.DEVNULL, env={**_plain_environment(), "PYTHONPATH": path},
             )  # fmt: skip
         except (OSError, ValueError, TypeError, NotImplementedError, RuntimeError):
             # No interpreter to run, or an event loop without subprocesses: no worker.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +167,19 @@ async def test_no_child_is_started_once_the_server_began_to_stop(operation, post
         seq + n for n in (1, 2, 3, 4)
     ]
     assert ctx.presigner._worker is None
+
+
+async def test_the_child_gets_none_of_the_server_s_secrets(operation, posting, monkeypatch):
+    """The server's environment holds its database URL, metrics token and object-store keys;
+    the signature child is started without them."""
+    monkeypatch.setenv("OPSEAL_DATABASE_URL", "postgresql://opseal:db-s3cret@db/opseal")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-s3cret")
+    post, ctx, state, secret = posting
+    await post(_sealed(operation, state, secret, [1]))
+    await post(_sealed(operation, state, secret, [2, 3, 4, 5]))
+    worker = ctx.presigner._worker
+    assert worker is not None
+    assert worker.working
+    environment = Path(f"/proc/{worker._proc.pid}/environ").read_bytes()
+    assert b"s3cret" not in environment
+    assert b"PYTHONPATH=" in environment
