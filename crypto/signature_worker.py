@@ -30,7 +30,9 @@ _BATCH = struct.Struct(">II")
 _SIZE = struct.Struct(">I")
 
 
-_PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONHOME", "TMPDIR")
+_PASSED = (
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONHOME", "TMPDIR", "LD_LIBRARY_PATH", "SYSTEMROOT",
+)  # fmt: skip
 
 
 def _plain_environment() -> dict[str, str]:
@@ -57,13 +59,14 @@ class SignatureWorker:
 
     async def start(self) -> None:
         """Start the child (it loads while the verifier works on the first page)."""
-        # The child imports its code from this process's sys.path (as PYTHONPATH), and -P
-        # keeps it from adding its own working directory: it runs what this process trusts,
-        # no more (a worker that lied would let forgeries through).
+        # The child imports its code from this process's sys.path (as PYTHONPATH); -P keeps
+        # it from adding its own working directory and -s from adding the user's site
+        # folder: it runs what this process trusts, no more (a worker that lied would let
+        # forgeries through).
         path = os.pathsep.join(p for p in sys.path if p)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-P", "-m", "opseal.crypto._signature_worker",
+                sys.executable, "-P", "-s", "-m", "opseal.crypto._signature_worker",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL, env={**_plain_environment(), "PYTHONPATH": path},
             )  # fmt: skip
