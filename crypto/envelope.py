@@ -198,14 +198,11 @@ def _quick_envelope(data: bytes) -> Envelope | None:
     """The envelope in ``data`` read in one pass (a sync decodes thousands), or None for
     anything but a well-formed envelope: the strict :class:`Reader` then says what is wrong.
     It accepts exactly what the reader accepts (tests/crypto/test_envelope_decoding.py)."""
-    if type(data) is not bytes or not data.startswith(_MSG_PREFIX):
-        return None
     try:
-        pos = len(_MSG_PREFIX)
-        (size,) = _U32.unpack_from(data, pos)
-        if size > 2048:
+        span = _header_span(data)
+        if span is None:
             return None
-        encoded, pos = data[pos + 4 : pos + 4 + size], pos + 4 + size
+        encoded, pos = span
         (size,) = _U32.unpack_from(data, pos)
         if size > MAX_PLAINTEXT + 16:
             return None
@@ -224,16 +221,23 @@ def _quick_envelope(data: bytes) -> Envelope | None:
 
 def _quick_header_of(data: bytes) -> Header | None:
     """:meth:`Envelope.header_of` in one pass, or None (see :func:`_quick_envelope`)."""
+    try:
+        span = _header_span(data)
+        return None if span is None else _quick_header(span[0])
+    except (struct.error, ValueError, DecodeError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
+def _header_span(data: bytes) -> tuple[bytes, int] | None:
+    """An encoded envelope's header bytes and the position after them, or None if ``data``
+    does not start like an envelope or the header is over its bound or past the end."""
     if type(data) is not bytes or not data.startswith(_MSG_PREFIX):
         return None
     pos = len(_MSG_PREFIX)
-    try:
-        (size,) = _U32.unpack_from(data, pos)
-        if size > 2048 or pos + 4 + size > len(data):
-            return None
-        return _quick_header(data[pos + 4 : pos + 4 + size])
-    except (struct.error, ValueError, DecodeError):  # UnicodeDecodeError is a ValueError
+    (size,) = _U32.unpack_from(data, pos)
+    if size > 2048 or pos + 4 + size > len(data):
         return None
+    return data[pos + 4 : pos + 4 + size], pos + 4 + size
 
 
 def _quick_header(data: bytes) -> Header | None:

@@ -71,7 +71,7 @@ class Context:
     groups: dict[Any, Any] = field(default_factory=dict)
     """Single posts waiting to be committed together, by area (:mod:`.group_commit`)."""
     presigner: Presigner = field(default_factory=Presigner)
-    """Checks a group's signatures in a child process before its transaction."""
+    """Checks a group's signatures in a child process while the group waits (:mod:`.presigning`)."""
     chunks: ChunkStore = field(init=False)
     """Where blob chunks' bytes live (the ``blob_store`` setting)."""
 

@@ -63,8 +63,6 @@ class _Post:
     envelope: Envelope
     body: bytes
     answer: asyncio.Future[int]
-    checked: CheckedSignature | None = None
-    """Its signature as the presigner's child verified it (:mod:`.presigning`)."""
 
     @property
     def message_id(self) -> str:
@@ -199,10 +197,8 @@ async def _store_group(
         group.seq, group.epoch = area.next_seq, area.epoch
         await group.read_senders()
         for post, checked in zip(posts, await verdicts, strict=True):
-            post.checked = checked
-        for post in posts:
             try:
-                answers.append(await group.judge(post))
+                answers.append(await group.judge(post, checked))
             except OpSealError as exc:
                 answers.append(exc)
         if group.rows:
@@ -230,7 +226,8 @@ class _Group:
         self.rows: list[dict[str, Any]] = []
         self.audit_rows: list[dict[str, Any]] = []
 
-    async def judge(self, post: _Post) -> int:
+    async def judge(self, post: _Post, checked: CheckedSignature | None) -> int:
+        """``checked``: the post's signature as the presigner's child verified it, or None."""
         await self._member(post.principal)
         sender = self._sender(post)
         message_id = post.message_id
@@ -239,7 +236,7 @@ class _Group:
             return _idempotent(_Stored(seq, body), post.body, 0)
         if message_id in sender.stored:
             return _idempotent(sender.stored[message_id], post.body, 0)
-        _check_new(post.envelope, self.epoch, sender.key, 0, post.checked)
+        _check_new(post.envelope, self.epoch, sender.key, 0, checked)
         sender.last_counter = _check_counter(post.envelope, sender.last_counter, 0)
         self.seq += 1
         sender.fresh[message_id] = (self.seq, post.body)

@@ -52,7 +52,7 @@ class Presigner:
         self._keys: dict[str, VerifyKey] = {}
         self._worker: SignatureWorker | None = None
         self._started_at = float("-inf")
-        self._starting: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()
         self._closed = False
 
     def learn(self, device_id: str, key: bytes) -> VerifyKey:
@@ -91,16 +91,11 @@ class Presigner:
         return found
 
     async def _running(self) -> SignatureWorker | None:
-        if self._worker is not None and self._worker.working:
-            return self._worker
-        if self._closed or time.monotonic() - self._started_at < RESTART_AFTER:
-            return None  # it failed lately: the groups check their own signatures meanwhile
-        self._starting = self._starting or asyncio.Lock()
-        async with self._starting:
+        async with self._starting:  # one start at a time; taken at once when nobody starts one
             if self._worker is not None and self._worker.working:
                 return self._worker
             if self._closed or time.monotonic() - self._started_at < RESTART_AFTER:
-                return None
+                return None  # it failed lately: the groups check their own signatures meanwhile
             self._started_at = time.monotonic()
             old, self._worker = self._worker, SignatureWorker(answer_within=ANSWER_WITHIN)
             if old is not None:
