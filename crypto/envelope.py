@@ -199,8 +199,7 @@ def _quick_envelope(data: bytes) -> Envelope | None:
     anything but a well-formed envelope: the strict :class:`Reader` then says what is wrong.
     It accepts exactly what the reader accepts (tests/crypto/test_envelope_decoding.py)."""
     try:
-        span = _header_span(data)
-        if span is None:
+        if (span := _header_span(data)) is None:
             return None
         encoded, pos = span
         (size,) = _U32.unpack_from(data, pos)
@@ -222,15 +221,13 @@ def _quick_envelope(data: bytes) -> Envelope | None:
 def _quick_header_of(data: bytes) -> Header | None:
     """:meth:`Envelope.header_of` in one pass, or None (see :func:`_quick_envelope`)."""
     try:
-        span = _header_span(data)
-        return None if span is None else _quick_header(span[0])
+        return None if (span := _header_span(data)) is None else _quick_header(span[0])
     except (struct.error, ValueError, DecodeError):  # UnicodeDecodeError is a ValueError
         return None
 
 
 def _header_span(data: bytes) -> tuple[bytes, int] | None:
-    """An encoded envelope's header bytes and the position after them, or None if ``data``
-    does not start like an envelope or the header is over its bound or past the end."""
+    """An envelope's header bytes and the position after them; None if not an envelope's."""
     if type(data) is not bytes or not data.startswith(_MSG_PREFIX):
         return None
     pos = len(_MSG_PREFIX)
