@@ -25,7 +25,8 @@ class PostgresBus(LocalBus):
         self.dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
         self._listener: asyncpg.Connection | None = None
         self._sender: asyncpg.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._pending: list[str] = []
+        self._notifier: asyncio.Task[None] | None = None
         self.node = os.urandom(8).hex()
         """Names this node in its notifications: the listener hears its own too, and skips
         them (they were delivered here when published)."""
@@ -46,6 +47,11 @@ class PostgresBus(LocalBus):
             log.warning("ignored a malformed notification")
 
     async def publish(self, event: Event) -> None:
+        """Deliver ``event`` here and have it notified to the other nodes. The notification
+        is sent by a task of its own (:meth:`_notify`): a request is answered once its
+        transaction committed, not one more round trip later — other nodes' subscribers hear
+        of it a round trip after that, as they would have, and notifications queued while one
+        is on its way go out together in one statement."""
         self.deliver(event)
         payload = json.dumps(
             {
@@ -56,16 +62,31 @@ class PostgresBus(LocalBus):
                 "n": self.node,
             }
         )
-        try:
-            async with self._lock:
+        self._pending.append(payload)
+        if self._notifier is None or self._notifier.done():
+            self._notifier = asyncio.create_task(self._notify())
+
+    async def _notify(self) -> None:
+        """Send the queued notifications, in order, until none is left."""
+        while self._pending:
+            payloads, self._pending = self._pending, []
+            try:
                 assert self._sender is not None
-                await self._sender.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
-        except (asyncpg.PostgresError, OSError, AssertionError):
-            # Subscribers also poll; a lost notification only delays delivery.
-            log.warning("could not notify other nodes", exc_info=True)
+                await self._sender.execute(_NOTIFY, CHANNEL, payloads)
+            except (asyncpg.PostgresError, OSError, AssertionError):
+                # Subscribers also poll; a lost notification only delays delivery.
+                log.warning("could not notify other nodes", exc_info=True)
 
     async def close(self) -> None:
+        if self._notifier is not None:  # what was published before the node stopped goes out
+            await asyncio.shield(self._notifier)
         for conn in (self._listener, self._sender):
             if conn is not None:
                 await conn.close()
         await super().close()
+
+
+_NOTIFY = (
+    "SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS p(payload, n)"
+    " ORDER BY n"
+)

@@ -95,6 +95,18 @@ class Context:
         for event in tx.events:
             await self.bus.publish(event)
 
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[Tx]:
+        """A connection on which every statement is its own transaction (PostgreSQL's
+        autocommit; on SQLite, plain reads); events published through it go out after the
+        block returned."""
+        tx = Tx(self)
+        async with self.engine.connect() as conn:
+            tx.conn = conn
+            yield tx
+        for event in tx.events:
+            await self.bus.publish(event)
+
     async def audit(self, **entry: Any) -> None:
         """Record one entry in its own transaction (used for refusals)."""
         async with self.transaction() as tx:

@@ -29,9 +29,11 @@ from prometheus_client import Histogram
 from opseal.crypto.envelope import CheckedSignature, Envelope
 from opseal.crypto.keys import VerifyKey
 
-from ..errors import Forbidden, OpSealError, Unavailable
+from ..errors import Forbidden, NotFound, OpSealError, Unavailable
+from ..storage import areas as store
 from ..storage import entries
 from .areas import (
+    GENERIC_PLANS_FROM,
     AreaRef,
     _advance,
     _check_counter,
@@ -188,21 +190,72 @@ async def _store_group(
     posts: list[_Post],
     verdicts: asyncio.Future[list[CheckedSignature | None]],
 ) -> list[int | OpSealError]:
-    """One transaction for all ``posts``; each one's number or its own refusal. Returns after
-    the commit. ``verdicts``: the posts' signatures as the presigner's child verified them."""
-    answers: list[int | OpSealError] = []
+    """All ``posts`` stored at once; each one's number or its own refusal. Returns once they
+    are durable. ``verdicts``: the posts' signatures as the presigner's child verified them.
+
+    On PostgreSQL a group of fewer than :data:`.areas.GENERIC_PLANS_FROM` posts is first judged
+    on what autocommit reads show and written by one statement that commits itself only if the
+    area's sequence has not moved since it was read (:func:`_store_unlocked`); if it has, the
+    group is judged again under the area's lock. Otherwise, and on SQLite: one transaction
+    holding the area's lock (:func:`_store_locked`)."""
+    if ctx.settings.is_postgres and len(posts) < GENERIC_PLANS_FROM:
+        try:
+            return await _store_unlocked(ctx, ref, posts, verdicts)
+        except entries.AreaMoved:
+            pass  # another writer stored in the area meanwhile: nothing was written
+    return await _store_locked(ctx, ref, posts, verdicts)
+
+
+async def _store_unlocked(
+    ctx: Context,
+    ref: AreaRef,
+    posts: list[_Post],
+    verdicts: asyncio.Future[list[CheckedSignature | None]],
+) -> list[int | OpSealError]:
+    """Three round trips where the locked transaction takes five (BEGIN, lock, senders, write,
+    COMMIT): the area and the senders are read as they are, and the write is one statement
+    (:func:`.entries.append_recorded`) that stores nothing — raising ``AreaMoved`` — unless
+    the area's ``next_seq`` is still the one read. Every change the rules depend on in the area
+    (an entry, a commit that changes the roster or the epoch, a key package, a receipt) moves
+    that sequence, so a group written is one judged on the area as it stood when written."""
+    async with ctx.statements() as tx:
+        area = await store.get(tx.conn, ref.operation_id, ref.area)
+        if area is None:
+            raise NotFound(f"area {ref.area!r} does not exist")
+        answers = await _judged(_Group(ctx, tx, ref, posts), area, posts, verdicts)
+    return answers
+
+
+async def _store_locked(
+    ctx: Context,
+    ref: AreaRef,
+    posts: list[_Post],
+    verdicts: asyncio.Future[list[CheckedSignature | None]],
+) -> list[int | OpSealError]:
+    """One transaction for all ``posts``, holding the area's lock from its first statement."""
     async with ctx.transaction() as tx:
-        group = _Group(ctx, tx, ref, posts)
         area = await _lock_area(tx.conn, ref)
-        group.seq, group.epoch = area.next_seq, area.epoch
-        await group.read_senders()
-        for post, checked in zip(posts, await verdicts, strict=True):
-            try:
-                answers.append(await group.judge(post, checked))
-            except OpSealError as exc:
-                answers.append(exc)
-        if group.rows:
-            await _advance(tx, ref, group.rows, group.audit_rows)
+        answers = await _judged(_Group(ctx, tx, ref, posts), area, posts, verdicts)
+    return answers
+
+
+async def _judged(
+    group: _Group,
+    area: Any,
+    posts: list[_Post],
+    verdicts: asyncio.Future[list[CheckedSignature | None]],
+) -> list[int | OpSealError]:
+    """Each post judged in order on the area as ``area`` shows it, and those accepted written."""
+    answers: list[int | OpSealError] = []
+    group.seq, group.epoch = area.next_seq, area.epoch
+    await group.read_senders()
+    for post, checked in zip(posts, await verdicts, strict=True):
+        try:
+            answers.append(await group.judge(post, checked))
+        except OpSealError as exc:
+            answers.append(exc)
+    if group.rows:
+        await _advance(group.tx, group.ref, group.rows, group.audit_rows)
     return answers
 
 

@@ -21,18 +21,19 @@ __all__ = [
     "areas_of_device",
     "create",
     "delete_key_packages",
+    "get",
     "heads",
     "insert_commit",
     "is_member",
     "key_package_bodies",
     "lock",
+    "move_next_seq",
     "names",
     "of_operation",
     "replace_key_package",
     "roster",
     "roster_orgs",
     "set_group_state",
-    "set_next_seq",
     "set_roster",
 ]
 
@@ -43,14 +44,19 @@ _B_AREA = (areas.c.operation_id == bindparam("b_operation_id")) & (
     areas.c.area == bindparam("b_area")
 )
 
-_LOCK = select(areas).where(areas.c.operation_id == _OP, areas.c.area == _AREA).with_for_update()
+_GET = select(areas).where(areas.c.operation_id == _OP, areas.c.area == _AREA)
+_LOCK = _GET.with_for_update()
 _NAMES = select(areas.c.area).where(areas.c.operation_id == _OP)
 _OF_OPERATION = select(areas.c.area, areas.c.epoch, areas.c.next_seq).where(
     areas.c.operation_id == _OP
 )
 _HEADS = select(areas.c.operation_id, areas.c.area, areas.c.next_seq)
 _INSERT_AREAS = insert(areas)
-_SET_NEXT_SEQ = update(areas).where(_B_AREA).values(next_seq=bindparam("b_seq"))
+_MOVE_NEXT_SEQ = (
+    update(areas)
+    .where(_B_AREA, areas.c.next_seq == bindparam("b_from"))
+    .values(next_seq=bindparam("b_seq"))
+)
 _SET_GROUP_STATE = (
     update(areas).where(_B_AREA).values(epoch=bindparam("b_epoch"), state=bindparam("b_state"))
 )
@@ -94,6 +100,11 @@ async def lock(conn: AsyncConnection, operation_id: str, area: str) -> Record | 
     return (await conn.execute(_LOCK, _key(operation_id, area))).first()
 
 
+async def get(conn: AsyncConnection, operation_id: str, area: str) -> Record | None:
+    """The area's row as it is now, not locked; None if none."""
+    return (await conn.execute(_GET, _key(operation_id, area))).first()
+
+
 async def names(conn: AsyncConnection, operation_id: str) -> set[str]:
     """The names of the operation's areas."""
     return {row[0] for row in await conn.execute(_NAMES, {"operation_id": operation_id})}
@@ -120,11 +131,13 @@ async def create(conn: AsyncConnection, operation_id: str, names: Iterable[str],
         await conn.execute(_INSERT_AREAS, rows)
 
 
-async def set_next_seq(conn: AsyncConnection, operation_id: str, area: str, seq: int) -> None:
-    """Record ``seq`` as the number of the area's newest entry."""
-    await conn.execute(
-        _SET_NEXT_SEQ, {"b_operation_id": operation_id, "b_area": area, "b_seq": seq}
-    )
+async def move_next_seq(
+    conn: AsyncConnection, operation_id: str, area: str, start: int, seq: int
+) -> bool:
+    """Record ``seq`` as the number of the area's newest entry if it is ``start``; whether
+    it was."""
+    params = {"b_operation_id": operation_id, "b_area": area, "b_from": start, "b_seq": seq}
+    return bool((await conn.execute(_MOVE_NEXT_SEQ, params)).rowcount)
 
 
 async def set_group_state(

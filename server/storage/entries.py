@@ -18,6 +18,7 @@ from .db import Record
 from .tables import area_members, devices, events, operation_members, operations
 
 __all__ = [
+    "AreaMoved",
     "append",
     "append_recorded",
     "by_sender_message_ids",
@@ -44,7 +45,12 @@ _APPEND = insert(events)
 # and is taken after the entries are in (``head`` reads ``stored``): the instance-wide head
 # is held no longer than before.
 _APPEND_RECORDED = text("""
-WITH stored AS (
+WITH advanced AS (
+    UPDATE areas SET next_seq = :last_seq
+    WHERE operation_id = :operation_id AND area = :area AND next_seq = :start
+      AND EXISTS (SELECT 1 FROM audit_head WHERE id = 1)
+    RETURNING 1
+), stored AS (
     INSERT INTO events
         (operation_id, area, seq, kind, device_id, epoch, message_id, body, created_at)
     SELECT :operation_id, :area, e.seq, e.kind, e.device_id, e.epoch, e.message_id, e.body,
@@ -54,12 +60,11 @@ WITH stored AS (
                 CAST(:message_ids AS VARCHAR[]), CAST(:bodies AS BYTEA[]),
                 CAST(:created_ats AS BIGINT[]))
          AS e(seq, kind, device_id, epoch, message_id, body, created_at)
+    WHERE EXISTS (SELECT 1 FROM advanced)
     RETURNING 1
 ), head AS (
     UPDATE audit_head SET size = size + :leaf_count
     WHERE id = 1 AND (SELECT count(*) FROM stored) = :row_count RETURNING size
-), advanced AS (
-    UPDATE areas SET next_seq = :last_seq WHERE operation_id = :operation_id AND area = :area
 )
 INSERT INTO audit_leaves (idx, entry, leaf_hash, created_at)
 SELECT head.size - :leaf_count + leaf.ord - 1, leaf.entry, leaf.leaf_hash, :now
@@ -144,6 +149,11 @@ async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     await conn.execute(_APPEND, rows)
 
 
+class AreaMoved(Exception):
+    """:func:`append_recorded` wrote nothing: the area's ``next_seq`` was no longer the one
+    before its first row (another writer stored in the area since it was read)."""
+
+
 async def append_recorded(
     conn: AsyncConnection,
     operation_id: str,
@@ -154,10 +164,14 @@ async def append_recorded(
 ) -> None:
     """:func:`append` the area's new ``rows`` (in sequence order), move its ``next_seq`` to the
     last one's and append their audit ``leaves`` (:func:`.audit.leaves_of`): one statement on
-    PostgreSQL. Raises ``IntegrityError`` as :func:`append` does, and then nothing is written."""
+    PostgreSQL, which commits itself on a connection in autocommit. Raises ``IntegrityError``
+    as :func:`append` does, and :class:`AreaMoved` if the area's ``next_seq`` is not the one
+    before the first row; either way nothing is written."""
+    start = rows[0]["seq"] - 1
     if conn.dialect.name != "postgresql":
+        if not await areas.move_next_seq(conn, operation_id, area, start, rows[-1]["seq"]):
+            raise AreaMoved(f"area {area!r}: its sequence is past {start}: nothing stored")
         await append(conn, rows)
-        await areas.set_next_seq(conn, operation_id, area, rows[-1]["seq"])
         await audit.append_leaves(conn, leaves, now)
         return
     columns = {
@@ -174,6 +188,7 @@ async def append_recorded(
             "area": area,
             **columns,
             "row_count": len(rows),
+            "start": start,
             "last_seq": rows[-1]["seq"],
             "leaf_count": len(leaves),
             "entries": [entry for entry, _ in leaves],
@@ -181,7 +196,9 @@ async def append_recorded(
             "now": now,
         },
     )
-    if result.rowcount != len(leaves):  # no audit head: nothing may be stored unaudited
+    if result.rowcount == 0:  # the area moved on (or the log has no head: nothing unaudited)
+        raise AreaMoved(f"area {area!r}: its sequence is past {start}: nothing stored")
+    if result.rowcount != len(leaves):
         raise RuntimeError(f"audit log: {result.rowcount} of {len(leaves)} leaves appended")
 
 

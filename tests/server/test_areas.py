@@ -27,6 +27,7 @@ from opseal.crypto.group import (
 from opseal.server.errors import Conflict, CounterRefused, Forbidden, InvalidSignature, NotMember
 from opseal.server.services import group_commit, identity
 from opseal.server.services.areas import AreaRef, decode_cursor
+from opseal.server.storage import entries
 from opseal.wire.operations import CommitStored
 from opseal.wire.stream import StreamEvent
 
@@ -384,3 +385,48 @@ async def test_single_posts_committed_as_one_group_each_get_their_own_answer(ope
         (seq, str(first.header.message_id)),
         (seq + 1, str(posts[6][1].header.message_id)),
     ]
+
+
+async def test_a_group_raced_by_another_write_to_its_area_is_judged_again(operation, monkeypatch):
+    """On PostgreSQL a group of single posts is judged on autocommit reads and written only if
+    the area has not moved since (design §13). A member's national system stores a batch with
+    higher counters between the group's reads and its write — the race a hostile member would
+    try in order to have an old counter accepted. The group's write stores nothing; the group
+    is judged again under the area's lock, so its post is refused as the counter it now is and
+    a post with a new counter in the same group is stored after the batch: numbers gap-free."""
+    ctx, ref = operation.server.ctx, AreaRef(operation.id, "seizures")
+    if not ctx.settings.is_postgres:
+        pytest.skip("SQLite judges every group under its write lock")
+    state, secret = await make_area(operation, "seizures", ["customs", "customs2"])
+    customs = await identity.authenticate(ctx, operation.actors["customs"].api.token or "")
+    customs2 = await identity.authenticate(ctx, operation.actors["customs2"].api.token or "")
+    batch = [envelope(operation, "customs", state, secret, n) for n in (2, 3)]
+    read, raced = entries.senders_in_roster, []
+
+    async def racing(*args: object) -> object:
+        rows = await read(*args)
+        if not raced:  # once: the group's read, before its write
+            raced.append(await operation.actors["customs"].api.post_batch(
+                operation.id, "seizures", [e.to_bytes() for e in batch]
+            ))  # fmt: skip
+        return rows
+
+    monkeypatch.setattr(entries, "senders_in_roster", racing)
+    old = envelope(operation, "customs", state, secret, 1)
+    other = envelope(operation, "customs2", state, secret, 1)
+    answers = await asyncio.gather(
+        group_commit.post_message(ctx, customs, ref, b64e(old.to_bytes())),
+        group_commit.post_message(ctx, customs2, ref, b64e(other.to_bytes())),
+        return_exceptions=True,
+    )
+    [[first, second]] = raced
+    assert isinstance(answers[0], CounterRefused), answers
+    assert answers[1] == second + 1
+    stored = await operation.actors["customs"].api.events(operation.id, "seizures", after=0)
+    messages = [(e.seq, e.message_id) for e in stored if e.kind == "message"]
+    assert messages == [
+        (first, str(batch[0].header.message_id)),
+        (second, str(batch[1].header.message_id)),
+        (second + 1, str(other.header.message_id)),
+    ]
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))

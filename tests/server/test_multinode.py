@@ -17,6 +17,8 @@ import pytest
 
 from opseal.client.api import ApiClient
 from opseal.client.errors import ApiError, TransportError
+from opseal.server.bus import Event as BusEvent
+from opseal.server.bus.postgres import PostgresBus
 from opseal.server.http.stream import POLL_SECONDS
 from opseal.wire.audit import AuditEntry
 from opseal.wire.operations import Event
@@ -270,3 +272,23 @@ async def test_killed_server_keeps_every_answered_single_post(database_url):
             assert {m: by_id.get(m) for m in answered} == answered
         finally:
             await node.close()
+
+
+async def test_notifications_queued_while_one_is_sent_reach_the_other_node_in_order(pg_database):
+    """A node answers a write once it committed and sends the notification to the other nodes
+    after: those published while one is on its way go out together, in order, and a node
+    stopping sends what it published before it closes its connections."""
+    sender, listener = PostgresBus(pg_database), PostgresBus(pg_database)
+    await sender.start()
+    await listener.start()
+    heard = listener.subscribe()
+    try:
+        for seq in range(1, 41):
+            await sender.publish(BusEvent("op", "seizures", seq))
+    finally:
+        await sender.close()  # before the notifications were all sent
+    try:
+        events = [await asyncio.wait_for(heard.get(), 10) for _ in range(40)]
+    finally:
+        await listener.close()
+    assert [(e.seq, e.remote) for e in events] == [(seq, True) for seq in range(1, 41)]

@@ -30,7 +30,8 @@ async def test_areas_start_empty_and_keep_their_head_and_group_state(engine):
         area = await areas.lock(conn, OP, "seizures")
         assert (area.epoch, area.state, area.next_seq) == (None, None, 0)
         assert await areas.lock(conn, OP, "missing") is None
-        await areas.set_next_seq(conn, OP, "seizures", 7)
+        assert await areas.move_next_seq(conn, OP, "seizures", 0, 7)
+        assert not await areas.move_next_seq(conn, OP, "seizures", 6, 8)
         await areas.set_group_state(conn, OP, "seizures", 2, b"state")
     async with engine.connect() as conn:
         assert await areas.names(conn, OP) == {"seizures", "intel"}
@@ -154,6 +155,45 @@ async def test_recorded_entries_move_the_head_and_append_their_audit_leaves(engi
         ]
 
 
+async def test_recorded_entries_are_written_only_after_the_head_they_were_numbered_on(engine):
+    """``append_recorded`` writes only if the area's head is the number before its first row.
+    Rows numbered on an older head (another writer stored in the area since) raise
+    ``AreaMoved`` and write nothing: no entry, no head move, no audit leaf. On PostgreSQL the
+    one statement commits itself on a connection in autocommit, as a group of single posts
+    writes it (design §13)."""
+    async with engine.connect() as conn:
+        start = await audit.size(conn)
+    first = audit.leaves_of([{"event": "message", "seq": 1}], NOW)
+    async with tx(engine) as conn:
+        await entries.append_recorded(
+            conn, OP, "seizures", [entry(1, message_id="m-1")], first, NOW
+        )
+    stale = [entry(1, message_id="m-2"), entry(2, message_id="m-3")]
+    with pytest.raises(entries.AreaMoved):
+        async with tx(engine) as conn:
+            await entries.append_recorded(
+                conn, OP, "seizures", stale, audit.leaves_of([{}, {}], NOW), NOW
+            )
+    with pytest.raises(entries.AreaMoved):  # ahead of the head: a gap is refused as well
+        async with tx(engine) as conn:
+            await entries.append_recorded(
+                conn, OP, "seizures", [entry(3)], audit.leaves_of([{}], NOW), NOW
+            )
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:  # autocommit: the statement is its transaction
+            await entries.append_recorded(
+                conn, OP, "seizures", [entry(2, message_id="m-2")], audit.leaves_of([{}], NOW), NOW
+            )
+        expected = ["m-1", "m-2"]
+    else:
+        expected = ["m-1"]
+    async with engine.connect() as conn:
+        stored = await entries.entries_after(conn, OP, "seizures", 0, 10)
+        assert [row.message_id for row in stored] == expected
+        assert (OP, "seizures", len(expected)) in [tuple(h) for h in await areas.heads(conn)]
+        assert await audit.size(conn) == start + len(expected)
+
+
 async def test_messages_are_found_by_id(engine):
     """Stored messages are found by id per sender within an area, and within an area as
     messages (the earlier of two senders' messages under one id)."""
@@ -212,7 +252,7 @@ async def test_the_purge_deletes_content_and_keeps_the_areas(engine):
         await areas.set_group_state(conn, OP, "seizures", 0, b"state")
         await areas.replace_key_package(conn, OP, "intel", "dev-b", b"kp", 1, NOW)
         await entries.append(conn, [entry(1, "commit"), entry(2, message_id="m-1")])
-        await areas.set_next_seq(conn, OP, "seizures", 2)
+        assert await areas.move_next_seq(conn, OP, "seizures", 0, 2)
         counts = await retention.purge_content(conn, OP)
     assert counts == {
         "receipts": 0,
