@@ -3,7 +3,9 @@
 Every entry of an area gets the next number of the area's gap-free sequence, assigned in the
 transaction that stores it: the area row is locked (``FOR UPDATE`` on PostgreSQL; SQLite runs
 one writer at a time), the entries are inserted, ``next_seq`` is moved on, and the audit
-leaves are appended, all or nothing. Events go to the bus after commit.
+leaves are appended, all or nothing. (A group of single posts on PostgreSQL may instead be
+written by one statement that moves ``next_seq`` only from the number it was judged on:
+:mod:`.group_commit`.) Events go to the bus after commit.
 
 The server checks what it can — signatures against registered keys, epochs, roster
 membership, the charter's read and post rules, the operation's phase — but it never sees

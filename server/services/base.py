@@ -97,9 +97,10 @@ class Context:
 
     @asynccontextmanager
     async def statements(self) -> AsyncIterator[Tx]:
-        """A connection on which every statement is its own transaction (PostgreSQL's
-        autocommit; on SQLite, plain reads); events published through it go out after the
-        block returned."""
+        """A connection on which every statement is its own transaction: PostgreSQL's
+        autocommit, for reads and self-committing writes. On SQLite it is a read transaction
+        whose writes would be rolled back: read only. Events published through it go out after
+        the block returned."""
         tx = Tx(self)
         async with self.engine.connect() as conn:
             tx.conn = conn

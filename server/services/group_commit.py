@@ -4,18 +4,19 @@ A single post used to pay for a whole write transaction of its own: on SQLite th
 (concurrent posts queued on it, each retry sleeping in SQLite's busy handler), on PostgreSQL the
 area's row lock, and on both one audit append and one commit per message. Here each post is
 parsed and checked for what needs no database (:func:`.areas.parse_envelopes`) in its own
-request, then joins its area's queue. One drain task per area takes everything queued, stores it
-in **one** transaction — one area lock, one write of the entries with their audit leaves (one
-statement on PostgreSQL), one commit — while each post is judged on its own, exactly as
-:func:`.areas.store_envelopes` judges a batch of one: membership, phase, the charter's post
-rule, roster, epoch, signature, counter, idempotent message id. A post refused by those rules
-gets its own error and the others go on.
+request, then joins its area's queue. One drain task per area takes everything queued and
+stores it at once — on SQLite in **one** transaction holding the write lock; on PostgreSQL by
+one self-committing statement that writes only if the area has not moved since the group was
+judged (:func:`_store_unlocked`), else in one transaction holding the area's lock — while each
+post is judged on its own, exactly as :func:`.areas.store_envelopes` judges a batch of one:
+membership, phase, the charter's post rule, roster, epoch, signature, counter, idempotent
+message id. A post refused by those rules gets its own error and the others go on.
 
-Nothing is answered before its transaction has committed: the futures are settled after the
-``async with`` block returned. If the group's transaction itself fails (a database error, a
-race with a batch storing the same message id), every post of the group is retried in a
-transaction of its own, so one post's trouble never becomes another's. Posts that arrive while
-a group is committing form the next group, so the group size follows the load without any wait.
+Nothing is answered before its write has committed: the futures are settled after it returned.
+If the group's write itself fails (a database error, a race with a batch storing the same
+message id), every post of the group is retried in a transaction of its own, so one post's
+trouble never becomes another's. Posts that arrive while a group is stored form the next group,
+so the group size follows the load without any wait.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ async def _commit(ctx: Context, ref: AreaRef, posts: list[_Post]) -> None:
     GROUP_SIZE.observe(len(posts))
     # The child checks the signatures while the group waits: on SQLite before the transaction
     # (no write lock held meanwhile: the statements run on the loop and never wait), on
-    # PostgreSQL while its first round trips (area lock, senders) are on their way.
+    # PostgreSQL while its reads (senders, or area lock and senders) are on their way.
     verdicts = asyncio.ensure_future(
         ctx.presigner.check([(p.principal.device_id, p.envelope) for p in posts])
     )
@@ -215,14 +216,27 @@ async def _store_unlocked(
     """Three round trips where the locked transaction takes five (BEGIN, lock, senders, write,
     COMMIT): the area and the senders are read as they are, and the write is one statement
     (:func:`.entries.append_recorded`) that stores nothing — raising ``AreaMoved`` — unless
-    the area's ``next_seq`` is still the one read. Every change the rules depend on in the area
-    (an entry, a commit that changes the roster or the epoch, a key package, a receipt) moves
-    that sequence, so a group written is one judged on the area as it stood when written."""
+    the area's ``next_seq`` is still the one read — read with the senders, the roster and the
+    epoch in one statement, so all from one snapshot. Every change the rules depend on in the
+    area (an entry, a commit that changes the roster or the epoch, a key package, a receipt)
+    moves that sequence in the transaction that makes it, so a group written is one judged on
+    the area as it stood when written. What is not the area's (the operation's phase and
+    charter, an organisation's membership, a device's revocation) is read per group and is no
+    more serialised with the write than under the lock, where it is read after the lock. The
+    purge of an archived operation's content does not move the sequence; nothing is posted to
+    an archived operation (its phase is checked)."""
     async with ctx.statements() as tx:
-        area = await store.get(tx.conn, ref.operation_id, ref.area)
-        if area is None:
-            raise NotFound(f"area {ref.area!r} does not exist")
-        answers = await _judged(_Group(ctx, tx, ref, posts), area, posts, verdicts)
+        group = _Group(ctx, tx, ref, posts)
+        roster = await group.read_senders()
+        if roster:  # the area's next_seq and epoch came with it, in the same snapshot
+            head = next(iter(roster.values()))
+            seq, epoch = head.area_next_seq, head.area_epoch
+        else:  # no sender on the roster: the area read on its own
+            area = await store.get(tx.conn, ref.operation_id, ref.area)
+            if area is None:
+                raise NotFound(f"area {ref.area!r} does not exist")
+            seq, epoch = area.next_seq, area.epoch
+        answers = await _judged(group, seq, epoch, posts, verdicts)
     return answers
 
 
@@ -235,20 +249,23 @@ async def _store_locked(
     """One transaction for all ``posts``, holding the area's lock from its first statement."""
     async with ctx.transaction() as tx:
         area = await _lock_area(tx.conn, ref)
-        answers = await _judged(_Group(ctx, tx, ref, posts), area, posts, verdicts)
+        group = _Group(ctx, tx, ref, posts)
+        await group.read_senders()
+        answers = await _judged(group, area.next_seq, area.epoch, posts, verdicts)
     return answers
 
 
 async def _judged(
     group: _Group,
-    area: Any,
+    seq: int,
+    epoch: int | None,
     posts: list[_Post],
     verdicts: asyncio.Future[list[CheckedSignature | None]],
 ) -> list[int | OpSealError]:
-    """Each post judged in order on the area as ``area`` shows it, and those accepted written."""
+    """Each post judged in order on the area at ``seq`` and ``epoch`` and its senders as
+    :meth:`_Group.read_senders` read them, and those accepted written."""
     answers: list[int | OpSealError] = []
-    group.seq, group.epoch = area.next_seq, area.epoch
-    await group.read_senders()
+    group.seq, group.epoch = seq, epoch
     for post, checked in zip(posts, await verdicts, strict=True):
         try:
             answers.append(await group.judge(post, checked))
@@ -312,8 +329,9 @@ class _Group:
         if isinstance(found, OpSealError):
             raise found
 
-    async def read_senders(self) -> None:
-        """What the rules need of every sending device: roster membership with its key and
+    async def read_senders(self) -> dict[str, Any]:
+        """The roster rows of the sending devices (:func:`.entries.senders_in_roster`), and
+        what the rules need of each kept on the group: roster membership with its key and
         latest counter in one query, and the stored entries under the group's message ids in
         another — only those of posts whose counter is not above their sender's last, as in
         :func:`.areas.store_envelopes` (a new counter under a used id fails the insert, and the
@@ -345,6 +363,7 @@ class _Group:
                 last_counter=counters.get(device, 0),
                 stored={m: row for (d, m), row in stored.items() if d == device},
             )
+        return roster
 
     def _sender(self, post: _Post) -> _Sender:
         """The post's device as the group read it; :class:`Forbidden` outside the roster."""

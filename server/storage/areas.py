@@ -2,7 +2,8 @@
 their sealed secrets, and pending key packages.
 
 An area's ``next_seq`` holds the number of its newest entry; :func:`lock` is the row lock
-that serialises writers of one area on PostgreSQL (SQLite runs one writer at a time). The
+that serialises writers of one area on PostgreSQL (SQLite runs one writer at a time), and
+:func:`move_next_seq` moves it only from the number a writer numbered its entries on. The
 entries themselves are in :mod:`.entries`. Statements are built once at import.
 """
 

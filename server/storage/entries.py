@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from . import areas, audit
 from .db import Record
 from .tables import area_members, devices, events, operation_members, operations
+from .tables import areas as area_table
 
 __all__ = [
     "AreaMoved",
@@ -40,10 +41,13 @@ _AFTER = (
 )
 _APPEND = insert(events)
 # append_recorded on PostgreSQL: the entries, the area's sequence and the audit leaves in one
-# statement (one round trip, planned once) instead of four. Its parts write different tables,
-# so none needs to see another's rows; the audit head's row lock orders the leaves as before,
-# and is taken after the entries are in (``head`` reads ``stored``): the instance-wide head
-# is held no longer than before.
+# statement (one round trip, planned once) instead of four, all or nothing — in autocommit, its
+# own transaction. ``advanced`` is the gate: it moves the area's sequence only from the number
+# the rows were numbered on (and only if the log has its head), and the rest follows from its
+# output — no entry without it, no head move without every entry (``head`` reads ``stored``),
+# no leaf without the head. Under READ COMMITTED, a writer holding the area's row waits the
+# gate out and then fails it. The audit head's row lock orders the leaves as before, and is
+# taken after the entries are in: the instance-wide head is held no longer than before.
 _APPEND_RECORDED = text("""
 WITH advanced AS (
     UPDATE areas SET next_seq = :last_seq
@@ -114,8 +118,15 @@ _SENDERS_IN_ROSTER = (
         operations.c.phase,
         operations.c.charter_version,
         operation_members.c.role,
+        area_table.c.next_seq.label("area_next_seq"),
+        area_table.c.epoch.label("area_epoch"),
     )
     .join(devices, devices.c.device_id == area_members.c.device_id)
+    .join(
+        area_table,
+        (area_table.c.operation_id == area_members.c.operation_id)
+        & (area_table.c.area == area_members.c.area),
+    )
     .join(operations, operations.c.operation_id == area_members.c.operation_id)
     .outerjoin(
         operation_members,
@@ -166,7 +177,7 @@ async def append_recorded(
     last one's and append their audit ``leaves`` (:func:`.audit.leaves_of`): one statement on
     PostgreSQL, which commits itself on a connection in autocommit. Raises ``IntegrityError``
     as :func:`append` does, and :class:`AreaMoved` if the area's ``next_seq`` is not the one
-    before the first row; either way nothing is written."""
+    before the first row; either way nothing is written."""  # (the log's head always exists)
     start = rows[0]["seq"] - 1
     if conn.dialect.name != "postgresql":
         if not await areas.move_next_seq(conn, operation_id, area, start, rows[-1]["seq"]):
@@ -197,8 +208,11 @@ async def append_recorded(
         },
     )
     if result.rowcount == 0:  # the area moved on (or the log has no head: nothing unaudited)
-        raise AreaMoved(f"area {area!r}: its sequence is past {start}: nothing stored")
-    if result.rowcount != len(leaves):
+        raise AreaMoved(
+            f"area {area!r}: nothing stored: its sequence is no longer {start}"
+            " (or the audit log has no head)"
+        )
+    if result.rowcount != len(leaves):  # cannot happen: every leaf follows the head's move
         raise RuntimeError(f"audit log: {result.rowcount} of {len(leaves)} leaves appended")
 
 
@@ -272,7 +286,8 @@ async def senders_in_roster(
     signing key (``signing_key``), its latest message (``body``, :func:`latest_message_of`;
     None before its first), and its organisation's membership of the operation as
     :func:`.operations.membership` reads it (``org_id``, ``phase``, ``charter_version``,
-    ``role``: None if the organisation is no member)."""
+    ``role``: None if the organisation is no member), and the area's ``next_seq`` and
+    ``epoch`` as the same statement saw them (``area_next_seq``, ``area_epoch``)."""
     params = {"operation_id": operation_id, "area": area, "device_ids": list(device_ids)}
     rows = await conn.execute(_SENDERS_IN_ROSTER, params)
     return {row.device_id: row for row in rows}
