@@ -92,8 +92,7 @@ class Context:
         async with write_transaction(self.engine) as conn:
             tx.conn = conn
             yield tx
-        for event in tx.events:
-            await self.bus.publish(event)
+        await self._publish(tx)
 
     @asynccontextmanager
     async def statements(self) -> AsyncIterator[Tx]:
@@ -105,6 +104,9 @@ class Context:
         async with self.engine.connect() as conn:
             tx.conn = conn
             yield tx
+        await self._publish(tx)
+
+    async def _publish(self, tx: Tx) -> None:
         for event in tx.events:
             await self.bus.publish(event)
 

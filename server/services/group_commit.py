@@ -30,8 +30,7 @@ from prometheus_client import Histogram
 from opseal.crypto.envelope import CheckedSignature, Envelope
 from opseal.crypto.keys import VerifyKey
 
-from ..errors import Forbidden, NotFound, OpSealError, Unavailable
-from ..storage import areas as store
+from ..errors import Forbidden, OpSealError, Unavailable
 from ..storage import entries
 from .areas import (
     GENERIC_PLANS_FROM,
@@ -201,9 +200,11 @@ async def _store_group(
     holding the area's lock (:func:`_store_locked`)."""
     if ctx.settings.is_postgres and len(posts) < GENERIC_PLANS_FROM:
         try:
-            return await _store_unlocked(ctx, ref, posts, verdicts)
+            answers = await _store_unlocked(ctx, ref, posts, verdicts)
         except entries.AreaMoved:
-            pass  # another writer stored in the area meanwhile: nothing was written
+            answers = None  # another writer stored in the area meanwhile: nothing was written
+        if answers is not None:
+            return answers
     return await _store_locked(ctx, ref, posts, verdicts)
 
 
@@ -212,31 +213,27 @@ async def _store_unlocked(
     ref: AreaRef,
     posts: list[_Post],
     verdicts: asyncio.Future[list[CheckedSignature | None]],
-) -> list[int | OpSealError]:
-    """Three round trips where the locked transaction takes five (BEGIN, lock, senders, write,
-    COMMIT): the area and the senders are read as they are, and the write is one statement
-    (:func:`.entries.append_recorded`) that stores nothing — raising ``AreaMoved`` — unless
-    the area's ``next_seq`` is still the one read — read with the senders, the roster and the
-    epoch in one statement, so all from one snapshot. Every change the rules depend on in the
-    area (an entry, a commit that changes the roster or the epoch, a key package, a receipt)
-    moves that sequence in the transaction that makes it, so a group written is one judged on
-    the area as it stood when written. What is not the area's (the operation's phase and
-    charter, an organisation's membership, a device's revocation) is read per group and is no
-    more serialised with the write than under the lock, where it is read after the lock. The
-    purge of an archived operation's content does not move the sequence; nothing is posted to
-    an archived operation (its phase is checked)."""
+) -> list[int | OpSealError] | None:
+    """Two round trips where the locked transaction takes five (BEGIN, lock, senders, write,
+    COMMIT). One statement reads the senders with the area's ``next_seq`` and epoch, all from
+    one snapshot; the write is one statement (:func:`.entries.append_recorded`) that stores
+    nothing, raising ``AreaMoved``, unless ``next_seq`` is still the one read. None — judge the
+    group under the lock — if no sender is on the area's roster (the area's row was not read).
+
+    Every change the rules depend on in the area (an entry, a commit that changes the roster
+    or the epoch, a key package, a receipt) moves that sequence in the transaction that makes
+    it, so a group written is one judged on the area as it stood when written. What is not the
+    area's (the operation's phase and charter, an organisation's membership, a device's
+    revocation) is read per group and is no more serialised with the write than under the
+    lock, where it is read after the lock. The purge of an archived operation's content does
+    not move the sequence; nothing is posted to an archived operation (its phase is checked)."""
     async with ctx.statements() as tx:
         group = _Group(ctx, tx, ref, posts)
         roster = await group.read_senders()
-        if roster:  # the area's next_seq and epoch came with it, in the same snapshot
-            head = next(iter(roster.values()))
-            seq, epoch = head.area_next_seq, head.area_epoch
-        else:  # no sender on the roster: the area read on its own
-            area = await store.get(tx.conn, ref.operation_id, ref.area)
-            if area is None:
-                raise NotFound(f"area {ref.area!r} does not exist")
-            seq, epoch = area.next_seq, area.epoch
-        answers = await _judged(group, seq, epoch, posts, verdicts)
+        if not roster:
+            return None
+        head = next(iter(roster.values()))
+        answers = await _judged(group, head.area_next_seq, head.area_epoch, posts, verdicts)
     return answers
 
 

@@ -22,7 +22,6 @@ __all__ = [
     "areas_of_device",
     "create",
     "delete_key_packages",
-    "get",
     "heads",
     "insert_commit",
     "is_member",
@@ -45,8 +44,7 @@ _B_AREA = (areas.c.operation_id == bindparam("b_operation_id")) & (
     areas.c.area == bindparam("b_area")
 )
 
-_GET = select(areas).where(areas.c.operation_id == _OP, areas.c.area == _AREA)
-_LOCK = _GET.with_for_update()
+_LOCK = select(areas).where(areas.c.operation_id == _OP, areas.c.area == _AREA).with_for_update()
 _NAMES = select(areas.c.area).where(areas.c.operation_id == _OP)
 _OF_OPERATION = select(areas.c.area, areas.c.epoch, areas.c.next_seq).where(
     areas.c.operation_id == _OP
@@ -99,11 +97,6 @@ def _key(operation_id: str, area: str) -> dict[str, str]:
 async def lock(conn: AsyncConnection, operation_id: str, area: str) -> Record | None:
     """The area's row, locked for the rest of the transaction (``FOR UPDATE``); None if none."""
     return (await conn.execute(_LOCK, _key(operation_id, area))).first()
-
-
-async def get(conn: AsyncConnection, operation_id: str, area: str) -> Record | None:
-    """The area's row as it is now, not locked; None if none."""
-    return (await conn.execute(_GET, _key(operation_id, area))).first()
 
 
 async def names(conn: AsyncConnection, operation_id: str) -> set[str]:
